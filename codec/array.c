@@ -1,0 +1,238 @@
+#include "codec/array.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- nested lists ---------------------------------------------------- */
+
+struct walk {
+	struct mpfs_array *a;
+	bool known[MPFS_MAX_DIMS];
+};
+
+/* Checks that list v at depth d fits the shape met so far (and extends it). */
+static bool rect(struct walk *w, const struct mpfs_val *v, unsigned d)
+{
+	struct mpfs_array *a = w->a;
+
+	if (d >= MPFS_MAX_DIMS || (a->ndim && d >= a->ndim))
+		return false;
+	if (!w->known[d]) {
+		w->known[d] = true;
+		a->shape[d] = v->len;
+	} else if (a->shape[d] != v->len) {
+		return false;
+	}
+	if (!v->items) {
+		if (!a->ndim)
+			a->ndim = (uint8_t)(d + 1);
+		return a->ndim == d + 1;
+	}
+	for (uint32_t i = 0; i < v->len; i++)
+		if (v->items[i].type != MPFS_ARRAY || !rect(w, &v->items[i], d + 1))
+			return false;
+	return true;
+}
+
+bool mpfs_array_nested(const struct mpfs_val *v, struct mpfs_array *out)
+{
+	const uint16_t num = MPFS_EL_BOOL | MPFS_EL_INT | MPFS_EL_BIGU | MPFS_EL_NEG |
+			     MPFS_EL_F32 | MPFS_EL_F64;
+	struct mpfs_array a = {.encoding = MPFS_ENC_NESTED, .src = v};
+	struct walk w = {.a = &a};
+	uint16_t f = v->flags & num;
+	const char *descr;
+
+	if (v->type != MPFS_ARRAY || (v->flags & (MPFS_EL_OTHER | MPFS_EL_RAW | MPFS_EL_MAP)))
+		return false;
+	if (f == 0 || (f & (MPFS_EL_F32 | MPFS_EL_F64)))
+		descr = f == MPFS_EL_F32 ? "<f4" : "<f8";
+	else if (f & MPFS_EL_BOOL)
+		descr = f == MPFS_EL_BOOL ? "|b1" : NULL;
+	else if (f & MPFS_EL_BIGU)
+		descr = f & MPFS_EL_NEG ? NULL : "<u8";
+	else
+		descr = "<i8";
+	if (!descr || (f & MPFS_EL_BOOL && f != MPFS_EL_BOOL))
+		return false;
+	if (!rect(&w, v, 0))
+		return false;
+	strcpy(a.descr, descr);
+	a.itemsize = descr[2] - '0';
+	a.count = 1;
+	for (unsigned d = 0; d < a.ndim; d++)
+		a.count *= a.shape[d]; /* bounded: every element took a byte */
+	a.nbytes = a.count * a.itemsize;
+	*out = a;
+	return true;
+}
+
+static uint8_t *store_le(uint8_t *out, uint64_t bits, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		out[i] = (uint8_t)(bits >> 8 * i);
+	return out + n;
+}
+
+static uint8_t *fill_leaf(const struct mpfs_doc *doc, const struct mpfs_val *v, char kind,
+			  unsigned size, uint8_t *out)
+{
+	uint64_t off = v->off + v->hdr;
+	struct mpfs_val e;
+
+	for (uint32_t i = 0; i < v->len; i++) {
+		double f;
+		float f32;
+		uint64_t bits;
+		uint32_t bits32;
+
+		off = mpfs_scalar_at(doc->buf, off, &e);
+		switch (kind) {
+		case 'b': *out++ = e.b; break;
+		case 'i': case 'u':
+			out = store_le(out, e.type == MPFS_INT ? (uint64_t)e.i : e.u, 8);
+			break;
+		default:
+			f = e.type == MPFS_FLOAT ? e.f : e.type == MPFS_INT ? (double)e.i : (double)e.u;
+			if (size == 4) {
+				f32 = (float)f;
+				memcpy(&bits32, &f32, 4);
+				out = store_le(out, bits32, 4);
+			} else {
+				memcpy(&bits, &f, 8);
+				out = store_le(out, bits, 8);
+			}
+		}
+	}
+	return out;
+}
+
+static uint8_t *fill(const struct mpfs_doc *doc, const struct mpfs_val *v, char kind, unsigned size,
+		     uint8_t *out)
+{
+	if (!v->items)
+		return fill_leaf(doc, v, kind, size, out);
+	for (uint32_t i = 0; i < v->len; i++)
+		out = fill(doc, &v->items[i], kind, size, out);
+	return out;
+}
+
+void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out)
+{
+	fill(doc, a->src, a->descr[1], a->itemsize, out);
+}
+
+/* ---- compact maps ---------------------------------------------------- */
+
+bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v)
+{
+	return mpfs_map_get(doc, v, "nd") != NULL;
+}
+
+/* Parses a numpy dtype string of a plain numeric type into a->descr. */
+static bool parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
+{
+	char order = '<', kind;
+	unsigned size = 0;
+	size_t i = 0;
+
+	if (n && s[0] && strchr("<>|=", s[0]))
+		order = (char)s[i++];
+	if (i >= n || s[i] == '\0' || !strchr("biufc", s[i]))
+		return false;
+	kind = (char)s[i++];
+	if (i == n || n - i > 2)
+		return false;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		size = size * 10 + (s[i] - '0');
+	}
+	switch (kind) {
+	case 'b': if (size != 1) return false; break;
+	case 'i': case 'u': if (size != 1 && size != 2 && size != 4 && size != 8) return false; break;
+	case 'f': if (size != 2 && size != 4 && size != 8) return false; break;
+	default: if (size != 8 && size != 16) return false; break;
+	}
+	if (order == '=')
+		order = '<'; /* native: every machine we build for is little-endian */
+	if (size == 1)
+		order = '|';
+	else if (order == '|')
+		return false;
+	snprintf(a->descr, sizeof(a->descr), "%c%c%u", order, kind, size);
+	a->itemsize = (uint8_t)size;
+	return true;
+}
+
+static bool is_text(const struct mpfs_val *v)
+{
+	return v && (v->type == MPFS_STR || v->type == MPFS_BIN);
+}
+
+enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct mpfs_val *v,
+				       struct mpfs_array *out, struct mpfs_error *err)
+{
+	const struct mpfs_val *nd = mpfs_map_get(doc, v, "nd");
+	const struct mpfs_val *type = mpfs_map_get(doc, v, "type");
+	const struct mpfs_val *kind = mpfs_map_get(doc, v, "kind");
+	const struct mpfs_val *shape = mpfs_map_get(doc, v, "shape");
+	const struct mpfs_val *data = mpfs_map_get(doc, v, "data");
+	struct mpfs_array a = {.encoding = MPFS_ENC_COMPACT, .src = v, .count = 1};
+	struct mpfs_val e;
+	uint64_t off;
+
+	if (!nd || nd->type != MPFS_BOOL || !nd->b || !is_text(type) || !shape ||
+	    shape->type != MPFS_ARRAY || !is_text(data) || (kind && !is_text(kind)))
+		return mpfs_error_set(err, MPFS_E_ARRAY, v->off,
+				      "compact array: needs nd=true, type, shape (a list) and data");
+	if (kind && kind->len)
+		return mpfs_error_set(err, MPFS_E_DTYPE, kind->off,
+				      "compact array: kind '%.*s' (object or structured data) is not supported",
+				      (int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
+	if (!parse_dtype(mpfs_val_data(doc, type), type->len, &a))
+		return mpfs_error_set(err, MPFS_E_DTYPE, type->off,
+				      "compact array: dtype '%.*s' is not a plain bool, int, uint, float or complex type",
+				      (int)(type->len > 16 ? 16 : type->len), mpfs_val_data(doc, type));
+	if (shape->items || shape->len > MPFS_MAX_DIMS)
+		return mpfs_error_set(err, MPFS_E_ARRAY, shape->off,
+				      "compact array: shape must be a list of at most %d integers",
+				      MPFS_MAX_DIMS);
+	a.ndim = (uint8_t)shape->len;
+	off = shape->off + shape->hdr;
+	for (unsigned d = 0; d < a.ndim; d++) {
+		off = mpfs_scalar_at(doc->buf, off, &e);
+		if (e.type == MPFS_INT)
+			return mpfs_error_set(err, MPFS_E_ARRAY, e.off,
+					      "compact array: negative dimension %" PRId64, e.i);
+		if (e.type != MPFS_UINT)
+			return mpfs_error_set(err, MPFS_E_ARRAY, e.off,
+					      "compact array: dimension is not an integer");
+		a.shape[d] = e.u;
+		if (__builtin_mul_overflow(a.count, e.u, &a.count))
+			return mpfs_error_set(err, MPFS_E_ARRAY, e.off,
+					      "compact array: shape overflows 64 bits");
+	}
+	if (__builtin_mul_overflow(a.count, a.itemsize, &a.nbytes))
+		return mpfs_error_set(err, MPFS_E_ARRAY, shape->off,
+				      "compact array: shape needs more than 2^64 bytes");
+	if (a.nbytes != data->len)
+		return mpfs_error_set(err, MPFS_E_ARRAY, data->off,
+				      "compact array: data holds %u bytes, but %" PRIu64
+				      " elements of %s need %" PRIu64,
+				      data->len, a.count, a.descr, a.nbytes);
+	a.data_off = data->off + data->hdr;
+	*out = a;
+	return MPFS_OK;
+}
+
+size_t mpfs_array_shape_str(const struct mpfs_array *a, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (unsigned d = 0; d < a->ndim && n < cap; d++)
+		n += (size_t)snprintf(out + n, cap - n, "%s%" PRIu64, d ? "," : "", a->shape[d]);
+	return n < cap ? n : cap - 1;
+}

@@ -1,0 +1,51 @@
+/* Numeric arrays in either archive encoding: seed-style nested lists and
+ * compact msgpack-numpy maps. */
+#ifndef MPFS_CODEC_ARRAY_H
+#define MPFS_CODEC_ARRAY_H
+
+#include <stdint.h>
+
+#include "codec/value.h"
+
+#define MPFS_MAX_DIMS 32
+
+enum mpfs_encoding {
+	MPFS_ENC_NESTED,
+	MPFS_ENC_COMPACT,
+};
+
+struct mpfs_array {
+	char descr[8];    /* NPY/numpy dtype string, e.g. "<f8", "|b1" */
+	uint8_t itemsize;
+	uint8_t ndim;
+	uint8_t encoding; /* enum mpfs_encoding */
+	uint64_t count;   /* number of elements */
+	uint64_t nbytes;  /* count * itemsize */
+	uint64_t data_off; /* COMPACT: offset of the raw bytes in the archive */
+	const struct mpfs_val *src; /* NESTED: the outer list; COMPACT: the map */
+	uint64_t shape[MPFS_MAX_DIMS];
+};
+
+/* Fills *a if list v is a rectangular nested list of numbers (or of bools),
+ * with the dtype rules of the design: bool if all bools; int64 if all ints,
+ * uint64 when a value needs it; float32 if all are float32; else float64.
+ * Returns false (a untouched) if v is no such array. */
+bool mpfs_array_nested(const struct mpfs_val *v, struct mpfs_array *a);
+
+/* True if map v has the shape of a compact array (an "nd" key). */
+bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v);
+
+/* Fills *a from compact map v. Fails with MPFS_E_ARRAY or MPFS_E_DTYPE (err
+ * names the offset) when the map is malformed, the dtype is not a plain
+ * numeric one, or the data size does not match the shape. */
+enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct mpfs_val *v,
+				       struct mpfs_array *a, struct mpfs_error *err);
+
+/* Writes the nbytes of nested array a, little-endian, C order, into out.
+ * The document must be the one a was read from. */
+void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out);
+
+/* Writes shape as "256,128" (empty for 0-d) into out; returns the length. */
+size_t mpfs_array_shape_str(const struct mpfs_array *a, char *out, size_t cap);
+
+#endif

@@ -1,0 +1,54 @@
+/* The view: the archive as a tree of named files and directories, with their
+ * attributes and contents. No FUSE here: mount/ calls these, and they return
+ * 0 or a byte count on success and -errno on failure. */
+#ifndef MPFS_FS_VIEW_H
+#define MPFS_FS_VIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "codec/value.h"
+
+struct mpfs_view;
+
+struct mpfs_view_opts {
+	bool raw; /* arrays as NAME.bin (raw bytes) instead of NAME.npy */
+};
+
+#define MPFS_ROOT_ID 0
+
+/* Maps the archive at path and builds the view. On failure returns -errno
+ * (-EINVAL for a malformed archive) with a one-line reason in *err; on
+ * success *out is released with mpfs_view_close. */
+int mpfs_view_open(struct mpfs_view **out, const char *path, const struct mpfs_view_opts *opts,
+		   struct mpfs_error *err);
+void mpfs_view_close(struct mpfs_view *v);
+
+/* Resolves an absolute path ("/", "/params/alpha") to an entry id.
+ * -ENOENT, -ENOTDIR, -ENAMETOOLONG. */
+int mpfs_view_lookup(const struct mpfs_view *v, const char *path, uint32_t *id);
+
+/* Fills *st: exact st_size, link counts, st_ino = id + 1, the archive's
+ * times and the caller's uid/gid. -ENOMEM if rendering the content failed. */
+int mpfs_view_stat(struct mpfs_view *v, uint32_t id, struct stat *st);
+
+bool mpfs_view_is_dir(const struct mpfs_view *v, uint32_t id);
+
+/* Directory entries in archive order: count, and the name and id of the
+ * i-th (the name lives as long as the view). */
+uint32_t mpfs_view_nchildren(const struct mpfs_view *v, uint32_t id);
+const char *mpfs_view_child(const struct mpfs_view *v, uint32_t id, uint32_t i, uint32_t *child);
+
+/* Copies up to size bytes of the file's content from off into buf; returns
+ * the count (0 at or past the end). -EISDIR, -ENOMEM. */
+long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, uint64_t off);
+
+/* Extended attributes (user.mpfs.*). getxattr returns the value's length,
+ * copying it when size > 0; -ENODATA if absent, -ERANGE if size is too
+ * small. listxattr likewise for the NUL-separated list of names. */
+long mpfs_view_getxattr(struct mpfs_view *v, uint32_t id, const char *name, char *buf, size_t size);
+long mpfs_view_listxattr(struct mpfs_view *v, uint32_t id, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""Benchmark mpk against pickle and joblib (not a test).
+
+    PYTHONPATH=python /usr/bin/python3 python/bench_mpk.py [--repeat N]
+
+Two models: an MLPClassifier with hidden layers (256, 128) on 500 features
+(trained briefly on random data; convergence does not matter) and a
+TfidfVectorizer with about 100k terms (synthetic documents).  For each it
+writes the model with
+
+  mpk compact   mpk.save(m, arrays="compact")
+  mpk nested    mpk.save(m, arrays="nested")
+  pickle        pickle protocol 5 of the whole estimator
+  pickle dict   pickle protocol 5 of a dict with the archive's content
+                (same keys, numpy arrays as arrays) -- loading it does not
+                rebuild an estimator, so it is a floor for "plain data"
+  joblib        joblib.dump of the whole estimator (no compression)
+
+and reports the file size and the median time to load it from a (warm) file,
+with ratios relative to mpk compact.
+"""
+
+import argparse
+import os
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import joblib
+import msgpack
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mpk  # noqa: E402
+from mpk import _arrays  # noqa: E402
+
+
+def make_mlp():
+    from sklearn.neural_network import MLPClassifier
+    rng = np.random.RandomState(0)
+    X = rng.rand(300, 500)
+    y = rng.randint(0, 10, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MLPClassifier((256, 128), max_iter=3, random_state=0).fit(X, y), X[:50]
+
+
+def make_tfidf(n_terms=100_000, n_docs=2_000, per_doc=60):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    rng = np.random.RandomState(0)
+    terms = np.array([f"t{i:06d}" for i in range(n_terms)])
+    ids = np.concatenate([rng.permutation(n_terms), rng.randint(0, n_terms, n_docs * per_doc - n_terms)])
+    docs = [" ".join(terms[ids[i::n_docs]]) for i in range(n_docs)]
+    vec = TfidfVectorizer().fit(docs)
+    return vec, docs[:50]
+
+
+def plain_content(obj):
+    """The archive's content with compact arrays turned into numpy arrays."""
+    if isinstance(obj, dict):
+        if _arrays.is_compact(obj):
+            return _arrays.decode_compact(obj, "")
+        return {k: plain_content(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [plain_content(v) for v in obj]
+    return obj
+
+
+def median_time(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(name, est, sample, d, repeat):
+    paths = {}
+    p = os.path.join(d, f"{name}_compact.mpk")
+    mpk.save(est, p, arrays="compact")
+    paths["mpk compact"] = (p, lambda p=p: mpk.load(p))
+    p = os.path.join(d, f"{name}_nested.mpk")
+    mpk.save(est, p, arrays="nested")
+    paths["mpk nested"] = (p, lambda p=p: mpk.load(p))
+    p = os.path.join(d, f"{name}.pkl")
+    with open(p, "wb") as f:
+        pickle.dump(est, f, protocol=5)
+    paths["pickle"] = (p, lambda p=p: pickle.load(open(p, "rb")))
+    content = plain_content(msgpack.unpackb(mpk.dumps(est), strict_map_key=False))
+    p = os.path.join(d, f"{name}_dict.pkl")
+    with open(p, "wb") as f:
+        pickle.dump(content, f, protocol=5)
+    paths["pickle dict"] = (p, lambda p=p: pickle.load(open(p, "rb")))
+    p = os.path.join(d, f"{name}.joblib")
+    joblib.dump(est, p)
+    paths["joblib"] = (p, lambda p=p: joblib.load(p))
+
+    # sanity: every full-estimator format predicts the same
+    ref = est.transform(sample) if hasattr(est, "transform") else est.predict_proba(sample)
+    for label in ("mpk compact", "mpk nested", "pickle", "joblib"):
+        m = paths[label][1]()
+        got = m.transform(sample) if hasattr(m, "transform") else m.predict_proba(sample)
+        diff = (got != ref)
+        assert (diff.nnz if hasattr(diff, "nnz") else diff.sum()) == 0, label
+
+    rows = []
+    for label, (p, fn) in paths.items():
+        fn()  # warm the page cache
+        rows.append((label, os.path.getsize(p), median_time(fn, repeat)))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=15, help="load repetitions (median is reported)")
+    args = ap.parse_args()
+    import sklearn
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, sklearn {sklearn.__version__}, "
+          f"msgpack {'.'.join(map(str, msgpack.version))}, joblib {joblib.__version__}")
+    results = []
+    with tempfile.TemporaryDirectory() as d:
+        mlp, xs = make_mlp()
+        results.append(("MLP 500-256-128-10", bench("mlp", mlp, xs, d, args.repeat)))
+        vec, docs = make_tfidf()
+        label = f"TF-IDF {len(vec.vocabulary_) // 1000}k terms"
+        results.append((label, bench("tfidf", vec, docs, d, args.repeat)))
+    print()
+    print(f"{'model':<22} {'format':<12} {'size':>12} {'size/mpk':>9} {'load ms':>10} {'load/mpk':>9}")
+    print("-" * 78)
+    for model, rows in results:
+        base_size, base_time = rows[0][1], rows[0][2]
+        for label, size, t in rows:
+            print(f"{model:<22} {label:<12} {size:>12,} {size / base_size:>9.2f} {t * 1e3:>10.2f} "
+                  f"{t / base_time:>9.2f}")
+        print("-" * 78)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,651 @@
+"""Estimator <-> model map (DESIGN section 2), and the file-level save/load."""
+
+import os
+import tempfile
+
+import msgpack
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+from . import _arrays as A
+from ._arrays import SCALAR_TYPE_NAMES, as_text, key_text, type_name
+from ._specs import BY_CLASS, BY_NAME, TYPE_NAMES
+from .errors import FormatError
+
+MAX_MODEL_DEPTH = 8     # Pipeline inside Pipeline inside ...
+MAX_PLAIN_DEPTH = 32    # nesting of plain params data
+MODEL_KEYS = ("class_name", "types", "params", "xtra", "weights", "dtypes")
+
+
+def _join(path, name):
+    return f"{path}/{name}" if path else str(name)
+
+
+# ======================================================================
+# loading
+# ======================================================================
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _plain(value, path, depth=0):
+    """Plain data: nil, bool, int, float, str, list, map (str or int keys)."""
+    if depth > MAX_PLAIN_DEPTH:
+        raise FormatError(path, "nested too deeply")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return as_text(value, path)
+    if isinstance(value, list):
+        return [_plain(v, _join(path, i), depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        if A.is_compact(value):
+            raise FormatError(path, "unexpected array (types does not name it ndarray)")
+        out = {}
+        for k, v in value.items():
+            if _is_int(k):
+                key = k
+            else:
+                key = key_text(k, path)
+            out[key] = _plain(v, _join(path, key), depth + 1)
+        return out
+    raise FormatError(path, f"unsupported value of type {type_name(value)}")
+
+
+def _numpy_scalar(value, path, tname, kinds):
+    """A number, optionally typed by the types map ("float64") or stored as a
+    msgpack-numpy scalar ({nd: false, ...})."""
+    if A.is_compact(value):
+        v = A.decode_compact(value, path)
+        if isinstance(v, np.ndarray):
+            raise FormatError(path, "expected a number, got array")
+        if v.dtype.kind not in kinds:
+            raise FormatError(path, f"expected a number, got {v.dtype}")
+        return v
+    if "f" in kinds:
+        ok = _is_num(value)
+    else:
+        ok = _is_int(value)
+    if not ok:
+        raise FormatError(path, f"expected {'float' if 'f' in kinds else 'int'}, got {type_name(value)}")
+    if tname in SCALAR_TYPE_NAMES:
+        t = SCALAR_TYPE_NAMES[tname]
+        if np.dtype(t).kind not in kinds:
+            raise FormatError(path, f"types says {tname} for a value that must be "
+                              f"{'a float' if 'f' in kinds else 'an int'}")
+        try:
+            return t(value)
+        except OverflowError:
+            raise FormatError(path, f"value does not fit {tname}") from None
+    if tname not in (None, "int", "float"):
+        raise FormatError(path, f"types says {tname!r} for a number")
+    return float(value) if "f" in kinds and not _is_int(value) else value
+
+
+def _decode_attr(attr, value, path, tname, dspec, dpath):
+    kind = attr.kind
+    if kind in ("array", "labels"):
+        a = A.decode_array(value, path, dspec, dpath)
+        allowed = "biuf" if kind == "array" else "biufUS"
+        if a.dtype.kind not in allowed:
+            raise FormatError(path, f"arrays of dtype {a.dtype} are not allowed here")
+        return a
+    if kind == "opt_array":
+        return None if value is None else _decode_attr_kind("array", attr, value, path, tname, dspec, dpath)
+    if kind == "array_or_num":
+        if isinstance(value, list) or (A.is_compact(value) and _compact_nd(value)):
+            return _decode_attr_kind("array", attr, value, path, tname, dspec, dpath)
+        return _numpy_scalar(value, path, tname, "fiu")
+    if kind == "int_or_array":
+        if isinstance(value, list) or (A.is_compact(value) and _compact_nd(value)):
+            return _decode_attr_kind("array", attr, value, path, tname, dspec, dpath)
+        return _numpy_scalar(value, path, tname, "iu")
+    if kind == "array_list":
+        if not isinstance(value, list):
+            raise FormatError(path, f"expected list of arrays, got {type_name(value)}")
+        specs = dspec if isinstance(dspec, list) and len(dspec) == len(value) else [None] * len(value)
+        out = []
+        for i, v in enumerate(value):
+            a = A.decode_array(v, _join(path, i), specs[i], _join(dpath, i))
+            if a.dtype.kind not in "biuf":
+                raise FormatError(_join(path, i), f"arrays of dtype {a.dtype} are not allowed here")
+            out.append(a)
+        return out
+    if kind == "int":
+        return _numpy_scalar(value, path, tname, "iu")
+    if kind == "float":
+        return _numpy_scalar(value, path, tname, "fiu")
+    if kind == "opt_float":
+        return None if value is None else _numpy_scalar(value, path, tname, "fiu")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise FormatError(path, f"expected bool, got {type_name(value)}")
+        return value
+    if kind == "str":
+        s = as_text(value, path)
+        if attr.choices and s not in attr.choices:
+            raise FormatError(path, f"{s!r} is not one of {', '.join(attr.choices)}")
+        return s
+    if kind in ("float_list", "opt_float_list"):
+        if value is None and kind == "opt_float_list":
+            return None
+        if not isinstance(value, list):
+            raise FormatError(path, f"expected list of numbers, got {type_name(value)}")
+        for i, v in enumerate(value):
+            if not _is_num(v):
+                raise FormatError(_join(path, i), f"expected number, got {type_name(v)}")
+        return [float(v) for v in value]
+    if kind == "vocab":
+        if not isinstance(value, dict):
+            raise FormatError(path, f"expected map of str to int, got {type_name(value)}")
+        vocab = _fast_vocab(value)
+        if vocab is None:       # slow path, for the precise error message
+            vocab = {}
+            for k, v in value.items():
+                term = key_text(k, path)
+                if not _is_int(v):
+                    raise FormatError(_join(path, term), f"expected int, got {type_name(v)}")
+                if term in vocab:
+                    raise FormatError(_join(path, term), "duplicate term")
+                vocab[term] = v
+        idx = vocab.values()
+        n = len(vocab)
+        if n and (min(idx) < 0 or max(idx) >= n or len(set(idx)) != n):
+            raise FormatError(path, f"indices must be a permutation of 0..{n - 1}")
+        return vocab
+    if kind == "csr":
+        return A.decode_csr(value, path, dspec, dpath)
+    if kind == "str_objarray":
+        if not isinstance(value, list):
+            raise FormatError(path, f"expected list of str, got {type_name(value)}")
+        return np.array([as_text(v, _join(path, i)) for i, v in enumerate(value)], dtype=object)
+    raise AssertionError(kind)
+
+
+def _fast_vocab(value):
+    """map of str/bin -> int, decoded in bulk; None if anything is off."""
+    try:
+        keys = list(map(bytes.decode, value))      # old raw / bin keys (raw=True)
+    except (UnicodeDecodeError, TypeError):
+        keys = list(value)
+        if set(map(type, keys)) - {str}:
+            return None
+    vals = list(value.values())
+    if vals and set(map(type, vals)) != {int}:
+        return None
+    vocab = dict(zip(keys, vals))
+    return vocab if len(vocab) == len(vals) else None
+
+
+def _decode_attr_kind(kind, attr, *args):
+    from ._specs import Attr
+    return _decode_attr(Attr(attr.name, kind), *args)
+
+
+def _compact_nd(value):
+    nd = value.get(b"nd", value.get("nd"))
+    return nd is not False
+
+
+def _text_map(value, path):
+    """A map with str keys -> dict (key order kept)."""
+    if not isinstance(value, dict) or A.is_compact(value):
+        raise FormatError(path, f"expected map, got {type_name(value)}")
+    out = {}
+    for k, v in value.items():
+        name = key_text(k, path)
+        if name in out:
+            raise FormatError(_join(path, name), "duplicate key")
+        out[name] = v
+    return out
+
+
+def _decode_params(spec, raw, types, dtypes, path, depth):
+    cls = spec.cls
+    allowed = set(cls._get_param_names())
+    params = {}
+    for name, value in _text_map(raw, _join(path, "params")).items():
+        p = _join(_join(path, "params"), name)
+        if name not in allowed:
+            raise FormatError(p, f"{name!r} is not a parameter of {spec.name}")
+        t = types.get(name)
+        if spec.name == "Pipeline" and name == "steps":
+            params[name] = _decode_steps(value, p, depth)
+        elif spec.name == "Pipeline" and name == "memory":
+            if value is not None:
+                raise FormatError(p, "only memory=None is allowed (no caching directories)")
+            params[name] = None
+        elif t == "ndarray":
+            params[name] = A.decode_array(value, p, dtypes.get(name), _join(_join(path, "dtypes"), name))
+        elif t == "tuple":
+            if not isinstance(value, list):
+                raise FormatError(p, f"expected list (tuple), got {type_name(value)}")
+            params[name] = tuple(_plain(value, p))
+        elif t == "type":
+            s = as_text(value, p, "dtype name")
+            if s not in SCALAR_TYPE_NAMES:
+                raise FormatError(p, f"type {s!r} is not allowed")
+            params[name] = SCALAR_TYPE_NAMES[s]
+        elif t in SCALAR_TYPE_NAMES:
+            kind = np.dtype(SCALAR_TYPE_NAMES[t]).kind
+            if kind == "b":
+                if not isinstance(value, bool):
+                    raise FormatError(p, f"expected bool, got {type_name(value)}")
+                params[name] = np.bool_(value)
+            else:
+                params[name] = _numpy_scalar(value, p, t, "fiu" if kind == "f" else "iu")
+        else:
+            params[name] = _plain(value, p)
+    try:
+        est = cls(**params)
+    except (TypeError, ValueError) as e:
+        raise FormatError(_join(path, "params"), f"rejected by {spec.name}: {e}") from None
+    if hasattr(cls, "_parameter_constraints"):
+        try:
+            est._validate_params()
+        except (TypeError, ValueError) as e:
+            raise FormatError(_join(path, "params"), str(e)) from None
+    return est
+
+
+def _decode_steps(value, path, depth):
+    if not isinstance(value, list) or not value:
+        raise FormatError(path, "expected a non-empty list of [name, model] pairs")
+    steps, names = [], set()
+    for i, item in enumerate(value):
+        p = _join(path, i)
+        if not isinstance(item, list) or len(item) != 2:
+            raise FormatError(p, "expected [name, model]")
+        name = as_text(item[0], _join(p, 0), "step name")
+        if name in names or "__" in name or not name:
+            raise FormatError(_join(p, 0), f"bad or duplicate step name {name!r}")
+        names.add(name)
+        model = item[1]
+        if model is None:
+            est = None
+        elif isinstance(model, (bytes, str)) and as_text(model, _join(p, 1)) == "passthrough":
+            est = "passthrough"
+        else:
+            est = _build(model, _join(p, 1), depth + 1)
+        steps.append((name, est))
+    return steps
+
+
+def _build(m, path, depth):
+    """Model map -> fitted estimator.  Everything is checked before the
+    estimator is assembled; an error anywhere raises FormatError."""
+    if depth > MAX_MODEL_DEPTH:
+        raise FormatError(path, "models nested too deeply")
+    fields = _text_map(m, path or "")
+    if "class_name" not in fields:
+        raise FormatError(_join(path, "class_name"), "missing (not a model map)")
+    cname = as_text(fields["class_name"], _join(path, "class_name"))
+    spec = BY_NAME.get(cname)
+    if spec is None:
+        raise FormatError(_join(path, "class_name"), f"class {cname!r} is not on the allow-list")
+    for k in fields:
+        if k not in MODEL_KEYS and k not in spec.extra_keys:
+            raise FormatError(_join(path, k), f"unexpected top-level key for {cname}")
+
+    types = {}
+    if "types" in fields:
+        tp = _join(path, "types")
+        for k, v in _text_map(fields["types"], tp).items():
+            t = as_text(v, _join(tp, k), "type name")
+            if t not in TYPE_NAMES and t not in SCALAR_TYPE_NAMES:
+                raise FormatError(_join(tp, k), f"unknown type name {t!r}")
+            types[k] = t
+    dtypes = _text_map(fields["dtypes"], _join(path, "dtypes")) if "dtypes" in fields else {}
+    dpath = _join(path, "dtypes")
+
+    est = _decode_params(spec, fields.get("params", {}), types, dtypes, path, depth)
+
+    values = {}
+    for section in ("xtra", "weights"):
+        if section not in fields:
+            continue
+        sp_ = _join(path, section)
+        for name, value in _text_map(fields[section], sp_).items():
+            p = _join(sp_, name)
+            attr = spec.attrs.get(name)
+            if attr is None:
+                raise FormatError(p, f"{name!r} is not an allowed attribute of {cname}")
+            if name in values:
+                raise FormatError(p, "attribute given twice")
+            values[name] = _decode_attr(attr, value, p, types.get(name), dtypes.get(name),
+                                        _join(dpath, name))
+    for attr in spec.attrs.values():
+        if attr.required and attr.name not in values:
+            raise FormatError(_join(path, f"{attr.section}/{attr.name}"), "missing")
+    _check(spec, values, path)
+
+    extras = {}
+    if cname == "MLPClassifier":
+        extras["_label_binarizer"] = _label_binarizer(fields, values, dtypes, path)
+    elif cname == "TfidfVectorizer":
+        tp = _join(path, "transformer")
+        if "transformer" not in fields:
+            raise FormatError(tp, "missing")
+        t = _build(fields["transformer"], tp, depth + 1)
+        if type(t).__name__ != "TfidfTransformer":
+            raise FormatError(_join(tp, "class_name"), "expected TfidfTransformer")
+        diag = getattr(t, "_idf_diag", None)
+        if diag is not None and diag.shape[0] != len(values["vocabulary_"]):
+            raise FormatError(_join(tp, "xtra/_idf_diag"),
+                              f"size {diag.shape[0]} does not match the vocabulary ({len(values['vocabulary_'])})")
+        extras["_tfidf"] = t
+    elif cname == "TfidfTransformer":
+        d = values.get("_idf_diag")
+        if est.use_idf and d is None:
+            raise FormatError(_join(path, "xtra/_idf_diag"), "missing (use_idf is true)")
+        if d is not None and d.shape[0] != d.shape[1]:
+            raise FormatError(_join(path, "xtra/_idf_diag"), "must be square")
+    elif cname == "KMeans":
+        extras["_n_threads"] = _openmp_effective_n_threads()
+        extras.setdefault("_n_features_out", values["cluster_centers_"].shape[0])
+
+    # all checked: assemble
+    for name, v in values.items():
+        setattr(est, name, v)
+    for name, v in extras.items():
+        if name == "_n_features_out" and name in values:
+            continue
+        setattr(est, name, v)
+    return est
+
+
+def _label_binarizer(fields, values, dtypes, path):
+    p = _join(path, "label_binarizer_classes_")
+    if "label_binarizer_classes_" in fields:
+        from ._specs import Attr
+        classes = _decode_attr(Attr("label_binarizer_classes_", "labels"), fields["label_binarizer_classes_"],
+                               p, None, dtypes.get("label_binarizer_classes_"),
+                               _join(_join(path, "dtypes"), "label_binarizer_classes_"))
+    else:
+        classes = values["classes_"]
+    if classes.ndim != 1:
+        raise FormatError(p, "classes must be 1-d")
+    ytype = "multiclass" if len(classes) > 2 else "binary"
+    if "label_binarizer_y_type_" in fields:
+        pt = _join(path, "label_binarizer_y_type_")
+        ytype = as_text(fields["label_binarizer_y_type_"], pt)
+        if ytype not in ("binary", "multiclass", "multilabel-indicator"):
+            raise FormatError(pt, f"unknown target type {ytype!r}")
+    n_out = values["n_outputs_"]
+    want = len(classes) if (ytype != "binary" or len(classes) > 2) else 1
+    if n_out != want:
+        raise FormatError(_join(path, "xtra/n_outputs_"), f"{n_out} does not match {len(classes)} classes")
+    lb = LabelBinarizer()
+    lb.classes_ = classes
+    lb.y_type_ = ytype
+    lb.sparse_input_ = False
+    return lb
+
+
+def _check(spec, values, path):
+    """Cheap consistency checks, so that a loaded model can predict."""
+    def at(name):
+        return _join(path, f"{spec.attrs[name].section}/{name}")
+
+    nf = values.get("n_features_in_")
+    if nf is not None and spec.features:
+        name, axis = spec.features
+        a = values.get(name)
+        if isinstance(a, list):
+            a = a[0] if a else None
+        if isinstance(a, np.ndarray):
+            if a.ndim == 0 or a.shape[axis] != nf:
+                raise FormatError(at(name), f"shape {a.shape} does not match n_features_in_={nf}")
+    if "coefs_" in spec.attrs:
+        coefs, ints = values["coefs_"], values["intercepts_"]
+        if len(coefs) != len(ints) or len(coefs) != values["n_layers_"] - 1 or not coefs:
+            raise FormatError(at("coefs_"), "coefs_, intercepts_ and n_layers_ disagree")
+        prev = None
+        for i, (c, b) in enumerate(zip(coefs, ints)):
+            if c.ndim != 2 or (prev is not None and c.shape[0] != prev):
+                raise FormatError(_join(at("coefs_"), i), f"shape {c.shape} does not follow the previous layer")
+            if b.shape != (c.shape[1],):
+                raise FormatError(_join(at("intercepts_"), i), f"shape {b.shape} does not match coefs_ {c.shape}")
+            prev = c.shape[1]
+        if prev != values["n_outputs_"]:
+            raise FormatError(at("n_outputs_"), f"{values['n_outputs_']} does not match the last layer ({prev})")
+    if "classes_" in values and "coef_" in values:
+        k, c = values["classes_"], values["coef_"]
+        if k.ndim != 1 or len(k) < 2:
+            raise FormatError(at("classes_"), "a classifier needs at least two classes")
+        rows = c.shape[0] if c.ndim == 2 else -1
+        if rows != (1 if len(k) == 2 else len(k)):
+            raise FormatError(at("coef_"), f"shape {c.shape} does not match {len(k)} classes")
+    if "coef_" in values and "intercept_" in values and isinstance(values["intercept_"], np.ndarray):
+        c, b = values["coef_"], values["intercept_"]
+        rows = c.shape[0] if c.ndim == 2 else 1
+        if c.ndim not in (1, 2) or b.ndim > 1 or (b.ndim == 1 and c.ndim == 2 and b.shape[0] != rows):
+            raise FormatError(at("intercept_"), f"shape {b.shape} does not match coef_ {c.shape}")
+
+
+def loads(data, where=""):
+    """Decode archive bytes to a fitted estimator."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("loads() needs bytes")
+    try:
+        obj = msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True)
+    except msgpack.ExtraData:
+        raise FormatError("", f"{where}bytes after the end of the archive") from None
+    except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as e:
+        raise FormatError("", f"{where}not a valid MsgPack archive ({str(e) or type(e).__name__})") from None
+    if not isinstance(obj, dict):
+        raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
+    try:
+        return _build(obj, "", 0)
+    except RecursionError:
+        raise FormatError("", f"{where}nested too deeply") from None
+
+
+def load(path):
+    """Read a model archive and return the fitted estimator.
+
+    Raises FormatError (a ValueError) naming the place inside the archive for
+    anything that is not a valid archive of an allow-listed class."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return loads(data)
+
+
+# ======================================================================
+# saving
+# ======================================================================
+
+def _py_scalar(v):
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _enc_plain(v, path):
+    v = _py_scalar(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_enc_plain(x, _join(path, i)) for i, x in enumerate(v)]
+    if isinstance(v, dict):
+        out = {}
+        for k, x in v.items():
+            k = _py_scalar(k)
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"{path}: map keys must be str or int, got {type(k).__name__}")
+            out[k] = _enc_plain(x, _join(path, k))
+        return out
+    raise TypeError(f"{path}: cannot store a value of type {type(v).__name__}")
+
+
+class _Writer:
+    def __init__(self, mode):
+        self.mode = mode
+
+    def model(self, est, path=""):
+        spec = BY_CLASS.get(type(est))
+        if spec is None:
+            raise TypeError(f"{path or 'estimator'}: {type(est).__module__}.{type(est).__name__} "
+                            f"is not supported by mpk")
+        state = vars(est)
+        for attr in spec.attrs.values():
+            if attr.required and attr.name not in state:
+                raise ValueError(f"{path or 'estimator'}: {spec.name} is not fitted "
+                                 f"(no {attr.name})")
+        if spec.name == "TfidfVectorizer" and "_tfidf" not in state:
+            raise ValueError(f"{path or 'estimator'}: TfidfVectorizer is not fitted")
+        types, dtypes = {}, {}
+        params = {}
+        for name, v in est.get_params(deep=False).items():
+            params[name] = self.param(spec, name, v, types, dtypes, _join(_join(path, "params"), name))
+        xtra, weights = {}, {}
+        for attr in spec.attrs.values():
+            if not attr.save or attr.name not in state:
+                continue
+            section = weights if attr.section == "weights" else xtra
+            section[attr.name] = self.attr(attr, state[attr.name], types, dtypes,
+                                           _join(_join(path, attr.section), attr.name))
+        m = {"class_name": spec.name, "types": types, "params": params, "xtra": xtra}
+        if spec.has_weights:
+            m["weights"] = weights
+        if spec.name == "TfidfVectorizer":
+            m["transformer"] = self.model(est._tfidf, _join(path, "transformer"))
+        if spec.name == "MLPClassifier":
+            lb = est._label_binarizer
+            v, e = A.encode_array(lb.classes_, "nested")
+            m["label_binarizer_classes_"] = v
+            dtypes["label_binarizer_classes_"] = e
+            if lb.y_type_ not in ("binary", "multiclass"):
+                m["label_binarizer_y_type_"] = lb.y_type_
+        if dtypes:
+            m["dtypes"] = dtypes
+        return m
+
+    def array(self, a, name, dtypes):
+        v, e = A.encode_array(a, self.mode)
+        if e is not None:
+            dtypes[name] = e
+        return v
+
+    def param(self, spec, name, v, types, dtypes, path):
+        if spec.name == "Pipeline" and name == "steps":
+            out = []
+            for i, (sname, step) in enumerate(v):
+                if step is None or (isinstance(step, str) and step == "passthrough"):
+                    out.append([sname, step])
+                else:
+                    out.append([sname, self.model(step, _join(_join(path, i), 1))])
+            return out
+        if isinstance(v, BaseEstimator):
+            raise TypeError(f"{path}: estimator-valued parameters are only supported in Pipeline.steps")
+        if isinstance(v, np.ndarray):
+            types[name] = "ndarray"
+            return self.array(v, name, dtypes)
+        if isinstance(v, type):
+            try:
+                t = np.dtype(v).name
+            except TypeError:
+                t = None
+            if t not in SCALAR_TYPE_NAMES:
+                raise TypeError(f"{path}: cannot store type {v!r}")
+            types[name] = "type"
+            return t
+        if isinstance(v, (np.integer, np.floating, np.bool_)):
+            types[name] = np.dtype(type(v)).name
+            return _py_scalar(v)
+        if isinstance(v, tuple):
+            types[name] = "tuple"
+        if callable(v):
+            raise TypeError(f"{path}: callables cannot be stored ({v!r})")
+        return _enc_plain(v, path)
+
+    def attr(self, attr, v, types, dtypes, path):
+        kind, name = attr.kind, attr.name
+        if v is None:
+            if kind.startswith("opt_"):
+                return None
+            raise ValueError(f"{path}: is None")
+        if kind in ("array", "labels", "opt_array") or (
+                kind in ("array_or_num", "int_or_array") and isinstance(v, np.ndarray)):
+            if attr.section == "xtra":
+                types[name] = "ndarray"
+            return self.array(v, name, dtypes)
+        if kind == "array_list":
+            out, entries = [], []
+            for a in v:
+                x, e = A.encode_array(a, self.mode)
+                out.append(x)
+                entries.append(e)
+            if self.mode == "nested":
+                dtypes[name] = entries
+            return out
+        if kind in ("int", "float", "opt_float", "array_or_num", "int_or_array"):
+            if isinstance(v, (np.integer, np.floating)):
+                types[name] = np.dtype(type(v)).name
+            return _py_scalar(v)
+        if kind == "bool":
+            return bool(v)
+        if kind == "str":
+            return str(v)
+        if kind == "vocab":
+            return {str(k): int(i) for k, i in v.items()}
+        if kind == "csr":
+            types[name] = "csr_matrix"
+            val, e = A.encode_csr(v, self.mode)
+            if e is not None:
+                dtypes[name] = e
+            return val
+        if kind == "str_objarray":
+            return [str(s) for s in v]
+        raise AssertionError(kind)
+
+
+def dumps(estimator, arrays="compact"):
+    """Encode a fitted estimator as archive bytes."""
+    if arrays not in ("compact", "nested"):
+        raise ValueError("arrays must be 'compact' or 'nested'")
+    m = _Writer(arrays).model(estimator)
+    return msgpack.packb(m, use_bin_type=True)
+
+
+def save(estimator, path, arrays="compact"):
+    """Write a fitted estimator to ``path`` as one MsgPack model map.
+
+    ``arrays="compact"`` stores arrays as msgpack-numpy maps (raw bytes);
+    ``arrays="nested"`` as nested lists (``a.tolist()``), with the exact
+    dtypes kept in the model's ``dtypes`` map.  The file is replaced
+    atomically (temporary file + fsync + rename)."""
+    data = dumps(estimator, arrays)
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".mpk-", suffix=".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask():
+    m = os.umask(0)
+    os.umask(m)
+    return m

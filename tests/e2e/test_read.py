@@ -1,0 +1,304 @@
+"""Reading a mounted archive: the tree of DESIGN §3 against the fixtures'
+NAME.expect.json, exact sizes and link counts, xattrs, -o raw, hostile keys
+and read-only mounts."""
+
+import errno
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import expected_encoding, fail_on, json_same, mounted, sha256, walk
+
+ARRAY_XATTRS = ("user.mpfs.dtype", "user.mpfs.shape", "user.mpfs.encoding")
+
+
+def shape_text(shape):
+    return ",".join(str(n) for n in shape)
+
+
+def array_file(rel, raw):
+    """Where the array listed as REL (NAME.npy) is shown: NAME.bin under -o raw."""
+    return rel[: -len(".npy")] + (".bin" if raw else ".npy")
+
+
+# --------------------------------------------------------------------------
+# Checks of one expected entry; each returns a list of problems.
+
+
+def check_dir(path, want):
+    return [] if path.is_dir() and not path.is_symlink() else ["not a directory"]
+
+
+def check_text(path, want):
+    content = path.read_bytes()
+    if not content.endswith(b"\n") or b"\n" in content[:-1]:
+        return [f"not one line ending in a newline: {content!r}"]
+    try:
+        got = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        return [f"not JSON ({e}): {content!r}"]
+    if not json_same(got, want["value"]):
+        note = " (same number, wrong JSON type)" if got == want["value"] else ""
+        return [f"value {content!r} != expected {json.dumps(want['value'])}{note}"]
+    return []
+
+
+def check_raw(path, want):
+    got = sha256(path.read_bytes())
+    return [] if got == want["sha256"] else [f"sha256 {got} != {want['sha256']}"]
+
+
+def check_npy(path, want):
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if magic != b"\x93NUMPY\x01\x00":
+        return [f"does not start with the NPY v1.0 magic: {magic!r}"]
+    problems = []
+    dtype, shape = np.dtype(want["dtype"]), tuple(want["shape"])
+    for mode in (None, "r"):
+        label = "numpy.load" if mode is None else "numpy.load(mmap_mode='r')"
+        try:
+            arr = np.load(path, mmap_mode=mode, allow_pickle=False)
+        except Exception as e:  # any failure to load is the finding
+            problems.append(f"{label} failed: {type(e).__name__}: {e}")
+            continue
+        if arr.dtype != dtype or arr.dtype.str != want["dtype"]:
+            problems.append(f"{label}: dtype {arr.dtype.str} != {want['dtype']}")
+        if arr.shape != shape:
+            problems.append(f"{label}: shape {arr.shape} != {shape}")
+        got = sha256(np.ascontiguousarray(arr).tobytes())
+        if got != want["sha256"]:
+            problems.append(f"{label}: sha256 of data {got} != {want['sha256']}")
+        del arr  # drop the mapping before unmount
+    return problems
+
+
+def check_bin(path, want):
+    data = path.read_bytes()
+    size = int(np.prod(want["shape"], dtype=np.int64)) * np.dtype(want["dtype"]).itemsize
+    problems = []
+    if len(data) != size:
+        problems.append(f"{len(data)} bytes != {size} (shape x itemsize)")
+    if sha256(data) != want["sha256"]:
+        problems.append(f"sha256 {sha256(data)} != {want['sha256']}")
+    return problems
+
+
+def check_expected(mnt, expect, raw):
+    """Every path in EXPECT exists under MNT as described; a list of problems."""
+    problems = []
+    for rel, want in expect.items():
+        kind = want["kind"]
+        if kind == "array":
+            other = array_file(rel, not raw)
+            if os.path.lexists(mnt / other):
+                problems.append(f"{other}: shown {'with' if raw else 'without'} -o raw")
+            rel = array_file(rel, raw)
+            check = check_bin if raw else check_npy
+        else:
+            check = {"dir": check_dir, "text": check_text, "raw": check_raw}[kind]
+        path = mnt / rel
+        if not os.path.lexists(path):
+            problems.append(f"{rel}: missing (expected {kind})")
+            continue
+        if kind != "dir" and not stat.S_ISREG(os.lstat(path).st_mode):
+            problems.append(f"{rel}: not a regular file (expected {kind})")
+            continue
+        try:
+            problems += [f"{rel}: {p}" for p in check(path, want)]
+        except OSError as e:
+            problems.append(f"{rel}: {e}")
+    return problems
+
+
+# --------------------------------------------------------------------------
+# The tree against expect.json
+
+
+def test_expected_tree(model):
+    fail_on(check_expected(model.mnt, model.expect, raw=False), model.name)
+
+
+def test_expected_tree_raw(raw_model):
+    problems = check_expected(raw_model.mnt, raw_model.expect, raw=True)
+    _, files = walk(raw_model.mnt)
+    problems += [f"{f}: .npy shown with -o raw" for f in files if f.suffix == ".npy"]
+    fail_on(problems, f"{raw_model.name} -o raw")
+
+
+# --------------------------------------------------------------------------
+# Sizes and link counts: what ls -l, du, cp, tar rely on
+
+
+def size_and_link_problems(mnt):
+    problems = []
+    dirs, files = walk(mnt)
+    for rel in files:
+        st = os.lstat(mnt / rel)
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{rel}: mode {oct(st.st_mode)} is not a regular file")
+            continue
+        length = len((mnt / rel).read_bytes())
+        if st.st_size != length:
+            problems.append(f"{rel}: st_size {st.st_size} != {length} bytes read")
+    for rel in [Path(".")] + dirs:
+        st = os.lstat(mnt / rel)
+        subdirs = sum(1 for e in os.scandir(mnt / rel) if e.is_dir(follow_symlinks=False))
+        if st.st_nlink != 2 + subdirs:
+            problems.append(f"{rel}/: st_nlink {st.st_nlink} != 2 + {subdirs} subdirectories")
+    return problems
+
+
+def test_sizes_and_link_counts(model):
+    fail_on(size_and_link_problems(model.mnt), model.name)
+
+
+def test_sizes_and_link_counts_raw(raw_model):
+    fail_on(size_and_link_problems(raw_model.mnt), f"{raw_model.name} -o raw")
+
+
+# --------------------------------------------------------------------------
+# Extended attributes of array files
+
+
+def xattr_problems(path, dtype, shape, encoding):
+    problems = []
+    try:
+        listed = set(os.listxattr(path))
+    except OSError as e:
+        return [f"listxattr: {e}"]
+    for name in ARRAY_XATTRS:
+        if name not in listed:
+            problems.append(f"listxattr {sorted(listed)} lacks {name}")
+    want = {"user.mpfs.dtype": dtype, "user.mpfs.shape": shape_text(shape),
+            "user.mpfs.encoding": encoding}
+    for name, value in want.items():
+        try:
+            got = os.getxattr(path, name)
+        except OSError as e:
+            problems.append(f"getxattr {name}: {e}")
+            continue
+        if got != value.encode():
+            problems.append(f"{name} = {got!r}, expected {value.encode()!r}")
+    return problems
+
+
+def test_npy_xattrs(model):
+    encoding = expected_encoding(model.name)
+    _, files = walk(model.mnt)
+    npys = [f for f in files if f.suffix == ".npy"]
+    assert npys or not any(w["kind"] == "array" for w in model.expect.values())
+    problems = []
+    for rel in npys:
+        arr = np.load(model.mnt / rel, allow_pickle=False)
+        problems += [f"{rel}: {p}" for p in
+                     xattr_problems(model.mnt / rel, arr.dtype.str, arr.shape, encoding)]
+    fail_on(problems, model.name)
+
+
+def test_bin_xattrs(raw_model):
+    encoding = expected_encoding(raw_model.name)
+    problems = []
+    for rel, want in raw_model.expect.items():
+        if want["kind"] == "array":
+            rel = array_file(rel, raw=True)
+            problems += [f"{rel}: {p}" for p in xattr_problems(
+                raw_model.mnt / rel, want["dtype"], want["shape"], encoding)]
+    fail_on(problems, f"{raw_model.name} -o raw")
+
+
+# --------------------------------------------------------------------------
+# Keys that are not safe file names (bad_key_traversal.mpk)
+
+TRAVERSAL_KEYS = {"../../etc/passwd": 1, "a/b": 2, "..": 3, ".": 4, "": 5}
+
+
+def test_hostile_keys_are_escaped(archive_copies):
+    with mounted(archive_copies / "bad_key_traversal.mpk") as mnt:
+        dirs, files = walk(mnt)
+        root = os.path.realpath(mnt)
+        escaped = [str(p) for p in dirs + files
+                   if os.path.commonpath([root, os.path.realpath(mnt / p)]) != root]
+        assert not escaped, f"paths resolving outside the mount: {escaped}"
+
+        names = os.listdir(mnt / "params")
+        assert len(names) == len(TRAVERSAL_KEYS), f"params/ holds {names}"
+        seen = {}
+        for name in names:
+            assert name not in ("", ".", "..") and "/" not in name, repr(name)
+            path = mnt / "params" / name
+            raw_key = os.getxattr(path, "user.mpfs.key")
+            key = json.loads(raw_key.decode("utf-8"))
+            assert key in TRAVERSAL_KEYS, f"{name!r}: user.mpfs.key {raw_key!r}"
+            assert raw_key == json.dumps(key).encode(), \
+                f"{name!r}: user.mpfs.key {raw_key!r} is not the key as JSON text"
+            assert "user.mpfs.key" in os.listxattr(path)
+            value = json.loads(path.read_text())
+            assert json_same(value, TRAVERSAL_KEYS[key]), \
+                f"{name!r} (key {key!r}) reads {value!r}, expected {TRAVERSAL_KEYS[key]}"
+            seen[key] = name
+        assert seen.keys() == TRAVERSAL_KEYS.keys(), f"keys shown: {seen}"
+
+
+# --------------------------------------------------------------------------
+# Read-only mounts
+
+
+def mutation_errors(mnt, text_rel, npy_rel):
+    """Try every kind of change; return {what: errno or None if it worked}."""
+    attempts = {
+        "open O_WRONLY|O_TRUNC text": lambda: os.close(
+            os.open(mnt / text_rel, os.O_WRONLY | os.O_TRUNC)),
+        "write text": lambda: (mnt / text_rel).write_text("1\n"),
+        "write npy": lambda: (mnt / npy_rel).write_bytes(b"\0" * 8),
+        "truncate": lambda: os.truncate(mnt / text_rel, 0),
+        "create": lambda: (mnt / "params" / "new_param").write_text("1\n"),
+        "mkdir": lambda: os.mkdir(mnt / "params" / "newdir"),
+        "unlink": lambda: os.unlink(mnt / text_rel),
+        "rename": lambda: os.rename(mnt / text_rel, mnt / "params" / "renamed"),
+        "rmdir": lambda: os.rmdir(mnt / "params"),
+    }
+    results = {}
+    for what, attempt in attempts.items():
+        try:
+            attempt()
+            results[what] = None
+        except OSError as e:
+            results[what] = e.errno
+    return results
+
+
+@pytest.mark.parametrize("name", ["mlp_seed", "mlp_compact"])
+def test_ro_option_refuses_every_change(archive_copies, name):
+    archive = archive_copies / f"{name}.mpk"
+    before = archive.read_bytes()
+    with mounted(archive, "-o", "ro") as mnt:
+        results = mutation_errors(mnt, "params/max_iter", "weights/coefs_/0.npy")
+        assert json.loads((mnt / "params" / "max_iter").read_text()) == 30
+    wrong = {k: (errno.errorcode.get(v, v) if v else "succeeded")
+             for k, v in results.items() if v != errno.EROFS}
+    assert not wrong, f"-o ro: expected EROFS, got {wrong}"
+    assert archive.read_bytes() == before, "archive changed under -o ro"
+
+
+@pytest.mark.parametrize("name", ["mlp_seed", "mlp_compact"])
+def test_default_mount_refuses_writes_for_now(archive_copies, name):
+    """Writing is not implemented yet (DESIGN §4): a write must be refused
+    cleanly and leave the archive alone. Replace with the write suite when
+    writing lands."""
+    archive = archive_copies / f"{name}.mpk"
+    scratch = archive.with_name(f"{name}-rw.mpk")
+    shutil.copyfile(archive, scratch)
+    before = scratch.read_bytes()
+    with mounted(scratch) as mnt:
+        with pytest.raises(OSError) as err:
+            with open(mnt / "params" / "max_iter", "w") as f:
+                f.write("31\n")
+        assert err.value.errno in (errno.EROFS, errno.EACCES, errno.EPERM), err.value
+        assert json.loads((mnt / "params" / "max_iter").read_text()) == 30
+    assert scratch.read_bytes() == before, "archive changed by a refused write"
