@@ -127,11 +127,11 @@ void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uin
 
 bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v)
 {
-	return mpfs_map_get(doc, v, "nd") != NULL;
+	const struct mpfs_val *nd = mpfs_map_get(doc, v, "nd");
+	return nd && nd->type == MPFS_BOOL && nd->b;
 }
 
-/* Parses a numpy dtype string of a plain numeric type into a->descr. */
-static bool parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
+bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 {
 	char order = '<', kind;
 	unsigned size = 0;
@@ -191,7 +191,7 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 		return mpfs_error_set(err, MPFS_E_DTYPE, kind->off,
 				      "compact array: kind '%.*s' (object or structured data) is not supported",
 				      (int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
-	if (!parse_dtype(mpfs_val_data(doc, type), type->len, &a))
+	if (!mpfs_array_parse_dtype(mpfs_val_data(doc, type), type->len, &a))
 		return mpfs_error_set(err, MPFS_E_DTYPE, type->off,
 				      "compact array: dtype '%.*s' is not a plain bool, int, uint, float or complex type",
 				      (int)(type->len > 16 ? 16 : type->len), mpfs_val_data(doc, type));

@@ -32,7 +32,7 @@ struct mpfs_array {
  * Returns false (a untouched) if v is no such array. */
 bool mpfs_array_nested(const struct mpfs_val *v, struct mpfs_array *a);
 
-/* True if map v has the shape of a compact array (an "nd" key). */
+/* True if map v is meant as a compact array ("nd" is true). */
 bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v);
 
 /* Fills *a from compact map v. Fails with MPFS_E_ARRAY or MPFS_E_DTYPE (err
@@ -40,6 +40,10 @@ bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v)
  * numeric one, or the data size does not match the shape. */
 enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct mpfs_val *v,
 				       struct mpfs_array *a, struct mpfs_error *err);
+
+/* Parses a numpy dtype string of a plain numeric type (b1, i1-i8, u1-u8,
+ * f2-f8, c8/c16, any byte order) into a->descr and a->itemsize. */
+bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a);
 
 /* Writes the nbytes of nested array a, little-endian, C order, into out.
  * The document must be the one a was read from. */

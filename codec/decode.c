@@ -227,7 +227,8 @@ static int scan_leaf(struct dec *d, struct mpfs_val *a)
 	for (uint32_t i = 0; i < a->len; i++) {
 		if (head(d, off, &v))
 			return -1;
-		if (v.type == MPFS_ARRAY || v.type == MPFS_MAP)
+		/* Containers, and what will be shown as files of their own. */
+		if (v.type == MPFS_ARRAY || v.type == MPFS_MAP || (scalar_flag(&v) & MPFS_EL_RAW))
 			return 0;
 		flags |= scalar_flag(&v);
 		off = v.end;

@@ -107,7 +107,7 @@ static enum mpfs_codec_err build_csr(struct builder *b, struct mpfs_node *n, con
 	for (uint32_t i = 0; i < v->len; i++) {
 		const struct mpfs_val *key = &v->items[2 * i], *val = &v->items[2 * i + 1];
 
-		if (!mpfs_val_is(b->doc, key, "arg1")) {
+		if (val != mpfs_map_get(b->doc, v, "arg1")) { /* not the first arg1 */
 			n->children[at].key = key;
 			if (build(b, &n->children[at++], val, false, false, ctx))
 				return b->err->code;

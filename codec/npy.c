@@ -1,7 +1,10 @@
 #include "codec/npy.h"
+#include "codec/encode.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NPY_PREAMBLE 10 /* magic (6), version (2), header length (2) */
@@ -28,4 +31,88 @@ size_t mpfs_npy_header(const struct mpfs_array *a, char out[MPFS_NPY_HEADER_MAX]
 	out[8] = (char)((total - NPY_PREAMBLE) & 0xff);
 	out[9] = (char)((total - NPY_PREAMBLE) >> 8);
 	return total;
+}
+
+/* Finds 'key': in the header dict and returns the text after the colon. */
+static const char *dict_value(const char *dict, size_t n, const char *key)
+{
+	size_t kl = strlen(key);
+
+	for (size_t i = 0; i + kl + 2 < n; i++) {
+		if ((dict[i] == '\'' || dict[i] == '"') && !memcmp(dict + i + 1, key, kl) &&
+		    dict[i + 1 + kl] == dict[i]) {
+			const char *p = dict + i + kl + 2;
+			while (p < dict + n && (*p == ' ' || *p == ':'))
+				p++;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_array *a,
+				   size_t *data, struct mpfs_error *err)
+{
+	char dict[65536 + 1];
+	size_t hl, start;
+	const char *p, *end;
+
+	memset(a, 0, sizeof(*a));
+	if (len < NPY_PREAMBLE || memcmp(buf, "\x93NUMPY", 6))
+		return mpfs_error_set(err, MPFS_E_ARRAY, 0, "not an NPY file (bad magic)");
+	if (buf[6] == 1) {
+		hl = buf[8] | (size_t)buf[9] << 8;
+		start = 10;
+	} else if ((buf[6] == 2 || buf[6] == 3) && len >= 12) {
+		hl = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
+		start = 12;
+	} else {
+		return mpfs_error_set(err, MPFS_E_ARRAY, 6, "NPY version %u.%u not supported",
+				      buf[6], buf[7]);
+	}
+	if (hl > len - start || hl > sizeof(dict) - 1)
+		return mpfs_error_set(err, MPFS_E_ARRAY, 8, "NPY header longer than the file");
+	memcpy(dict, buf + start, hl);
+	dict[hl] = '\0';
+	end = dict + hl;
+
+	p = dict_value(dict, hl, "descr");
+	if (!p || (*p != '\'' && *p != '"'))
+		return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: no 'descr' string");
+	const char *q = memchr(p + 1, *p, (size_t)(end - p - 1));
+	if (!q || !mpfs_array_parse_dtype((const uint8_t *)p + 1, (size_t)(q - p - 1), a))
+		return mpfs_error_set(err, MPFS_E_DTYPE, start,
+				      "NPY header: descr is not a plain numeric dtype");
+	p = dict_value(dict, hl, "fortran_order");
+	if (!p || strncmp(p, "False", 5))
+		return mpfs_error_set(err, MPFS_E_ARRAY, start,
+				      "NPY header: only C order (fortran_order False) is accepted");
+	p = dict_value(dict, hl, "shape");
+	if (!p || *p != '(')
+		return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: no 'shape' tuple");
+	a->count = 1;
+	for (p++;;) {
+		char *e;
+		unsigned long long d;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (*p == ')')
+			break;
+		if (*p < '0' || *p > '9' || a->ndim == MPFS_MAX_DIMS)
+			return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: bad shape");
+		errno = 0;
+		d = strtoull(p, &e, 10);
+		if (errno || __builtin_mul_overflow(a->count, d, &a->count))
+			return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: shape overflows");
+		a->shape[a->ndim++] = d;
+		p = e;
+	}
+	if (__builtin_mul_overflow(a->count, a->itemsize, &a->nbytes) ||
+	    a->nbytes != len - start - hl)
+		return mpfs_error_set(err, MPFS_E_ARRAY, start + hl,
+				      "NPY data is %zu bytes, the header's shape and dtype need %llu",
+				      len - start - hl, (unsigned long long)a->nbytes);
+	*data = start + hl;
+	return MPFS_OK;
 }

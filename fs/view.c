@@ -141,8 +141,8 @@ static int name_children(struct mpfs_view *v, struct vnode *dir)
 						 strlen(s) - strlen(suffix_of(v, c)), "#",
 						 suffix_of(v, c), later, buf);
 			}
-			if (!strcmp(buf, kids[later].name))
-				continue; /* already escaped: names are then distinct */
+			if (!strcmp(buf, kids[later].name)) /* equal keys: name by position */
+				snprintf(buf, sizeof(buf), "%%~%u~%s", later, suffix_of(v, c));
 			free(vn[c->id].name);
 			vn[c->id].name = kids[later].name = strdup(buf);
 			if (!kids[later].name)
@@ -525,4 +525,26 @@ long mpfs_view_listxattr(struct mpfs_view *v, uint32_t id, char *buf, size_t siz
 	rc = list.oom ? -ENOMEM : give(list.p ? list.p : "", list.len, buf, size);
 	mpfs_strbuf_destroy(&list);
 	return rc;
+}
+
+/* ---- for the edit layer -------------------------------------------------- */
+
+const struct mpfs_node *mpfs_view_node(const struct mpfs_view *v, uint32_t id)
+{
+	return v->vn[id].node;
+}
+
+const struct mpfs_doc *mpfs_view_doc(const struct mpfs_view *v)
+{
+	return &v->model.doc;
+}
+
+const struct stat *mpfs_view_archive_stat(const struct mpfs_view *v)
+{
+	return &v->st;
+}
+
+bool mpfs_view_raw(const struct mpfs_view *v)
+{
+	return v->raw;
 }

@@ -51,4 +51,12 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 long mpfs_view_getxattr(struct mpfs_view *v, uint32_t id, const char *name, char *buf, size_t size);
 long mpfs_view_listxattr(struct mpfs_view *v, uint32_t id, char *buf, size_t size);
 
+/* For the edit layer: the model node behind an entry, the decoded archive,
+ * and the archive file's stat as it was when the view was opened. */
+struct mpfs_node;
+const struct mpfs_node *mpfs_view_node(const struct mpfs_view *v, uint32_t id);
+const struct mpfs_doc *mpfs_view_doc(const struct mpfs_view *v);
+const struct stat *mpfs_view_archive_stat(const struct mpfs_view *v);
+bool mpfs_view_raw(const struct mpfs_view *v);
+
 #endif

@@ -6,6 +6,8 @@
  * archive, a bad mount point, no FUSE) is checked first and reported as one
  * line on stderr with exit status 1, so nothing is ever half mounted. */
 #include <dirent.h>
+#include <stdarg.h>
+#include <syslog.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -14,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "fs/view.h"
+#include "fs/fs.h"
 #include "mount/ops.h"
 
 #ifndef MPFS_VERSION
@@ -125,7 +127,7 @@ static int check_mountpoint(const char *path)
 /* "-ofsname=ARCHIVE,..." with the separators in the path escaped. */
 static char *fsname_opt(const char *archive)
 {
-	static const char pre[] = "-osubtype=mpfs,ro,fsname=";
+	static const char pre[] = "-osubtype=mpfs,fsname=";
 	char *s = malloc(sizeof(pre) + 2 * strlen(archive)), *p;
 
 	if (!s)
@@ -140,7 +142,25 @@ static char *fsname_opt(const char *archive)
 	return s;
 }
 
-static int run(struct fuse_args *args, const struct cli *c, struct mpfs_view *v)
+static bool to_syslog;
+
+/* Refusals and failures: stderr in the foreground, syslog once daemonised. */
+static void logline(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (to_syslog) {
+		vsyslog(LOG_WARNING, fmt, ap);
+	} else {
+		fputs("mpfs: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+	}
+	va_end(ap);
+}
+
+static int run(struct fuse_args *args, const struct cli *c, struct mpfs_fs *v)
 {
 	struct fuse_loop_config *loop;
 	struct fuse *fuse;
@@ -153,6 +173,10 @@ static int run(struct fuse_args *args, const struct cli *c, struct mpfs_view *v)
 		goto out_destroy;
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)))
 		goto out_unmount;
+	if (!c->foreground) {
+		openlog("mpfs", LOG_PID, LOG_USER);
+		to_syslog = true;
+	}
 	if (fuse_daemonize(c->foreground))
 		goto out_remove_handlers;
 	if (c->single) {
@@ -177,8 +201,8 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = {0};
-	struct mpfs_view_opts vo;
-	struct mpfs_view *v;
+	struct mpfs_fs_opts fo = {.log = logline};
+	struct mpfs_fs *v;
 	struct mpfs_error err;
 	char *fsname;
 	int rc = 1;
@@ -199,8 +223,9 @@ int main(int argc, char *argv[])
 		goto out_free_args;
 	}
 
-	vo.raw = c.raw;
-	rc = mpfs_view_open(&v, c.archive, &vo, &err);
+	fo.raw = c.raw;
+	fo.ro = c.ro;
+	rc = mpfs_fs_open(&v, c.archive, &fo, &err);
 	if (rc) {
 		if (rc == -EINVAL && err.code)
 			fprintf(stderr, "mpfs: %s: not a model archive: %s (at byte offset %llu)\n",
@@ -219,7 +244,9 @@ int main(int argc, char *argv[])
 		goto out_close;
 	}
 
-	/* Writing back comes later: for now every mount is read-only. */
+	/* An archive we cannot replace gives a read-only mount. */
+	if (mpfs_fs_readonly(v) && !c.ro && fuse_opt_add_arg(&args, "-oro"))
+		goto out_close;
 	fsname = fsname_opt(c.archive);
 	if (!fsname || fuse_opt_add_arg(&args, fsname)) {
 		free(fsname);
@@ -229,7 +256,7 @@ int main(int argc, char *argv[])
 	rc = run(&args, &c, v);
 
 out_close:
-	mpfs_view_close(v);
+	mpfs_fs_close(v); /* commits what is still pending */
 out_free_args:
 	fuse_opt_free_args(&args);
 	return rc;

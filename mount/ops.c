@@ -1,107 +1,169 @@
-/* FUSE glue: every operation resolves its path in the view (kept as the
- * private data of the fuse context) and passes fs/'s -errno through. */
+/* FUSE glue: each operation hands its path or handle to fs/ and passes the
+ * -errno it gets back through. */
+#define _GNU_SOURCE /* RENAME_NOREPLACE */
 #include "mount/ops.h"
+
+#include <stdio.h>
 
 #include <errno.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "fs/fs.h"
 #include "fs/names.h"
-#include "fs/view.h"
 
-static struct mpfs_view *view(void)
+static struct mpfs_fs *fs(void)
 {
 	return fuse_get_context()->private_data;
 }
 
 static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
-	(void)conn;
-	cfg->use_ino = 1;
-	/* The archive does not change under a read-only mount. */
-	cfg->kernel_cache = 1;
-	cfg->entry_timeout = cfg->attr_timeout = cfg->negative_timeout = 60.0;
-	return view();
+	/* open(O_TRUNC) arrives as one open, not a setattr then an open. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Contents change on commit (a text file is re-rendered), so the
+	 * kernel must ask again rather than trust what it cached. */
+	cfg->attr_timeout = 0;
+	cfg->entry_timeout = 0;
+	cfg->negative_timeout = 0;
+	cfg->kernel_cache = 0;
+	cfg->auto_cache = 0;
+	return fs();
+}
+
+static void mpfs_destroy(void *data)
+{
+	(void)data; /* main() closes the fs once the loop ends: see run() */
 }
 
 static int mpfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
-	uint32_t id;
-	int rc;
+	(void)fi;
+	return mpfs_fs_getattr(fs(), path, st);
+}
 
-	if (fi)
-		id = (uint32_t)fi->fh;
-	else if ((rc = mpfs_view_lookup(view(), path, &id)))
-		return rc;
-	return mpfs_view_stat(view(), id, st);
+struct fill_ctx {
+	void *buf;
+	fuse_fill_dir_t fill;
+};
+
+static int fill_one(void *ctx, const char *name, bool dir)
+{
+	struct fill_ctx *c = ctx;
+	struct stat st = {.st_mode = dir ? S_IFDIR : S_IFREG};
+	return c->fill(c->buf, name, &st, 0, 0);
 }
 
 static int mpfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 			struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-	struct mpfs_view *v = view();
-	uint32_t id, n;
-	int rc;
+	struct fill_ctx c = {buf, fill};
 
 	(void)off, (void)fi, (void)flags;
-	if ((rc = mpfs_view_lookup(v, path, &id)))
-		return rc;
-	if (!mpfs_view_is_dir(v, id))
-		return -ENOTDIR;
 	fill(buf, ".", NULL, 0, 0);
 	fill(buf, "..", NULL, 0, 0);
-	n = mpfs_view_nchildren(v, id);
-	for (uint32_t i = 0; i < n; i++) {
-		uint32_t child;
-		const char *name = mpfs_view_child(v, id, i, &child);
-		struct stat st = {.st_ino = child + 1};
-
-		st.st_mode = mpfs_view_is_dir(v, child) ? S_IFDIR : S_IFREG;
-		if (fill(buf, name, &st, 0, 0))
-			break;
-	}
-	return 0;
+	return mpfs_fs_readdir(fs(), path, fill_one, &c);
 }
 
 static int mpfs_open(const char *path, struct fuse_file_info *fi)
 {
-	uint32_t id;
-	int rc;
+	return mpfs_fs_open_file(fs(), path, fi->flags, false, &fi->fh);
+}
 
-	if ((rc = mpfs_view_lookup(view(), path, &id)))
-		return rc;
-	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
-		return -EROFS;
-	fi->fh = id;
-	fi->keep_cache = 1;
-	return 0;
+static int mpfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)mode;
+	return mpfs_fs_open_file(fs(), path, fi->flags, true, &fi->fh);
 }
 
 static int mpfs_read(const char *path, char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
 	(void)path;
-	return (int)mpfs_view_read(view(), (uint32_t)fi->fh, buf, size, (uint64_t)off);
+	return (int)mpfs_fs_read(fs(), fi->fh, buf, size, (uint64_t)off);
+}
+
+static int mpfs_write(const char *path, const char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	(void)path;
+	return (int)mpfs_fs_write(fs(), fi->fh, buf, size, (uint64_t)off);
+}
+
+static int mpfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	return mpfs_fs_truncate(fs(), path, fi ? fi->fh : 0, (uint64_t)size);
+}
+
+static int mpfs_flush(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	return mpfs_fs_flush(fs(), fi->fh);
+}
+
+static int mpfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	(void)path, (void)datasync;
+	return mpfs_fs_flush(fs(), fi->fh);
+}
+
+static int mpfs_release(const char *path, struct fuse_file_info *fi)
+{
+	(void)path;
+	return mpfs_fs_release(fs(), fi->fh);
+}
+
+static int mpfs_unlink(const char *path)
+{
+	return mpfs_fs_unlink(fs(), path);
+}
+
+static int mpfs_mkdir(const char *path, mode_t mode)
+{
+	(void)mode;
+	return mpfs_fs_mkdir(fs(), path);
+}
+
+static int mpfs_rmdir(const char *path)
+{
+	return mpfs_fs_rmdir(fs(), path);
+}
+
+static int mpfs_rename(const char *from, const char *to, unsigned int flags)
+{
+	if (flags & ~RENAME_NOREPLACE)
+		return -EINVAL; /* RENAME_EXCHANGE has no meaning for keys */
+	return mpfs_fs_rename(fs(), from, to, flags & RENAME_NOREPLACE);
+}
+
+/* Modes, owners and times are not stored in archives: accepted, ignored. */
+static int mpfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	(void)path, (void)mode, (void)fi;
+	return mpfs_fs_readonly(fs()) ? -EROFS : 0;
+}
+
+static int mpfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	(void)path, (void)uid, (void)gid, (void)fi;
+	return mpfs_fs_readonly(fs()) ? -EROFS : 0;
+}
+
+static int mpfs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	(void)path, (void)tv, (void)fi;
+	return mpfs_fs_readonly(fs()) ? -EROFS : 0;
 }
 
 static int mpfs_getxattr(const char *path, const char *name, char *buf, size_t size)
 {
-	uint32_t id;
-	int rc;
-
-	if ((rc = mpfs_view_lookup(view(), path, &id)))
-		return rc;
-	return (int)mpfs_view_getxattr(view(), id, name, buf, size);
+	return (int)mpfs_fs_getxattr(fs(), path, name, buf, size);
 }
 
 static int mpfs_listxattr(const char *path, char *buf, size_t size)
 {
-	uint32_t id;
-	int rc;
-
-	if ((rc = mpfs_view_lookup(view(), path, &id)))
-		return rc;
-	return (int)mpfs_view_listxattr(view(), id, buf, size);
+	return (int)mpfs_fs_listxattr(fs(), path, buf, size);
 }
 
 static int mpfs_statfs(const char *path, struct statvfs *st)
@@ -110,16 +172,30 @@ static int mpfs_statfs(const char *path, struct statvfs *st)
 	memset(st, 0, sizeof(*st));
 	st->f_bsize = st->f_frsize = 4096;
 	st->f_namemax = MPFS_NAME_MAX;
-	st->f_flag = ST_RDONLY;
+	st->f_flag = mpfs_fs_readonly(fs()) ? ST_RDONLY : 0;
 	return 0;
 }
 
 const struct fuse_operations mpfs_ops = {
 	.init = mpfs_init,
+	.destroy = mpfs_destroy,
 	.getattr = mpfs_getattr,
 	.readdir = mpfs_readdir,
 	.open = mpfs_open,
+	.create = mpfs_create,
 	.read = mpfs_read,
+	.write = mpfs_write,
+	.truncate = mpfs_truncate,
+	.flush = mpfs_flush,
+	.fsync = mpfs_fsync,
+	.release = mpfs_release,
+	.unlink = mpfs_unlink,
+	.mkdir = mpfs_mkdir,
+	.rmdir = mpfs_rmdir,
+	.rename = mpfs_rename,
+	.chmod = mpfs_chmod,
+	.chown = mpfs_chown,
+	.utimens = mpfs_utimens,
 	.getxattr = mpfs_getxattr,
 	.listxattr = mpfs_listxattr,
 	.statfs = mpfs_statfs,

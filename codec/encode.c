@@ -1,0 +1,288 @@
+/* Re-encoding: new values with msgpack-c's packer, the archive by copying
+ * what no edit touches. */
+#include "codec/encode.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int sb_write(void *data, const char *buf, size_t len)
+{
+	struct mpfs_strbuf *b = data;
+	mpfs_strbuf_add(b, buf, len);
+	return b->oom ? -1 : 0;
+}
+
+static void packer(msgpack_packer *pk, struct mpfs_strbuf *out)
+{
+	msgpack_packer_init(pk, out, sb_write);
+}
+
+/* ---- keys, bytes, maps --------------------------------------------------- */
+
+void mpfs_encode_key(const uint8_t *key, size_t len, bool as_int, struct mpfs_strbuf *out)
+{
+	msgpack_packer pk;
+	char num[32];
+
+	packer(&pk, out);
+	if (as_int && len && len < sizeof(num)) {
+		memcpy(num, key, len);
+		num[len] = '\0';
+		if (num[0] == '-')
+			msgpack_pack_int64(&pk, strtoll(num, NULL, 10));
+		else
+			msgpack_pack_uint64(&pk, strtoull(num, NULL, 10));
+		return;
+	}
+	msgpack_pack_str(&pk, len);
+	msgpack_pack_str_body(&pk, key, len);
+}
+
+void mpfs_encode_empty_map(struct mpfs_strbuf *out)
+{
+	msgpack_packer pk;
+	packer(&pk, out);
+	msgpack_pack_map(&pk, 0);
+}
+
+/* A string of len bytes in the family old was written in: old-spec raw
+ * (no str8) when it was a raw16/raw32, bin when it was bin. */
+static void pack_str_like(msgpack_packer *pk, const struct mpfs_val *old, const void *s, size_t len)
+{
+	if (old && old->type == MPFS_BIN) {
+		msgpack_pack_bin(pk, len);
+		msgpack_pack_bin_body(pk, s, len);
+	} else if (old && (old->tag == 0xda || old->tag == 0xdb)) {
+		msgpack_pack_v4raw(pk, len);
+		msgpack_pack_v4raw_body(pk, s, len);
+	} else {
+		msgpack_pack_str(pk, len);
+		msgpack_pack_str_body(pk, s, len);
+	}
+}
+
+void mpfs_encode_bytes(const struct mpfs_doc *doc, const struct mpfs_val *old, const uint8_t *data,
+		       size_t len, struct mpfs_strbuf *out)
+{
+	msgpack_packer pk;
+
+	(void)doc;
+	packer(&pk, out);
+	if (old->type == MPFS_EXT) {
+		msgpack_pack_ext(&pk, len, old->ext_type);
+		msgpack_pack_ext_body(&pk, data, len);
+	} else {
+		pack_str_like(&pk, old, data, len);
+	}
+}
+
+/* ---- arrays ---------------------------------------------------------------- */
+
+static uint64_t load(const uint8_t *p, unsigned n, bool big)
+{
+	uint64_t x = 0;
+	for (unsigned i = 0; i < n; i++)
+		x |= (uint64_t)p[big ? n - 1 - i : i] << 8 * i;
+	return x;
+}
+
+static void pack_element(msgpack_packer *pk, const struct mpfs_array *a, const uint8_t *p)
+{
+	bool big = a->descr[0] == '>';
+	unsigned n = a->itemsize;
+	uint64_t x = load(p, n, big);
+	float f;
+	double d;
+	uint32_t x32 = (uint32_t)x;
+
+	switch (a->descr[1]) {
+	case 'b':
+		if (x)
+			msgpack_pack_true(pk);
+		else
+			msgpack_pack_false(pk);
+		break;
+	case 'u': msgpack_pack_uint64(pk, x); break;
+	case 'i': /* sign-extend from n bytes */
+		msgpack_pack_int64(pk, n == 8 ? (int64_t)x : (int64_t)(x << (64 - 8 * n)) >> (64 - 8 * n));
+		break;
+	default:
+		if (n == 4) {
+			memcpy(&f, &x32, 4);
+			msgpack_pack_float(pk, f);
+		} else {
+			memcpy(&d, &x, 8);
+			msgpack_pack_double(pk, d);
+		}
+	}
+}
+
+static const uint8_t *pack_nested(msgpack_packer *pk, const struct mpfs_array *a, unsigned d,
+				  const uint8_t *p)
+{
+	msgpack_pack_array(pk, (size_t)a->shape[d]);
+	for (uint64_t i = 0; i < a->shape[d]; i++) {
+		if (d + 1 < a->ndim) {
+			p = pack_nested(pk, a, d + 1, p);
+		} else {
+			pack_element(pk, a, p);
+			p += a->itemsize;
+		}
+	}
+	return p;
+}
+
+static void pack_shape(msgpack_packer *pk, const struct mpfs_array *a)
+{
+	msgpack_pack_array(pk, a->ndim);
+	for (unsigned d = 0; d < a->ndim; d++)
+		msgpack_pack_uint64(pk, a->shape[d]);
+}
+
+static void pack_text(msgpack_packer *pk, const struct mpfs_val *old, const char *s)
+{
+	pack_str_like(pk, old, s, strlen(s));
+}
+
+enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
+				      const struct mpfs_array *a, const uint8_t *data,
+				      struct mpfs_strbuf *out, struct mpfs_error *err)
+{
+	msgpack_packer pk;
+
+	packer(&pk, out);
+	if (old && old->encoding == MPFS_ENC_NESTED) {
+		char k = a->descr[1];
+		if (k == 'c' || (k == 'f' && a->itemsize == 2))
+			return mpfs_error_set(err, MPFS_E_DTYPE, 0,
+					      "dtype %s cannot be stored as nested lists", a->descr);
+		if (a->ndim == 0)
+			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+					      "a 0-d array cannot be stored as nested lists");
+		pack_nested(&pk, a, 0, data);
+		return MPFS_OK;
+	}
+	if (!old) {
+		msgpack_pack_map(&pk, 5);
+		pack_text(&pk, NULL, "nd");
+		msgpack_pack_true(&pk);
+		pack_text(&pk, NULL, "type");
+		pack_text(&pk, NULL, a->descr);
+		pack_text(&pk, NULL, "kind");
+		msgpack_pack_bin(&pk, 0);
+		pack_text(&pk, NULL, "shape");
+		pack_shape(&pk, a);
+		pack_text(&pk, NULL, "data");
+		msgpack_pack_bin(&pk, a->nbytes);
+		msgpack_pack_bin_body(&pk, data, a->nbytes);
+		return MPFS_OK;
+	}
+	/* Keep the map as written: its keys, their order and spelling. */
+	const struct mpfs_val *m = old->src;
+	mpfs_strbuf_add(out, doc->buf + m->off, m->hdr);
+	for (uint32_t i = 0; i < m->len; i++) {
+		const struct mpfs_val *key = &m->items[2 * i], *val = &m->items[2 * i + 1];
+
+		mpfs_strbuf_add(out, doc->buf + key->off, key->end - key->off);
+		if (mpfs_val_is(doc, key, "type")) {
+			pack_text(&pk, val, a->descr);
+		} else if (mpfs_val_is(doc, key, "shape")) {
+			pack_shape(&pk, a);
+		} else if (mpfs_val_is(doc, key, "data")) {
+			if (val->type == MPFS_STR)
+				pack_str_like(&pk, val, data, a->nbytes);
+			else {
+				msgpack_pack_bin(&pk, a->nbytes);
+				msgpack_pack_bin_body(&pk, data, a->nbytes);
+			}
+		} else {
+			mpfs_strbuf_add(out, doc->buf + val->off, val->end - val->off);
+		}
+	}
+	return MPFS_OK;
+}
+
+/* ---- the archive ------------------------------------------------------------ */
+
+struct enc {
+	const struct mpfs_doc *doc;
+	const struct mpfs_edit *edits;
+	size_t nedits;
+	int (*write)(void *ctx, const void *buf, size_t n);
+	void *ctx;
+};
+
+static bool inside(const struct mpfs_val *t, const struct mpfs_val *v)
+{
+	return t->off >= v->off && t->end <= v->end;
+}
+
+static int enc_val(struct enc *e, const struct mpfs_val *v)
+{
+	const struct mpfs_doc *doc = e->doc;
+	bool touched = false;
+	uint64_t count;
+	size_t ins = 0, del = 0;
+	int per = v->type == MPFS_MAP ? 2 : 1;
+
+	for (size_t i = 0; i < e->nedits; i++) {
+		const struct mpfs_edit *ed = &e->edits[i];
+		if (ed->op == MPFS_EDIT_REPLACE && ed->target == v)
+			return e->write(e->ctx, ed->bytes, ed->len);
+		if (inside(ed->target, v))
+			touched = true;
+		if (ed->target == v)
+			ed->op == MPFS_EDIT_INSERT ? ins++ : del++;
+	}
+	if (!touched || (v->type != MPFS_MAP && v->type != MPFS_ARRAY) || !v->items)
+		return e->write(e->ctx, doc->buf + v->off, v->end - v->off);
+
+	count = v->len - del + ins;
+	if (count == v->len) {
+		if (e->write(e->ctx, doc->buf + v->off, v->hdr))
+			return -1;
+	} else {
+		struct mpfs_strbuf hdr;
+		msgpack_packer pk;
+		int rc;
+
+		mpfs_strbuf_init(&hdr);
+		packer(&pk, &hdr);
+		if (v->type == MPFS_MAP)
+			msgpack_pack_map(&pk, count);
+		else
+			msgpack_pack_array(&pk, count);
+		rc = hdr.oom ? -1 : e->write(e->ctx, hdr.p, hdr.len);
+		mpfs_strbuf_destroy(&hdr);
+		if (rc)
+			return -1;
+	}
+	for (uint32_t i = 0; i < v->len; i++) {
+		bool dropped = false;
+		for (size_t j = 0; j < e->nedits; j++)
+			if (e->edits[j].op == MPFS_EDIT_DELETE && e->edits[j].target == v &&
+			    e->edits[j].index == i)
+				dropped = true;
+		if (dropped)
+			continue;
+		for (int k = 0; k < per; k++)
+			if (enc_val(e, &v->items[per * i + k]))
+				return -1;
+	}
+	for (size_t j = 0; j < e->nedits; j++) {
+		const struct mpfs_edit *ed = &e->edits[j];
+		if (ed->op != MPFS_EDIT_INSERT || ed->target != v)
+			continue;
+		if (e->write(e->ctx, ed->key, ed->key_len) || e->write(e->ctx, ed->bytes, ed->len))
+			return -1;
+	}
+	return 0;
+}
+
+int mpfs_encode_doc(const struct mpfs_doc *doc, const struct mpfs_edit *edits, size_t nedits,
+		    int (*write)(void *ctx, const void *buf, size_t n), void *ctx)
+{
+	struct enc e = {.doc = doc, .edits = edits, .nedits = nedits, .write = write, .ctx = ctx};
+	return enc_val(&e, &doc->root);
+}

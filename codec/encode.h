@@ -1,0 +1,75 @@
+/* Encoding edits back into MsgPack (with msgpack-c's packer).
+ *
+ * New values are produced as encoded bytes in a strbuf, so the layers above
+ * never see msgpack-c; the archive is then re-encoded with a set of edits,
+ * copying every span no edit touches byte for byte. */
+#ifndef MPFS_CODEC_ENCODE_H
+#define MPFS_CODEC_ENCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/array.h"
+#include "codec/strbuf.h"
+#include "codec/value.h"
+
+/* Parses text (one JSON value; NaN and ±Infinity accepted; surrounding
+ * whitespace ignored) into MsgPack appended to out. With an old value, its
+ * kind is kept where the new value fits: an integer keeps its width, a float
+ * stays a float (float32 if exact), bin stays bin. If text is not JSON and
+ * old is a string (or old is NULL: a new file), the trimmed text becomes the
+ * string. MPFS_E_ARRAY-free: fails only with MPFS_E_TRUNCATED-style parse
+ * errors, reported in err with the byte offset into text. */
+enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mpfs_val *old,
+				     const char *text, size_t len, struct mpfs_strbuf *out,
+				     struct mpfs_error *err);
+
+/* Parses a whole NPY file (v1, v2 or v3 header, C order) into *a (src and
+ * data_off unset) and returns the offset of its data in *data. Fails with
+ * MPFS_E_ARRAY/MPFS_E_DTYPE when the header is broken or the size does not
+ * match. */
+enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_array *a,
+				   size_t *data, struct mpfs_error *err);
+
+/* Encodes an array of dtype/shape a, whose bytes are data, in the encoding
+ * of old (a compact map keeps its keys as written) or compact when old is
+ * NULL. Nested encoding takes bool, int, uint and float (f4, f8) dtypes;
+ * others fail with MPFS_E_DTYPE. */
+enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
+				      const struct mpfs_array *a, const uint8_t *data,
+				      struct mpfs_strbuf *out, struct mpfs_error *err);
+
+/* Encodes raw bytes as the payload of old's kind (bin, ext of the same
+ * type, or str). */
+void mpfs_encode_bytes(const struct mpfs_doc *doc, const struct mpfs_val *old, const uint8_t *data,
+		       size_t len, struct mpfs_strbuf *out);
+
+/* Encodes a map key: a str, or an integer when as_int. */
+void mpfs_encode_key(const uint8_t *key, size_t len, bool as_int, struct mpfs_strbuf *out);
+
+/* An empty map, for mkdir. */
+void mpfs_encode_empty_map(struct mpfs_strbuf *out);
+
+enum mpfs_edit_op {
+	MPFS_EDIT_REPLACE, /* target: the value to replace by bytes */
+	MPFS_EDIT_DELETE,  /* target: a map or array; index: the entry to drop */
+	MPFS_EDIT_INSERT,  /* target: a map; key and bytes appended as a new pair */
+};
+
+struct mpfs_edit {
+	enum mpfs_edit_op op;
+	const struct mpfs_val *target;
+	uint32_t index;
+	const uint8_t *key; /* INSERT: an encoded key */
+	size_t key_len;
+	const uint8_t *bytes; /* REPLACE, INSERT: an encoded value */
+	size_t len;
+};
+
+/* Writes doc with the edits applied through write(ctx, bytes, n), which
+ * returns 0 or -1. Unchanged values (and headers whose count is unchanged)
+ * are copied as they are. Returns 0, or -1 if write failed or memory ran out. */
+int mpfs_encode_doc(const struct mpfs_doc *doc, const struct mpfs_edit *edits, size_t nedits,
+		    int (*write)(void *ctx, const void *buf, size_t n), void *ctx);
+
+#endif

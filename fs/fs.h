@@ -1,0 +1,63 @@
+/* The mounted filesystem: the current view of the archive, pending edits
+ * (files open for writing, new files, editor scratch files), and commit.
+ * Every function returns 0 (or a byte count) or -errno; all are safe to call
+ * from many threads. */
+#ifndef MPFS_FS_FS_H
+#define MPFS_FS_FS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "codec/value.h"
+
+struct mpfs_fs;
+
+struct mpfs_fs_opts {
+	bool raw; /* arrays as NAME.bin */
+	bool ro;  /* refuse every change with EROFS */
+	/* Where refusals and failures are reported (one line, no newline). */
+	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+};
+
+/* Opens the archive (see mpfs_view_open for errors). The mount is read-only
+ * when opts->ro is set or the archive or its directory is not writable. */
+int mpfs_fs_open(struct mpfs_fs **out, const char *archive, const struct mpfs_fs_opts *opts,
+		 struct mpfs_error *err);
+/* Commits what is still pending, then frees everything. */
+void mpfs_fs_close(struct mpfs_fs *fs);
+bool mpfs_fs_readonly(const struct mpfs_fs *fs);
+
+/* True for the editor and tool scratch names that never reach the archive:
+ * a leading '.', a trailing '~', #NAME#, *.swp, *.swx, *.swpx, *.tmp, 4913,
+ * and "sed" followed by six letters or digits. */
+bool mpfs_fs_is_scratch(const char *name);
+
+int mpfs_fs_getattr(struct mpfs_fs *fs, const char *path, struct stat *st);
+int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
+		    int (*fill)(void *ctx, const char *name, bool dir), void *ctx);
+
+/* Opens (or with create, makes) a file; *fh identifies it until release. */
+int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool create,
+		      uint64_t *fh);
+long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint64_t off);
+long mpfs_fs_write(struct mpfs_fs *fs, uint64_t fh, const char *buf, size_t size, uint64_t off);
+/* fh is 0 for a truncate by path. */
+int mpfs_fs_truncate(struct mpfs_fs *fs, const char *path, uint64_t fh, uint64_t size);
+/* Commits the file's edit if it changed and is not empty: -EINVAL when its
+ * content is refused (the file then reads back as stored), -ESTALE when the
+ * archive was changed by someone else, -EIO when writing failed. */
+int mpfs_fs_flush(struct mpfs_fs *fs, uint64_t fh);
+int mpfs_fs_release(struct mpfs_fs *fs, uint64_t fh);
+
+int mpfs_fs_unlink(struct mpfs_fs *fs, const char *path);
+int mpfs_fs_mkdir(struct mpfs_fs *fs, const char *path);
+int mpfs_fs_rmdir(struct mpfs_fs *fs, const char *path);
+/* noreplace: fail with -EEXIST if to exists (RENAME_NOREPLACE). */
+int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool noreplace);
+
+long mpfs_fs_getxattr(struct mpfs_fs *fs, const char *path, const char *name, char *buf,
+		      size_t size);
+long mpfs_fs_listxattr(struct mpfs_fs *fs, const char *path, char *buf, size_t size);
+
+#endif
