@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/pack_i.h"
+
 static int sb_write(void *data, const char *buf, size_t len)
 {
 	struct mpfs_strbuf *b = data;
@@ -13,10 +15,11 @@ static int sb_write(void *data, const char *buf, size_t len)
 	return b->oom ? -1 : 0;
 }
 
-static void packer(msgpack_packer *pk, struct mpfs_strbuf *out)
+void mpfs_pack_init(msgpack_packer *pk, struct mpfs_strbuf *out)
 {
 	msgpack_packer_init(pk, out, sb_write);
 }
+
 
 /* ---- keys, bytes, maps --------------------------------------------------- */
 
@@ -25,7 +28,7 @@ void mpfs_encode_key(const uint8_t *key, size_t len, bool as_int, struct mpfs_st
 	msgpack_packer pk;
 	char num[32];
 
-	packer(&pk, out);
+	mpfs_pack_init(&pk, out);
 	if (as_int && len && len < sizeof(num)) {
 		memcpy(num, key, len);
 		num[len] = '\0';
@@ -42,13 +45,11 @@ void mpfs_encode_key(const uint8_t *key, size_t len, bool as_int, struct mpfs_st
 void mpfs_encode_empty_map(struct mpfs_strbuf *out)
 {
 	msgpack_packer pk;
-	packer(&pk, out);
+	mpfs_pack_init(&pk, out);
 	msgpack_pack_map(&pk, 0);
 }
 
-/* A string of len bytes in the family old was written in: old-spec raw
- * (no str8) when it was a raw16/raw32, bin when it was bin. */
-static void pack_str_like(msgpack_packer *pk, const struct mpfs_val *old, const void *s, size_t len)
+void mpfs_pack_str_like(msgpack_packer *pk, const struct mpfs_val *old, const void *s, size_t len)
 {
 	if (old && old->type == MPFS_BIN) {
 		msgpack_pack_bin(pk, len);
@@ -68,12 +69,12 @@ void mpfs_encode_bytes(const struct mpfs_doc *doc, const struct mpfs_val *old, c
 	msgpack_packer pk;
 
 	(void)doc;
-	packer(&pk, out);
+	mpfs_pack_init(&pk, out);
 	if (old->type == MPFS_EXT) {
 		msgpack_pack_ext(&pk, len, old->ext_type);
 		msgpack_pack_ext_body(&pk, data, len);
 	} else {
-		pack_str_like(&pk, old, data, len);
+		mpfs_pack_str_like(&pk, old, data, len);
 	}
 }
 
@@ -142,7 +143,7 @@ static void pack_shape(msgpack_packer *pk, const struct mpfs_array *a)
 
 static void pack_text(msgpack_packer *pk, const struct mpfs_val *old, const char *s)
 {
-	pack_str_like(pk, old, s, strlen(s));
+	mpfs_pack_str_like(pk, old, s, strlen(s));
 }
 
 enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
@@ -151,7 +152,7 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 {
 	msgpack_packer pk;
 
-	packer(&pk, out);
+	mpfs_pack_init(&pk, out);
 	if (old && old->encoding == MPFS_ENC_NESTED) {
 		char k = a->descr[1];
 		if (k == 'c' || (k == 'f' && a->itemsize == 2))
@@ -191,7 +192,7 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 			pack_shape(&pk, a);
 		} else if (mpfs_val_is(doc, key, "data")) {
 			if (val->type == MPFS_STR)
-				pack_str_like(&pk, val, data, a->nbytes);
+				mpfs_pack_str_like(&pk, val, data, a->nbytes);
 			else {
 				msgpack_pack_bin(&pk, a->nbytes);
 				msgpack_pack_bin_body(&pk, data, a->nbytes);
@@ -248,7 +249,7 @@ static int enc_val(struct enc *e, const struct mpfs_val *v)
 		int rc;
 
 		mpfs_strbuf_init(&hdr);
-		packer(&pk, &hdr);
+		mpfs_pack_init(&pk, &hdr);
 		if (v->type == MPFS_MAP)
 			msgpack_pack_map(&pk, count);
 		else

@@ -6,19 +6,13 @@
 #include <string.h>
 
 #include "codec/encode.h"
+#include "codec/pack_i.h"
 
 struct jp {
 	const char *s;
 	size_t n, i;
 	struct mpfs_error *err;
 };
-
-static int sb_write(void *data, const char *buf, size_t len)
-{
-	struct mpfs_strbuf *b = data;
-	mpfs_strbuf_add(b, buf, len);
-	return b->oom ? -1 : 0;
-}
 
 static int fail(struct jp *p, const char *what)
 {
@@ -240,7 +234,7 @@ static int container(struct jp *p, msgpack_packer *pk, unsigned depth)
 	if (depth >= MPFS_MAX_DEPTH)
 		return fail(p, "nesting too deep");
 	mpfs_strbuf_init(&body);
-	msgpack_packer_init(&bp, &body, sb_write);
+	mpfs_pack_init(&bp, &body);
 	p->i++;
 	ws(p);
 	if (p->i < p->n && p->s[p->i] == close) {
@@ -291,7 +285,7 @@ done:
 		msgpack_pack_array(pk, count);
 	((struct mpfs_strbuf *)pk->data)->oom |= body.oom;
 	if (body.len)
-		sb_write(pk->data, body.p, body.len);
+		mpfs_strbuf_add(pk->data, body.p, body.len);
 	rc = 0;
 out:
 	mpfs_strbuf_destroy(&body);
@@ -312,17 +306,8 @@ static int value(struct jp *p, msgpack_packer *pk, const struct mpfs_val *old, u
 		mpfs_strbuf_init(&str);
 		rc = string(p, &str);
 		if (!rc) {
-			const struct mpfs_val *like = old && (old->type == MPFS_STR || old->type == MPFS_BIN) ? old : NULL;
-			if (like && like->type == MPFS_BIN) {
-				msgpack_pack_bin(pk, str.len);
-				msgpack_pack_bin_body(pk, str.p, str.len);
-			} else if (like && (like->tag == 0xda || like->tag == 0xdb)) {
-				msgpack_pack_v4raw(pk, str.len);
-				msgpack_pack_v4raw_body(pk, str.p, str.len);
-			} else {
-				msgpack_pack_str(pk, str.len);
-				msgpack_pack_str_body(pk, str.p, str.len);
-			}
+			bool like = old && (old->type == MPFS_STR || old->type == MPFS_BIN);
+			mpfs_pack_str_like(pk, like ? old : NULL, str.p ? str.p : "", str.len);
 		}
 		mpfs_strbuf_destroy(&str);
 		return rc;
@@ -343,7 +328,7 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
 	size_t mark = out->len;
 	msgpack_packer pk;
 
-	msgpack_packer_init(&pk, out, sb_write);
+	mpfs_pack_init(&pk, out);
 	if (value(&p, &pk, old, 0) == 0) {
 		ws(&p);
 		if (p.i == p.n)
