@@ -42,6 +42,7 @@ struct pending {
 	bool scratch;   /* memory only */
 	bool fresh;     /* not in the archive yet */
 	bool detached;  /* unlinked or renamed away while open */
+	bool refused;   /* the last commit was refused, nothing written since */
 };
 
 struct handle {
@@ -329,6 +330,12 @@ static int commit_content(struct mpfs_fs *fs, const char *path, const uint8_t *d
 		rc = -EPERM;
 		if (d->kind != MPFS_N_MAP)
 			goto out; /* lists and csr matrices have fixed members */
+		if (mpfs_view_raw(fs->view) && n > 4 && !strcmp(name + n - 4, ".bin")) {
+			fs->opts.log("%s: refused: a new raw array has no dtype or shape; "
+				     "create NAME.npy on a mount without -o raw", path);
+			rc = -EINVAL;
+			goto out;
+		}
 		if (npy && !mpfs_view_raw(fs->view)) {
 			struct mpfs_array a;
 			size_t at;
@@ -364,6 +371,11 @@ static int commit_pending(struct mpfs_fs *fs, struct pending *p)
 {
 	int rc;
 
+	/* A refusal sticks until new writes arrive: numpy writes through a
+	 * dup'ed descriptor whose close error it ignores, so the close it does
+	 * see must still fail. */
+	if (p->refused && !p->dirty)
+		return -EINVAL;
 	if (!p->dirty || p->scratch || p->detached || p->len == 0)
 		return 0;
 	rc = commit_content(fs, p->path, p->data, p->len);
@@ -375,6 +387,7 @@ static int commit_pending(struct mpfs_fs *fs, struct pending *p)
 	/* Refused: the file reads back as the archive holds it. */
 	uint32_t id;
 	p->dirty = false;
+	p->refused = rc == -EINVAL;
 	if (mpfs_view_lookup(fs->view, p->path, &id) == 0)
 		load_content(fs, p, id);
 	else
@@ -601,6 +614,7 @@ int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool crea
 		if (flags & O_TRUNC && wr) {
 			p->len = 0;
 			p->dirty = true;
+			p->refused = false;
 		}
 	}
 	pthread_rwlock_unlock(&fs->lock);
@@ -629,6 +643,7 @@ long mpfs_fs_write(struct mpfs_fs *fs, uint64_t fh, const char *buf, size_t size
 	if (rc == 0) {
 		memcpy(p->data + off, buf, size);
 		p->dirty = h->late = true;
+		p->refused = false;
 		rc = (long)size;
 	}
 	pthread_rwlock_unlock(&fs->lock);
@@ -651,6 +666,7 @@ int mpfs_fs_truncate(struct mpfs_fs *fs, const char *path, uint64_t fh, uint64_t
 	if (p) {
 		rc = resize(p, (size_t)size);
 		p->dirty = true;
+		p->refused = false;
 	} else if ((rc = mpfs_view_lookup(fs->view, path, &id)) == 0) {
 		/* truncate(2) on a closed file: nothing to keep if it is
 		 * emptied; otherwise the cut content is committed at once. */

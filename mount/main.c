@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <syslog.h>
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,14 +182,16 @@ static int run(struct fuse_args *args, const struct cli *c, struct mpfs_fs *v)
 	if (fuse_daemonize(c->foreground))
 		goto out_remove_handlers;
 	if (c->single) {
-		rc = fuse_loop(fuse) ? 1 : 0;
+		rc = fuse_loop(fuse);
 	} else {
 		loop = fuse_loop_cfg_create();
 		if (!loop)
 			goto out_remove_handlers;
-		rc = fuse_loop_mt(fuse, loop) ? 1 : 0;
+		rc = fuse_loop_mt(fuse, loop);
 		fuse_loop_cfg_destroy(loop);
 	}
+	/* Stopped by SIGTERM, SIGINT or SIGHUP is an ordinary unmount. */
+	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 out_remove_handlers:
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
 out_unmount:
@@ -204,7 +208,7 @@ int main(int argc, char *argv[])
 	struct mpfs_fs_opts fo = {.log = logline};
 	struct mpfs_fs *v;
 	struct mpfs_error err;
-	char *fsname;
+	char *fsname, mnt[PATH_MAX];
 	int rc = 1;
 
 	if (fuse_opt_parse(&args, &c, cli_opts, cli_proc))
@@ -239,6 +243,12 @@ int main(int argc, char *argv[])
 	rc = 1;
 	if (check_mountpoint(c.mountpoint))
 		goto out_close;
+	/* Absolute, so unmounting works whatever the working directory. */
+	if (!realpath(c.mountpoint, mnt)) {
+		fprintf(stderr, "mpfs: mount point %s: %s\n", c.mountpoint, strerror(errno));
+		goto out_close;
+	}
+	c.mountpoint = mnt;
 	if (access("/dev/fuse", R_OK | W_OK)) {
 		fprintf(stderr, "mpfs: no FUSE available: /dev/fuse: %s\n", strerror(errno));
 		goto out_close;

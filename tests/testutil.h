@@ -1,0 +1,293 @@
+/* Helpers shared by the Criterion suites: fixtures, temporary files, and a
+ * small MsgPack writer for hand-built archives (minimal widths unless the
+ * bytes are spelled out with tb_hex). Header-only: each suite is one file. */
+#ifndef MPFS_TESTS_TESTUTIL_H
+#define MPFS_TESTS_TESTUTIL_H
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Tests of defects that were reported but are not fixed yet are built and
+ * listed as skipped; build with -DMPFS_KNOWN_BUGS=1 to run them (they fail
+ * until the defect is fixed, then drop the marker). */
+#ifndef MPFS_KNOWN_BUGS
+#define MPFS_KNOWN_BUGS 0
+#endif
+#define TU_KNOWN_BUG .disabled = !MPFS_KNOWN_BUGS
+
+/* The archives in $MPFS_FIXTURES that must decode. */
+static const char *const tu_good_fixtures[] = {
+	"edge_values.mpk", "logreg_compact.mpk", "logreg_seed.mpk", "mlp_compact.mpk",
+	"mlp_seed.mpk",    "tfidf_compact.mpk",  "tfidf_seed.mpk",
+};
+#define TU_NGOOD (sizeof(tu_good_fixtures) / sizeof(tu_good_fixtures[0]))
+
+/* ---- a growable byte buffer that writes MsgPack ------------------------ */
+
+struct tb {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static inline void tb_put(struct tb *b, const void *s, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n)
+			cap *= 2;
+		b->p = realloc(b->p, cap);
+		cr_assert(b->p != NULL, "out of memory");
+		b->cap = cap;
+	}
+	if (n)
+		memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static inline void tb_byte(struct tb *b, uint8_t c)
+{
+	tb_put(b, &c, 1);
+}
+
+/* Appends the n low bytes of x, big-endian. */
+static inline void tb_be(struct tb *b, uint64_t x, int n)
+{
+	for (int i = n - 1; i >= 0; i--)
+		tb_byte(b, (uint8_t)(x >> 8 * i));
+}
+
+/* Appends bytes written as hex, pairs separated by nothing, ' ' or '-'. */
+static inline void tb_hex(struct tb *b, const char *hex)
+{
+	while (*hex) {
+		unsigned x;
+		if (*hex == ' ' || *hex == '-') {
+			hex++;
+			continue;
+		}
+		cr_assert(sscanf(hex, "%2x", &x) == 1 && hex[1], "bad hex in test: %s", hex);
+		tb_byte(b, (uint8_t)x);
+		hex += 2;
+	}
+}
+
+static inline void tb_nil(struct tb *b)
+{
+	tb_byte(b, 0xc0);
+}
+
+static inline void tb_bool(struct tb *b, bool v)
+{
+	tb_byte(b, v ? 0xc3 : 0xc2);
+}
+
+static inline void tb_uint(struct tb *b, uint64_t u)
+{
+	if (u < 128)
+		tb_byte(b, (uint8_t)u);
+	else if (u <= UINT8_MAX)
+		tb_byte(b, 0xcc), tb_be(b, u, 1);
+	else if (u <= UINT16_MAX)
+		tb_byte(b, 0xcd), tb_be(b, u, 2);
+	else if (u <= UINT32_MAX)
+		tb_byte(b, 0xce), tb_be(b, u, 4);
+	else
+		tb_byte(b, 0xcf), tb_be(b, u, 8);
+}
+
+static inline void tb_int(struct tb *b, int64_t i)
+{
+	if (i >= 0)
+		tb_uint(b, (uint64_t)i);
+	else if (i >= -32)
+		tb_byte(b, (uint8_t)i);
+	else if (i >= INT8_MIN)
+		tb_byte(b, 0xd0), tb_be(b, (uint64_t)i, 1);
+	else if (i >= INT16_MIN)
+		tb_byte(b, 0xd1), tb_be(b, (uint64_t)i, 2);
+	else if (i >= INT32_MIN)
+		tb_byte(b, 0xd2), tb_be(b, (uint64_t)i, 4);
+	else
+		tb_byte(b, 0xd3), tb_be(b, (uint64_t)i, 8);
+}
+
+static inline void tb_f64(struct tb *b, double f)
+{
+	uint64_t x;
+	memcpy(&x, &f, 8);
+	tb_byte(b, 0xcb), tb_be(b, x, 8);
+}
+
+static inline void tb_f32(struct tb *b, float f)
+{
+	uint32_t x;
+	memcpy(&x, &f, 4);
+	tb_byte(b, 0xca), tb_be(b, x, 4);
+}
+
+static inline void tb_strn(struct tb *b, const void *s, size_t n)
+{
+	if (n < 32)
+		tb_byte(b, (uint8_t)(0xa0 | n));
+	else if (n <= UINT8_MAX)
+		tb_byte(b, 0xd9), tb_be(b, n, 1);
+	else if (n <= UINT16_MAX)
+		tb_byte(b, 0xda), tb_be(b, n, 2);
+	else
+		tb_byte(b, 0xdb), tb_be(b, n, 4);
+	tb_put(b, s, n);
+}
+
+static inline void tb_str(struct tb *b, const char *s)
+{
+	tb_strn(b, s, strlen(s));
+}
+
+static inline void tb_bin(struct tb *b, const void *s, size_t n)
+{
+	if (n <= UINT8_MAX)
+		tb_byte(b, 0xc4), tb_be(b, n, 1);
+	else if (n <= UINT16_MAX)
+		tb_byte(b, 0xc5), tb_be(b, n, 2);
+	else
+		tb_byte(b, 0xc6), tb_be(b, n, 4);
+	tb_put(b, s, n);
+}
+
+static inline void tb_ext(struct tb *b, int8_t type, const void *s, size_t n)
+{
+	static const uint8_t fix[17] = {[1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
+	if (n <= 16 && fix[n])
+		tb_byte(b, fix[n]);
+	else if (n <= UINT8_MAX)
+		tb_byte(b, 0xc7), tb_be(b, n, 1);
+	else if (n <= UINT16_MAX)
+		tb_byte(b, 0xc8), tb_be(b, n, 2);
+	else
+		tb_byte(b, 0xc9), tb_be(b, n, 4);
+	tb_byte(b, (uint8_t)type);
+	tb_put(b, s, n);
+}
+
+static inline void tb_arr(struct tb *b, uint32_t n)
+{
+	if (n < 16)
+		tb_byte(b, (uint8_t)(0x90 | n));
+	else if (n <= UINT16_MAX)
+		tb_byte(b, 0xdc), tb_be(b, n, 2);
+	else
+		tb_byte(b, 0xdd), tb_be(b, n, 4);
+}
+
+static inline void tb_map(struct tb *b, uint32_t n)
+{
+	if (n < 16)
+		tb_byte(b, (uint8_t)(0x80 | n));
+	else if (n <= UINT16_MAX)
+		tb_byte(b, 0xde), tb_be(b, n, 2);
+	else
+		tb_byte(b, 0xdf), tb_be(b, n, 4);
+}
+
+static inline void tb_free(struct tb *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+/* ---- memory and files -------------------------------------------------- */
+
+/* A heap copy of exactly n bytes, so that AddressSanitizer catches any read
+ * past the end of a buffer handed to the decoder. Free with free(). */
+static inline uint8_t *tu_dup(const void *p, size_t n)
+{
+	uint8_t *q = malloc(n ? n : 1);
+	cr_assert(q != NULL);
+	if (n)
+		memcpy(q, p, n);
+	return q;
+}
+
+static inline uint8_t *tu_read_file(const char *path, size_t *size)
+{
+	FILE *f = fopen(path, "rb");
+	struct tb b = {0};
+	char chunk[65536];
+	size_t n;
+
+	cr_assert(f != NULL, "cannot open %s: %s", path, strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		tb_put(&b, chunk, n);
+	fclose(f);
+	*size = b.len;
+	/* Exact size: see tu_dup. */
+	uint8_t *p = tu_dup(b.p, b.len);
+	tb_free(&b);
+	return p;
+}
+
+/* The path of fixture name in $MPFS_FIXTURES (set by meson); free(). */
+static inline char *tu_fixture_path(const char *name)
+{
+	const char *dir = getenv("MPFS_FIXTURES");
+	char *path;
+
+	cr_assert(dir && *dir, "MPFS_FIXTURES is not set (run the tests with meson test)");
+	cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+	return path;
+}
+
+/* The bytes of fixture name, on the heap at their exact size; free(). */
+static inline uint8_t *tu_fixture(const char *name, size_t *size)
+{
+	char *path = tu_fixture_path(name);
+	uint8_t *p = tu_read_file(path, size);
+	free(path);
+	return p;
+}
+
+/* A fresh temporary directory (under $TMPDIR or /tmp); free() the path and
+ * remove it with tu_rm_rf. */
+static inline char *tu_temp_dir(void)
+{
+	const char *tmp = getenv("TMPDIR");
+	char *path;
+
+	cr_assert(asprintf(&path, "%s/mpfs-test-XXXXXX", tmp && *tmp ? tmp : "/tmp") > 0);
+	cr_assert(mkdtemp(path) != NULL, "mkdtemp: %s", strerror(errno));
+	return path;
+}
+
+static inline void tu_write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	cr_assert(f != NULL, "cannot create %s: %s", path, strerror(errno));
+	cr_assert(fwrite(p, 1, n, f) == n);
+	cr_assert(fclose(f) == 0);
+}
+
+static inline void tu_rm_rf(const char *path)
+{
+	char *cmd;
+	cr_assert(asprintf(&cmd, "rm -rf '%s'", path) > 0);
+	cr_assert(system(cmd) == 0);
+	free(cmd);
+}
+
+/* Runs a shell command; returns its exit status (-1 if it did not exit). */
+static inline int tu_run(const char *cmd)
+{
+	int st = system(cmd);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#endif
