@@ -2,8 +2,8 @@
 -> unmount -> mpk.load.
 
 Needs /dev/fuse and the mpfs binary ($MPFS_BIN, default <repo>/build/mpfs);
-skipped otherwise.  The write half waits for write-back (issue 3): it runs
-only with MPFS_WRITE=1.
+skipped otherwise.  The write half edits a param and a weight through the
+mount and checks that mpk.load sees both.
 """
 
 import json
@@ -154,8 +154,6 @@ def test_mount_readonly_shows_weights(name, arrays, tmp_path):
                           est.transform(X) if name == "scaler" else est.predict(X))
 
 
-@pytest.mark.skipif(os.environ.get("MPFS_WRITE") != "1",
-                    reason="write-back not implemented yet (issue 3)")
 @pytest.mark.parametrize("arrays", ["compact", "nested"])
 def test_mount_edit_param_and_weight(arrays, tmp_path):
     est = _models()["logreg"]
@@ -177,3 +175,7 @@ def test_mount_edit_param_and_weight(arrays, tmp_path):
     assert np.array_equal(back.coef_, new_coef)
     assert np.array_equal(back.intercept_, est.intercept_)
     assert back.class_weight == {0: 1.0, 1: 2.5}
+    # The edited weight drives predictions: scores follow the new coef_.
+    expect = X @ new_coef.T + est.intercept_
+    assert np.allclose(back.decision_function(X), expect.ravel())
+    assert not np.array_equal(back.decision_function(X), est.decision_function(X))
