@@ -177,5 +177,5 @@ def test_mount_edit_param_and_weight(arrays, tmp_path):
     assert back.class_weight == {0: 1.0, 1: 2.5}
     # The edited weight drives predictions: scores follow the new coef_.
     expect = X @ new_coef.T + est.intercept_
-    assert np.allclose(back.decision_function(X), expect.ravel())
+    assert np.allclose(back.decision_function(X), expect)
     assert not np.array_equal(back.decision_function(X), est.decision_function(X))
