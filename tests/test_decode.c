@@ -10,6 +10,8 @@
 #include <math.h>
 #include <msgpack.h>
 
+#include "codec/json.h"
+#include "codec/model.h"
 #include "codec/value.h"
 #include "testutil.h"
 
@@ -25,34 +27,34 @@ void *__wrap_realloc(void *p, size_t n);
 static struct {
 	bool on;
 	size_t calls, total, largest;
+	size_t fail_at; /* make the fail_at-th allocation fail (1-based); 0: none */
 } allocs;
 
-static void note_alloc(size_t n)
+/* Counts an allocation; false if it is the one to fail. */
+static bool note_alloc(size_t n)
 {
 	if (!allocs.on)
-		return;
+		return true;
 	allocs.calls++;
 	allocs.total += n;
 	if (n > allocs.largest)
 		allocs.largest = n;
+	return allocs.calls != allocs.fail_at;
 }
 
 void *__wrap_malloc(size_t n)
 {
-	note_alloc(n);
-	return __real_malloc(n);
+	return note_alloc(n) ? __real_malloc(n) : NULL;
 }
 
 void *__wrap_calloc(size_t n, size_t size)
 {
-	note_alloc(n * size);
-	return __real_calloc(n, size);
+	return note_alloc(n * size) ? __real_calloc(n, size) : NULL;
 }
 
 void *__wrap_realloc(void *p, size_t n)
 {
-	note_alloc(n);
-	return __real_realloc(p, n);
+	return note_alloc(n) ? __real_realloc(p, n) : NULL;
 }
 
 static void track_allocs(void)
@@ -1022,6 +1024,64 @@ Test(codec_decode, bad_fixtures_that_are_bad_msgpack)
 	cr_assert_eq(d.rc, MPFS_E_TRUNCATED);
 	cr_assert_lt(d.err.off, n);
 	dc_free(&d);
+}
+
+/* Each allocation of mpfs_doc_init and mpfs_model_init fails in turn: the
+ * call then fails with MPFS_E_NOMEM and frees what it had (LeakSanitizer
+ * checks), until every allocation succeeds. Rendering a text into a strbuf
+ * runs out of memory as a sticky flag. */
+Test(codec_decode, out_of_memory_at_every_allocation, .timeout = 60)
+{
+	static const char *const names[] = {"edge_values.mpk", "mlp_seed.mpk", "tfidf_compact.mpk"};
+	for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+		size_t n;
+		uint8_t *p = tu_fixture(names[f], &n);
+		for (int model = 0; model < 2; model++) {
+			for (size_t k = 1;; k++) {
+				struct mpfs_model m;
+				struct mpfs_doc doc;
+				struct mpfs_error err;
+				enum mpfs_codec_err rc;
+
+				cr_assert_lt(k, 100000, "%s: never succeeds", names[f]);
+				track_allocs();
+				allocs.fail_at = k;
+				rc = model ? mpfs_model_init(&m, p, n, &err) : mpfs_doc_init(&doc, p, n, &err);
+				allocs.on = false;
+				if (rc == MPFS_OK) {
+					cr_assert_lt(allocs.calls, k, "%s: allocation %zu failed unseen",
+						     names[f], k);
+					if (model)
+						mpfs_model_destroy(&m);
+					else
+						mpfs_doc_destroy(&doc);
+					break;
+				}
+				cr_assert_eq(rc, MPFS_E_NOMEM, "%s, allocation %zu failing: %s", names[f], k,
+					     err.msg);
+				cr_assert(err.msg[0]);
+				cr_assert_lt(err.off, n);
+			}
+		}
+		free(p);
+	}
+
+	struct mpfs_doc doc;
+	struct mpfs_error err;
+	struct mpfs_strbuf out;
+	static const uint8_t list[] = {0x93, 0xa1, 0x61, 0x01, 0xc0};
+	cr_assert_eq(mpfs_doc_init(&doc, list, sizeof(list), &err), MPFS_OK);
+	for (size_t k = 1; k < 4; k++) {
+		mpfs_strbuf_init(&out);
+		track_allocs();
+		allocs.fail_at = k;
+		mpfs_json_render(&doc, &doc.root, &out);
+		allocs.on = false;
+		if (allocs.calls >= k)
+			cr_assert(out.oom, "allocation %zu failed, but oom is not set", k);
+		mpfs_strbuf_destroy(&out);
+	}
+	mpfs_doc_destroy(&doc);
 }
 
 /* ---- agreement with msgpack-c --------------------------------------------- */
