@@ -759,6 +759,13 @@ Test(codec_array, is_compact)
 	doc_hex(&d, "81 c4 02 6e 64 c3"); /* bin key */
 	cr_assert(mpfs_array_is_compact(&d.doc, &d.doc.root));
 	doc_free(&d);
+	/* only nd: true makes one (docs/tree.md §2) */
+	doc_hex(&d, "81 a2 6e 64 c2"); /* {"nd": false} */
+	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
+	doc_free(&d);
+	doc_hex(&d, "81 a2 6e 64 01"); /* {"nd": 1} */
+	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
+	doc_free(&d);
 	doc_hex(&d, "81 a4 74 79 70 65 a3 3c 66 38"); /* no nd */
 	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
 	doc_free(&d);

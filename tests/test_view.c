@@ -2,6 +2,7 @@
  * lookup, attributes, contents and extended attributes, on every fixture
  * (checked against its .expect.json by numpy), with -o raw, and on
  * hand-built archives for names, xattrs and refusals. */
+#define TU_WRAP_ALLOCS /* linked with --wrap=malloc,... (tests/meson.build) */
 #include <criterion/criterion.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -842,6 +843,172 @@ Test(fs_view, lists_of_maps_and_bins)
 	expect_xattr(v, "/weights/c/0.npy", "user.mpfs.shape", "1,2");
 	expect_xattr(v, "/weights/c/1.npy", "user.mpfs.shape", "2,1");
 	mpfs_view_close(v);
+}
+
+/* Each allocation of mpfs_view_open fails in turn (those inside libc, as
+ * strdup's, excepted): it then returns -ENOMEM with nothing left behind
+ * (LeakSanitizer checks), until every allocation succeeds; then reads whose
+ * content must be made fail with -ENOMEM, and work once memory is back.
+ *
+ * Blocked by the mpfs_model_init defect (see test_model.c:
+ * out_of_memory_at_every_allocation), which mpfs_view_open runs into. Then
+ * base_name() (view.c) returns NULL on json.oom without freeing the strbuf:
+ * a leak, seen with the hand-built archive (a key whose JSON needs a second
+ * strbuf allocation). */
+Test(fs_view, out_of_memory_at_every_allocation, .timeout = 60, TU_KNOWN_BUG)
+{
+	static const char *const names[] = {"edge_values.mpk", "tfidf_seed.mpk", "mlp_seed.mpk",
+					    NULL};
+	char *dir = tu_temp_dir();
+	for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+		char *path;
+		struct mpfs_view_opts opts = {0};
+		struct mpfs_view *v = NULL;
+
+		if (names[f]) {
+			path = tu_fixture_path(names[f]);
+		} else {
+			/* {["a key that renders ... JSON text"]: 1, "class_name": "x"} */
+			struct tb b = {0};
+			tb_map(&b, 2);
+			tb_arr(&b, 1);
+			tb_str(&b, "a key whose JSON text takes more than sixty-four bytes, surely");
+			tb_uint(&b, 1);
+			tb_str(&b, "class_name");
+			tb_str(&b, "x");
+			cr_assert(asprintf(&path, "%s/a.mpk", dir) > 0);
+			tu_write_file(path, b.p, b.len);
+			tb_free(&b);
+		}
+		for (size_t k = 1;; k++) {
+			struct mpfs_error err;
+			int rc;
+
+			cr_assert_lt(k, 100000, "%s: never succeeds", path);
+			tu_track_allocs();
+			tu_allocs.fail_at = k;
+			rc = mpfs_view_open(&v, path, &opts, &err);
+			tu_allocs.on = false;
+			if (rc == 0) {
+				cr_assert_lt(tu_allocs.calls, k, "%s: allocation %zu failed unseen", path,
+					     k);
+				break;
+			}
+			cr_assert_eq(rc, -ENOMEM, "%s, allocation %zu failing: %d (%s)", path, k, rc,
+				     err.msg);
+		}
+		/* A text file whose content cannot be made. */
+		uint32_t id = id_of(v, f == 0 ? "/params/lst" : "/class_name");
+		char buf[64];
+		struct stat st;
+		tu_track_allocs();
+		tu_allocs.fail_at = 1;
+		long n = mpfs_view_read(v, id, buf, sizeof(buf), 0);
+		tu_allocs.on = false;
+		cr_assert(n == -ENOMEM || tu_allocs.calls == 0, "%s: read gave %ld", path, n);
+		cr_assert_eq(mpfs_view_stat(v, id, &st), 0);
+		cr_assert_gt(mpfs_view_read(v, id, buf, sizeof(buf), 0), 0);
+		mpfs_view_close(v);
+		free(path);
+	}
+	tu_rm_rf(dir);
+	free(dir);
+}
+
+static uint64_t rng_state = 0xda942042e4dd58b5ULL;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+
+/* Appends one awkward key. */
+static void random_key(struct tb *b)
+{
+	static char big[700];
+	if (!big[0]) {
+		memset(big, 'L', sizeof(big) - 1);
+		for (size_t i = 0; i < sizeof(big) - 1; i += 7)
+			big[i] = '/';
+	}
+	switch (rng() % 24) {
+	case 0: tb_str(b, "a"); break;
+	case 1: tb_str(b, "a.npy"); break;
+	case 2: tb_str(b, "a.bin"); break;
+	case 3: tb_str(b, "%a"); break;
+	case 4: tb_str(b, "%"); break;
+	case 5: tb_str(b, ""); break;
+	case 6: tb_str(b, "."); break;
+	case 7: tb_str(b, ".."); break;
+	case 8: tb_str(b, "x/y"); break;
+	case 9: tb_str(b, "1"); break;
+	case 10: tb_uint(b, 1); break;
+	case 11: tb_hex(b, "d0 01"); break; /* 1 again, another width */
+	case 12: tb_int(b, -1); break;
+	case 13: tb_nil(b); break;
+	case 14: tb_bool(b, true); break;
+	case 15: tb_f64(b, 0.5); break;
+	case 16: tb_strn(b, big, 250 + rng() % 10); break;
+	case 17: tb_strn(b, big, 300 + rng() % 400); break;
+	case 18: tb_bin(b, "a", 1); break;
+	case 19: tb_hex(b, "a1 ff"); break;
+	case 20: tb_hex(b, "92 01 a1 2f"); break; /* [1, "/"] */
+	case 21: tb_hex(b, "81 a1 61 80"); break; /* {"a": {}} */
+	case 22: tb_str(b, "%#1"); break;
+	default: tb_str(b, "%~0~"); break;
+	}
+}
+
+/* Directories full of awkward, repeated and clashing keys: every entry gets
+ * a distinct, safe name that looks it up, with or without -o raw. */
+Test(fs_view, random_keys_get_unique_reachable_names, .timeout = 60)
+{
+	for (int round = 0; round < 300; round++) {
+		struct tb b = {0};
+		uint32_t n = 1 + (uint32_t)(rng() % 40);
+		bool raw = rng() & 1;
+
+		tb_map(&b, 2);
+		tb_str(&b, "weights"); /* lists in here are arrays: NAME.npy */
+		tb_map(&b, n);
+		for (uint32_t i = 0; i < n; i++) {
+			random_key(&b);
+			switch (rng() % 4) {
+			case 0: tb_hex(&b, "91 01"); break;
+			case 1: tb_hex(&b, "80"); break;
+			case 2: tb_hex(&b, "c4 01 00"); break;
+			default: tb_uint(&b, i); break;
+			}
+		}
+		tb_str(&b, "params");
+		tb_map(&b, n);
+		for (uint32_t i = 0; i < n; i++) {
+			random_key(&b);
+			tb_uint(&b, i);
+		}
+		char *dir = tu_temp_dir(), *path;
+		cr_assert(asprintf(&path, "%s/a.mpk", dir) > 0);
+		tu_write_file(path, b.p, b.len);
+		tb_free(&b);
+		struct mpfs_view *v = open_path(path, raw);
+		walk_view(v, path, NULL, NULL, NULL);
+		/* the values of params are 0..n-1 in archive order */
+		uint32_t params = id_of(v, "/params"), c;
+		for (uint32_t i = 0; i < n; i++) {
+			char p[300], want[16];
+			snprintf(p, sizeof(p), "/params/%s", mpfs_view_child(v, params, i, &c));
+			snprintf(want, sizeof(want), "%u\n", i);
+			expect_content(v, p, want);
+		}
+		mpfs_view_close(v);
+		unlink(path);
+		rmdir(dir);
+		free(path);
+		free(dir);
+	}
 }
 
 /* ---- threads ------------------------------------------------------------------------ */

@@ -204,6 +204,61 @@ static inline void tb_free(struct tb *b)
 	b->len = b->cap = 0;
 }
 
+/* ---- allocation accounting ---------------------------------------------- */
+
+#ifdef TU_WRAP_ALLOCS
+/* For suites linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+ * (tests/meson.build): every allocation made by the code under test (and
+ * the test itself, but not by shared libraries) goes through these, which
+ * count it while tu_allocs.on and can make the fail_at-th one fail. */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+static struct {
+	bool on;
+	size_t calls, total, largest;
+	size_t fail_at; /* make the fail_at-th allocation fail (1-based); 0: none */
+} tu_allocs;
+
+/* Counts an allocation; false if it is the one to fail. */
+static bool tu_note_alloc(size_t n)
+{
+	if (!tu_allocs.on)
+		return true;
+	tu_allocs.calls++;
+	tu_allocs.total += n;
+	if (n > tu_allocs.largest)
+		tu_allocs.largest = n;
+	return tu_allocs.calls != tu_allocs.fail_at;
+}
+
+void *__wrap_malloc(size_t n)
+{
+	return tu_note_alloc(n) ? __real_malloc(n) : NULL;
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+	return tu_note_alloc(n * size) ? __real_calloc(n, size) : NULL;
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	return tu_note_alloc(n) ? __real_realloc(p, n) : NULL;
+}
+
+/* Starts counting from zero, failing nothing. */
+static void tu_track_allocs(void)
+{
+	memset(&tu_allocs, 0, sizeof(tu_allocs));
+	tu_allocs.on = true;
+}
+#endif
+
 /* ---- memory and files -------------------------------------------------- */
 
 /* A heap copy of exactly n bytes, so that AddressSanitizer catches any read
