@@ -8,33 +8,69 @@
 
 #include "codec/utf8.h"
 
+/* The decimal digits d[0..nd) and exponent e of the shortest text D.DDDeE
+ * that reads back to f (f finite, positive). printf's nearest decimal of a
+ * given length may miss where its neighbour one unit above or below reads
+ * back (at powers of two the rounding interval is lopsided), so both
+ * neighbours are tried too. */
+static int shortest(double f, char d[20], int *e)
+{
+	char sci[40];
+	int prec;
+
+	for (prec = 1; prec <= 17; prec++) {
+		uint64_t m = 0, lo = 1;
+		const char *s;
+
+		snprintf(sci, sizeof(sci), "%.*e", prec - 1, f);
+		for (s = sci; *s != 'e'; s++)
+			if (*s != '.')
+				m = m * 10 + (uint64_t)(*s - '0');
+		*e = atoi(s + 1);
+		if (strtod(sci, NULL) == f)
+			break;
+		for (int i = 1; i < prec; i++)
+			lo *= 10;
+		for (int delta = -1; delta <= 1; delta += 2) {
+			uint64_t c = m + (uint64_t)(int64_t)delta;
+			int ce = *e;
+			if (c < lo)
+				continue; /* fewer digits: tried already */
+			if (c >= lo * 10)
+				c /= 10, ce++;
+			snprintf(sci, sizeof(sci), "%" PRIu64 "e%d", c, ce - (prec - 1));
+			if (strtod(sci, NULL) == f) {
+				*e = ce;
+				return snprintf(d, 20, "%" PRIu64, c);
+			}
+		}
+	}
+	snprintf(sci, sizeof(sci), "%.*e", prec - 1, f);
+	int nd = 0;
+	for (const char *s = sci; *s != 'e'; s++)
+		if (*s != '.')
+			d[nd++] = *s;
+	*e = atoi(strchr(sci, 'e') + 1);
+	return nd;
+}
+
 size_t mpfs_json_double(double f, char out[MPFS_JSON_DOUBLE_MAX])
 {
-	char sci[40], digits[20];
-	int prec, exp, nd = 0;
+	char digits[20];
+	int exp, nd;
 	char *p = out;
 
 	if (isnan(f))
 		return (size_t)snprintf(out, MPFS_JSON_DOUBLE_MAX, "NaN");
 	if (isinf(f))
 		return (size_t)snprintf(out, MPFS_JSON_DOUBLE_MAX, f < 0 ? "-Infinity" : "Infinity");
-
-	/* The fewest significant digits that read back to the same bits. */
-	for (prec = 1; prec < 17; prec++) {
-		snprintf(sci, sizeof(sci), "%.*e", prec - 1, f);
-		if (strtod(sci, NULL) == f)
-			break;
+	if (signbit(f))
+		*p++ = '-', f = -f;
+	if (f == 0) {
+		digits[0] = '0', nd = 1, exp = 0;
+	} else {
+		nd = shortest(f, digits, &exp);
 	}
-	snprintf(sci, sizeof(sci), "%.*e", prec - 1, f);
-
-	/* sci is [-]D[.DDD]e±XX: split into digits and exponent. */
-	const char *s = sci;
-	if (*s == '-')
-		*p++ = *s++;
-	for (; *s != 'e'; s++)
-		if (*s != '.')
-			digits[nd++] = *s;
-	exp = atoi(s + 1);
 	while (nd > 1 && digits[nd - 1] == '0')
 		nd--;
 

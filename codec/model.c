@@ -64,10 +64,10 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 
 static enum mpfs_codec_err alloc_children(struct builder *b, struct mpfs_node *n, uint32_t count)
 {
-	n->nchildren = count;
 	n->children = count ? calloc(count, sizeof(*n->children)) : NULL;
 	if (count && !n->children)
 		return mpfs_error_set(b->err, MPFS_E_NOMEM, n->val->off, "out of memory");
+	n->nchildren = count;
 	return MPFS_OK;
 }
 

@@ -78,8 +78,10 @@ static char *base_name(const struct mpfs_view *v, const struct mpfs_node *n, uin
 	/* Other keys (ints, mostly) are named by their JSON text. */
 	mpfs_strbuf_init(&json);
 	mpfs_json_render(doc, n->key, &json);
-	if (json.oom)
+	if (json.oom) {
+		mpfs_strbuf_destroy(&json);
 		return NULL;
+	}
 	if (mpfs_name_is_plain((uint8_t *)json.p, json.len, suffix))
 		snprintf(buf, sizeof(buf), "%s%s", json.p, suffix);
 	else

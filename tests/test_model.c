@@ -974,7 +974,7 @@ Test(codec_model, broken_compact_array_refuses_the_archive)
  * Defect: alloc_children() sets n->nchildren before its calloc succeeds, so
  * when that calloc fails, free_node() walks count children of a NULL array
  * (SEGV in free_node, model.c). */
-Test(codec_model, out_of_memory_at_every_allocation, .timeout = 60, TU_KNOWN_BUG)
+Test(codec_model, out_of_memory_at_every_allocation, .timeout = 60)
 {
 	static const char *const names[] = {"edge_values.mpk", "mlp_seed.mpk", "tfidf_compact.mpk"};
 	for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
