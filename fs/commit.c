@@ -1,6 +1,9 @@
+#define _GNU_SOURCE /* asprintf */
 #include "fs/commit.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -70,7 +73,7 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 		return -ESTALE;
 	}
 	dir_copy = strdup(archive);
-	tmp = malloc(strlen(archive) + 32);
+	tmp = malloc(strlen(archive) + 48);
 	o = malloc(sizeof(*o));
 	if (!dir_copy || !tmp || !o) {
 		rc = -ENOMEM;
@@ -83,7 +86,9 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	sprintf(tmp, "%s/.%s.mpfs-XXXXXX", dir, basename(base_copy));
+	/* The pid lets a later mount tell a leftover of a killed mpfs from
+	 * the temporary file of one still running (mpfs_commit_cleanup). */
+	sprintf(tmp, "%s/.%s.mpfs-%ld-XXXXXX", dir, basename(base_copy), (long)getpid());
 	free(base_copy);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
@@ -134,4 +139,44 @@ out_free:
 	free(tmp);
 	free(dir_copy);
 	return rc;
+}
+
+int mpfs_commit_cleanup(const char *archive, void (*log)(const char *fmt, ...))
+{
+	char *dir_copy = strdup(archive), *base_copy = strdup(archive), *prefix = NULL;
+	struct dirent *e;
+	size_t pl;
+	int removed = 0;
+	DIR *d = NULL;
+
+	if (!dir_copy || !base_copy || asprintf(&prefix, ".%s.mpfs-", basename(base_copy)) < 0)
+		goto out;
+	d = opendir(dirname(dir_copy));
+	if (!d)
+		goto out;
+	pl = strlen(prefix);
+	while ((e = readdir(d))) {
+		char *end;
+		long pid;
+
+		if (strncmp(e->d_name, prefix, pl))
+			continue;
+		pid = strtol(e->d_name + pl, &end, 10);
+		if (end == e->d_name + pl || *end != '-' || strlen(end) != 7 || pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue; /* its mpfs may still be writing it */
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0) {
+			log("removed %s, left by an mpfs that was killed while committing",
+			    e->d_name);
+			removed++;
+		}
+	}
+out:
+	if (d)
+		closedir(d);
+	free(prefix);
+	free(base_copy);
+	free(dir_copy);
+	return removed;
 }

@@ -16,4 +16,9 @@
 int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct mpfs_edit *edits,
 		size_t nedits, struct mpfs_view **out, struct mpfs_error *err);
 
+/* Removes the temporary files beside archive that were left by an mpfs
+ * killed while committing (their pid is gone); returns how many, each logged.
+ * The archive itself is always whole: old or new. */
+int mpfs_commit_cleanup(const char *archive, void (*log)(const char *fmt, ...));
+
 #endif

@@ -424,6 +424,8 @@ int mpfs_fs_open(struct mpfs_fs **out, const char *archive, const struct mpfs_fs
 	if (!dir || access(fs->archive, W_OK) || access(dirname(dir), W_OK | X_OK))
 		fs->opts.ro = true;
 	free(dir);
+	if (!fs->opts.ro)
+		mpfs_commit_cleanup(fs->archive, fs->opts.log);
 	pthread_rwlock_init(&fs->lock, NULL);
 	*out = fs;
 	return 0;

@@ -1327,9 +1327,27 @@ def test_kill9_during_commits_leaves_a_valid_archive(tmp_path):
             f"expected the last acknowledged {last_ok} or the one in flight {inflight}")
         problems = value_differences(got, expect_change(original, path, got[b"params"][b"max_iter"]))
         assert not problems, f"cycle {cycles}: {problems}"
-    leftovers = sorted(p.name for p in archive.parent.iterdir()
-                       if p.name != archive.name)
     with mounted(archive) as mnt:
         assert_reads_as(mnt / "params" / "max_iter", decode(archive)[b"params"][b"max_iter"])
-    print(f"{commits} commits over {cycles} kill -9 cycles (seed {seed}); "
-          f"files left beside the archive: {leftovers}")
+    # Temporary files of killed commits are removed by the next mount.
+    leftovers = sorted(p.name for p in archive.parent.iterdir()
+                       if p.name != archive.name)
+    assert not leftovers, f"left beside the archive: {leftovers}"
+    print(f"{commits} commits over {cycles} kill -9 cycles (seed {seed})")
+
+
+def test_mount_removes_temporary_files_of_killed_commits(tmp_path):
+    archive, before = private_copy(tmp_path, "logreg_seed")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = archive.parent / f".{archive.name}.mpfs-{dead.pid}-abc123"
+    live = archive.parent / f".{archive.name}.mpfs-{os.getpid()}-abc123"
+    other = archive.parent / ".unrelated.mpfs-1-abc123"
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    with mounted(archive):
+        pass
+    assert not stale.exists(), "a dead mpfs's temporary file was kept"
+    assert live.exists(), "a running process's temporary file was removed"
+    assert other.exists(), "a file of another archive was removed"
+    assert archive.read_bytes() == before
