@@ -18,18 +18,11 @@
  * kind is kept where the new value fits: an integer keeps its width, a float
  * stays a float (float32 if exact), bin stays bin. If text is not JSON and
  * old is a string (or old is NULL: a new file), the trimmed text becomes the
- * string. MPFS_E_ARRAY-free: fails only with MPFS_E_TRUNCATED-style parse
- * errors, reported in err with the byte offset into text. */
+ * string. Otherwise fails with MPFS_E_ARRAY, err naming the byte offset
+ * into text and what was expected there. */
 enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mpfs_val *old,
 				     const char *text, size_t len, struct mpfs_strbuf *out,
 				     struct mpfs_error *err);
-
-/* Parses a whole NPY file (v1, v2 or v3 header, C order) into *a (src and
- * data_off unset) and returns the offset of its data in *data. Fails with
- * MPFS_E_ARRAY/MPFS_E_DTYPE when the header is broken or the size does not
- * match. */
-enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_array *a,
-				   size_t *data, struct mpfs_error *err);
 
 /* Encodes an array of dtype/shape a, whose bytes are data, in the encoding
  * of old (a compact map keeps its keys as written) or compact when old is

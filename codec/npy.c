@@ -50,10 +50,33 @@ static const char *dict_value(const char *dict, size_t n, const char *key)
 	return NULL;
 }
 
+/* Copies the elements of a Fortran-order (first index fastest) array into
+ * out in C order (last index fastest). */
+static void to_c_order(const struct mpfs_array *a, const uint8_t *f, uint8_t *out)
+{
+	uint64_t idx[MPFS_MAX_DIMS] = {0}, stride[MPFS_MAX_DIMS];
+
+	stride[0] = a->itemsize;
+	for (unsigned d = 1; d < a->ndim; d++)
+		stride[d] = stride[d - 1] * a->shape[d - 1];
+	for (uint64_t i = 0; i < a->count; i++) {
+		uint64_t off = 0;
+		for (unsigned d = 0; d < a->ndim; d++)
+			off += idx[d] * stride[d];
+		memcpy(out + i * a->itemsize, f + off, a->itemsize);
+		for (unsigned d = a->ndim; d-- > 0;) { /* odometer, last index first */
+			if (++idx[d] < a->shape[d])
+				break;
+			idx[d] = 0;
+		}
+	}
+}
+
 enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_array *a,
-				   size_t *data, struct mpfs_error *err)
+				   const uint8_t **data, uint8_t **copy, struct mpfs_error *err)
 {
 	char dict[65536 + 1];
+	bool fortran;
 	size_t hl, start;
 	const char *p, *end;
 
@@ -84,9 +107,10 @@ enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_a
 		return mpfs_error_set(err, MPFS_E_DTYPE, start,
 				      "NPY header: descr is not a plain numeric dtype");
 	p = dict_value(dict, hl, "fortran_order");
-	if (!p || strncmp(p, "False", 5))
+	if (!p || (strncmp(p, "False", 5) && strncmp(p, "True", 4)))
 		return mpfs_error_set(err, MPFS_E_ARRAY, start,
-				      "NPY header: only C order (fortran_order False) is accepted");
+				      "NPY header: fortran_order must be True or False");
+	fortran = *p == 'T';
 	p = dict_value(dict, hl, "shape");
 	if (!p || *p != '(')
 		return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: no 'shape' tuple");
@@ -113,6 +137,14 @@ enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_a
 		return mpfs_error_set(err, MPFS_E_ARRAY, start + hl,
 				      "NPY data is %zu bytes, the header's shape and dtype need %llu",
 				      len - start - hl, (unsigned long long)a->nbytes);
-	*data = start + hl;
+	*data = buf + start + hl;
+	*copy = NULL;
+	if (fortran && a->ndim > 1) {
+		*copy = malloc(a->nbytes ? a->nbytes : 1);
+		if (!*copy)
+			return mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory");
+		to_c_order(a, *data, *copy);
+		*data = *copy;
+	}
 	return MPFS_OK;
 }

@@ -3,6 +3,9 @@
 #define MPFS_CODEC_NPY_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "codec/value.h"
 
 #include "codec/array.h"
 
@@ -13,5 +16,14 @@
  * into out and returns its length, a multiple of 64 so the data that follows
  * is aligned as numpy itself writes it. */
 size_t mpfs_npy_header(const struct mpfs_array *a, char out[MPFS_NPY_HEADER_MAX]);
+
+/* Parses a whole NPY file (v1, v2 or v3 header) into *a (src and data_off
+ * unset) and points *data at its elements in C order: into buf, or for a
+ * Fortran-order file into a reordered copy, returned in *copy for the
+ * caller to free (NULL otherwise). Fails with MPFS_E_ARRAY or MPFS_E_DTYPE
+ * when the header is broken or the data size does not match it, and with
+ * MPFS_E_NOMEM. */
+enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_array *a,
+				   const uint8_t **data, uint8_t **copy, struct mpfs_error *err);
 
 #endif

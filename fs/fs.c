@@ -219,7 +219,9 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 	const struct mpfs_node *n = mpfs_view_node(fs->view, id);
 	struct mpfs_array a;
 	struct mpfs_error err = {0};
-	size_t at = 0;
+	const uint8_t *elems = data;
+	uint8_t *copy = NULL;
+	int rc = -EINVAL;
 
 	switch (n->kind) {
 	case MPFS_N_TEXT:
@@ -238,16 +240,20 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 					       (unsigned long long)a.nbytes, len);
 				goto refuse;
 			}
-		} else if (mpfs_npy_parse(data, len, &a, &at, &err)) {
+		} else if (mpfs_npy_parse(data, len, &a, &elems, &copy, &err)) {
 			goto refuse;
 		}
-		if (mpfs_encode_array(doc, n->array, &a, data + at, out, &err))
+		rc = mpfs_encode_array(doc, n->array, &a, elems, out, &err) ? -EINVAL : 0;
+		free(copy);
+		if (rc)
 			goto refuse;
 		return 0;
 	default:
 		return -EISDIR;
 	}
 refuse:
+	if (err.code == MPFS_E_NOMEM)
+		return -ENOMEM;
 	fs->opts.log("%s: refused: %s", path, err.msg);
 	return -EINVAL;
 }
@@ -338,11 +344,14 @@ static int commit_content(struct mpfs_fs *fs, const char *path, const uint8_t *d
 		}
 		if (npy && !mpfs_view_raw(fs->view)) {
 			struct mpfs_array a;
-			size_t at;
-			if (mpfs_npy_parse(data, len, &a, &at, &err) ||
-			    mpfs_encode_array(doc, NULL, &a, data + at, &val, &err)) {
+			const uint8_t *elems;
+			uint8_t *copy = NULL;
+			bool bad = mpfs_npy_parse(data, len, &a, &elems, &copy, &err) ||
+				   mpfs_encode_array(doc, NULL, &a, elems, &val, &err);
+			free(copy);
+			if (bad) {
 				fs->opts.log("%s: refused: %s", path, err.msg);
-				rc = -EINVAL;
+				rc = err.code == MPFS_E_NOMEM ? -ENOMEM : -EINVAL;
 				goto out;
 			}
 		} else if (mpfs_encode_json(doc, NULL, (const char *)data, len, &val, &err)) {

@@ -1351,3 +1351,23 @@ def test_mount_removes_temporary_files_of_killed_commits(tmp_path):
     assert live.exists(), "a running process's temporary file was removed"
     assert other.exists(), "a file of another archive was removed"
     assert archive.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["mlp_seed", "mlp_compact"])
+def test_numpy_save_of_fortran_order_array_is_stored_in_c_order(tmp_path, name):
+    archive, _ = private_copy(tmp_path, name)
+    rel = "weights/coefs_/0.npy"
+    with mounted(archive) as mnt:
+        shape = np.load(mnt / rel).shape
+        new = np.asfortranarray(np.arange(np.prod(shape), dtype="<f8").reshape(shape) / 7)
+        assert not new.flags.c_contiguous
+        np.save(mnt / rel, new)
+        assert np.array_equal(np.load(mnt / rel), new)
+    stored = decode(archive)[b"weights"][b"coefs_"][0]
+    if name.endswith("seed"):
+        assert stored == new.tolist()
+    else:
+        assert stored[b"data"] == np.ascontiguousarray(new).tobytes()
+        assert list(stored[b"shape"]) == list(shape)
+    with mounted(archive) as mnt:
+        assert np.array_equal(np.load(mnt / rel), new)
