@@ -55,9 +55,16 @@ struct mpfs_fs {
 	char *archive;
 	struct mpfs_view *view;
 	struct pending *pending;
+	/* Archive files renamed to a scratch name: gone from the tree, but kept
+	 * in the archive until a file of that name replaces them in place (an
+	 * editor's backup-rename save) or the mount ends (then deleted). */
+	char **hidden;
+	size_t nhidden;
 	struct mpfs_fs_opts opts;
 	pthread_rwlock_t lock;
 };
+
+static int delete_entry(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t dir);
 
 static void nolog(const char *fmt, ...)
 {
@@ -106,6 +113,47 @@ static void parent_of(const char *path, char *out, size_t cap)
 		n = cap - 1;
 	memcpy(out, path, n);
 	out[n] = '\0';
+}
+
+/* ---- hidden entries -------------------------------------------------------- */
+
+static bool is_hidden(const struct mpfs_fs *fs, const char *path)
+{
+	for (size_t i = 0; i < fs->nhidden; i++)
+		if (!strcmp(fs->hidden[i], path))
+			return true;
+	return false;
+}
+
+static int hide(struct mpfs_fs *fs, const char *path)
+{
+	char **h = realloc(fs->hidden, (fs->nhidden + 1) * sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	fs->hidden = h;
+	if (!(h[fs->nhidden] = strdup(path)))
+		return -ENOMEM;
+	fs->nhidden++;
+	return 0;
+}
+
+static void unhide(struct mpfs_fs *fs, const char *path)
+{
+	for (size_t i = 0; i < fs->nhidden; i++)
+		if (!strcmp(fs->hidden[i], path)) {
+			free(fs->hidden[i]);
+			fs->hidden[i] = fs->hidden[--fs->nhidden];
+			return;
+		}
+}
+
+/* Looks path up as the user sees the tree: hidden entries are absent. */
+static int lookup(const struct mpfs_fs *fs, const char *path, uint32_t *id)
+{
+	if (fs->nhidden && is_hidden(fs, path))
+		return -ENOENT;
+	return mpfs_view_lookup(fs->view, path, id);
 }
 
 /* ---- pending buffers ---------------------------------------------------- */
@@ -368,7 +416,14 @@ static int commit_content(struct mpfs_fs *fs, const char *path, const uint8_t *d
 		goto out;
 	ed.bytes = (uint8_t *)val.p;
 	ed.len = val.len;
-	rc = commit(fs, &ed, 1, path);
+	/* The same value encoded the same way: nothing to write. */
+	if (ed.op == MPFS_EDIT_REPLACE && ed.len == ed.target->end - ed.target->off &&
+	    !memcmp(ed.bytes, mpfs_view_doc(fs->view)->buf + ed.target->off, ed.len))
+		rc = 0;
+	else
+		rc = commit(fs, &ed, 1, path);
+	if (rc == 0)
+		unhide(fs, path);
 out:
 	mpfs_strbuf_destroy(&val);
 	mpfs_strbuf_destroy(&key);
@@ -397,7 +452,7 @@ static int commit_pending(struct mpfs_fs *fs, struct pending *p)
 	uint32_t id;
 	p->dirty = false;
 	p->refused = rc == -EINVAL;
-	if (mpfs_view_lookup(fs->view, p->path, &id) == 0)
+	if (lookup(fs, p->path, &id) == 0)
 		load_content(fs, p, id);
 	else
 		p->len = 0;
@@ -451,6 +506,18 @@ void mpfs_fs_close(struct mpfs_fs *fs)
 		fs->pending = p->next;
 		free_pending(p);
 	}
+	while (fs->nhidden) {
+		char *path = fs->hidden[0];
+		uint32_t id, dir;
+		char d[PATH_MAX];
+
+		parent_of(path, d, sizeof(d));
+		if (mpfs_view_lookup(fs->view, d, &dir) == 0 &&
+		    mpfs_view_lookup(fs->view, path, &id) == 0 && delete_entry(fs, path, id, dir))
+			fs->opts.log("%s: moved away, but not removed at unmount", path);
+		unhide(fs, path);
+	}
+	free(fs->hidden);
 	mpfs_view_close(fs->view);
 	pthread_rwlock_destroy(&fs->lock);
 	free(fs->archive);
@@ -489,12 +556,20 @@ int mpfs_fs_getattr(struct mpfs_fs *fs, const char *path, struct stat *st)
 	if ((p = find_pending(fs, path))) {
 		file_stat(fs, p, st);
 		rc = 0;
-	} else if ((rc = mpfs_view_lookup(fs->view, path, &id)) == 0 &&
+	} else if ((rc = lookup(fs, path, &id)) == 0 &&
 		   (rc = mpfs_view_stat(fs->view, id, st)) == 0 && !fs->opts.ro) {
 		st->st_mode |= S_IWUSR;
 	}
 	pthread_rwlock_unlock(&fs->lock);
 	return rc;
+}
+
+static bool hidden_child(const struct mpfs_fs *fs, const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", strcmp(dir, "/") ? dir : "", name);
+	return is_hidden(fs, path);
 }
 
 int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
@@ -514,13 +589,15 @@ int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
 	n = mpfs_view_nchildren(fs->view, id);
 	for (uint32_t i = 0; i < n; i++) {
 		const char *name = mpfs_view_child(fs->view, id, i, &child);
+		if (fs->nhidden && hidden_child(fs, path, name))
+			continue;
 		if (fill(ctx, name, mpfs_view_is_dir(fs->view, child)))
 			goto out;
 	}
 	/* Files that exist only here: new, not yet valid, or scratch. */
 	for (struct pending *p = fs->pending; p; p = p->next) {
 		parent_of(p->path, dir, sizeof(dir));
-		if (strcmp(dir, path) || mpfs_view_lookup(fs->view, p->path, &child) == 0)
+		if (strcmp(dir, path) || lookup(fs, p->path, &child) == 0)
 			continue;
 		if (fill(ctx, base_of(p->path), false))
 			break;
@@ -545,7 +622,7 @@ long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint6
 			rc = (long)(size < p->len - off ? size : p->len - off);
 			memcpy(buf, p->data + off, (size_t)rc);
 		}
-	} else if ((rc = mpfs_view_lookup(fs->view, h->path, &id)) == 0) {
+	} else if ((rc = lookup(fs, h->path, &id)) == 0) {
 		rc = mpfs_view_read(fs->view, id, buf, size, off);
 	}
 	pthread_rwlock_unlock(&fs->lock);
@@ -559,7 +636,7 @@ long mpfs_fs_getxattr(struct mpfs_fs *fs, const char *path, const char *name, ch
 	long rc;
 
 	pthread_rwlock_rdlock(&fs->lock);
-	rc = mpfs_view_lookup(fs->view, path, &id);
+	rc = lookup(fs, path, &id);
 	if (rc == 0)
 		rc = mpfs_view_getxattr(fs->view, id, name, buf, size);
 	else if (find_pending(fs, path))
@@ -574,7 +651,7 @@ long mpfs_fs_listxattr(struct mpfs_fs *fs, const char *path, char *buf, size_t s
 	long rc;
 
 	pthread_rwlock_rdlock(&fs->lock);
-	rc = mpfs_view_lookup(fs->view, path, &id);
+	rc = lookup(fs, path, &id);
 	if (rc == 0)
 		rc = mpfs_view_listxattr(fs->view, id, buf, size);
 	else if (find_pending(fs, path))
@@ -603,7 +680,7 @@ int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool crea
 	}
 	pthread_rwlock_wrlock(&fs->lock);
 	p = find_pending(fs, path);
-	bool exists = p || mpfs_view_lookup(fs->view, path, &id) == 0;
+	bool exists = p || lookup(fs, path, &id) == 0;
 	if (!exists && !create) {
 		rc = -ENOENT;
 	} else if (exists && create && (flags & O_EXCL)) {
@@ -678,7 +755,7 @@ int mpfs_fs_truncate(struct mpfs_fs *fs, const char *path, uint64_t fh, uint64_t
 		rc = resize(p, (size_t)size);
 		p->dirty = true;
 		p->refused = false;
-	} else if ((rc = mpfs_view_lookup(fs->view, path, &id)) == 0) {
+	} else if ((rc = lookup(fs, path, &id)) == 0) {
 		/* truncate(2) on a closed file: nothing to keep if it is
 		 * emptied; otherwise the cut content is committed at once. */
 		if (mpfs_view_is_dir(fs->view, id))
@@ -744,7 +821,7 @@ static int locate(struct mpfs_fs *fs, const char *path, uint32_t *id, uint32_t *
 	parent_of(path, d, sizeof(d));
 	if ((rc = mpfs_view_lookup(fs->view, d, dir)))
 		return rc;
-	return mpfs_view_lookup(fs->view, path, id);
+	return lookup(fs, path, id);
 }
 
 /* The index of child id among dir's entries, in archive order. */
@@ -803,7 +880,7 @@ int mpfs_fs_mkdir(struct mpfs_fs *fs, const char *path)
 	if ((rc = mpfs_view_lookup(fs->view, d, &dir)))
 		goto out;
 	if (mpfs_view_lookup(fs->view, path, &id) == 0 || find_pending(fs, path)) {
-		rc = -EEXIST;
+		rc = -EEXIST; /* also over a hidden file: its key still exists */
 		goto out;
 	}
 	const struct mpfs_node *dn = mpfs_view_node(fs->view, dir);
@@ -836,8 +913,9 @@ int mpfs_fs_rmdir(struct mpfs_fs *fs, const char *path)
 	rc = locate(fs, path, &id, &dir);
 	if (rc == 0 && !mpfs_view_is_dir(fs->view, id))
 		rc = -ENOTDIR;
-	if (rc == 0 && mpfs_view_nchildren(fs->view, id))
-		rc = -ENOTEMPTY;
+	for (uint32_t i = 0, child; rc == 0 && i < mpfs_view_nchildren(fs->view, id); i++)
+		if (!hidden_child(fs, path, mpfs_view_child(fs->view, id, i, &child)))
+			rc = -ENOTEMPTY;
 	for (struct pending *p = fs->pending; rc == 0 && p; p = p->next) {
 		parent_of(p->path, d, sizeof(d));
 		if (!strcmp(d, path))
@@ -921,7 +999,7 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 	pthread_rwlock_wrlock(&fs->lock);
 	p = find_pending(fs, from);
 	q = find_pending(fs, to);
-	if (noreplace && (q || mpfs_view_lookup(fs->view, to, &tid) == 0)) {
+	if (noreplace && (q || lookup(fs, to, &tid) == 0)) {
 		rc = -EEXIST;
 		goto out;
 	}
@@ -962,7 +1040,7 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 			goto out;
 		}
 		struct pending *s = new_pending(fs, to);
-		if (!s || (rc = load_content(fs, s, id)) || (rc = delete_entry(fs, from, id, dir))) {
+		if (!s || (rc = load_content(fs, s, id)) || (rc = hide(fs, from))) {
 			if (s)
 				drop_pending(fs, s);
 			rc = rc ? rc : -ENOMEM;
@@ -973,6 +1051,7 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 		goto out;
 	}
 	if ((rc = move_entry(fs, from, id, dir, to)) == 0) {
+		unhide(fs, to);
 		if (p)
 			drop_pending(fs, p);
 		if (q)

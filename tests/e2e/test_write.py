@@ -1371,3 +1371,39 @@ def test_numpy_save_of_fortran_order_array_is_stored_in_c_order(tmp_path, name):
         assert list(stored[b"shape"]) == list(shape)
     with mounted(archive) as mnt:
         assert np.array_equal(np.load(mnt / rel), new)
+
+
+def test_backup_rename_save_keeps_key_in_place(tmp_path):
+    """Emacs (and vim with backupcopy=no) save by renaming the file to a
+    backup name, writing a new file and removing the backup: the key keeps
+    its place in the map."""
+    archive, before = private_copy(tmp_path, "logreg_seed")
+    with mounted(archive) as mnt:
+        f = mnt / "params" / "max_iter"
+        os.rename(f, mnt / "params" / "max_iter~")
+        assert "max_iter" not in os.listdir(mnt / "params")
+        assert decode(archive) == decode_bytes(before), "committed before the new file"
+        f.write_text("250\n")
+        os.unlink(mnt / "params" / "max_iter~")
+        assert f.read_text() == "250\n"
+    assert_only_change(archive, before, (b"params", b"max_iter"), 250)
+
+
+def test_rename_to_scratch_and_back_writes_nothing(tmp_path):
+    archive, before = private_copy(tmp_path, "mlp_seed")
+    with mounted(archive) as mnt:
+        os.rename(mnt / "params" / "alpha", mnt / "params" / ".alpha.bak")
+        os.rename(mnt / "params" / ".alpha.bak", mnt / "params" / "alpha")
+        assert (mnt / "params" / "alpha").read_text() == "0.0001\n"
+    assert archive.read_bytes() == before
+
+
+def test_file_moved_to_a_scratch_name_is_removed_at_unmount(tmp_path):
+    archive, before = private_copy(tmp_path, "logreg_seed")
+    with mounted(archive) as mnt:
+        os.rename(mnt / "params" / "tol", mnt / "params" / ".tol")
+        assert not (mnt / "params" / "tol").exists()
+        assert (mnt / "params" / ".tol").read_text() == "0.0001\n"
+    want = decode_bytes(before)
+    del want[b"params"][b"tol"]
+    assert decode(archive) == want
