@@ -520,9 +520,13 @@ def vim_works(flag):
 
 
 @pytest.mark.skipif(not shutil.which("vim"), reason="vim is not installed")
+@pytest.mark.parametrize("backupcopy", ["auto", "no", "yes"])
 @pytest.mark.parametrize("vimrc", ["NONE", "DEFAULTS"])
 @pytest.mark.parametrize("name", ["logreg_seed", "logreg_compact"])
-def test_vim(tmp_path, name, vimrc):
+def test_vim(tmp_path, name, vimrc, backupcopy):
+    """vim saves in place (backupcopy=auto, yes) or by renaming the file to a
+    backup and writing a new one (no): either way the value is replaced in
+    place."""
     if not vim_works(vimrc):
         pytest.skip(f"vim -u {vimrc} is not supported")
     archive, before = private_copy(tmp_path, name)
@@ -532,8 +536,9 @@ def test_vim(tmp_path, name, vimrc):
     env.pop("VIMINIT", None)
     with mounted(archive) as mnt:
         target = mnt / "params" / "max_iter"
-        res = subprocess.run(["vim", "-u", vimrc, "-N", "-es", "-c", "%s/100/250/",
-                              "-c", "wq", str(target)],
+        res = subprocess.run(["vim", "-u", vimrc, "-N", "-es",
+                              "-c", f"set backupcopy={backupcopy} writebackup",
+                              "-c", "%s/100/250/", "-c", "wq", str(target)],
                              capture_output=True, timeout=30, env=env,
                              stdin=subprocess.DEVNULL)
         assert res.returncode == 0, (f"vim exited {res.returncode}: "
