@@ -495,10 +495,9 @@ int mpfs_fs_open(struct mpfs_fs **out, const char *archive, const struct mpfs_fs
 	return 0;
 }
 
-void mpfs_fs_close(struct mpfs_fs *fs)
+void mpfs_fs_finish(struct mpfs_fs *fs)
 {
-	if (!fs)
-		return;
+	pthread_rwlock_wrlock(&fs->lock);
 	while (fs->pending) {
 		struct pending *p = fs->pending;
 		if (commit_pending(fs, p))
@@ -517,6 +516,14 @@ void mpfs_fs_close(struct mpfs_fs *fs)
 			fs->opts.log("%s: moved away, but not removed at unmount", path);
 		unhide(fs, path);
 	}
+	pthread_rwlock_unlock(&fs->lock);
+}
+
+void mpfs_fs_close(struct mpfs_fs *fs)
+{
+	if (!fs)
+		return;
+	mpfs_fs_finish(fs);
 	free(fs->hidden);
 	mpfs_view_close(fs->view);
 	pthread_rwlock_destroy(&fs->lock);

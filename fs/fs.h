@@ -24,7 +24,11 @@ struct mpfs_fs_opts {
  * when opts->ro is set or the archive or its directory is not writable. */
 int mpfs_fs_open(struct mpfs_fs **out, const char *archive, const struct mpfs_fs_opts *opts,
 		 struct mpfs_error *err);
-/* Commits what is still pending, then frees everything. */
+/* Commits what is still pending (files never flushed, entries hidden by a
+ * rename to a scratch name, which are removed); scratch files are dropped.
+ * Called when the kernel ends the mount, so that unmounting waits for it. */
+void mpfs_fs_finish(struct mpfs_fs *fs);
+/* mpfs_fs_finish, then frees everything. */
 void mpfs_fs_close(struct mpfs_fs *fs);
 bool mpfs_fs_readonly(const struct mpfs_fs *fs);
 

@@ -32,9 +32,12 @@ static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fs();
 }
 
+/* The kernel's last request on unmount: commit what is left now, so that
+ * the unmount returns only once the archive holds every change. main()
+ * frees the fs after the loop ends. */
 static void mpfs_destroy(void *data)
 {
-	(void)data; /* main() closes the fs once the loop ends: see run() */
+	mpfs_fs_finish(data);
 }
 
 static int mpfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)

@@ -178,6 +178,21 @@ def test_background_mount_and_unmount(archive_copies, mnt):
     assert not processes_naming(mnt), "the daemon did not exit after unmount"
 
 
+def test_unmount_returns_after_the_last_commit(archive_copies, mnt):
+    """A file moved to a scratch name is removed from the archive when the
+    mount ends; fusermount3 -u must not return before that is on disk."""
+    import msgpack
+    archive = archive_copies / "logreg_seed.mpk"
+    res = run_mpfs(archive, mnt, mnt=mnt)
+    assert res.returncode == 0, res
+    try:
+        os.rename(mnt / "params" / "tol", mnt / "params" / ".tol")
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)], check=True)
+    params = msgpack.unpackb(archive.read_bytes(), raw=True, strict_map_key=False)[b"params"]
+    assert b"tol" not in params
+
+
 def test_foreground_mount_unmounts_cleanly(archive_copies):
     # mounted() itself asserts exit status 0 and no sanitizer report.
     with mounted(archive_copies / "tfidf_compact.mpk") as point:
