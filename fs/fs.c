@@ -244,18 +244,59 @@ static struct pending *new_pending(struct mpfs_fs *fs, const char *path)
 /* ---- commit ------------------------------------------------------------------ */
 
 /* Runs one commit and, on success, swaps in the new view. */
+static bool edited(const struct mpfs_edit *edits, size_t n, const struct mpfs_node *e,
+		   const struct mpfs_val *dir, uint32_t index)
+{
+	for (size_t i = 0; i < n; i++)
+		if (edits[i].target == e->val || (e->key && edits[i].target == e->key) ||
+		    (edits[i].op == MPFS_EDIT_DELETE && edits[i].target == dir &&
+		     edits[i].index == index))
+			return true;
+	return false;
+}
+
+/* Runs one commit and, on success, swaps in the new view. Entries hidden by
+ * a rename to a scratch name go with it, unless the edits replace them. */
 static int commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n, const char *what)
 {
+	struct mpfs_edit *all = NULL;
 	struct mpfs_view *nv;
 	struct mpfs_error err;
-	int rc = mpfs_commit(fs->archive, fs->view, edits, n, &nv, &err);
+	size_t total = n;
+	int rc;
 
+	if (fs->nhidden) {
+		all = malloc((n + fs->nhidden) * sizeof(*all));
+		if (!all)
+			return -ENOMEM;
+		memcpy(all, edits, n * sizeof(*all));
+		for (size_t i = 0; i < fs->nhidden; i++) {
+			char d[PATH_MAX];
+			uint32_t id, dir;
+
+			parent_of(fs->hidden[i], d, sizeof(d));
+			if (mpfs_view_lookup(fs->view, d, &dir) ||
+			    mpfs_view_lookup(fs->view, fs->hidden[i], &id))
+				continue;
+			const struct mpfs_node *dn = mpfs_view_node(fs->view, dir);
+			const struct mpfs_node *e = mpfs_view_node(fs->view, id);
+			uint32_t index = (uint32_t)(e - dn->children);
+			if (!edited(edits, n, e, dn->val, index))
+				all[total++] = (struct mpfs_edit){.op = MPFS_EDIT_DELETE,
+								  .target = dn->val, .index = index};
+		}
+		edits = all;
+	}
+	rc = mpfs_commit(fs->archive, fs->view, edits, total, &nv, &err);
+	free(all);
 	if (rc) {
 		fs->opts.log("%s: %s", what, err.msg);
 		return rc;
 	}
 	mpfs_view_close(fs->view);
 	fs->view = nv;
+	while (fs->nhidden)
+		unhide(fs, fs->hidden[0]);
 	return 0;
 }
 

@@ -1412,3 +1412,17 @@ def test_file_moved_to_a_scratch_name_is_removed_at_unmount(tmp_path):
     want = decode_bytes(before)
     del want[b"params"][b"tol"]
     assert decode(archive) == want
+
+
+def test_file_moved_to_a_scratch_name_goes_with_the_next_commit(tmp_path):
+    archive, before = private_copy(tmp_path, "logreg_seed")
+    with mounted(archive) as mnt:
+        os.rename(mnt / "params" / "tol", mnt / "params" / "tol.tmp")
+        assert decode(archive) == decode_bytes(before), "nothing is written by the rename"
+        (mnt / "params" / "max_iter").write_text("7\n")
+        want = decode_bytes(before)
+        del want[b"params"][b"tol"]
+        want[b"params"][b"max_iter"] = 7
+        assert decode(archive) == want
+        assert (mnt / "params" / "tol.tmp").read_text() == "0.0001\n"
+    assert decode(archive) == want
