@@ -11,9 +11,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Buffered writes to the temporary file; big spans go straight through. */
+/* Buffered writes to the temporary file. Big unchanged spans of the old
+ * archive are copied by the kernel (copy_file_range: no trip through user
+ * memory, and a shared extent where the file system can reflink). */
 struct out {
 	int fd;
+	int src;               /* the old archive, or -1 once copying failed */
+	const uint8_t *base;   /* its mapping, which the encoder's spans point into */
+	size_t base_len;
 	size_t len;
 	char buf[1 << 16];
 };
@@ -33,16 +38,39 @@ static int drain(struct out *o, const void *p, size_t n)
 	return 0;
 }
 
+/* Copies n bytes at offset off of the old archive; falls back to write. */
+static int copy_span(struct out *o, const uint8_t *p, size_t n)
+{
+	loff_t off = (loff_t)(p - o->base);
+
+	while (n && o->src >= 0) {
+		ssize_t c = copy_file_range(o->src, &off, o->fd, NULL, n, 0);
+		if (c < 0 && errno == EINTR)
+			continue;
+		if (c <= 0) {
+			o->src = -1; /* not supported here: write from the mapping */
+			break;
+		}
+		p += c;
+		n -= (size_t)c;
+	}
+	return n ? drain(o, p, n) : 0;
+}
+
 static int out_write(void *ctx, const void *p, size_t n)
 {
 	struct out *o = ctx;
+	const uint8_t *b = p;
 
 	if (o->len + n > sizeof(o->buf)) {
 		if (drain(o, o->buf, o->len))
 			return -1;
 		o->len = 0;
-		if (n > sizeof(o->buf))
+		if (n > sizeof(o->buf)) {
+			if (o->src >= 0 && b >= o->base && b + n <= o->base + o->base_len)
+				return copy_span(o, b, n);
 			return drain(o, p, n);
+		}
 	}
 	memcpy(o->buf + o->len, p, n);
 	o->len += n;
@@ -63,10 +91,13 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 	char *dir_copy, *tmp;
 	struct out *o = NULL;
 	struct stat now;
-	int fd = -1, dfd = -1, rc = -EIO;
+	int fd = -1, dfd = -1, src, rc = -EIO;
 
 	memset(err, 0, sizeof(*err));
-	if (stat(archive, &now) < 0 || !same_file(&now, was)) {
+	src = open(archive, O_RDONLY | O_CLOEXEC);
+	if (src < 0 || fstat(src, &now) < 0 || !same_file(&now, was)) {
+		if (src >= 0)
+			close(src);
 		snprintf(err->msg, sizeof(err->msg),
 			 "the archive was changed on disk by someone else since it was read; "
 			 "not overwriting it (unmount and mount again to see their change)");
@@ -97,6 +128,9 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 		goto out_free;
 	}
 	o->fd = fd;
+	o->src = src;
+	o->base = mpfs_view_doc(old)->buf;
+	o->base_len = mpfs_view_doc(old)->size;
 	o->len = 0;
 	if (fchmod(fd, was->st_mode & 07777) < 0 ||
 	    mpfs_encode_doc(mpfs_view_doc(old), edits, nedits, out_write, o) ||
@@ -126,6 +160,7 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 		close(dfd);
 	}
 	close(fd);
+	close(src);
 	free(o);
 	free(tmp);
 	free(dir_copy);
@@ -135,6 +170,7 @@ out_unlink:
 	unlink(tmp);
 	close(fd);
 out_free:
+	close(src);
 	free(o);
 	free(tmp);
 	free(dir_copy);

@@ -463,8 +463,11 @@ static int commit_content(struct mpfs_fs *fs, const char *path, const uint8_t *d
 		rc = 0;
 	else
 		rc = commit(fs, &ed, 1, path);
-	if (rc == 0)
+	if (rc == 0) {
 		unhide(fs, path);
+		if (fs->opts.changed)
+			fs->opts.changed(path);
+	}
 out:
 	mpfs_strbuf_destroy(&val);
 	mpfs_strbuf_destroy(&key);

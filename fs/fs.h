@@ -18,6 +18,11 @@ struct mpfs_fs_opts {
 	bool ro;  /* refuse every change with EROFS */
 	/* Where refusals and failures are reported (one line, no newline). */
 	void (*log)(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+	/* Told the path of a file whose content a commit changed (it is shown
+	 * as the archive holds it now, which may differ from what was written:
+	 * "300" is shown as "300\n"), so caches of it can be dropped. Called
+	 * with the fs lock held: it must not call back into the fs. May be NULL. */
+	void (*changed)(const char *path);
 };
 
 /* Opens the archive (see mpfs_view_open for errors). The mount is read-only

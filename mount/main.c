@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fs/fs.h"
+#include "mount/notify.h"
 #include "mount/ops.h"
 
 #ifndef MPFS_VERSION
@@ -181,15 +182,16 @@ static int run(struct fuse_args *args, const struct cli *c, struct mpfs_fs *v)
 	}
 	if (fuse_daemonize(c->foreground))
 		goto out_remove_handlers;
+	if (mpfs_notify_start(fuse))
+		goto out_remove_handlers;
 	if (c->single) {
 		rc = fuse_loop(fuse);
 	} else {
 		loop = fuse_loop_cfg_create();
-		if (!loop)
-			goto out_remove_handlers;
-		rc = fuse_loop_mt(fuse, loop);
+		rc = loop ? fuse_loop_mt(fuse, loop) : -1;
 		fuse_loop_cfg_destroy(loop);
 	}
+	mpfs_notify_stop();
 	/* Stopped by SIGTERM, SIGINT or SIGHUP is an ordinary unmount. */
 	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 out_remove_handlers:
@@ -205,7 +207,7 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = {0};
-	struct mpfs_fs_opts fo = {.log = logline};
+	struct mpfs_fs_opts fo = {.log = logline, .changed = mpfs_notify_changed};
 	struct mpfs_fs *v;
 	struct mpfs_error err;
 	char *fsname, mnt[PATH_MAX];

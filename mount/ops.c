@@ -22,13 +22,20 @@ static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	/* open(O_TRUNC) arrives as one open, not a setattr then an open. */
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-	/* Contents change on commit (a text file is re-rendered), so the
-	 * kernel must ask again rather than trust what it cached. */
-	cfg->attr_timeout = 0;
-	cfg->entry_timeout = 0;
+	/* Weights are read in big sequential runs (cat, numpy.load, mmap):
+	 * let the kernel read ahead and send 1 MiB at a time. */
+	conn->max_readahead = 1 << 20;
+	conn->max_write = 1 << 20;
+	/* Names and attributes may be cached for a second: the kernel sees
+	 * every change made through the mount, and a commit that changes what
+	 * a file shows tells it (mount/notify.c). Pages are kept between opens
+	 * while size and mtime stay the same; every entry carries the archive's
+	 * mtime, so any commit drops them. */
+	cfg->attr_timeout = 1.0;
+	cfg->entry_timeout = 1.0;
 	cfg->negative_timeout = 0;
 	cfg->kernel_cache = 0;
-	cfg->auto_cache = 0;
+	cfg->auto_cache = 1;
 	return fs();
 }
 

@@ -1,0 +1,176 @@
+"""Benchmark of mpfs itself (a script, not a test): mount time, read
+throughput, a wide directory, and the cost of a commit, each next to what
+the same work costs without mpfs.
+
+    PYTHONPATH=python /usr/bin/python3 bench/bench_mpfs.py [--mb 256]
+
+Needs root (FUSE) and a built mpfs ($MPFS_BIN, default build/mpfs).
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import msgpack
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MPFS = os.environ.get("MPFS_BIN", os.path.join(ROOT, "build", "mpfs"))
+
+
+def compact(a):
+    return {"nd": True, "type": a.dtype.str, "kind": b"", "shape": list(a.shape),
+            "data": a.tobytes()}
+
+
+def model(weights, xtra=None):
+    return {"class_name": "Bench", "types": {}, "params": {"alpha": 0.0001, "max_iter": 200},
+            "xtra": xtra or {}, "weights": weights}
+
+
+def write(path, obj):
+    with open(path, "wb") as f:
+        f.write(msgpack.packb(obj, use_bin_type=True))
+    return os.path.getsize(path)
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Mount:
+    def __init__(self, archive, *opts):
+        self.mnt = tempfile.mkdtemp(prefix="mpfs-bench-")
+        t = time.perf_counter()
+        self.proc = subprocess.Popen([MPFS, "-f", *opts, archive, self.mnt],
+                                     stderr=subprocess.DEVNULL)
+        while not os.path.ismount(self.mnt):
+            if self.proc.poll() is not None:
+                sys.exit(f"mpfs failed on {archive}")
+            time.sleep(0.001)
+        self.mount_s = time.perf_counter() - t
+
+    def close(self):
+        subprocess.run(["fusermount3", "-u", self.mnt], check=True)
+        self.proc.wait()
+        os.rmdir(self.mnt)
+
+
+def timed(fn, repeat=5):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def drop_page_cache():
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=256, help="size of the big compact array")
+    args = ap.parse_args()
+    rows = []
+    d = tempfile.mkdtemp(prefix="mpfs-bench-data-")
+    try:
+        n = args.mb * 2**20 // 8
+        side = int(n ** 0.5)
+        big = np.random.RandomState(0).rand(side, side)
+        arch = os.path.join(d, "big.mpk")
+        size = write(arch, model({"coef_": compact(big)}))
+        ref = os.path.join(d, "coef_.npy")
+        np.save(ref, big)
+
+        m = Mount(arch)
+        rows.append(("mount, %d MB compact archive" % (size >> 20), m.mount_s, None, ""))
+        rows.append(("daemon RSS after mount", rss_kib(m.proc.pid) / 1024, None, "MB"))
+        npy = os.path.join(m.mnt, "weights", "coef_.npy")
+
+        def cat(p):
+            with open(p, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        t_m = timed(lambda: cat(npy))
+        t_r = timed(lambda: cat(ref))
+        rows.append(("read coef_.npy (MB/s)", big.nbytes / 2**20 / t_m,
+                     big.nbytes / 2**20 / t_r, "MB/s"))
+        t_m = timed(lambda: np.load(npy))
+        t_r = timed(lambda: np.load(ref))
+        rows.append(("numpy.load coef_.npy", t_m, t_r, "s"))
+        t_m = timed(lambda: np.load(npy, mmap_mode="r").sum())
+        t_r = timed(lambda: np.load(ref, mmap_mode="r").sum())
+        rows.append(("numpy.load mmap_mode=r + sum", t_m, t_r, "s"))
+
+        values = iter(range(300, 400))
+
+        def edit():  # a new value each time: an unchanged one writes nothing
+            with open(os.path.join(m.mnt, "params", "max_iter"), "w") as f:
+                f.write(f"{next(values)}\n")
+
+        def copy():
+            shutil.copyfile(arch, arch + ".copy")
+            with open(arch + ".copy", "rb+") as f:
+                os.fsync(f.fileno())
+        t_m = timed(edit)
+        t_r = timed(copy)
+        rows.append(("commit a param edit (rewrites archive)", t_m, t_r, "s  vs cp+fsync"))
+        m.close()
+        os.unlink(arch + ".copy")
+
+        # Nested lists: decoded when first read.
+        nested = np.random.RandomState(1).rand(1000, 1000)
+        arch2 = os.path.join(d, "nested.mpk")
+        size2 = write(arch2, model({"coef_": nested.tolist()}))
+        m = Mount(arch2)
+        rows.append(("mount, %d MB nested archive" % (size2 >> 20), m.mount_s, None, "s"))
+        p = os.path.join(m.mnt, "weights", "coef_.npy")
+        t = time.perf_counter()
+        np.load(p)
+        first = time.perf_counter() - t
+        t_m = timed(lambda: np.load(p))
+        rows.append(("numpy.load nested 1000x1000, first / again", first, t_m, "s"))
+        m.close()
+
+        # A wide directory: 100k vocabulary entries.
+        vocab = {f"t{i:06d}": i for i in range(100_000)}
+        arch3 = os.path.join(d, "vocab.mpk")
+        write(arch3, model({}, {"vocabulary_": vocab}))
+        m = Mount(arch3)
+        rows.append(("mount, 100k-entry directory", m.mount_s, None, "s"))
+        vdir = os.path.join(m.mnt, "xtra", "vocabulary_")
+        t_m = timed(lambda: os.listdir(vdir), repeat=3)
+        rows.append(("listdir of 100k entries", t_m, None, "s"))
+        t_m = timed(lambda: subprocess.run(["find", vdir, "-type", "f"],
+                                           stdout=subprocess.DEVNULL, check=True), repeat=3)
+        rows.append(("find -type f over 100k files", t_m, None, "s"))
+        t_m = timed(lambda: subprocess.run(["grep", "-r", "-l", "^99999$", vdir],
+                                           stdout=subprocess.DEVNULL), repeat=3)
+        rows.append(("grep -r over 100k files", t_m, None, "s"))
+        m.close()
+    finally:
+        shutil.rmtree(d)
+
+    print(f"{'measure':46} {'mpfs':>12} {'without':>12} {'ratio':>7}")
+    for name, a, b, unit in rows:
+        ratio = f"{a / b:7.2f}" if b else ""
+        bs = f"{b:12.4f}" if b is not None else ""
+        print(f"{name:46} {a:12.4f} {bs:>12} {ratio}  {unit}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+#include "mount/notify.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct item {
+	struct item *next;
+	char path[];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	struct item *head, **tail;
+	struct fuse *fuse;
+	bool running, stop;
+} q = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void *run(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&q.lock);
+	for (;;) {
+		while (!q.head && !q.stop)
+			pthread_cond_wait(&q.cond, &q.lock);
+		if (!q.head)
+			break;
+		struct item *it = q.head;
+		q.head = it->next;
+		if (!q.head)
+			q.tail = &q.head;
+		pthread_mutex_unlock(&q.lock);
+		/* -ENOENT: the kernel never looked it up; nothing cached. */
+		fuse_invalidate_path(q.fuse, it->path);
+		free(it);
+		pthread_mutex_lock(&q.lock);
+	}
+	pthread_mutex_unlock(&q.lock);
+	return NULL;
+}
+
+int mpfs_notify_start(struct fuse *f)
+{
+	q.fuse = f;
+	q.head = NULL;
+	q.tail = &q.head;
+	q.stop = false;
+	if (pthread_create(&q.thread, NULL, run, NULL))
+		return -EAGAIN;
+	q.running = true;
+	return 0;
+}
+
+void mpfs_notify_changed(const char *path)
+{
+	size_t n = strlen(path) + 1;
+	struct item *it;
+
+	if (!q.running || !(it = malloc(sizeof(*it) + n)))
+		return; /* at worst the kernel shows a stale size for a second */
+	memcpy(it->path, path, n);
+	it->next = NULL;
+	pthread_mutex_lock(&q.lock);
+	*q.tail = it;
+	q.tail = &it->next;
+	pthread_cond_signal(&q.cond);
+	pthread_mutex_unlock(&q.lock);
+}
+
+void mpfs_notify_stop(void)
+{
+	if (!q.running)
+		return;
+	pthread_mutex_lock(&q.lock);
+	q.stop = true;
+	pthread_cond_signal(&q.cond);
+	pthread_mutex_unlock(&q.lock);
+	pthread_join(q.thread, NULL);
+	q.running = false;
+}
