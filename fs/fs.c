@@ -166,6 +166,15 @@ static struct pending *find_pending(struct mpfs_fs *fs, const char *path)
 	return NULL;
 }
 
+/* What others than its writers see of a pending file: its buffer while it
+ * holds something the archive does not (yet), else the archive's content,
+ * which may read differently from what was written ("300" shows "300\n"). */
+static struct pending *shown_pending(struct mpfs_fs *fs, const char *path)
+{
+	struct pending *p = find_pending(fs, path);
+	return p && (p->dirty || p->fresh || p->scratch) ? p : NULL;
+}
+
 static void unlist(struct mpfs_fs *fs, struct pending *p)
 {
 	for (struct pending **pp = &fs->pending; *pp; pp = &(*pp)->next)
@@ -604,7 +613,7 @@ int mpfs_fs_getattr(struct mpfs_fs *fs, const char *path, struct stat *st)
 	int rc;
 
 	pthread_rwlock_rdlock(&fs->lock);
-	if ((p = find_pending(fs, path))) {
+	if ((p = shown_pending(fs, path))) {
 		file_stat(fs, p, st);
 		rc = 0;
 	} else if ((rc = lookup(fs, path, &id)) == 0 &&
@@ -666,7 +675,7 @@ long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint6
 	long rc;
 
 	pthread_rwlock_rdlock(&fs->lock);
-	p = h->p ? h->p : find_pending(fs, h->path);
+	p = h->p ? h->p : shown_pending(fs, h->path);
 	if (p) {
 		rc = 0;
 		if (off < p->len) {
@@ -747,7 +756,7 @@ int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool crea
 		else if (!(flags & O_TRUNC) && (rc = load_content(fs, p, id)))
 			drop_pending(fs, p);
 	}
-	if (rc == 0 && p) {
+	if (rc == 0 && p && (wr || p == shown_pending(fs, path))) {
 		p->refs++;
 		h->p = p;
 		if (flags & O_TRUNC && wr) {

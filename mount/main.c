@@ -182,7 +182,7 @@ static int run(struct fuse_args *args, const struct cli *c, struct mpfs_fs *v)
 	}
 	if (fuse_daemonize(c->foreground))
 		goto out_remove_handlers;
-	if (mpfs_notify_start(fuse))
+	if (mpfs_notify_start(fuse, !c->single))
 		goto out_remove_handlers;
 	if (c->single) {
 		rc = fuse_loop(fuse);

@@ -17,7 +17,8 @@ static struct {
 	pthread_t thread;
 	struct item *head, **tail;
 	struct fuse *fuse;
-	bool running, stop;
+	unsigned long queued, done; /* items ever queued, and handled */
+	bool running, stop, can_wait;
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void *run(void *arg)
@@ -38,14 +39,17 @@ static void *run(void *arg)
 		fuse_invalidate_path(q.fuse, it->path);
 		free(it);
 		pthread_mutex_lock(&q.lock);
+		q.done++;
+		pthread_cond_broadcast(&q.cond);
 	}
 	pthread_mutex_unlock(&q.lock);
 	return NULL;
 }
 
-int mpfs_notify_start(struct fuse *f)
+int mpfs_notify_start(struct fuse *f, bool can_wait)
 {
 	q.fuse = f;
+	q.can_wait = can_wait;
 	q.head = NULL;
 	q.tail = &q.head;
 	q.stop = false;
@@ -67,7 +71,19 @@ void mpfs_notify_changed(const char *path)
 	pthread_mutex_lock(&q.lock);
 	*q.tail = it;
 	q.tail = &it->next;
-	pthread_cond_signal(&q.cond);
+	q.queued++;
+	pthread_cond_broadcast(&q.cond);
+	pthread_mutex_unlock(&q.lock);
+}
+
+void mpfs_notify_sync(void)
+{
+	if (!q.running || !q.can_wait)
+		return;
+	pthread_mutex_lock(&q.lock);
+	unsigned long want = q.queued;
+	while (q.done < want && !q.stop)
+		pthread_cond_wait(&q.cond, &q.lock);
 	pthread_mutex_unlock(&q.lock);
 }
 
@@ -77,7 +93,7 @@ void mpfs_notify_stop(void)
 		return;
 	pthread_mutex_lock(&q.lock);
 	q.stop = true;
-	pthread_cond_signal(&q.cond);
+	pthread_cond_broadcast(&q.cond);
 	pthread_mutex_unlock(&q.lock);
 	pthread_join(q.thread, NULL);
 	q.running = false;

@@ -10,6 +10,7 @@
 #include <sys/statvfs.h>
 
 #include "fs/fs.h"
+#include "mount/notify.h"
 #include "fs/names.h"
 
 static struct mpfs_fs *fs(void)
@@ -103,25 +104,37 @@ static int mpfs_write(const char *path, const char *buf, size_t size, off_t off,
 
 static int mpfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 {
-	return mpfs_fs_truncate(fs(), path, fi ? fi->fh : 0, (uint64_t)size);
+	int rc = mpfs_fs_truncate(fs(), path, fi ? fi->fh : 0, (uint64_t)size);
+	mpfs_notify_sync();
+	return rc;
 }
 
 static int mpfs_flush(const char *path, struct fuse_file_info *fi)
 {
+	int rc = mpfs_fs_flush(fs(), fi->fh);
+
 	(void)path;
-	return mpfs_fs_flush(fs(), fi->fh);
+	mpfs_notify_sync();
+	return rc;
 }
 
 static int mpfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
+	int rc;
+
 	(void)path, (void)datasync;
-	return mpfs_fs_flush(fs(), fi->fh);
+	rc = mpfs_fs_flush(fs(), fi->fh);
+	mpfs_notify_sync();
+	return rc;
 }
 
 static int mpfs_release(const char *path, struct fuse_file_info *fi)
 {
+	int rc = mpfs_fs_release(fs(), fi->fh);
+
 	(void)path;
-	return mpfs_fs_release(fs(), fi->fh);
+	mpfs_notify_sync();
+	return rc;
 }
 
 static int mpfs_unlink(const char *path)
@@ -144,7 +157,9 @@ static int mpfs_rename(const char *from, const char *to, unsigned int flags)
 {
 	if (flags & ~RENAME_NOREPLACE)
 		return -EINVAL; /* RENAME_EXCHANGE has no meaning for keys */
-	return mpfs_fs_rename(fs(), from, to, flags & RENAME_NOREPLACE);
+	int rc = mpfs_fs_rename(fs(), from, to, flags & RENAME_NOREPLACE);
+	mpfs_notify_sync();
+	return rc;
 }
 
 /* Modes, owners and times are not stored in archives: accepted, ignored. */

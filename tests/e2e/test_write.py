@@ -1426,3 +1426,19 @@ def test_file_moved_to_a_scratch_name_goes_with_the_next_commit(tmp_path):
         assert decode(archive) == want
         assert (mnt / "params" / "tol.tmp").read_text() == "0.0001\n"
     assert decode(archive) == want
+
+
+def test_size_and_content_right_after_close(tmp_path):
+    """What is read after a commit is the archive's rendering ("1234\\n"),
+    never what the writer left in the page cache or in its buffer ("1234"):
+    the size and the bytes agree at once, every time."""
+    archive, _ = private_copy(tmp_path, "logreg_seed")
+    with mounted(archive) as mnt:
+        p = mnt / "params" / "max_iter"
+        for v in range(1000, 1200):
+            with open(p, "w") as f:
+                f.write(str(v))
+            size = os.stat(p).st_size
+            data = p.read_text()
+            assert (size, data) == (len(data), f"{v}\n"), f"after writing {v}"
+    assert decode(archive)[b"params"][b"max_iter"] == 1199
