@@ -219,13 +219,42 @@ static bool inside(const struct mpfs_val *t, const struct mpfs_val *v)
 	return t->off >= v->off && t->end <= v->end;
 }
 
+static bool dropped(const struct enc *e, const struct mpfs_val *v, uint32_t i)
+{
+	for (size_t j = 0; j < e->nedits; j++)
+		if (e->edits[j].op == MPFS_EDIT_DELETE && e->edits[j].target == v &&
+		    e->edits[j].index == i)
+			return true;
+	return false;
+}
+
+static int write_header(struct enc *e, const struct mpfs_val *v, uint64_t count)
+{
+	struct mpfs_strbuf hdr;
+	msgpack_packer pk;
+	int rc;
+
+	if (count == v->len) /* as written: keeps its width */
+		return e->write(e->ctx, e->doc->buf + v->off, v->hdr);
+	mpfs_strbuf_init(&hdr);
+	mpfs_pack_init(&pk, &hdr);
+	if (v->type == MPFS_MAP)
+		msgpack_pack_map(&pk, count);
+	else
+		msgpack_pack_array(&pk, count);
+	rc = hdr.oom ? -1 : e->write(e->ctx, hdr.p, hdr.len);
+	mpfs_strbuf_destroy(&hdr);
+	return rc;
+}
+
 static int enc_val(struct enc *e, const struct mpfs_val *v)
 {
 	const struct mpfs_doc *doc = e->doc;
 	bool touched = false;
-	uint64_t count;
-	size_t ins = 0, del = 0;
+	uint64_t count, off;
+	size_t ins = 0;
 	int per = v->type == MPFS_MAP ? 2 : 1;
+	struct mpfs_val item;
 
 	for (size_t i = 0; i < e->nedits; i++) {
 		const struct mpfs_edit *ed = &e->edits[i];
@@ -233,39 +262,28 @@ static int enc_val(struct enc *e, const struct mpfs_val *v)
 			return e->write(e->ctx, ed->bytes, ed->len);
 		if (inside(ed->target, v))
 			touched = true;
-		if (ed->target == v)
-			ed->op == MPFS_EDIT_INSERT ? ins++ : del++;
+		if (ed->target == v && ed->op == MPFS_EDIT_INSERT && v->type == MPFS_MAP)
+			ins++;
 	}
-	if (!touched || (v->type != MPFS_MAP && v->type != MPFS_ARRAY) || !v->items)
+	if (!touched || (v->type != MPFS_MAP && v->type != MPFS_ARRAY))
 		return e->write(e->ctx, doc->buf + v->off, v->end - v->off);
 
-	count = v->len - del + ins;
-	if (count == v->len) {
-		if (e->write(e->ctx, doc->buf + v->off, v->hdr))
-			return -1;
-	} else {
-		struct mpfs_strbuf hdr;
-		msgpack_packer pk;
-		int rc;
-
-		mpfs_strbuf_init(&hdr);
-		mpfs_pack_init(&pk, &hdr);
-		if (v->type == MPFS_MAP)
-			msgpack_pack_map(&pk, count);
-		else
-			msgpack_pack_array(&pk, count);
-		rc = hdr.oom ? -1 : e->write(e->ctx, hdr.p, hdr.len);
-		mpfs_strbuf_destroy(&hdr);
-		if (rc)
-			return -1;
-	}
+	/* Count what stays: each index once, whatever the edits say. */
+	count = ins;
+	for (uint32_t i = 0; i < v->len; i++)
+		count += !dropped(e, v, i);
+	if (write_header(e, v, count))
+		return -1;
+	off = v->off + v->hdr;
 	for (uint32_t i = 0; i < v->len; i++) {
-		bool dropped = false;
-		for (size_t j = 0; j < e->nedits; j++)
-			if (e->edits[j].op == MPFS_EDIT_DELETE && e->edits[j].target == v &&
-			    e->edits[j].index == i)
-				dropped = true;
-		if (dropped)
+		if (!v->items) { /* a leaf array: its scalars lie in the buffer */
+			uint64_t next = mpfs_scalar_at(doc->buf, off, &item);
+			if (!dropped(e, v, i) && e->write(e->ctx, doc->buf + off, next - off))
+				return -1;
+			off = next;
+			continue;
+		}
+		if (dropped(e, v, i))
 			continue;
 		for (int k = 0; k < per; k++)
 			if (enc_val(e, &v->items[per * i + k]))
@@ -273,7 +291,7 @@ static int enc_val(struct enc *e, const struct mpfs_val *v)
 	}
 	for (size_t j = 0; j < e->nedits; j++) {
 		const struct mpfs_edit *ed = &e->edits[j];
-		if (ed->op != MPFS_EDIT_INSERT || ed->target != v)
+		if (ed->op != MPFS_EDIT_INSERT || ed->target != v || v->type != MPFS_MAP)
 			continue;
 		if (e->write(e->ctx, ed->key, ed->key_len) || e->write(e->ctx, ed->bytes, ed->len))
 			return -1;

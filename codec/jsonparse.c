@@ -77,10 +77,14 @@ static int string(struct jp *p, struct mpfs_strbuf *str)
 
 		if (c == '"') {
 			mpfs_strbuf_add(str, "", 0);
+			if (str->oom)
+				return mpfs_error_set(p->err, MPFS_E_NOMEM, p->i, "out of memory"), -1;
 			return 0;
 		}
-		if (c < 0x20)
+		if (c < 0x20) {
+			p->i--; /* name the character itself */
 			return fail(p, "control character in string");
+		}
 		if (c != '\\') {
 			mpfs_strbuf_add(str, &c, 1);
 			continue;
@@ -107,7 +111,9 @@ static int string(struct jp *p, struct mpfs_strbuf *str)
 			}
 			utf8(str, u);
 			break;
-		default: return fail(p, "bad escape");
+		default:
+			p->i -= 2; /* name the backslash */
+			return fail(p, "bad escape");
 		}
 	}
 	return fail(p, "unterminated string");
@@ -194,28 +200,35 @@ static int number(struct jp *p, msgpack_packer *pk, const struct mpfs_val *old)
 		while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9')
 			p->i++;
 	}
-	if (p->i - start >= sizeof(buf))
-		integral = false; /* beyond 64 bits anyway */
-	size_t len = p->i - start < sizeof(buf) - 1 ? p->i - start : sizeof(buf) - 1;
-	memcpy(buf, p->s + start, len);
-	buf[len] = '\0';
+	/* The text is not NUL-terminated: parse a terminated copy. */
+	size_t len = p->i - start;
+	char *num = len < sizeof(buf) ? buf : malloc(len + 1);
+	if (!num) {
+		mpfs_error_set(p->err, MPFS_E_NOMEM, start, "out of memory");
+		return -1;
+	}
+	memcpy(num, p->s + start, len);
+	num[len] = '\0';
 	if (integral && !(old && old->type == MPFS_FLOAT)) {
 		errno = 0;
 		if (neg) {
-			long long i = strtoll(buf, &end, 10);
+			long long i = strtoll(num, &end, 10);
 			if (!errno) {
 				pack_int(pk, old ? old->tag : 0, i < 0, i, (uint64_t)i);
-				return 0;
+				goto out;
 			}
 		} else {
-			unsigned long long u = strtoull(buf, &end, 10);
+			unsigned long long u = strtoull(num, &end, 10);
 			if (!errno) {
 				pack_int(pk, old ? old->tag : 0, false, (int64_t)u, u);
-				return 0;
+				goto out;
 			}
 		}
 	}
-	pack_float(pk, old, strtod(p->i - start < sizeof(buf) ? buf : p->s + start, NULL));
+	pack_float(pk, old, strtod(num, NULL)); /* beyond 64 bits: a double */
+out:
+	if (num != buf)
+		free(num);
 	return 0;
 }
 
@@ -334,6 +347,10 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
 		if (p.i == p.n)
 			return out->oom ? mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory") : MPFS_OK;
 		fail(&p, "trailing text after the value");
+	}
+	if (err->code == MPFS_E_NOMEM) {
+		out->len = mark;
+		return err->code;
 	}
 	/* Not JSON: where a string was (or nothing yet), take the text itself. */
 	if (!old || mpfs_val_text(doc, old)) {

@@ -141,9 +141,19 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 	/* Never put an archive in place that we could not read back. */
 	rc = mpfs_view_open(out, tmp, &vo, err);
 	if (rc) {
-		snprintf(err->msg, sizeof(err->msg), "internal error: the re-encoded archive "
-			 "does not decode; nothing was changed");
-		rc = -EIO;
+		/* Valid edits can still make an archive mpfs would refuse to
+		 * mount: a new value nested too deep where it goes, or a JSON
+		 * object that claims to be a compact array and is not one.
+		 * That is refused content; anything else is our bug. */
+		char why[sizeof(err->msg)];
+		bool deep = err->code == MPFS_E_DEPTH || err->code == MPFS_E_ARRAY ||
+			    err->code == MPFS_E_DTYPE;
+		snprintf(why, sizeof(why), "%s", err->msg);
+		snprintf(err->msg, sizeof(err->msg), deep ?
+			 "refused: the archive would no longer mount: %.150s" :
+			 "internal error: the re-encoded archive does not decode (%.100s); "
+			 "nothing was changed", why);
+		rc = deep ? -EINVAL : -EIO;
 		goto out_unlink;
 	}
 	if (rename(tmp, archive) < 0) {

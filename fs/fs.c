@@ -278,7 +278,8 @@ static int commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n, c
 		all = malloc((n + fs->nhidden) * sizeof(*all));
 		if (!all)
 			return -ENOMEM;
-		memcpy(all, edits, n * sizeof(*all));
+		if (n)
+			memcpy(all, edits, n * sizeof(*all));
 		for (size_t i = 0; i < fs->nhidden; i++) {
 			char d[PATH_MAX];
 			uint32_t id, dir;
@@ -987,6 +988,35 @@ int mpfs_fs_rmdir(struct mpfs_fs *fs, const char *path)
 	return rc;
 }
 
+static bool is_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && path[n] == '/';
+}
+
+/* True if an entry hidden by a rename lies inside directory dir. */
+static bool any_under(const struct mpfs_fs *fs, const char *dir)
+{
+	for (size_t i = 0; i < fs->nhidden; i++)
+		if (is_under(fs->hidden[i], dir))
+			return true;
+	return false;
+}
+
+/* Files held here inside a directory that moved from from to to follow it. */
+static void move_pending_under(struct mpfs_fs *fs, const char *from, const char *to)
+{
+	size_t fl = strlen(from);
+
+	for (struct pending *p = fs->pending; p; p = p->next) {
+		char *np;
+		if (!is_under(p->path, from) || asprintf(&np, "%s%s", to, p->path + fl) < 0)
+			continue;
+		free(p->path);
+		p->path = np;
+	}
+}
+
 /* Renames archive entry (id in dir) to path to. */
 static int move_entry(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t dir,
 		      const char *to)
@@ -1110,12 +1140,18 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 			drop_pending(fs, q);
 		goto out;
 	}
-	if ((rc = move_entry(fs, from, id, dir, to)) == 0) {
+	/* A directory's bytes move as they are: entries hidden inside it must
+	 * be gone from the archive first. */
+	if (mpfs_view_is_dir(fs->view, id) && any_under(fs, from) &&
+	    (rc = commit(fs, NULL, 0, from)) == 0)
+		rc = locate(fs, from, &id, &dir); /* the view is a new one */
+	if (rc == 0 && (rc = move_entry(fs, from, id, dir, to)) == 0) {
 		unhide(fs, to);
 		if (p)
 			drop_pending(fs, p);
 		if (q)
 			drop_pending(fs, q);
+		move_pending_under(fs, from, to);
 	}
 out:
 	pthread_rwlock_unlock(&fs->lock);
