@@ -89,6 +89,7 @@ struct dec {
 	uint64_t size;
 	struct mpfs_arena *arena;
 	struct mpfs_error *err;
+	bool new_spec; /* met a str8, bin or ext */
 };
 
 static const char *const type_names[] = {"nil", "bool", "int", "int", "float",
@@ -142,6 +143,8 @@ static enum mpfs_codec_err head(struct dec *d, uint64_t off, struct mpfs_val *v)
 		default: /* 0xde, 0xdf */ v->type = MPFS_MAP, w = 2 << (p[0] - 0xde); break;
 		}
 	}
+	if (p[0] == 0xd9 || (p[0] >= 0xc4 && p[0] <= 0xc9) || (p[0] >= 0xd4 && p[0] <= 0xd8))
+		d->new_spec = true;
 	v->hdr = 1 + w;
 	if (v->type == MPFS_EXT)
 		v->hdr++; /* the type byte */
@@ -295,6 +298,7 @@ enum mpfs_codec_err mpfs_doc_init(struct mpfs_doc *doc, const uint8_t *buf, size
 	doc->buf = buf;
 	doc->size = size;
 	doc->arena = d.arena;
+	doc->new_spec = d.new_spec;
 	return MPFS_OK;
 
 out_free_arena:

@@ -23,7 +23,8 @@ void mpfs_pack_init(msgpack_packer *pk, struct mpfs_strbuf *out)
 
 /* ---- keys, bytes, maps --------------------------------------------------- */
 
-void mpfs_encode_key(const uint8_t *key, size_t len, bool as_int, struct mpfs_strbuf *out)
+void mpfs_encode_key(const struct mpfs_doc *doc, const uint8_t *key, size_t len, bool as_int,
+		     struct mpfs_strbuf *out)
 {
 	msgpack_packer pk;
 	char num[32];
@@ -38,8 +39,7 @@ void mpfs_encode_key(const uint8_t *key, size_t len, bool as_int, struct mpfs_st
 			msgpack_pack_uint64(&pk, strtoull(num, NULL, 10));
 		return;
 	}
-	msgpack_pack_str(&pk, len);
-	msgpack_pack_str_body(&pk, key, len);
+	mpfs_pack_str_like(&pk, doc, NULL, key, len);
 }
 
 void mpfs_encode_empty_map(struct mpfs_strbuf *out)
@@ -49,12 +49,18 @@ void mpfs_encode_empty_map(struct mpfs_strbuf *out)
 	msgpack_pack_map(&pk, 0);
 }
 
-void mpfs_pack_str_like(msgpack_packer *pk, const struct mpfs_val *old, const void *s, size_t len)
+static bool old_spec(const struct mpfs_doc *doc)
+{
+	return doc && !doc->new_spec;
+}
+
+void mpfs_pack_str_like(msgpack_packer *pk, const struct mpfs_doc *doc, const struct mpfs_val *old,
+			const void *s, size_t len)
 {
 	if (old && old->type == MPFS_BIN) {
 		msgpack_pack_bin(pk, len);
 		msgpack_pack_bin_body(pk, s, len);
-	} else if (old && (old->tag == 0xda || old->tag == 0xdb)) {
+	} else if ((old && (old->tag == 0xda || old->tag == 0xdb)) || old_spec(doc)) {
 		msgpack_pack_v4raw(pk, len);
 		msgpack_pack_v4raw_body(pk, s, len);
 	} else {
@@ -74,7 +80,7 @@ void mpfs_encode_bytes(const struct mpfs_doc *doc, const struct mpfs_val *old, c
 		msgpack_pack_ext(&pk, len, old->ext_type);
 		msgpack_pack_ext_body(&pk, data, len);
 	} else {
-		mpfs_pack_str_like(&pk, old, data, len);
+		mpfs_pack_str_like(&pk, doc, old, data, len);
 	}
 }
 
@@ -141,9 +147,10 @@ static void pack_shape(msgpack_packer *pk, const struct mpfs_array *a)
 		msgpack_pack_uint64(pk, a->shape[d]);
 }
 
-static void pack_text(msgpack_packer *pk, const struct mpfs_val *old, const char *s)
+static void pack_text(msgpack_packer *pk, const struct mpfs_doc *doc, const struct mpfs_val *old,
+		      const char *s)
 {
-	mpfs_pack_str_like(pk, old, s, strlen(s));
+	mpfs_pack_str_like(pk, doc, old, s, strlen(s));
 }
 
 enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
@@ -166,15 +173,15 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 	}
 	if (!old) {
 		msgpack_pack_map(&pk, 5);
-		pack_text(&pk, NULL, "nd");
+		pack_text(&pk, doc, NULL, "nd");
 		msgpack_pack_true(&pk);
-		pack_text(&pk, NULL, "type");
-		pack_text(&pk, NULL, a->descr);
-		pack_text(&pk, NULL, "kind");
+		pack_text(&pk, doc, NULL, "type");
+		pack_text(&pk, doc, NULL, a->descr);
+		pack_text(&pk, doc, NULL, "kind");
 		msgpack_pack_bin(&pk, 0);
-		pack_text(&pk, NULL, "shape");
+		pack_text(&pk, doc, NULL, "shape");
 		pack_shape(&pk, a);
-		pack_text(&pk, NULL, "data");
+		pack_text(&pk, doc, NULL, "data");
 		msgpack_pack_bin(&pk, a->nbytes);
 		msgpack_pack_bin_body(&pk, data, a->nbytes);
 		return MPFS_OK;
@@ -187,16 +194,11 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 
 		mpfs_strbuf_add(out, doc->buf + key->off, key->end - key->off);
 		if (mpfs_val_is(doc, key, "type")) {
-			pack_text(&pk, val, a->descr);
+			pack_text(&pk, doc, val, a->descr);
 		} else if (mpfs_val_is(doc, key, "shape")) {
 			pack_shape(&pk, a);
 		} else if (mpfs_val_is(doc, key, "data")) {
-			if (val->type == MPFS_STR)
-				mpfs_pack_str_like(&pk, val, data, a->nbytes);
-			else {
-				msgpack_pack_bin(&pk, a->nbytes);
-				msgpack_pack_bin_body(&pk, data, a->nbytes);
-			}
+			mpfs_pack_str_like(&pk, doc, val, data, a->nbytes); /* bin stays bin */
 		} else {
 			mpfs_strbuf_add(out, doc->buf + val->off, val->end - val->off);
 		}

@@ -37,8 +37,10 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 void mpfs_encode_bytes(const struct mpfs_doc *doc, const struct mpfs_val *old, const uint8_t *data,
 		       size_t len, struct mpfs_strbuf *out);
 
-/* Encodes a map key: a str, or an integer when as_int. */
-void mpfs_encode_key(const uint8_t *key, size_t len, bool as_int, struct mpfs_strbuf *out);
+/* Encodes a map key of doc: a str (old-spec raw where doc keeps to the old
+ * spec), or an integer when as_int. */
+void mpfs_encode_key(const struct mpfs_doc *doc, const uint8_t *key, size_t len, bool as_int,
+		     struct mpfs_strbuf *out);
 
 /* An empty map, for mkdir. */
 void mpfs_encode_empty_map(struct mpfs_strbuf *out);

@@ -9,6 +9,7 @@
 #include "codec/pack_i.h"
 
 struct jp {
+	const struct mpfs_doc *doc;
 	const char *s;
 	size_t n, i;
 	struct mpfs_error *err;
@@ -266,8 +267,7 @@ static int container(struct jp *p, msgpack_packer *pk, unsigned depth)
 				mpfs_strbuf_destroy(&key);
 				goto out;
 			}
-			msgpack_pack_str(&bp, key.len);
-			msgpack_pack_str_body(&bp, key.p, key.len);
+			mpfs_pack_str_like(&bp, p->doc, NULL, key.p ? key.p : "", key.len);
 			mpfs_strbuf_destroy(&key);
 			ws(p);
 			if (p->i >= p->n || p->s[p->i] != ':') {
@@ -320,7 +320,7 @@ static int value(struct jp *p, msgpack_packer *pk, const struct mpfs_val *old, u
 		rc = string(p, &str);
 		if (!rc) {
 			bool like = old && (old->type == MPFS_STR || old->type == MPFS_BIN);
-			mpfs_pack_str_like(pk, like ? old : NULL, str.p ? str.p : "", str.len);
+			mpfs_pack_str_like(pk, p->doc, like ? old : NULL, str.p ? str.p : "", str.len);
 		}
 		mpfs_strbuf_destroy(&str);
 		return rc;
@@ -337,7 +337,7 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
 				     const char *text, size_t len, struct mpfs_strbuf *out,
 				     struct mpfs_error *err)
 {
-	struct jp p = {.s = text, .n = len, .err = err};
+	struct jp p = {.doc = doc, .s = text, .n = len, .err = err};
 	size_t mark = out->len;
 	msgpack_packer pk;
 

@@ -21,6 +21,7 @@ struct builder {
 	const struct mpfs_doc *doc;
 	struct mpfs_error *err;
 	uint32_t next_id;
+	uint32_t narrays[2];
 };
 
 static bool same_key(const struct mpfs_doc *doc, const struct mpfs_val *a, const struct mpfs_val *b)
@@ -144,6 +145,7 @@ static enum mpfs_codec_err build_array(struct builder *b, struct mpfs_node *n,
 	if (!n->array)
 		return mpfs_error_set(b->err, MPFS_E_NOMEM, n->val->off, "out of memory");
 	*n->array = *a;
+	b->narrays[a->encoding]++;
 	return MPFS_OK;
 }
 
@@ -216,6 +218,7 @@ enum mpfs_codec_err mpfs_model_init(struct mpfs_model *m, const uint8_t *buf, si
 	if (build(&b, &m->root, &m->doc.root, false, false, &top))
 		goto out_free_nodes;
 	m->nnodes = b.next_id;
+	memcpy(m->narrays, b.narrays, sizeof(m->narrays));
 	return MPFS_OK;
 
 out_free_nodes:

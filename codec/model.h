@@ -34,6 +34,7 @@ struct mpfs_model {
 	struct mpfs_doc doc;
 	struct mpfs_node root;
 	uint32_t nnodes;
+	uint32_t narrays[2]; /* arrays by enum mpfs_encoding */
 };
 
 /* Decodes and classifies the archive buf[0..size), which must outlive the

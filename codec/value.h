@@ -92,6 +92,10 @@ struct mpfs_doc {
 	size_t size;
 	struct mpfs_val root;
 	struct mpfs_arena *arena;
+	/* The archive uses str8, bin or ext, which readers of the old MsgPack
+	 * spec cannot read; if not, new strings of 32 to 255 bytes are written
+	 * as str16 (raw16 to old readers) rather than str8. */
+	bool new_spec;
 };
 
 /* Decodes buf[0..size) as exactly one MsgPack value. On success fills *doc

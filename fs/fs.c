@@ -390,7 +390,7 @@ static int encode_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const cha
 			free(raw);
 			return rc;
 		}
-		mpfs_encode_key(raw, (size_t)k, false, out);
+		mpfs_encode_key(doc, raw, (size_t)k, false, out);
 		free(raw);
 		return 0;
 	}
@@ -400,8 +400,14 @@ static int encode_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const cha
 	}
 	for (size_t i = 0; i < n; i++)
 		digits &= isdigit((unsigned char)name[i]) || (i == 0 && name[0] == '-' && n > 1);
-	mpfs_encode_key((const uint8_t *)name, n, ints && digits && n < 19, out);
+	mpfs_encode_key(doc, (const uint8_t *)name, n, ints && digits && n < 19, out);
 	return out->oom ? -ENOMEM : 0;
+}
+
+/* True if path lies under a "weights" map, where lists are arrays. */
+static bool in_weights(const char *path)
+{
+	return strstr(path, "/weights/") != NULL;
 }
 
 /* Puts content under path: replaces the entry's value, or adds a key. */
@@ -445,8 +451,18 @@ static int commit_content(struct mpfs_fs *fs, const char *path, const uint8_t *d
 			struct mpfs_array a;
 			const uint8_t *elems;
 			uint8_t *copy = NULL;
-			bool bad = mpfs_npy_parse(data, len, &a, &elems, &copy, &err) ||
-				   mpfs_encode_array(doc, NULL, &a, elems, &val, &err);
+			/* A new array under weights takes the archive's style
+			 * (elsewhere a nested list would read back as plain
+			 * data); nested lists cannot hold every dtype, compact
+			 * maps can. */
+			struct mpfs_array style = {.encoding = MPFS_ENC_NESTED};
+			bool bad = mpfs_npy_parse(data, len, &a, &elems, &copy, &err);
+			if (!bad && !(in_weights(path) &&
+				      mpfs_view_new_array_encoding(fs->view) == MPFS_ENC_NESTED &&
+				      !mpfs_encode_array(doc, &style, &a, elems, &val, &err))) {
+				val.len = 0;
+				bad = mpfs_encode_array(doc, NULL, &a, elems, &val, &err);
+			}
 			free(copy);
 			if (bad) {
 				fs->opts.log("%s: refused: %s", path, err.msg);

@@ -871,6 +871,41 @@ Test(fs_new, new_files_become_new_keys)
 	env_close(&e);
 }
 
+/* In an archive of nested-list arrays (seed style), a new array under
+ * weights is one too; elsewhere only a compact map reads back as an array. */
+Test(fs_new, new_npy_in_a_seed_archive_is_a_nested_list)
+{
+	struct env e;
+	struct arc a;
+	double v[4] = {1, 0, 0, 1.5};
+	struct mpfs_array na = f8_array(2, 2, 2);
+	size_t n;
+	uint8_t *file = npy_file(&na, v, &n);
+
+	env_open(&e, "logreg_seed.mpk");
+	cr_assert_eq(put_file(&e, "/weights/eye.npy", file, n, true), 0, "%s", last_log);
+	cr_assert_eq(put_file(&e, "/xtra/eye.npy", file, n, true), 0, "%s", last_log);
+	arc_load(&a, e.archive);
+	cr_assert_eq(arc_must(&a, "xtra/eye")->type, MPFS_MAP);
+	const struct mpfs_val *l = arc_must(&a, "weights/eye");
+	cr_assert_eq(l->type, MPFS_ARRAY);
+	cr_assert_eq(l->len, 2);
+	cr_assert_eq(l->items[1].type, MPFS_ARRAY);
+	struct mpfs_val x;
+	mpfs_scalar_at(a.buf, l->items[1].off + l->items[1].hdr, &x); /* row 1, col 0 */
+	cr_assert_eq(x.type, MPFS_FLOAT);
+	cr_assert_eq(x.f, 0.0);
+	arc_free(&a);
+	char enc[16];
+	cr_assert_eq(mpfs_fs_getxattr(e.fs, "/weights/eye.npy", "user.mpfs.encoding", enc,
+				      sizeof(enc)),
+		     6);
+	cr_assert(memcmp(enc, "nested", 6) == 0);
+	free(file);
+	env_close(&e);
+}
+
+/* In an archive with compact arrays, a new array is a compact map. */
 Test(fs_new, new_npy_is_a_compact_array)
 {
 	struct env e;
@@ -881,7 +916,7 @@ Test(fs_new, new_npy_is_a_compact_array)
 	size_t n;
 	uint8_t *file = npy_file(&na, v, &n);
 
-	env_open(&e, "logreg_seed.mpk");
+	env_open(&e, "logreg_compact.mpk");
 	cr_assert_eq(put_file(&e, "/xtra/eye.npy", file, n, true), 0, "%s", last_log);
 	arc_load(&a, e.archive);
 	const struct mpfs_val *m = arc_must(&a, "xtra/eye");
