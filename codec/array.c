@@ -37,8 +37,8 @@ static bool rect(struct walk *w, const struct mpfs_val *v, unsigned d)
 
 bool mpfs_array_nested(const struct mpfs_val *v, struct mpfs_array *out)
 {
-	const uint16_t num = MPFS_EL_BOOL | MPFS_EL_INT | MPFS_EL_BIGU | MPFS_EL_NEG |
-			     MPFS_EL_F32 | MPFS_EL_F64;
+	const uint16_t num =
+		MPFS_EL_BOOL | MPFS_EL_INT | MPFS_EL_BIGU | MPFS_EL_NEG | MPFS_EL_F32 | MPFS_EL_F64;
 	struct mpfs_array a = {.encoding = MPFS_ENC_NESTED, .src = v};
 	struct walk w = {.a = &a};
 	uint16_t f = v->flags & num;
@@ -90,11 +90,12 @@ static uint8_t *fill_leaf(const struct mpfs_doc *doc, const struct mpfs_val *v, 
 		off = mpfs_scalar_at(doc->buf, off, &e);
 		switch (kind) {
 		case 'b': *out++ = e.b; break;
-		case 'i': case 'u':
-			out = store_le(out, e.type == MPFS_INT ? (uint64_t)e.i : e.u, 8);
-			break;
+		case 'i':
+		case 'u': out = store_le(out, e.type == MPFS_INT ? (uint64_t)e.i : e.u, 8); break;
 		default:
-			f = e.type == MPFS_FLOAT ? e.f : e.type == MPFS_INT ? (double)e.i : (double)e.u;
+			f = e.type == MPFS_FLOAT ? e.f
+			    : e.type == MPFS_INT ? (double)e.i
+						 : (double)e.u;
 			if (size == 4) {
 				f32 = (float)f;
 				memcpy(&bits32, &f32, 4);
@@ -150,10 +151,23 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 		size = size * 10 + (s[i] - '0');
 	}
 	switch (kind) {
-	case 'b': if (size != 1) return false; break;
-	case 'i': case 'u': if (size != 1 && size != 2 && size != 4 && size != 8) return false; break;
-	case 'f': if (size != 2 && size != 4 && size != 8) return false; break;
-	default: if (size != 8 && size != 16) return false; break;
+	case 'b':
+		if (size != 1)
+			return false;
+		break;
+	case 'i':
+	case 'u':
+		if (size != 1 && size != 2 && size != 4 && size != 8)
+			return false;
+		break;
+	case 'f':
+		if (size != 2 && size != 4 && size != 8)
+			return false;
+		break;
+	default:
+		if (size != 8 && size != 16)
+			return false;
+		break;
 	}
 	if (order == '=')
 		order = '<'; /* native: every machine we build for is little-endian */
@@ -185,16 +199,20 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 
 	if (!nd || nd->type != MPFS_BOOL || !nd->b || !is_text(type) || !shape ||
 	    shape->type != MPFS_ARRAY || !is_text(data) || (kind && !is_text(kind)))
-		return mpfs_error_set(err, MPFS_E_ARRAY, v->off,
-				      "compact array: needs nd=true, type, shape (a list) and data");
+		return mpfs_error_set(
+			err, MPFS_E_ARRAY, v->off,
+			"compact array: needs nd=true, type, shape (a list) and data");
 	if (kind && kind->len)
-		return mpfs_error_set(err, MPFS_E_DTYPE, kind->off,
-				      "compact array: kind '%.*s' (object or structured data) is not supported",
-				      (int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
+		return mpfs_error_set(
+			err, MPFS_E_DTYPE, kind->off,
+			"compact array: kind '%.*s' (object or structured data) is not supported",
+			(int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
 	if (!mpfs_array_parse_dtype(mpfs_val_data(doc, type), type->len, &a))
 		return mpfs_error_set(err, MPFS_E_DTYPE, type->off,
-				      "compact array: dtype '%.*s' is not a plain bool, int, uint, float or complex type",
-				      (int)(type->len > 16 ? 16 : type->len), mpfs_val_data(doc, type));
+				      "compact array: dtype '%.*s' is not a plain bool, int, uint, "
+				      "float or complex type",
+				      (int)(type->len > 16 ? 16 : type->len),
+				      mpfs_val_data(doc, type));
 	if (shape->items || shape->len > MPFS_MAX_DIMS)
 		return mpfs_error_set(err, MPFS_E_ARRAY, shape->off,
 				      "compact array: shape must be a list of at most %d integers",

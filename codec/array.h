@@ -15,13 +15,13 @@ enum mpfs_encoding {
 };
 
 struct mpfs_array {
-	char descr[8];    /* NPY/numpy dtype string, e.g. "<f8", "|b1" */
+	char descr[8]; /* NPY/numpy dtype string, e.g. "<f8", "|b1" */
 	uint8_t itemsize;
 	uint8_t ndim;
-	uint8_t encoding; /* enum mpfs_encoding */
-	uint64_t count;   /* number of elements */
-	uint64_t nbytes;  /* count * itemsize */
-	uint64_t data_off; /* COMPACT: offset of the raw bytes in the archive */
+	uint8_t encoding;	    /* enum mpfs_encoding */
+	uint64_t count;		    /* number of elements */
+	uint64_t nbytes;	    /* count * itemsize */
+	uint64_t data_off;	    /* COMPACT: offset of the raw bytes in the archive */
 	const struct mpfs_val *src; /* NESTED: the outer list; COMPACT: the map */
 	uint64_t shape[MPFS_MAX_DIMS];
 };

@@ -92,8 +92,8 @@ struct dec {
 	bool new_spec; /* met a str8, bin or ext */
 };
 
-static const char *const type_names[] = {"nil", "bool", "int", "int", "float",
-					 "str", "bin", "ext", "array", "map"};
+static const char *const type_names[] = {"nil", "bool", "int", "int",	"float",
+					 "str", "bin",	"ext", "array", "map"};
 
 /* Reads the tag and fixed-size fields of the value at off into *v. For STR,
  * BIN and EXT the payload must be present; for ARRAY and MAP, v->end is the end
@@ -127,19 +127,34 @@ static enum mpfs_codec_err head(struct dec *d, uint64_t off, struct mpfs_val *v)
 		case 0xc1:
 			return mpfs_error_set(d->err, MPFS_E_RESERVED, off,
 					      "reserved byte 0xc1 is not MsgPack");
-		case 0xc2: case 0xc3: v->type = MPFS_BOOL, v->b = p[0] == 0xc3; break;
-		case 0xc4: case 0xc5: case 0xc6: v->type = MPFS_BIN, w = 1 << (p[0] - 0xc4); break;
-		case 0xc7: case 0xc8: case 0xc9: v->type = MPFS_EXT, w = 1 << (p[0] - 0xc7); break;
+		case 0xc2:
+		case 0xc3: v->type = MPFS_BOOL, v->b = p[0] == 0xc3; break;
+		case 0xc4:
+		case 0xc5:
+		case 0xc6: v->type = MPFS_BIN, w = 1 << (p[0] - 0xc4); break;
+		case 0xc7:
+		case 0xc8:
+		case 0xc9: v->type = MPFS_EXT, w = 1 << (p[0] - 0xc7); break;
 		case 0xca: v->type = MPFS_FLOAT, w = 4; break;
 		case 0xcb: v->type = MPFS_FLOAT, w = 8; break;
-		case 0xcc: case 0xcd: case 0xce: case 0xcf:
-			v->type = MPFS_UINT, w = 1 << (p[0] - 0xcc); break;
-		case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-			v->type = MPFS_INT, w = 1 << (p[0] - 0xd0); break;
-		case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-			v->type = MPFS_EXT, n = fixext_len[p[0] - 0xd4]; break;
-		case 0xd9: case 0xda: case 0xdb: v->type = MPFS_STR, w = 1 << (p[0] - 0xd9); break;
-		case 0xdc: case 0xdd: v->type = MPFS_ARRAY, w = 2 << (p[0] - 0xdc); break;
+		case 0xcc:
+		case 0xcd:
+		case 0xce:
+		case 0xcf: v->type = MPFS_UINT, w = 1 << (p[0] - 0xcc); break;
+		case 0xd0:
+		case 0xd1:
+		case 0xd2:
+		case 0xd3: v->type = MPFS_INT, w = 1 << (p[0] - 0xd0); break;
+		case 0xd4:
+		case 0xd5:
+		case 0xd6:
+		case 0xd7:
+		case 0xd8: v->type = MPFS_EXT, n = fixext_len[p[0] - 0xd4]; break;
+		case 0xd9:
+		case 0xda:
+		case 0xdb: v->type = MPFS_STR, w = 1 << (p[0] - 0xd9); break;
+		case 0xdc:
+		case 0xdd: v->type = MPFS_ARRAY, w = 2 << (p[0] - 0xdc); break;
 		default: /* 0xde, 0xdf */ v->type = MPFS_MAP, w = 2 << (p[0] - 0xde); break;
 		}
 	}
@@ -167,7 +182,10 @@ static enum mpfs_codec_err head(struct dec *d, uint64_t off, struct mpfs_val *v)
 			break;
 		case MPFS_UINT: v->u = x; break;
 		case MPFS_INT:
-			v->i = w == 1 ? (int8_t)x : w == 2 ? (int16_t)x : w == 4 ? (int32_t)x : (int64_t)x;
+			v->i = w == 1	? (int8_t)x
+			       : w == 2 ? (int16_t)x
+			       : w == 4 ? (int32_t)x
+					: (int64_t)x;
 			if (v->i >= 0) /* a signed encoding of a non-negative number */
 				v->type = MPFS_UINT;
 			break;
@@ -178,7 +196,9 @@ static enum mpfs_codec_err head(struct dec *d, uint64_t off, struct mpfs_val *v)
 		v->ext_type = (int8_t)p[v->hdr - 1];
 	left -= v->hdr;
 	switch (v->type) {
-	case MPFS_STR: case MPFS_BIN: case MPFS_EXT:
+	case MPFS_STR:
+	case MPFS_BIN:
+	case MPFS_EXT:
 		if (n > left)
 			return mpfs_error_set(d->err, MPFS_E_TRUNCATED, off,
 					      "truncated: %s of %llu bytes, only %llu left",
@@ -189,19 +209,19 @@ static enum mpfs_codec_err head(struct dec *d, uint64_t off, struct mpfs_val *v)
 		if (v->type == MPFS_STR)
 			v->flags = mpfs_utf8_valid(p + v->hdr, n);
 		return MPFS_OK;
-	case MPFS_ARRAY: case MPFS_MAP:
+	case MPFS_ARRAY:
+	case MPFS_MAP:
 		/* Each element takes at least one byte. */
 		if (n > left || (v->type == MPFS_MAP && 2 * n > left))
-			return mpfs_error_set(d->err, MPFS_E_TRUNCATED, off,
-					      "truncated: %s of %llu elements, only %llu bytes left",
-					      type_names[v->type], (unsigned long long)n,
-					      (unsigned long long)left);
+			return mpfs_error_set(
+				d->err, MPFS_E_TRUNCATED, off,
+				"truncated: %s of %llu elements, only %llu bytes left",
+				type_names[v->type], (unsigned long long)n,
+				(unsigned long long)left);
 		v->len = (uint32_t)n;
 		v->end = off + v->hdr;
 		return MPFS_OK;
-	default:
-		v->end = off + v->hdr;
-		return MPFS_OK;
+	default: v->end = off + v->hdr; return MPFS_OK;
 	}
 }
 

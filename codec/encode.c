@@ -20,7 +20,6 @@ void mpfs_pack_init(msgpack_packer *pk, struct mpfs_strbuf *out)
 	msgpack_packer_init(pk, out, sb_write);
 }
 
-
 /* ---- keys, bytes, maps --------------------------------------------------- */
 
 void mpfs_encode_key(const struct mpfs_doc *doc, const uint8_t *key, size_t len, bool as_int,
@@ -112,7 +111,8 @@ static void pack_element(msgpack_packer *pk, const struct mpfs_array *a, const u
 		break;
 	case 'u': msgpack_pack_uint64(pk, x); break;
 	case 'i': /* sign-extend from n bytes */
-		msgpack_pack_int64(pk, n == 8 ? (int64_t)x : (int64_t)(x << (64 - 8 * n)) >> (64 - 8 * n));
+		msgpack_pack_int64(pk, n == 8 ? (int64_t)x
+					      : (int64_t)(x << (64 - 8 * n)) >> (64 - 8 * n));
 		break;
 	default:
 		if (n == 4) {
@@ -164,7 +164,8 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 		char k = a->descr[1];
 		if (k == 'c' || (k == 'f' && a->itemsize == 2))
 			return mpfs_error_set(err, MPFS_E_DTYPE, 0,
-					      "dtype %s cannot be stored as nested lists", a->descr);
+					      "dtype %s cannot be stored as nested lists",
+					      a->descr);
 		if (a->ndim == 0)
 			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
 					      "a 0-d array cannot be stored as nested lists");

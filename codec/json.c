@@ -63,7 +63,8 @@ size_t mpfs_json_double(double f, char out[MPFS_JSON_DOUBLE_MAX])
 	if (isnan(f))
 		return (size_t)snprintf(out, MPFS_JSON_DOUBLE_MAX, "NaN");
 	if (isinf(f))
-		return (size_t)snprintf(out, MPFS_JSON_DOUBLE_MAX, f < 0 ? "-Infinity" : "Infinity");
+		return (size_t)snprintf(out, MPFS_JSON_DOUBLE_MAX,
+					f < 0 ? "-Infinity" : "Infinity");
 	if (signbit(f))
 		*p++ = '-', f = -f;
 	if (f == 0) {
@@ -85,7 +86,8 @@ size_t mpfs_json_double(double f, char out[MPFS_JSON_DOUBLE_MAX])
 				*p++ = i < nd ? digits[i] : '0';
 			*p++ = '.';
 			if (nd > exp + 1)
-				memcpy(p, digits + exp + 1, (size_t)(nd - exp - 1)), p += nd - exp - 1;
+				memcpy(p, digits + exp + 1, (size_t)(nd - exp - 1)),
+					p += nd - exp - 1;
 			else
 				*p++ = '0';
 		}
@@ -152,7 +154,8 @@ void mpfs_json_render(const struct mpfs_doc *doc, const struct mpfs_val *v, stru
 	case MPFS_INT: mpfs_strbuf_printf(out, "%" PRId64, v->i); break;
 	case MPFS_UINT: mpfs_strbuf_printf(out, "%" PRIu64, v->u); break;
 	case MPFS_FLOAT: mpfs_strbuf_add(out, num, mpfs_json_double(v->f, num)); break;
-	case MPFS_STR: case MPFS_BIN:
+	case MPFS_STR:
+	case MPFS_BIN:
 		if (mpfs_val_text(doc, v))
 			render_string(mpfs_val_data(doc, v), v->len, out);
 		else

@@ -44,10 +44,14 @@ static int hex4(struct jp *p, unsigned *u)
 	for (int k = 0; k < 4; k++) {
 		char c = p->s[p->i++];
 		*u <<= 4;
-		if (c >= '0' && c <= '9') *u |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f') *u |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F') *u |= (unsigned)(c - 'A' + 10);
-		else return fail(p, "bad \\u escape");
+		if (c >= '0' && c <= '9')
+			*u |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			*u |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			*u |= (unsigned)(c - 'A' + 10);
+		else
+			return fail(p, "bad \\u escape");
 	}
 	return 0;
 }
@@ -57,8 +61,10 @@ static void utf8(struct mpfs_strbuf *b, unsigned cp)
 	char o[4];
 	size_t n;
 
-	if (cp < 0x80) o[0] = (char)cp, n = 1;
-	else if (cp < 0x800) o[0] = (char)(0xc0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+	if (cp < 0x80)
+		o[0] = (char)cp, n = 1;
+	else if (cp < 0x800)
+		o[0] = (char)(0xc0 | cp >> 6), o[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
 	else if (cp < 0x10000)
 		o[0] = (char)(0xe0 | cp >> 12), o[1] = (char)(0x80 | ((cp >> 6) & 0x3f)),
 		o[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
@@ -79,7 +85,8 @@ static int string(struct jp *p, struct mpfs_strbuf *str)
 		if (c == '"') {
 			mpfs_strbuf_add(str, "", 0);
 			if (str->oom)
-				return mpfs_error_set(p->err, MPFS_E_NOMEM, p->i, "out of memory"), -1;
+				return mpfs_error_set(p->err, MPFS_E_NOMEM, p->i, "out of memory"),
+				       -1;
 			return 0;
 		}
 		if (c < 0x20) {
@@ -94,7 +101,9 @@ static int string(struct jp *p, struct mpfs_strbuf *str)
 			break;
 		c = (unsigned char)p->s[p->i++];
 		switch (c) {
-		case '"': case '\\': case '/': mpfs_strbuf_add(str, &c, 1); break;
+		case '"':
+		case '\\':
+		case '/': mpfs_strbuf_add(str, &c, 1); break;
 		case 'b': mpfs_strbuf_add(str, "\b", 1); break;
 		case 'f': mpfs_strbuf_add(str, "\f", 1); break;
 		case 'n': mpfs_strbuf_add(str, "\n", 1); break;
@@ -314,20 +323,34 @@ static int value(struct jp *p, msgpack_packer *pk, const struct mpfs_val *old, u
 	if (p->i >= p->n)
 		return fail(p, "value expected");
 	switch (p->s[p->i]) {
-	case '{': case '[': return container(p, pk, depth);
+	case '{':
+	case '[': return container(p, pk, depth);
 	case '"':
 		mpfs_strbuf_init(&str);
 		rc = string(p, &str);
 		if (!rc) {
 			bool like = old && (old->type == MPFS_STR || old->type == MPFS_BIN);
-			mpfs_pack_str_like(pk, p->doc, like ? old : NULL, str.p ? str.p : "", str.len);
+			mpfs_pack_str_like(pk, p->doc, like ? old : NULL, str.p ? str.p : "",
+					   str.len);
 		}
 		mpfs_strbuf_destroy(&str);
 		return rc;
-	case 't': if (lit(p, "true")) return msgpack_pack_true(pk), 0; break;
-	case 'f': if (lit(p, "false")) return msgpack_pack_false(pk), 0; break;
-	case 'n': if (lit(p, "null")) return msgpack_pack_nil(pk), 0; break;
-	case 'N': if (lit(p, "NaN")) return pack_float(pk, old, NAN), 0; break;
+	case 't':
+		if (lit(p, "true"))
+			return msgpack_pack_true(pk), 0;
+		break;
+	case 'f':
+		if (lit(p, "false"))
+			return msgpack_pack_false(pk), 0;
+		break;
+	case 'n':
+		if (lit(p, "null"))
+			return msgpack_pack_nil(pk), 0;
+		break;
+	case 'N':
+		if (lit(p, "NaN"))
+			return pack_float(pk, old, NAN), 0;
+		break;
 	default: return number(p, pk, old);
 	}
 	return fail(p, "unknown literal");
@@ -345,7 +368,8 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
 	if (value(&p, &pk, old, 0) == 0) {
 		ws(&p);
 		if (p.i == p.n)
-			return out->oom ? mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory") : MPFS_OK;
+			return out->oom ? mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory")
+					: MPFS_OK;
 		fail(&p, "trailing text after the value");
 	}
 	if (err->code == MPFS_E_NOMEM) {
@@ -360,8 +384,8 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
 		while (b > a && strchr(" \t\r\n", text[b - 1]) && text[b - 1])
 			b--;
 		out->len = mark;
-		mpfs_encode_bytes(doc, old ? old : &(struct mpfs_val){.type = MPFS_STR}, (const uint8_t *)text + a,
-				  b - a, out);
+		mpfs_encode_bytes(doc, old ? old : &(struct mpfs_val){.type = MPFS_STR},
+				  (const uint8_t *)text + a, b - a, out);
 		return out->oom ? mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory") : MPFS_OK;
 	}
 	out->len = mark;

@@ -14,7 +14,7 @@
 
 struct ctx {
 	const struct mpfs_val *types; /* the enclosing model's types map, or NULL */
-	bool weights;                 /* under a model's weights map */
+	bool weights;		      /* under a model's weights map */
 };
 
 struct builder {
@@ -26,7 +26,8 @@ struct builder {
 
 static bool same_key(const struct mpfs_doc *doc, const struct mpfs_val *a, const struct mpfs_val *b)
 {
-	if ((a->type == MPFS_STR || a->type == MPFS_BIN) && (b->type == MPFS_STR || b->type == MPFS_BIN))
+	if ((a->type == MPFS_STR || a->type == MPFS_BIN) &&
+	    (b->type == MPFS_STR || b->type == MPFS_BIN))
 		return a->len == b->len &&
 		       memcmp(mpfs_val_data(doc, a), mpfs_val_data(doc, b), a->len) == 0;
 	if (a->type != b->type)
@@ -168,7 +169,8 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 		const struct mpfs_val *cls = mpfs_map_get(b->doc, v, "class_name");
 		if (n->id == 0 || (cls && mpfs_val_text(b->doc, cls))) { /* a model */
 			const struct mpfs_val *types = mpfs_map_get(b->doc, v, "types");
-			struct ctx model = {.types = types && types->type == MPFS_MAP ? types : NULL};
+			struct ctx model = {.types = types && types->type == MPFS_MAP ? types
+										      : NULL};
 			return build_map(b, n, &model, true);
 		}
 		return build_map(b, n, ctx, false);
@@ -180,16 +182,10 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 			return build_list(b, n, want_array, ctx);
 		n->kind = MPFS_N_TEXT;
 		return MPFS_OK;
-	case MPFS_STR:
-		n->kind = v->flags ? MPFS_N_TEXT : MPFS_N_BYTES;
-		return MPFS_OK;
+	case MPFS_STR: n->kind = v->flags ? MPFS_N_TEXT : MPFS_N_BYTES; return MPFS_OK;
 	case MPFS_BIN:
-	case MPFS_EXT:
-		n->kind = MPFS_N_BYTES;
-		return MPFS_OK;
-	default:
-		n->kind = MPFS_N_TEXT;
-		return MPFS_OK;
+	case MPFS_EXT: n->kind = MPFS_N_BYTES; return MPFS_OK;
+	default: n->kind = MPFS_N_TEXT; return MPFS_OK;
 	}
 }
 

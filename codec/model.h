@@ -22,12 +22,12 @@ enum mpfs_node_kind {
 struct mpfs_node {
 	const struct mpfs_val *key; /* entries of a map: the key; else NULL */
 	const struct mpfs_val *val; /* the value shown */
-	const char *label;          /* csr members: "data", "indices", "indptr" */
+	const char *label;	    /* csr members: "data", "indices", "indptr" */
 	struct mpfs_node *children; /* directories: nchildren entries */
 	struct mpfs_array *array;   /* MPFS_N_ARRAY */
 	uint32_t nchildren;
-	uint32_t id;                /* dense 0..nnodes-1, root is 0 */
-	uint8_t kind;               /* enum mpfs_node_kind */
+	uint32_t id;  /* dense 0..nnodes-1, root is 0 */
+	uint8_t kind; /* enum mpfs_node_kind */
 };
 
 struct mpfs_model {

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #define NPY_PREAMBLE 10 /* magic (6), version (2), header length (2) */
-#define NPY_ALIGN 64
+#define NPY_ALIGN    64
 
 size_t mpfs_npy_header(const struct mpfs_array *a, char out[MPFS_NPY_HEADER_MAX])
 {
@@ -128,15 +128,17 @@ enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_a
 		errno = 0;
 		d = strtoull(p, &e, 10);
 		if (errno || __builtin_mul_overflow(a->count, d, &a->count))
-			return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: shape overflows");
+			return mpfs_error_set(err, MPFS_E_ARRAY, start,
+					      "NPY header: shape overflows");
 		a->shape[a->ndim++] = d;
 		p = e;
 	}
 	if (__builtin_mul_overflow(a->count, a->itemsize, &a->nbytes) ||
 	    a->nbytes != len - start - hl)
-		return mpfs_error_set(err, MPFS_E_ARRAY, start + hl,
-				      "NPY data is %zu bytes, the header's shape and dtype need %llu",
-				      len - start - hl, (unsigned long long)a->nbytes);
+		return mpfs_error_set(
+			err, MPFS_E_ARRAY, start + hl,
+			"NPY data is %zu bytes, the header's shape and dtype need %llu",
+			len - start - hl, (unsigned long long)a->nbytes);
 	*data = buf + start + hl;
 	*copy = NULL;
 	if (fortran && a->ndim > 1) {

@@ -31,15 +31,15 @@ enum mpfs_type {
 /* Summary of the elements of an array, OR-ed over all depths. */
 enum {
 	MPFS_EL_BOOL = 1 << 0,
-	MPFS_EL_INT = 1 << 1,   /* an integer that fits int64 */
-	MPFS_EL_BIGU = 1 << 2,  /* an integer above INT64_MAX */
-	MPFS_EL_NEG = 1 << 3,   /* a negative integer */
-	MPFS_EL_F32 = 1 << 4,   /* a float32 */
-	MPFS_EL_F64 = 1 << 5,   /* a float64 */
+	MPFS_EL_INT = 1 << 1,	/* an integer that fits int64 */
+	MPFS_EL_BIGU = 1 << 2,	/* an integer above INT64_MAX */
+	MPFS_EL_NEG = 1 << 3,	/* a negative integer */
+	MPFS_EL_F32 = 1 << 4,	/* a float32 */
+	MPFS_EL_F64 = 1 << 5,	/* a float64 */
 	MPFS_EL_OTHER = 1 << 6, /* nil or a UTF-8 str */
-	MPFS_EL_RAW = 1 << 7,   /* bin, ext or a str that is not UTF-8 */
-	MPFS_EL_MAP = 1 << 8,   /* a map (directly or deeper) */
-	MPFS_EL_LIST = 1 << 9,  /* an array (in a materialised array) */
+	MPFS_EL_RAW = 1 << 7,	/* bin, ext or a str that is not UTF-8 */
+	MPFS_EL_MAP = 1 << 8,	/* a map (directly or deeper) */
+	MPFS_EL_LIST = 1 << 9,	/* an array (in a materialised array) */
 };
 
 struct mpfs_val {
@@ -55,12 +55,12 @@ struct mpfs_val {
 		 * key then value. */
 		struct mpfs_val *items;
 	};
-	uint32_t len;    /* STR/BIN/EXT: payload bytes; ARRAY: items; MAP: pairs */
-	uint8_t type;    /* enum mpfs_type */
-	uint8_t tag;     /* first byte as written: keeps widths and str vs raw */
-	uint8_t hdr;     /* bytes before the payload (STR/BIN/EXT) */
+	uint32_t len;	 /* STR/BIN/EXT: payload bytes; ARRAY: items; MAP: pairs */
+	uint8_t type;	 /* enum mpfs_type */
+	uint8_t tag;	 /* first byte as written: keeps widths and str vs raw */
+	uint8_t hdr;	 /* bytes before the payload (STR/BIN/EXT) */
 	int8_t ext_type; /* EXT only */
-	uint16_t flags;  /* ARRAY: MPFS_EL_* over its elements; STR: 1 if UTF-8 */
+	uint16_t flags;	 /* ARRAY: MPFS_EL_* over its elements; STR: 1 if UTF-8 */
 };
 
 enum mpfs_codec_err {

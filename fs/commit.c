@@ -3,9 +3,9 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +16,8 @@
  * memory, and a shared extent where the file system can reflink). */
 struct out {
 	int fd;
-	int src;               /* the old archive, or -1 once copying failed */
-	const uint8_t *base;   /* its mapping, which the encoder's spans point into */
+	int src;	     /* the old archive, or -1 once copying failed */
+	const uint8_t *base; /* its mapping, which the encoder's spans point into */
 	size_t base_len;
 	size_t len;
 	char buf[1 << 16];
@@ -149,10 +149,11 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 		bool deep = err->code == MPFS_E_DEPTH || err->code == MPFS_E_ARRAY ||
 			    err->code == MPFS_E_DTYPE;
 		snprintf(why, sizeof(why), "%s", err->msg);
-		snprintf(err->msg, sizeof(err->msg), deep ?
-			 "refused: the archive would no longer mount: %.150s" :
-			 "internal error: the re-encoded archive does not decode (%.100s); "
-			 "nothing was changed", why);
+		snprintf(err->msg, sizeof(err->msg),
+			 deep ? "refused: the archive would no longer mount: %.150s"
+			      : "internal error: the re-encoded archive does not decode (%.100s); "
+				"nothing was changed",
+			 why);
 		rc = deep ? -EINVAL : -EIO;
 		goto out_unlink;
 	}

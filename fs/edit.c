@@ -53,8 +53,8 @@ int mpfs_edit_commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n
 			const struct mpfs_node *e = mpfs_view_node(fs->view, id);
 			uint32_t index = (uint32_t)(e - dn->children);
 			if (!edited(edits, n, e, dn->val, index))
-				all[total++] = (struct mpfs_edit){.op = MPFS_EDIT_DELETE,
-								  .target = dn->val, .index = index};
+				all[total++] = (struct mpfs_edit){
+					.op = MPFS_EDIT_DELETE, .target = dn->val, .index = index};
 		}
 		edits = all;
 	}
@@ -88,9 +88,7 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 		if (mpfs_encode_json(doc, n->val, (const char *)data, len, out, &err))
 			goto refuse;
 		return 0;
-	case MPFS_N_BYTES:
-		mpfs_encode_bytes(doc, n->val, data, len, out);
-		return 0;
+	case MPFS_N_BYTES: mpfs_encode_bytes(doc, n->val, data, len, out); return 0;
 	case MPFS_N_ARRAY:
 		if (mpfs_view_raw(fs->view)) {
 			a = *n->array;
@@ -108,8 +106,7 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 		if (rc)
 			goto refuse;
 		return 0;
-	default:
-		return -EISDIR;
+	default: return -EISDIR;
 	}
 refuse:
 	if (err.code == MPFS_E_NOMEM)
@@ -120,8 +117,8 @@ refuse:
 
 /* Encodes the key a new entry named name gets in map dir: escaped names are
  * decoded; a decimal name in a map whose keys are all integers is an int. */
-int mpfs_edit_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const char *name,
-		      bool array, struct mpfs_strbuf *out)
+int mpfs_edit_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const char *name, bool array,
+		  struct mpfs_strbuf *out)
 {
 	const struct mpfs_doc *doc = mpfs_view_doc(fs->view);
 	size_t n = strlen(name), sl = 4;
@@ -147,7 +144,9 @@ int mpfs_edit_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const char *n
 		if (json) {
 			struct mpfs_error err;
 			int rc = mpfs_encode_json(doc, &(struct mpfs_val){.type = MPFS_NIL},
-						  (char *)raw, (size_t)k, out, &err) ? -EINVAL : 0;
+						  (char *)raw, (size_t)k, out, &err)
+					 ? -EINVAL
+					 : 0;
 			free(raw);
 			return rc;
 		}
@@ -204,7 +203,8 @@ int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, siz
 			goto out; /* lists and csr matrices have fixed members */
 		if (mpfs_view_raw(fs->view) && n > 4 && !strcmp(name + n - 4, ".bin")) {
 			fs->opts.log("%s: refused: a new raw array has no dtype or shape; "
-				     "create NAME.npy on a mount without -o raw", path);
+				     "create NAME.npy on a mount without -o raw",
+				     path);
 			rc = -EINVAL;
 			goto out;
 		}
@@ -236,8 +236,10 @@ int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, siz
 		}
 		if ((rc = mpfs_edit_key(fs, d, name, npy, &key)))
 			goto out;
-		ed = (struct mpfs_edit){.op = MPFS_EDIT_INSERT, .target = d->val,
-					.key = (uint8_t *)key.p, .key_len = key.len};
+		ed = (struct mpfs_edit){.op = MPFS_EDIT_INSERT,
+					.target = d->val,
+					.key = (uint8_t *)key.p,
+					.key_len = key.len};
 	}
 	rc = -ENOMEM;
 	if (val.oom || key.oom)
@@ -313,8 +315,8 @@ static uint32_t index_in(const struct mpfs_fs *fs, uint32_t dir, uint32_t id)
 int mpfs_edit_delete(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t dir)
 {
 	const struct mpfs_node *d = mpfs_view_node(fs->view, dir);
-	struct mpfs_edit ed = {.op = MPFS_EDIT_DELETE, .target = d->val,
-			       .index = index_in(fs, dir, id)};
+	struct mpfs_edit ed = {
+		.op = MPFS_EDIT_DELETE, .target = d->val, .index = index_in(fs, dir, id)};
 
 	if (d->kind == MPFS_N_CSR)
 		return -EPERM; /* its members are fixed */
@@ -322,8 +324,7 @@ int mpfs_edit_delete(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t
 }
 
 /* Renames archive entry (id in dir) to path to. */
-int mpfs_edit_move(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t dir,
-		      const char *to)
+int mpfs_edit_move(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t dir, const char *to)
 {
 	const struct mpfs_doc *doc = mpfs_view_doc(fs->view);
 	const struct mpfs_node *n = mpfs_view_node(fs->view, id);
@@ -355,22 +356,28 @@ int mpfs_edit_move(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t d
 		if (tid == id)
 			goto out;
 		/* Over an existing entry: it takes the moved value. */
-		ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE, .target = t->val,
+		ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
+					      .target = t->val,
 					      .bytes = doc->buf + n->val->off,
 					      .len = n->val->end - n->val->off};
-		ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_DELETE, .target = dn->val,
-					      .index = index_in(fs, dir, id)};
+		ed[ne++] = (struct mpfs_edit){
+			.op = MPFS_EDIT_DELETE, .target = dn->val, .index = index_in(fs, dir, id)};
 	} else {
 		if ((rc = mpfs_edit_key(fs, tn, mpfs_path_base(to), n->kind == MPFS_N_ARRAY, &key)))
 			goto out;
 		if (tdir == dir) { /* a new key, in place */
-			ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE, .target = n->key,
-						      .bytes = (uint8_t *)key.p, .len = key.len};
+			ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
+						      .target = n->key,
+						      .bytes = (uint8_t *)key.p,
+						      .len = key.len};
 		} else {
-			ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_DELETE, .target = dn->val,
+			ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_DELETE,
+						      .target = dn->val,
 						      .index = index_in(fs, dir, id)};
-			ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_INSERT, .target = tn->val,
-						      .key = (uint8_t *)key.p, .key_len = key.len,
+			ed[ne++] = (struct mpfs_edit){.op = MPFS_EDIT_INSERT,
+						      .target = tn->val,
+						      .key = (uint8_t *)key.p,
+						      .key_len = key.len,
 						      .bytes = doc->buf + n->val->off,
 						      .len = n->val->end - n->val->off};
 		}

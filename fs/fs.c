@@ -82,7 +82,8 @@ void mpfs_fs_finish(struct mpfs_fs *fs)
 
 		mpfs_path_parent(path, d, sizeof(d));
 		if (mpfs_view_lookup(fs->view, d, &dir) == 0 &&
-		    mpfs_view_lookup(fs->view, path, &id) == 0 && mpfs_edit_delete(fs, path, id, dir))
+		    mpfs_view_lookup(fs->view, path, &id) == 0 &&
+		    mpfs_edit_delete(fs, path, id, dir))
 			fs->opts.log("%s: moved away, but not removed at unmount", path);
 		mpfs_hidden_del(fs, path);
 	}
@@ -326,7 +327,8 @@ int mpfs_fs_truncate(struct mpfs_fs *fs, const char *path, uint64_t fh, uint64_t
 		if (mpfs_view_is_dir(fs->view, id))
 			rc = -EISDIR;
 		else if (size > 0 && (p = mpfs_pending_new(fs, path))) {
-			if (!(rc = mpfs_pending_load(fs, p, id)) && !(rc = mpfs_pending_resize(p, (size_t)size))) {
+			if (!(rc = mpfs_pending_load(fs, p, id)) &&
+			    !(rc = mpfs_pending_resize(p, (size_t)size))) {
 				p->dirty = true;
 				rc = mpfs_edit_commit_pending(fs, p);
 			}
@@ -423,8 +425,12 @@ int mpfs_fs_mkdir(struct mpfs_fs *fs, const char *path)
 	if ((rc = mpfs_edit_key(fs, dn, mpfs_path_base(path), false, &key)))
 		goto out;
 	mpfs_encode_empty_map(&val);
-	struct mpfs_edit ed = {.op = MPFS_EDIT_INSERT, .target = dn->val, .key = (uint8_t *)key.p,
-			       .key_len = key.len, .bytes = (uint8_t *)val.p, .len = val.len};
+	struct mpfs_edit ed = {.op = MPFS_EDIT_INSERT,
+			       .target = dn->val,
+			       .key = (uint8_t *)key.p,
+			       .key_len = key.len,
+			       .bytes = (uint8_t *)val.p,
+			       .len = val.len};
 	rc = val.oom ? -ENOMEM : mpfs_edit_commit(fs, &ed, 1, path);
 out:
 	pthread_rwlock_unlock(&fs->lock);
@@ -480,7 +486,8 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 		 * real name it is committed there. */
 		if (!to_scratch) {
 			if (p->len == 0) {
-				fs->opts.log("%s: refused: renaming an empty file onto %s", from, to);
+				fs->opts.log("%s: refused: renaming an empty file onto %s", from,
+					     to);
 				rc = -EINVAL;
 				goto out;
 			}

@@ -47,8 +47,7 @@ int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
 		    int (*fill)(void *ctx, const char *name, bool dir), void *ctx);
 
 /* Opens (or with create, makes) a file; *fh identifies it until release. */
-int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool create,
-		      uint64_t *fh);
+int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool create, uint64_t *fh);
 long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint64_t off);
 long mpfs_fs_write(struct mpfs_fs *fs, uint64_t fh, const char *buf, size_t size, uint64_t off);
 /* fh is 0 for a truncate by path. */

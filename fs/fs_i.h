@@ -22,19 +22,19 @@ struct pending {
 	char *path;
 	uint8_t *data;
 	size_t len, cap;
-	unsigned refs;  /* open handles */
-	bool dirty;     /* differs from the archive */
-	bool scratch;   /* memory only */
-	bool fresh;     /* not in the archive yet */
-	bool detached;  /* unlinked or renamed away while open */
-	bool refused;   /* the last commit was refused, nothing written since */
+	unsigned refs; /* open handles */
+	bool dirty;    /* differs from the archive */
+	bool scratch;  /* memory only */
+	bool fresh;    /* not in the archive yet */
+	bool detached; /* unlinked or renamed away while open */
+	bool refused;  /* the last commit was refused, nothing written since */
 };
 
 /* An open file (fuse's fh). */
 struct handle {
 	char *path;
 	struct pending *p; /* NULL for a read-only handle on an archive file */
-	bool late;         /* written since the last commit attempt */
+	bool late;	   /* written since the last commit attempt */
 };
 
 struct mpfs_fs {
@@ -94,8 +94,7 @@ void mpfs_pending_move_under(struct mpfs_fs *fs, const char *from, const char *t
 
 /* Commits edits (plus the removal of hidden entries they do not replace)
  * and switches to the new archive; what names the change in the log. */
-int mpfs_edit_commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n,
-		     const char *what);
+int mpfs_edit_commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n, const char *what);
 /* Puts content under path: replaces the entry's value, or adds a key.
  * -EINVAL (logged) for content that cannot be stored. */
 int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, size_t len);
@@ -110,7 +109,6 @@ int mpfs_fs_locate(struct mpfs_fs *fs, const char *path, uint32_t *id, uint32_t 
 /* Removes archive entry id of directory dir (path for the log). */
 int mpfs_edit_delete(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t dir);
 /* Renames archive entry id of directory dir (at path from) to path to. */
-int mpfs_edit_move(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t dir,
-		   const char *to);
+int mpfs_edit_move(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t dir, const char *to);
 
 #endif

@@ -184,7 +184,8 @@ int mpfs_pending_load(struct mpfs_fs *fs, struct pending *p, uint32_t id)
 	long got;
 	int rc;
 
-	if ((rc = mpfs_view_stat(fs->view, id, &st)) || (rc = mpfs_pending_resize(p, (size_t)st.st_size)))
+	if ((rc = mpfs_view_stat(fs->view, id, &st)) ||
+	    (rc = mpfs_pending_resize(p, (size_t)st.st_size)))
 		return rc;
 	got = mpfs_view_read(fs->view, id, (char *)p->data, p->len, 0);
 	if (got < 0)

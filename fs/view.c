@@ -24,13 +24,13 @@
 
 struct vnode {
 	const struct mpfs_node *node;
-	char *name;        /* NULL for the root */
+	char *name;	   /* NULL for the root */
 	uint32_t *sorted;  /* directories: child indexes in name order */
 	uint32_t nsubdirs; /* directories: children that are directories */
 	uint32_t hdr_len;  /* arrays: NPY header bytes (0 with -o raw) */
-	bool ready;        /* text and nested arrays: data below is made */
-	uint8_t *data;     /* the made content, owned */
-	uint64_t size;     /* content size, once known (always, but for text) */
+	bool ready;	   /* text and nested arrays: data below is made */
+	uint8_t *data;	   /* the made content, owned */
+	uint64_t size;	   /* content size, once known (always, but for text) */
 };
 
 struct mpfs_view {
@@ -173,13 +173,9 @@ static int build(struct mpfs_view *v, const struct mpfs_node *n)
 		vn->hdr_len = v->raw ? 0 : (uint32_t)mpfs_npy_header(n->array, hdr);
 		vn->size = vn->hdr_len + n->array->nbytes;
 		return 0;
-	case MPFS_N_BYTES:
-		vn->size = n->val->len;
-		return 0;
-	case MPFS_N_TEXT:
-		return 0;
-	default:
-		break;
+	case MPFS_N_BYTES: vn->size = n->val->len; return 0;
+	case MPFS_N_TEXT: return 0;
+	default: break;
 	}
 	if (name_children(v, vn))
 		return -ENOMEM;
@@ -443,13 +439,11 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 	if ((rc = ensure(v, vn)))
 		return rc;
 	switch (n->kind) {
-	case MPFS_N_TEXT:
-		return (long)copy_span(buf, size, off, vn->data, vn->size);
+	case MPFS_N_TEXT: return (long)copy_span(buf, size, off, vn->data, vn->size);
 	case MPFS_N_BYTES:
 		return (long)copy_span(buf, size, off, mpfs_val_data(&v->model.doc, n->val),
 				       n->val->len);
-	default:
-		break;
+	default: break;
 	}
 	if (off < vn->hdr_len) {
 		mpfs_npy_header(n->array, hdr);

@@ -6,16 +6,16 @@
  * archive, a bad mount point, no FUSE) is checked first and reported as one
  * line on stderr with exit status 1, so nothing is ever half mounted. */
 #include <dirent.h>
-#include <stdarg.h>
-#include <syslog.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "fs/fs.h"
@@ -34,7 +34,10 @@ struct cli {
 
 enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_SINGLE, KEY_RO };
 
-#define OPT(t, p, v) {t, offsetof(struct cli, p), v}
+#define OPT(t, p, v)                                                                               \
+	{                                                                                          \
+		t, offsetof(struct cli, p), v                                                      \
+	}
 
 static const struct fuse_opt cli_opts[] = {
 	OPT("raw", raw, 1),
@@ -78,21 +81,20 @@ static int cli_proc(void *data, const char *arg, int key, struct fuse_args *args
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: mpfs [options] ARCHIVE MOUNTPOINT\n"
-		"\n"
-		"Mount a MsgPack model archive as a directory tree.\n"
-		"Unmount with: fusermount3 -u MOUNTPOINT\n"
-		"\n"
-		"options:\n"
-		"    -h, --help       print this help and exit\n"
-		"    -V, --version    print the version and exit\n"
-		"    -f               stay in the foreground (log to stderr)\n"
-		"    -d               debug: foreground, print every FUSE request\n"
-		"    -s               single-threaded\n"
-		"    -o ro            read-only mount\n"
-		"    -o raw           arrays as NAME.bin (raw bytes), not NAME.npy\n"
-		"    -o OPT[,OPT...]  other FUSE mount options (allow_other, ...)\n");
+	fprintf(f, "usage: mpfs [options] ARCHIVE MOUNTPOINT\n"
+		   "\n"
+		   "Mount a MsgPack model archive as a directory tree.\n"
+		   "Unmount with: fusermount3 -u MOUNTPOINT\n"
+		   "\n"
+		   "options:\n"
+		   "    -h, --help       print this help and exit\n"
+		   "    -V, --version    print the version and exit\n"
+		   "    -f               stay in the foreground (log to stderr)\n"
+		   "    -d               debug: foreground, print every FUSE request\n"
+		   "    -s               single-threaded\n"
+		   "    -o ro            read-only mount\n"
+		   "    -o raw           arrays as NAME.bin (raw bytes), not NAME.npy\n"
+		   "    -o OPT[,OPT...]  other FUSE mount options (allow_other, ...)\n");
 }
 
 /* One line on stderr for a mount point we cannot use, or 0. */

@@ -10,8 +10,8 @@
 #include <sys/statvfs.h>
 
 #include "fs/fs.h"
-#include "mount/notify.h"
 #include "fs/names.h"
+#include "mount/notify.h"
 
 static struct mpfs_fs *fs(void)
 {
@@ -88,8 +88,7 @@ static int mpfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	return mpfs_fs_open_file(fs(), path, fi->flags, true, &fi->fh);
 }
 
-static int mpfs_read(const char *path, char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+static int mpfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	(void)path;
 	return (int)mpfs_fs_read(fs(), fi->fh, buf, size, (uint64_t)off);

@@ -109,14 +109,15 @@ Test(codec_array, nested_uint64_when_a_value_needs_it)
 Test(codec_array, nested_float64_and_float32)
 {
 	nested_ok("92 cb 3f f0 00 00 00 00 00 00 cb 40 00 00 00 00 00 00 00", "<f8", 1, SHAPE(2));
-	nested_ok("92 01 cb 40 04 00 00 00 00 00 00", "<f8", 1, SHAPE(2));  /* int + float */
-	nested_ok("92 ca 3f 80 00 00 ca 40 00 00 00", "<f4", 1, SHAPE(2));  /* all float32 */
+	nested_ok("92 01 cb 40 04 00 00 00 00 00 00", "<f8", 1, SHAPE(2)); /* int + float */
+	nested_ok("92 ca 3f 80 00 00 ca 40 00 00 00", "<f4", 1, SHAPE(2)); /* all float32 */
 	nested_ok("92 92 ca 3f 80 00 00 ca 40 00 00 00 92 ca 3f 80 00 00 ca 40 00 00 00", "<f4", 2,
 		  SHAPE(2, 2));
 	nested_ok("92 ca 3f 80 00 00 cb 40 00 00 00 00 00 00 00", "<f8", 1, SHAPE(2)); /* f32+f64 */
-	nested_ok("92 ca 3f 80 00 00 01", "<f8", 1, SHAPE(2));                      /* f32+int */
+	nested_ok("92 ca 3f 80 00 00 01", "<f8", 1, SHAPE(2));			       /* f32+int */
 	nested_ok("92 cf ff ff ff ff ff ff ff ff cb 3f f0 00 00 00 00 00 00", "<f8", 1, SHAPE(2));
-	nested_ok("93 cf ff ff ff ff ff ff ff ff ff cb 3f f0 00 00 00 00 00 00", "<f8", 1, SHAPE(3));
+	nested_ok("93 cf ff ff ff ff ff ff ff ff ff cb 3f f0 00 00 00 00 00 00", "<f8", 1,
+		  SHAPE(3));
 }
 
 Test(codec_array, nested_empty_is_float64)
@@ -128,22 +129,22 @@ Test(codec_array, nested_empty_is_float64)
 
 Test(codec_array, nested_rejects_ragged_and_mixed)
 {
-	nested_no("92 92 01 02 91 03");          /* ragged */
+	nested_no("92 92 01 02 91 03"); /* ragged */
 	nested_no("92 91 01 92 02 03");
-	nested_no("92 91 01 02");                /* a list next to a number */
+	nested_no("92 91 01 02"); /* a list next to a number */
 	nested_no("92 01 91 02");
-	nested_no("92 91 91 01 91 02");          /* numbers at different depths */
+	nested_no("92 91 91 01 91 02"); /* numbers at different depths */
 	nested_no("92 90 91 01");
-	nested_no("92 c3 01");                   /* bool + int */
+	nested_no("92 c3 01");			       /* bool + int */
 	nested_no("92 c2 cb 3f f0 00 00 00 00 00 00"); /* bool + float */
 	nested_no("92 92 c3 c3 92 01 01");
-	nested_no("92 01 c0");                   /* nil */
-	nested_no("92 01 a1 61");                /* str */
-	nested_no("91 c4 01 00");                /* bin */
-	nested_no("91 d4 01 00");                /* ext */
-	nested_no("91 80");                      /* map */
+	nested_no("92 01 c0");	  /* nil */
+	nested_no("92 01 a1 61"); /* str */
+	nested_no("91 c4 01 00"); /* bin */
+	nested_no("91 d4 01 00"); /* ext */
+	nested_no("91 80");	  /* map */
 	nested_no("92 91 01 81 a1 61 01");
-	nested_no("80");                         /* not a list at all */
+	nested_no("80"); /* not a list at all */
 	nested_no("01");
 	nested_no("a3 61 62 63");
 }
@@ -189,8 +190,9 @@ static void fill_is(const char *hex, const char *descr, const void *want, size_t
 	out = malloc(n ? n : 1);
 	mpfs_array_fill(&d.doc, &a, out);
 	for (size_t i = 0; i < n; i++)
-		cr_assert_eq(out[i], ((const uint8_t *)want)[i], "%s: byte %zu is %02x, expected %02x",
-			     hex, i, out[i], ((const uint8_t *)want)[i]);
+		cr_assert_eq(out[i], ((const uint8_t *)want)[i],
+			     "%s: byte %zu is %02x, expected %02x", hex, i, out[i],
+			     ((const uint8_t *)want)[i]);
 	free(out);
 	doc_free(&d);
 }
@@ -507,12 +509,12 @@ Test(codec_array, compact_dtype_strings)
 		const char *in, *descr;
 		unsigned size;
 	} ok[] = {
-		{"<f8", "<f8", 8},   {"|u1", "|u1", 1},   {"<i4", "<i4", 4},  {">f8", ">f8", 8},
-		{"=f8", "<f8", 8},   {"f8", "<f8", 8},    {"u1", "|u1", 1},   {"<u1", "|u1", 1},
-		{">i1", "|i1", 1},   {"|b1", "|b1", 1},   {"b1", "|b1", 1},   {"<b1", "|b1", 1},
-		{"<f2", "<f2", 2},   {"<f4", "<f4", 4},   {">f4", ">f4", 4},  {"<c8", "<c8", 8},
+		{"<f8", "<f8", 8},    {"|u1", "|u1", 1},    {"<i4", "<i4", 4}, {">f8", ">f8", 8},
+		{"=f8", "<f8", 8},    {"f8", "<f8", 8},	    {"u1", "|u1", 1},  {"<u1", "|u1", 1},
+		{">i1", "|i1", 1},    {"|b1", "|b1", 1},    {"b1", "|b1", 1},  {"<b1", "|b1", 1},
+		{"<f2", "<f2", 2},    {"<f4", "<f4", 4},    {">f4", ">f4", 4}, {"<c8", "<c8", 8},
 		{"<c16", "<c16", 16}, {">c16", ">c16", 16}, {"<u8", "<u8", 8}, {"<u2", "<u2", 2},
-		{"<i2", "<i2", 2},   {"=i8", "<i8", 8},   {">u4", ">u4", 4},  {"i8", "<i8", 8},
+		{"<i2", "<i2", 2},    {"=i8", "<i8", 8},    {">u4", ">u4", 4}, {"i8", "<i8", 8},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		struct tb b = {0};
@@ -542,11 +544,11 @@ Test(codec_array, compact_rejects_other_dtypes)
 		const char *s;
 		size_t n;
 	} bad[] = {
-		{"O", 1},     {"|O", 2},    {"<O8", 3},   {"<U3", 3},    {"|S5", 3},   {"<M8", 3},
-		{"<m8", 3},   {"|V8", 3},   {"<f3", 3},   {"<i3", 3},    {"<u16", 4},  {"|f8", 3},
-		{"|i4", 3},   {"", 0},      {"<", 1},     {"<f", 2},     {"<f123", 5}, {"float64", 7},
-		{"<b2", 3},   {"x8", 2},    {"<c4", 3},   {"<f16", 4},   {"<f8\0", 4}, {"\0f8", 3},
-		{"<f 8", 4},  {"<<f8", 4},  {"<-8", 3},   {"<f+8", 4},
+		{"O", 1},    {"|O", 2},	  {"<O8", 3}, {"<U3", 3},  {"|S5", 3},	 {"<M8", 3},
+		{"<m8", 3},  {"|V8", 3},  {"<f3", 3}, {"<i3", 3},  {"<u16", 4},	 {"|f8", 3},
+		{"|i4", 3},  {"", 0},	  {"<", 1},   {"<f", 2},   {"<f123", 5}, {"float64", 7},
+		{"<b2", 3},  {"x8", 2},	  {"<c4", 3}, {"<f16", 4}, {"<f8\0", 4}, {"\0f8", 3},
+		{"<f 8", 4}, {"<<f8", 4}, {"<-8", 3}, {"<f+8", 4},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct tb b = {0};
@@ -653,7 +655,7 @@ static enum mpfs_codec_err try_compact(const char *type_hex, const char *shape_h
 	return rc;
 }
 
-#define F8 "a3 3c 66 38"
+#define F8    "a3 3c 66 38"
 #define DATA8 "c4 08 00 00 00 00 00 00 00 00"
 
 Test(codec_array, compact_rejects_missing_or_wrong_members)
@@ -669,7 +671,7 @@ Test(codec_array, compact_rejects_missing_or_wrong_members)
 	cr_assert_eq(try_compact(F8, "01", DATA8, &err, &s, &dt), MPFS_E_ARRAY);      /* shape */
 	cr_assert_eq(try_compact(F8, "a1 31", DATA8, &err, &s, &dt), MPFS_E_ARRAY);
 	cr_assert_eq(try_compact(F8, "80", DATA8, &err, &s, &dt), MPFS_E_ARRAY);
-	cr_assert_eq(try_compact(F8, "91 01", "01", &err, &s, &dt), MPFS_E_ARRAY);    /* data */
+	cr_assert_eq(try_compact(F8, "91 01", "01", &err, &s, &dt), MPFS_E_ARRAY); /* data */
 	cr_assert_eq(try_compact(F8, "91 01", "90", &err, &s, &dt), MPFS_E_ARRAY);
 }
 
@@ -722,9 +724,9 @@ Test(codec_array, compact_rejects_overflow)
 		     MPFS_E_ARRAY);
 	cr_assert_eq(err.off, s);
 	/* [UINT64_MAX] of bytes: fits, but the data does not match */
-	cr_assert_eq(try_compact("a3 7c 75 31", "91 cf ff ff ff ff ff ff ff ff", "c4 00", &err, &s,
-				 &dt),
-		     MPFS_E_ARRAY);
+	cr_assert_eq(
+		try_compact("a3 7c 75 31", "91 cf ff ff ff ff ff ff ff ff", "c4 00", &err, &s, &dt),
+		MPFS_E_ARRAY);
 	cr_assert_eq(err.off, dt);
 }
 
@@ -733,7 +735,8 @@ Test(codec_array, compact_rejects_data_size_mismatch)
 	struct mpfs_error err;
 	uint64_t s = 0, dt = 0;
 
-	cr_assert_eq(try_compact(F8, "92 02 03", "c4 2f" /* 47 bytes */
+	cr_assert_eq(try_compact(F8, "92 02 03",
+				 "c4 2f" /* 47 bytes */
 				 " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
 				 " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"
 				 " 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00",

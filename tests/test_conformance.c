@@ -26,9 +26,8 @@ static void load(void)
 	size_t n;
 	char *line, *save;
 
-	cr_assert(path && *path,
-		  "MPFS_VECTORS is not set: run the conformance test through meson "
-		  "(tests/conformance/run.sh converts the vectors first)");
+	cr_assert(path && *path, "MPFS_VECTORS is not set: run the conformance test through meson "
+				 "(tests/conformance/run.sh converts the vectors first)");
 	text = (char *)tu_read_file(path, &n);
 	text = realloc(text, n + 1);
 	text[n] = '\0';
@@ -107,7 +106,12 @@ static const char *check(const struct vec *t)
 		free(buf);
 		return why;
 	}
-#define FAIL(...) do { snprintf(why, sizeof(why), __VA_ARGS__); bad = why; goto out; } while (0)
+#define FAIL(...)                                                                                  \
+	do {                                                                                       \
+		snprintf(why, sizeof(why), __VA_ARGS__);                                           \
+		bad = why;                                                                         \
+		goto out;                                                                          \
+	} while (0)
 	if (v->off != 0 || v->end != n || v->tag != buf[0])
 		FAIL("offsets %" PRIu64 "..%" PRIu64 " (tag %#x) for %zu bytes", v->off, v->end,
 		     v->tag, n);
@@ -155,7 +159,8 @@ static const char *check(const struct vec *t)
 	} else if (!strcmp(t->kind, "array") || !strcmp(t->kind, "map")) {
 		enum mpfs_type type = t->kind[0] == 'a' ? MPFS_ARRAY : MPFS_MAP;
 		if (v->type != type || v->len != strtoul(t->value, NULL, 10))
-			FAIL("not a %s of %s (type %d, len %u)", t->kind, t->value, v->type, v->len);
+			FAIL("not a %s of %s (type %d, len %u)", t->kind, t->value, v->type,
+			     v->len);
 	} else if (!strcmp(t->kind, "timestamp")) {
 		int64_t sec, want_sec;
 		uint64_t nsec, want_nsec;
@@ -180,8 +185,8 @@ static const char *check(const struct vec *t)
 		char *colon = strchr(t->value, ':');
 		if (!colon || v->type != MPFS_EXT || v->ext_type != atoi(t->value) ||
 		    !same_bytes(&doc, v, colon + 1))
-			FAIL("not ext %s (type %d, ext %d, %u bytes)", t->value, v->type, v->ext_type,
-			     v->len);
+			FAIL("not ext %s (type %d, ext %d, %u bytes)", t->value, v->type,
+			     v->ext_type, v->len);
 	} else {
 		FAIL("unknown kind %s in the TSV", t->kind);
 	}
@@ -205,7 +210,8 @@ out:
 		uint8_t *more = malloc(n + 1);
 		memcpy(more, buf, n);
 		more[n] = 0xc0;
-		if (!bad && (mpfs_doc_init(&doc, more, n + 1, &err) != MPFS_E_TRAILING || err.off != n)) {
+		if (!bad &&
+		    (mpfs_doc_init(&doc, more, n + 1, &err) != MPFS_E_TRAILING || err.off != n)) {
 			snprintf(why, sizeof(why), "a byte more is not refused as trailing");
 			bad = why;
 		}
@@ -235,7 +241,7 @@ static void check_kind(const char *kind, size_t min)
 
 Test(conformance, vectors_file)
 {
-	static const char *const kinds[] = {"nil",    "bool", "int", "float",     "binary",
+	static const char *const kinds[] = {"nil",    "bool",  "int", "float",	   "binary",
 					    "string", "array", "map", "timestamp", "ext"};
 	cr_assert_gt(declared, 0, "no '# vectors: N' line");
 	cr_assert_eq(nvecs, declared, "%zu vectors read, %zu declared", nvecs, declared);

@@ -100,8 +100,7 @@ static void err_hex(const char *hex, enum mpfs_codec_err code, uint64_t off)
 	dc_free(&d);
 }
 
-static void check_payload(const struct dc *d, const struct mpfs_val *v, const void *data,
-			  size_t n)
+static void check_payload(const struct dc *d, const struct mpfs_val *v, const void *data, size_t n)
 {
 	cr_assert_eq(v->len, n, "len %u, expected %zu", v->len, n);
 	cr_assert_eq(v->end, v->off + v->hdr + n);
@@ -255,8 +254,7 @@ Test(codec_decode, nil_and_bool)
 /* ---- strings (new str and old raw share tags), bin, ext ------------------- */
 
 /* Decodes tag + header (hex) followed by n payload bytes of pattern. */
-static void check_blob(const char *head, size_t n, enum mpfs_type type, unsigned hdr,
-		       int ext_type)
+static void check_blob(const char *head, size_t n, enum mpfs_type type, unsigned hdr, int ext_type)
 {
 	struct tb b = {0};
 	struct dc d;
@@ -325,17 +323,17 @@ Test(codec_decode, str_utf8_flag)
 		bool utf8;
 	} cases[] = {
 		{"a0", true},
-		{"a1 00", true},                /* NUL is a character */
-		{"a2 c3 a9", true},             /* é */
-		{"a3 e2 9d a4", true},          /* U+2764 */
-		{"a4 f0 9f 8d ba", true},       /* U+1F37A */
-		{"a4 f4 8f bf bf", true},       /* U+10FFFF */
-		{"a1 80", false},               /* lone continuation byte */
-		{"a2 c0 80", false},            /* overlong NUL */
-		{"a3 e0 80 80", false},         /* overlong */
-		{"a3 ed a0 80", false},         /* surrogate U+D800 */
-		{"a4 f4 90 80 80", false},      /* above U+10FFFF */
-		{"a2 e2 82", false},            /* cut sequence */
+		{"a1 00", true},	   /* NUL is a character */
+		{"a2 c3 a9", true},	   /* é */
+		{"a3 e2 9d a4", true},	   /* U+2764 */
+		{"a4 f0 9f 8d ba", true},  /* U+1F37A */
+		{"a4 f4 8f bf bf", true},  /* U+10FFFF */
+		{"a1 80", false},	   /* lone continuation byte */
+		{"a2 c0 80", false},	   /* overlong NUL */
+		{"a3 e0 80 80", false},	   /* overlong */
+		{"a3 ed a0 80", false},	   /* surrogate U+D800 */
+		{"a4 f4 90 80 80", false}, /* above U+10FFFF */
+		{"a2 e2 82", false},	   /* cut sequence */
 		{"a1 ff", false},
 		{"d9 03 61 62 ff", false},
 	};
@@ -613,10 +611,10 @@ Test(codec_decode, scalar_at_walks_a_leaf_array)
 			    "d0 80 d1 80 00 d2 80 00 00 00 d3 80 00 00 00 00 00 00 00 "
 			    "ca 3f 80 00 00 cb 3f f0 00 00 00 00 00 00 c0 c2 c3 "
 			    "a1 61 d9 01 61 da 00 01 61 db 00 00 00 01 61";
-	const uint8_t types[] = {MPFS_UINT, MPFS_INT,   MPFS_UINT,  MPFS_UINT, MPFS_UINT,
-				 MPFS_UINT, MPFS_INT,   MPFS_INT,   MPFS_INT,  MPFS_INT,
+	const uint8_t types[] = {MPFS_UINT,  MPFS_INT,	 MPFS_UINT, MPFS_UINT, MPFS_UINT,
+				 MPFS_UINT,  MPFS_INT,	 MPFS_INT,  MPFS_INT,  MPFS_INT,
 				 MPFS_FLOAT, MPFS_FLOAT, MPFS_NIL,  MPFS_BOOL, MPFS_BOOL,
-				 MPFS_STR,  MPFS_STR,   MPFS_STR,   MPFS_STR};
+				 MPFS_STR,   MPFS_STR,	 MPFS_STR,  MPFS_STR};
 	const uint32_t n = sizeof(types);
 
 	tb_arr(&b, n);
@@ -643,7 +641,10 @@ Test(codec_decode, scalar_at_walks_a_leaf_array)
 Test(codec_decode, lists_holding_raw_values_are_materialised)
 {
 	static const char *const cases[] = {
-		"92 c4 01 00 01", "92 01 d4 01 00", "92 a1 ff 01", "91 c7 00 05",
+		"92 c4 01 00 01",
+		"92 01 d4 01 00",
+		"92 a1 ff 01",
+		"91 c7 00 05",
 		"93 01 02 c6 00 00 00 02 61 62",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -669,8 +670,17 @@ Test(codec_decode, rejects_empty_input)
 Test(codec_decode, rejects_truncated_scalars)
 {
 	static const char *const cases[] = {
-		"cc", "cd 00", "ce 00 00 00", "cf 00 00 00 00 00 00 00", "d0", "d1 ff", "d2 ff ff",
-		"d3 ff ff ff ff ff ff ff", "ca", "ca 3f 80 00", "cb 3f f0 00 00 00 00 00",
+		"cc",
+		"cd 00",
+		"ce 00 00 00",
+		"cf 00 00 00 00 00 00 00",
+		"d0",
+		"d1 ff",
+		"d2 ff ff",
+		"d3 ff ff ff ff ff ff ff",
+		"ca",
+		"ca 3f 80 00",
+		"cb 3f f0 00 00 00 00 00",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		err_hex(cases[i], MPFS_E_TRUNCATED, 0);
@@ -679,8 +689,19 @@ Test(codec_decode, rejects_truncated_scalars)
 Test(codec_decode, rejects_truncated_str)
 {
 	static const char *const cases[] = {
-		"a1", "a3 61 62", "bf", "d9", "d9 01", "d9 20 61", "da", "da 00", "da 00 01",
-		"db", "db 00 00 00", "db 00 00 00 01", "db 00 00 01 00 61",
+		"a1",
+		"a3 61 62",
+		"bf",
+		"d9",
+		"d9 01",
+		"d9 20 61",
+		"da",
+		"da 00",
+		"da 00 01",
+		"db",
+		"db 00 00 00",
+		"db 00 00 00 01",
+		"db 00 00 01 00 61",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		err_hex(cases[i], MPFS_E_TRUNCATED, 0);
@@ -689,9 +710,11 @@ Test(codec_decode, rejects_truncated_str)
 Test(codec_decode, rejects_truncated_bin_and_ext)
 {
 	static const char *const cases[] = {
-		"c4", "c4 01", "c4 02 00", "c5 00", "c5 00 01", "c6 00 00 00", "c6 00 00 00 01",
-		"d4", "d4 01", "d5 01 00", "d6 01 00 00 00", "d7 01 00", "d8 01", "c7", "c7 01",
-		"c7 01 01", "c8 00 01", "c8 00 01 01", "c9 00 00 00 01", "c9 00 00 00 01 01",
+		"c4",	    "c4 01",	   "c4 02 00",	     "c5 00",
+		"c5 00 01", "c6 00 00 00", "c6 00 00 00 01", "d4",
+		"d4 01",    "d5 01 00",	   "d6 01 00 00 00", "d7 01 00",
+		"d8 01",    "c7",	   "c7 01",	     "c7 01 01",
+		"c8 00 01", "c8 00 01 01", "c9 00 00 00 01", "c9 00 00 00 01 01",
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		err_hex(cases[i], MPFS_E_TRUNCATED, 0);
@@ -700,8 +723,13 @@ Test(codec_decode, rejects_truncated_bin_and_ext)
 Test(codec_decode, rejects_truncated_containers)
 {
 	static const char *const at0[] = {
-		"91", "92 01", "9f", "dc", "dc 00", "dc 00 01", "dd 00 00 00", "dd 00 00 00 01",
-		"81", "81 01", "82 01 02 03", "de 00", "de 00 01 01", "df 00 00 00 01 a1",
+		"91",	       "92 01",
+		"9f",	       "dc",
+		"dc 00",       "dc 00 01",
+		"dd 00 00 00", "dd 00 00 00 01",
+		"81",	       "81 01",
+		"82 01 02 03", "de 00",
+		"de 00 01 01", "df 00 00 00 01 a1",
 	};
 	for (size_t i = 0; i < sizeof(at0) / sizeof(at0[0]); i++)
 		err_hex(at0[i], MPFS_E_TRUNCATED, 0);
@@ -830,8 +858,8 @@ Test(codec_decode, rejects_huge_declared_lengths_without_allocating, .timeout = 
 			d.rc = mpfs_doc_init(&d.doc, buf, n, &d.err);
 			tu_allocs.on = false;
 			expect_err(&d, cases[i].hex, MPFS_E_TRUNCATED, cases[i].off);
-			cr_assert_lt(tu_allocs.total, 1 << 20, "%s: %zu bytes allocated", cases[i].hex,
-				     tu_allocs.total);
+			cr_assert_lt(tu_allocs.total, 1 << 20, "%s: %zu bytes allocated",
+				     cases[i].hex, tu_allocs.total);
 		}
 		free(buf);
 	}
@@ -1004,8 +1032,8 @@ Test(codec_decode, out_of_memory_at_every_allocation, .timeout = 60)
 				mpfs_doc_destroy(&doc);
 				break;
 			}
-			cr_assert_eq(rc, MPFS_E_NOMEM, "%s, allocation %zu failing: %s", names[f], k,
-				     err.msg);
+			cr_assert_eq(rc, MPFS_E_NOMEM, "%s, allocation %zu failing: %s", names[f],
+				     k, err.msg);
 			cr_assert(err.msg[0]);
 			cr_assert_lt(err.off, n);
 			cr_assert_null(doc.arena);
@@ -1038,9 +1066,7 @@ static void same_as_msgpack_c(const struct mpfs_doc *doc, const struct mpfs_val 
 			      const msgpack_object *o, const char *where)
 {
 	switch (o->type) {
-	case MSGPACK_OBJECT_NIL:
-		cr_assert_eq(v->type, MPFS_NIL, "%s: nil", where);
-		break;
+	case MSGPACK_OBJECT_NIL: cr_assert_eq(v->type, MPFS_NIL, "%s: nil", where); break;
 	case MSGPACK_OBJECT_BOOLEAN:
 		cr_assert_eq(v->type, MPFS_BOOL, "%s: bool", where);
 		cr_assert_eq(v->b, o->via.boolean, "%s: bool value", where);
@@ -1063,10 +1089,10 @@ static void same_as_msgpack_c(const struct mpfs_doc *doc, const struct mpfs_val 
 	case MSGPACK_OBJECT_STR:
 	case MSGPACK_OBJECT_BIN:
 	case MSGPACK_OBJECT_EXT: {
-		const char *ptr = o->type == MSGPACK_OBJECT_STR   ? o->via.str.ptr
+		const char *ptr = o->type == MSGPACK_OBJECT_STR	  ? o->via.str.ptr
 				  : o->type == MSGPACK_OBJECT_BIN ? o->via.bin.ptr
 								  : o->via.ext.ptr;
-		uint32_t size = o->type == MSGPACK_OBJECT_STR   ? o->via.str.size
+		uint32_t size = o->type == MSGPACK_OBJECT_STR	? o->via.str.size
 				: o->type == MSGPACK_OBJECT_BIN ? o->via.bin.size
 								: o->via.ext.size;
 		enum mpfs_type t = o->type == MSGPACK_OBJECT_STR   ? MPFS_STR
@@ -1075,7 +1101,8 @@ static void same_as_msgpack_c(const struct mpfs_doc *doc, const struct mpfs_val 
 		cr_assert_eq(v->type, t, "%s: type %d, expected %d", where, v->type, t);
 		cr_assert_eq(v->len, size, "%s: len", where);
 		if (size)
-			cr_assert(memcmp(mpfs_val_data(doc, v), ptr, size) == 0, "%s: payload", where);
+			cr_assert(memcmp(mpfs_val_data(doc, v), ptr, size) == 0, "%s: payload",
+				  where);
 		if (t == MPFS_EXT)
 			cr_assert_eq(v->ext_type, o->via.ext.type, "%s: ext type", where);
 		break;
@@ -1136,10 +1163,10 @@ Test(codec_decode, agrees_with_msgpack_c_on_every_width)
 	msgpack_packer pk;
 	struct dc d;
 	static const uint8_t tags[] = {
-		0x05, 0xcc, 0xcc, 0xcd, 0xce, 0xcf, 0xe0, 0xd0, 0xd0, 0xd1, 0xd2, 0xd3, 0xcc, 0xcd,
-		0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xca, 0xcb, 0xc0, 0xc3, 0xc2, 0xa5, 0xd9, 0xda,
-		0xdb, 0xbf, 0xda, 0xdb, 0xc4, 0xc5, 0xc6, 0xd4, 0xd5, 0xd6, 0xd7, 0xd8, 0xc7, 0xc7,
-		0xc8, 0xc9, 0x90, 0xdc, 0x80, 0xde,
+		0x05, 0xcc, 0xcc, 0xcd, 0xce, 0xcf, 0xe0, 0xd0, 0xd0, 0xd1, 0xd2, 0xd3,
+		0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xca, 0xcb, 0xc0, 0xc3,
+		0xc2, 0xa5, 0xd9, 0xda, 0xdb, 0xbf, 0xda, 0xdb, 0xc4, 0xc5, 0xc6, 0xd4,
+		0xd5, 0xd6, 0xd7, 0xd8, 0xc7, 0xc7, 0xc8, 0xc9, 0x90, 0xdc, 0x80, 0xde,
 	};
 
 	for (size_t i = 0; i < sizeof(blob); i++)
@@ -1278,7 +1305,8 @@ static void pack_random(msgpack_packer *pk, int depth)
 		msgpack_pack_double(pk, f);
 		break;
 	}
-	case 14: case 15:
+	case 14:
+	case 15:
 		n = r % 4 ? r % 40 : r % 300;
 		msgpack_pack_str_with_body(pk, blob + r % 1000, n);
 		break;
@@ -1287,19 +1315,23 @@ static void pack_random(msgpack_packer *pk, int depth)
 		msgpack_pack_v4raw(pk, n);
 		msgpack_pack_v4raw_body(pk, blob, n);
 		break;
-	case 17: case 18:
+	case 17:
+	case 18:
 		n = r % 4 ? r % 20 : r % 300;
 		for (size_t i = 0; i < n && i < 16; i++)
 			blob[1000 + i] = (char)rng();
 		msgpack_pack_bin_with_body(pk, blob + 1000, n);
 		break;
-	case 19: case 20: case 21: {
+	case 19:
+	case 20:
+	case 21: {
 		static const size_t lens[] = {0, 1, 2, 3, 4, 5, 8, 12, 16, 17, 255, 256};
 		n = lens[r % 12];
 		msgpack_pack_ext_with_body(pk, blob, n, (int8_t)(r >> 8));
 		break;
 	}
-	case 22: case 23:
+	case 22:
+	case 23:
 		n = r % 8 ? r % 6 : r % 40;
 		msgpack_pack_array(pk, n);
 		for (size_t i = 0; i < n; i++)

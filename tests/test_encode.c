@@ -52,8 +52,7 @@ static void doc_fixture(struct doc *d, const char *name)
 {
 	struct mpfs_error err;
 	d->buf = tu_fixture(name, &d->n);
-	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK, "%s: %s", name,
-		     err.msg);
+	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK, "%s: %s", name, err.msg);
 }
 
 static void doc_free(struct doc *d)
@@ -95,7 +94,8 @@ static void decode_out(struct doc *d, const struct mpfs_strbuf *out, const char 
 	d->n = out->len;
 	d->buf = tu_dup(out->p, out->len);
 	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK,
-		     "%s: produced [%s] does not decode: %s", what, hexs(out->p, out->len), err.msg);
+		     "%s: produced [%s] does not decode: %s", what, hexs(out->p, out->len),
+		     err.msg);
 }
 
 /* A path of string keys below the root of d, "a/b/c". */
@@ -261,8 +261,8 @@ Test(encode_json, floats)
 	json_float(NULL, "2.2250738585072014e-308", 0xcb, DBL_MIN);
 	json_float(NULL, "0.10000000000000000555111512312578270211815834045410156", 0xcb, 0.1);
 	/* 63 characters: the longest number held in the parser's own buffer */
-	json_float(NULL, "1.0000000000000000000000000000000000000000000000000000000000000",
-		   0xcb, 1.0);
+	json_float(NULL, "1.0000000000000000000000000000000000000000000000000000000000000", 0xcb,
+		   1.0);
 }
 
 Test(encode_json, nan_and_infinities)
@@ -272,7 +272,8 @@ Test(encode_json, nan_and_infinities)
 	json_float(NULL, "NaN", 0xcb, NAN);
 	json_float(NULL, " NaN\n", 0xcb, NAN);
 	json_ok(NULL, "[NaN,Infinity,-Infinity]",
-		"93 cb 7f f8 00 00 00 00 00 00 cb 7f f0 00 00 00 00 00 00 cb ff f0 00 00 00 00 00 00");
+		"93 cb 7f f8 00 00 00 00 00 00 cb 7f f0 00 00 00 00 00 00 cb ff f0 00 00 00 00 00 "
+		"00");
 }
 
 Test(encode_json, strings_and_escapes)
@@ -297,7 +298,8 @@ Test(encode_json, strings_and_escapes)
 		"bf 30 31 32 33 34 35 36 37 38 39 30 31 32 33 34 35 36 37 38 39 30 31 32 33 34 35 "
 		"36 37 38 39 30");
 	json_ok(NULL, "\"01234567890123456789012345678901\"", /* str16: see raw16_... */
-		"da 00 20 30 31 32 33 34 35 36 37 38 39 30 31 32 33 34 35 36 37 38 39 30 31 32 33 34 "
+		"da 00 20 30 31 32 33 34 35 36 37 38 39 30 31 32 33 34 35 36 37 38 39 30 31 32 33 "
+		"34 "
 		"35 36 37 38 39 30 31");
 
 	char text[300];
@@ -422,9 +424,18 @@ Test(encode_json, invalid_json_is_refused_with_its_offset)
 Test(encode_json, refused_whatever_the_old_value_unless_a_string)
 {
 	/* int, float, bool, nil, non-UTF-8 str and bin, list, map, ext */
-	static const char *const olds[] = {"05",    "cc 05",      "d0 fb", "cb 3f f0 00 00 00 00 00 00",
-					   "ca 3f 80 00 00", "c3", "c0", "a2 ff fe",
-					   "c4 02 ff fe",    "91 01", "80", "d4 01 00"};
+	static const char *const olds[] = {"05",
+					   "cc 05",
+					   "d0 fb",
+					   "cb 3f f0 00 00 00 00 00 00",
+					   "ca 3f 80 00 00",
+					   "c3",
+					   "c0",
+					   "a2 ff fe",
+					   "c4 02 ff fe",
+					   "91 01",
+					   "80",
+					   "d4 01 00"};
 	for (size_t i = 0; i < sizeof(olds) / sizeof(olds[0]); i++)
 		json_bad(olds[i], "tanh", 0);
 }
@@ -696,7 +707,10 @@ Test(encode_misc, keys_bytes_and_empty_map)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		doc_hex(&d, cases[i].old);
 		mpfs_strbuf_init(&out);
-		mpfs_encode_bytes(&d.doc, &d.doc.root, (const uint8_t *)"\x00\xff" "a", 3, &out);
+		mpfs_encode_bytes(&d.doc, &d.doc.root,
+				  (const uint8_t *)"\x00\xff"
+						   "a",
+				  3, &out);
 		expect_bytes(out.p, out.len, cases[i].want, cases[i].old);
 		mpfs_strbuf_destroy(&out);
 		doc_free(&d);
@@ -817,7 +831,8 @@ Test(npy_parse, header_forms)
 		{"{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", "<i4", "3", 12},
 		{"{'descr': '<i4', 'fortran_order': False, 'shape': (), }", "<i4", "", 4},
 		{"{'descr': '<f8', 'fortran_order': False, 'shape': (0,), }", "<f8", "0", 0},
-		{"{'descr': '<f8', 'fortran_order': False, 'shape': (2, 0, 3), }", "<f8", "2,0,3", 0},
+		{"{'descr': '<f8', 'fortran_order': False, 'shape': (2, 0, 3), }", "<f8", "2,0,3",
+		 0},
 		{"{'shape': (2,), 'fortran_order': False, 'descr': '>f8'}", ">f8", "2", 16},
 		{"{\"descr\": \"|b1\", \"fortran_order\": False, \"shape\": (4,)}", "|b1", "4", 4},
 		{"{'descr':'=u2','fortran_order':False,'shape':(1,2,)}", "<u2", "1,2", 4},
@@ -925,7 +940,8 @@ Test(npy_parse, fortran_order_3d)
 			for (int k = 0; k < 4; k++) {
 				int16_t x;
 				memcpy(&x, p.data + 2 * (12 * i + 4 * j + k), 2);
-				cr_assert_eq(x, 100 * i + 10 * j + k, "[%d][%d][%d] is %d", i, j, k, x);
+				cr_assert_eq(x, 100 * i + 10 * j + k, "[%d][%d][%d] is %d", i, j, k,
+					     x);
 			}
 	npy_free(&p);
 
@@ -953,26 +969,30 @@ Test(npy_parse, fortran_order_3d)
 Test(npy_parse, files_numpy_writes, .timeout = 60)
 {
 	char *dir = tu_temp_dir(), *cmd;
-	cr_assert(asprintf(&cmd,
-			   "/usr/bin/python3 -c \"\n"
-			   "import numpy as np, sys\n"
-			   "from numpy.lib import format as f\n"
-			   "d = sys.argv[1]\n"
-			   "a = (np.arange(24, dtype='<i4') * 3 - 20).reshape(2, 3, 4)\n"
-			   "for v in (1, 2, 3):\n"
-			   "    with open(d + '/v%%d.npy' %% v, 'wb') as o: f.write_array(o, a, version=(v, 0))\n"
-			   "np.save(d + '/fortran.npy', np.asfortranarray(a))\n"
-			   "np.save(d + '/t.npy', np.arange(6.0).reshape(2, 3).T)\n"
-			   "np.save(d + '/be.npy', np.array([1.5, -2.0], dtype='>f8'))\n"
-			   "np.save(d + '/b.npy', np.array([[True, False]]))\n"
-			   "np.save(d + '/u8.npy', np.array([2**64 - 1], dtype=np.uint64))\n"
-			   "np.save(d + '/s.npy', np.float32(2.5))\n"
-			   "np.save(d + '/obj.npy', np.array(['a', None], dtype=object), allow_pickle=True)\n"
-			   "np.save(d + '/u3.npy', np.array(['abc']))\n"
-			   "np.save(d + '/rec.npy', np.zeros(2, dtype=[('x', '<f8'), ('y', '<i4')]))\n"
-			   "np.save(d + '/dt.npy', np.array(['2020-01-01'], dtype='datetime64[D]'))\n"
-			   "\" '%s'",
-			   dir) > 0);
+	cr_assert(
+		asprintf(
+			&cmd,
+			"/usr/bin/python3 -c \"\n"
+			"import numpy as np, sys\n"
+			"from numpy.lib import format as f\n"
+			"d = sys.argv[1]\n"
+			"a = (np.arange(24, dtype='<i4') * 3 - 20).reshape(2, 3, 4)\n"
+			"for v in (1, 2, 3):\n"
+			"    with open(d + '/v%%d.npy' %% v, 'wb') as o: f.write_array(o, a, "
+			"version=(v, 0))\n"
+			"np.save(d + '/fortran.npy', np.asfortranarray(a))\n"
+			"np.save(d + '/t.npy', np.arange(6.0).reshape(2, 3).T)\n"
+			"np.save(d + '/be.npy', np.array([1.5, -2.0], dtype='>f8'))\n"
+			"np.save(d + '/b.npy', np.array([[True, False]]))\n"
+			"np.save(d + '/u8.npy', np.array([2**64 - 1], dtype=np.uint64))\n"
+			"np.save(d + '/s.npy', np.float32(2.5))\n"
+			"np.save(d + '/obj.npy', np.array(['a', None], dtype=object), "
+			"allow_pickle=True)\n"
+			"np.save(d + '/u3.npy', np.array(['abc']))\n"
+			"np.save(d + '/rec.npy', np.zeros(2, dtype=[('x', '<f8'), ('y', '<i4')]))\n"
+			"np.save(d + '/dt.npy', np.array(['2020-01-01'], dtype='datetime64[D]'))\n"
+			"\" '%s'",
+			dir) > 0);
 	cr_assert_eq(tu_run(cmd), 0, "numpy could not write the files");
 	free(cmd);
 
@@ -981,18 +1001,12 @@ Test(npy_parse, files_numpy_writes, .timeout = 60)
 		enum mpfs_codec_err rc;
 		bool copy;
 	} cases[] = {
-		{"v1", "<i4", "2,3,4", MPFS_OK, false},
-		{"v2", "<i4", "2,3,4", MPFS_OK, false},
-		{"v3", "<i4", "2,3,4", MPFS_OK, false},
-		{"fortran", "<i4", "2,3,4", MPFS_OK, true},
-		{"t", "<f8", "3,2", MPFS_OK, true},
-		{"be", ">f8", "2", MPFS_OK, false},
-		{"b", "|b1", "1,2", MPFS_OK, false},
-		{"u8", "<u8", "1", MPFS_OK, false},
-		{"s", "<f4", "", MPFS_OK, false},
-		{"obj", NULL, NULL, MPFS_E_DTYPE, false},
-		{"u3", NULL, NULL, MPFS_E_DTYPE, false},
-		{"rec", NULL, NULL, MPFS_E_ARRAY, false},
+		{"v1", "<i4", "2,3,4", MPFS_OK, false},	 {"v2", "<i4", "2,3,4", MPFS_OK, false},
+		{"v3", "<i4", "2,3,4", MPFS_OK, false},	 {"fortran", "<i4", "2,3,4", MPFS_OK, true},
+		{"t", "<f8", "3,2", MPFS_OK, true},	 {"be", ">f8", "2", MPFS_OK, false},
+		{"b", "|b1", "1,2", MPFS_OK, false},	 {"u8", "<u8", "1", MPFS_OK, false},
+		{"s", "<f4", "", MPFS_OK, false},	 {"obj", NULL, NULL, MPFS_E_DTYPE, false},
+		{"u3", NULL, NULL, MPFS_E_DTYPE, false}, {"rec", NULL, NULL, MPFS_E_ARRAY, false},
 		{"dt", NULL, NULL, MPFS_E_DTYPE, false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1016,14 +1030,16 @@ Test(npy_parse, files_numpy_writes, .timeout = 60)
 			for (int k = 0; k < 24; k++) {
 				int32_t x;
 				memcpy(&x, p.data + 4 * k, 4);
-				cr_assert_eq(x, 3 * k - 20, "%s: element %d is %d", cases[i].name, k, x);
+				cr_assert_eq(x, 3 * k - 20, "%s: element %d is %d", cases[i].name,
+					     k, x);
 			}
 		if (!strcmp(cases[i].name, "t")) { /* arange(6).reshape(2,3).T */
 			static const double want[6] = {0, 3, 1, 4, 2, 5};
 			cr_assert(memcmp(p.data, want, sizeof(want)) == 0);
 		}
 		if (!strcmp(cases[i].name, "be"))
-			expect_bytes(p.data, 16, "3f f8 00 00 00 00 00 00 c0 00 00 00 00 00 00 00", "be");
+			expect_bytes(p.data, 16, "3f f8 00 00 00 00 00 00 c0 00 00 00 00 00 00 00",
+				     "be");
 		npy_free(&p);
 	}
 	tu_rm_rf(dir);
@@ -1180,12 +1196,11 @@ Test(npy_parse, data_size_must_match)
 Test(npy_parse, shape_overflow)
 {
 	static const char *const shapes[] = {
-		"(4294967296, 4294967296)",      /* count overflows */
-		"(4611686018427387904, 4)",      /* count * itemsize overflows */
-		"(2305843009213693952,)",        /* 2^61 * 8 = 2^64 */
-		"(99999999999999999999999,)",    /* not 64 bits */
-		"(18446744073709551615, 2)",
-		"(0, 18446744073709551616)",
+		"(4294967296, 4294967296)",   /* count overflows */
+		"(4611686018427387904, 4)",   /* count * itemsize overflows */
+		"(2305843009213693952,)",     /* 2^61 * 8 = 2^64 */
+		"(99999999999999999999999,)", /* not 64 bits */
+		"(18446744073709551615, 2)",  "(0, 18446744073709551616)",
 	};
 	uint8_t data[8] = {0};
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
@@ -1309,7 +1324,8 @@ Test(encode_array, nested_floats)
 	static const double f8[3] = {0.1, -2.0, INFINITY};
 	a = arr("<f8", 1, SHAPE(3));
 	nested_is(&a, f8,
-		  "93 cb 3f b9 99 99 99 99 99 9a cb c0 00 00 00 00 00 00 00 cb 7f f0 00 00 00 00 00 00");
+		  "93 cb 3f b9 99 99 99 99 99 9a cb c0 00 00 00 00 00 00 00 cb 7f f0 00 00 00 00 "
+		  "00 00");
 }
 
 Test(encode_array, nested_big_endian_input)
@@ -1394,12 +1410,8 @@ Test(encode_array, nested_refusals)
 		unsigned ndim;
 		enum mpfs_codec_err code;
 	} cases[] = {
-		{"<c16", 1, MPFS_E_DTYPE},
-		{"<c8", 1, MPFS_E_DTYPE},
-		{">c16", 2, MPFS_E_DTYPE},
-		{"<f2", 1, MPFS_E_DTYPE},
-		{"<f8", 0, MPFS_E_ARRAY},
-		{"|b1", 0, MPFS_E_ARRAY},
+		{"<c16", 1, MPFS_E_DTYPE}, {"<c8", 1, MPFS_E_DTYPE}, {">c16", 2, MPFS_E_DTYPE},
+		{"<f2", 1, MPFS_E_DTYPE},  {"<f8", 0, MPFS_E_ARRAY}, {"|b1", 0, MPFS_E_ARRAY},
 		{"<i8", 0, MPFS_E_ARRAY},
 	};
 	uint8_t data[64] = {0};
@@ -1531,7 +1543,8 @@ static size_t same_bytes_below(const struct doc *d, const struct mpfs_val *v, co
 		mpfs_strbuf_init(&out);
 		cr_assert_eq(mpfs_encode_array(&d->doc, &a, &a, d->buf + a.data_off, &out, &err),
 			     MPFS_OK);
-		cr_assert(out.len == v->end - v->off && memcmp(out.p, d->buf + v->off, out.len) == 0,
+		cr_assert(out.len == v->end - v->off &&
+				  memcmp(out.p, d->buf + v->off, out.len) == 0,
 			  "%s: compact map at %" PRIu64 " re-encoded as [%s]", name, v->off,
 			  hexs(out.p, out.len));
 		mpfs_strbuf_destroy(&out);
@@ -1588,15 +1601,16 @@ Test(encode_array, new_compact_map)
 		unsigned ndim;
 		uint64_t shape[3];
 	} cases[] = {
-		{"<c16", 1, {2}},  {"<f2", 2, {2, 2}}, {"|b1", 0, {0}},
-		{"<f8", 1, {0}},   {">i4", 3, {2, 0, 5}}, {"|u1", 1, {70000}},
+		{"<c16", 1, {2}}, {"<f2", 2, {2, 2}},	 {"|b1", 0, {0}},
+		{"<f8", 1, {0}},  {">i4", 3, {2, 0, 5}}, {"|u1", 1, {70000}},
 	};
 	uint8_t *data = calloc(1, 70000);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char shape[64];
 		a = arr(cases[i].descr, cases[i].ndim, cases[i].shape);
 		mpfs_strbuf_init(&out);
-		cr_assert_eq(mpfs_encode_array(&nested_doc.doc, NULL, &a, data, &out, &err), MPFS_OK);
+		cr_assert_eq(mpfs_encode_array(&nested_doc.doc, NULL, &a, data, &out, &err),
+			     MPFS_OK);
 		decode_out(&e, &out, cases[i].descr);
 		cr_assert_eq(mpfs_array_compact(&e.doc, &e.doc.root, &b, &err), MPFS_OK, "%s: %s",
 			     cases[i].descr, err.msg);
@@ -1644,8 +1658,8 @@ Test(encode_doc, no_edits_copies_every_fixture)
 		struct tb out;
 		doc_fixture(&d, tu_good_fixtures[i]);
 		encode_doc(&d, NULL, 0, &out);
-		cr_assert(out.len == d.n && memcmp(out.p, d.buf, d.n) == 0, "%s: not byte-identical",
-			  tu_good_fixtures[i]);
+		cr_assert(out.len == d.n && memcmp(out.p, d.buf, d.n) == 0,
+			  "%s: not byte-identical", tu_good_fixtures[i]);
 		tb_free(&out);
 		doc_free(&d);
 	}
@@ -1668,8 +1682,10 @@ Test(encode_doc, replace_a_scalar)
 
 	doc_fixture(&d, "edge_values.mpk");
 	v = get(&d, "params/f32");
-	struct mpfs_edit ed = {.op = MPFS_EDIT_REPLACE, .target = v,
-			       .bytes = (const uint8_t *)"\xca\x3f\x00\x00\x00", .len = 5};
+	struct mpfs_edit ed = {.op = MPFS_EDIT_REPLACE,
+			       .target = v,
+			       .bytes = (const uint8_t *)"\xca\x3f\x00\x00\x00",
+			       .len = 5};
 	encode_doc(&d, &ed, 1, &out);
 	spliced(&out, &d, v->off, v->end, "ca 3f 00 00 00", "params/f32");
 	doc_bytes(&e, out.p, out.len);
@@ -1679,8 +1695,10 @@ Test(encode_doc, replace_a_scalar)
 
 	/* by something longer: a list, and a map */
 	v = get(&d, "params/none");
-	ed = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE, .target = v,
-				.bytes = (const uint8_t *)"\x81\xa1x\x92\x01\x02", .len = 6};
+	ed = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
+				.target = v,
+				.bytes = (const uint8_t *)"\x81\xa1x\x92\x01\x02",
+				.len = 6};
 	encode_doc(&d, &ed, 1, &out);
 	spliced(&out, &d, v->off, v->end, "81 a1 78 92 01 02", "params/none");
 	tb_free(&out);
@@ -1688,9 +1706,14 @@ Test(encode_doc, replace_a_scalar)
 	/* two at once, in different maps */
 	const struct mpfs_val *w = get(&d, "blob");
 	struct mpfs_edit two[2] = {
-		{.op = MPFS_EDIT_REPLACE, .target = get(&d, "params/yes"),
-		 .bytes = (const uint8_t *)"\xc2", .len = 1},
-		{.op = MPFS_EDIT_REPLACE, .target = w, .bytes = (const uint8_t *)"\xc4\x00", .len = 2},
+		{.op = MPFS_EDIT_REPLACE,
+		 .target = get(&d, "params/yes"),
+		 .bytes = (const uint8_t *)"\xc2",
+		 .len = 1},
+		{.op = MPFS_EDIT_REPLACE,
+		 .target = w,
+		 .bytes = (const uint8_t *)"\xc4\x00",
+		 .len = 2},
 	};
 	encode_doc(&d, two, 2, &out);
 	doc_bytes(&e, out.p, out.len);
@@ -1701,8 +1724,10 @@ Test(encode_doc, replace_a_scalar)
 	tb_free(&out);
 
 	/* the root itself */
-	ed = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE, .target = &d.doc.root,
-				.bytes = (const uint8_t *)"\x80", .len = 1};
+	ed = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
+				.target = &d.doc.root,
+				.bytes = (const uint8_t *)"\x80",
+				.len = 1};
 	encode_doc(&d, &ed, 1, &out);
 	expect_bytes(out.p, out.len, "80", "root");
 	tb_free(&out);
@@ -1831,12 +1856,24 @@ Test(encode_doc, insert_into_a_map)
 	/* into {}, {"a": 1}, at the end; two inserts keep their order */
 	doc_hex(&d, "82 a1 65 80 a1 6d 81 a1 61 01");
 	struct mpfs_edit ed[3] = {
-		{.op = MPFS_EDIT_INSERT, .target = get(&d, "e"), .key = (const uint8_t *)"\xa1k",
-		 .key_len = 2, .bytes = (const uint8_t *)"\x07", .len = 1},
-		{.op = MPFS_EDIT_INSERT, .target = get(&d, "m"), .key = (const uint8_t *)"\x05",
-		 .key_len = 1, .bytes = (const uint8_t *)"\xc3", .len = 1},
-		{.op = MPFS_EDIT_INSERT, .target = get(&d, "m"), .key = (const uint8_t *)"\xa1z",
-		 .key_len = 2, .bytes = (const uint8_t *)"\x80", .len = 1},
+		{.op = MPFS_EDIT_INSERT,
+		 .target = get(&d, "e"),
+		 .key = (const uint8_t *)"\xa1k",
+		 .key_len = 2,
+		 .bytes = (const uint8_t *)"\x07",
+		 .len = 1},
+		{.op = MPFS_EDIT_INSERT,
+		 .target = get(&d, "m"),
+		 .key = (const uint8_t *)"\x05",
+		 .key_len = 1,
+		 .bytes = (const uint8_t *)"\xc3",
+		 .len = 1},
+		{.op = MPFS_EDIT_INSERT,
+		 .target = get(&d, "m"),
+		 .key = (const uint8_t *)"\xa1z",
+		 .key_len = 2,
+		 .bytes = (const uint8_t *)"\x80",
+		 .len = 1},
 	};
 	encode_doc(&d, ed, 3, &out);
 	expect_bytes(out.p, out.len, "82 a1 65 81 a1 6b 07 a1 6d 83 a1 61 01 05 c3 a1 7a 80",
@@ -1858,9 +1895,12 @@ Test(encode_doc, insert_into_a_map)
 	doc_tb(&d, &b);
 	const struct mpfs_val *m = get(&d, "m");
 	cr_assert_eq(d.buf[m->off], 0x8f);
-	struct mpfs_edit one = {.op = MPFS_EDIT_INSERT, .target = m,
-				.key = (const uint8_t *)"\xa3new", .key_len = 4,
-				.bytes = (const uint8_t *)"\xcc\xff", .len = 2};
+	struct mpfs_edit one = {.op = MPFS_EDIT_INSERT,
+				.target = m,
+				.key = (const uint8_t *)"\xa3new",
+				.key_len = 4,
+				.bytes = (const uint8_t *)"\xcc\xff",
+				.len = 2};
 	encode_doc(&d, &one, 1, &out);
 	{
 		struct tb w = {0};
@@ -1868,8 +1908,8 @@ Test(encode_doc, insert_into_a_map)
 		tb_hex(&w, "de 00 10");
 		tb_put(&w, d.buf + m->off + 1, m->end - m->off - 1);
 		tb_hex(&w, "a3 6e 65 77 cc ff");
-		cr_assert(out.len == w.len && memcmp(out.p, w.p, w.len) == 0, "15 -> 16 pairs: [%s]",
-			  hexs(out.p + m->off, 8));
+		cr_assert(out.len == w.len && memcmp(out.p, w.p, w.len) == 0,
+			  "15 -> 16 pairs: [%s]", hexs(out.p + m->off, 8));
 		tb_free(&w);
 	}
 	doc_bytes(&e, out.p, out.len);
@@ -1904,8 +1944,11 @@ Test(encode_doc, replace_a_key)
 	params = get(&d, "params");
 	const struct mpfs_val *k = &params->items[0]; /* "f32" */
 	cr_assert(mpfs_val_is(&d.doc, k, "f32"));
-	struct mpfs_edit ed = {.op = MPFS_EDIT_REPLACE, .target = k,
-			       .bytes = (const uint8_t *)"\xa5" "float", .len = 6};
+	struct mpfs_edit ed = {.op = MPFS_EDIT_REPLACE,
+			       .target = k,
+			       .bytes = (const uint8_t *)"\xa5"
+							 "float",
+			       .len = 6};
 	encode_doc(&d, &ed, 1, &out);
 	spliced(&out, &d, k->off, k->end, "a5 66 6c 6f 61 74", "key f32 -> float");
 	doc_bytes(&e, out.p, out.len);
@@ -1916,15 +1959,19 @@ Test(encode_doc, replace_a_key)
 
 	/* a key by an integer, inside a compact map with bin keys */
 	const struct mpfs_val *i32 = get(&d, "weights/i32");
-	ed = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE, .target = &i32->items[4],
-				.bytes = (const uint8_t *)"\x07", .len = 1};
+	ed = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
+				.target = &i32->items[4],
+				.bytes = (const uint8_t *)"\x07",
+				.len = 1};
 	encode_doc(&d, &ed, 1, &out);
 	spliced(&out, &d, i32->items[4].off, i32->items[4].end, "07", "key kind -> 7");
 	tb_free(&out);
 
 	/* rename a key and delete a sibling: position of the rest kept */
 	struct mpfs_edit two[2] = {
-		{.op = MPFS_EDIT_REPLACE, .target = &params->items[2], .bytes = (const uint8_t *)"\xa1n",
+		{.op = MPFS_EDIT_REPLACE,
+		 .target = &params->items[2],
+		 .bytes = (const uint8_t *)"\xa1n",
 		 .len = 2},
 		{.op = MPFS_EDIT_DELETE, .target = params, .index = 0},
 	};
@@ -1949,8 +1996,12 @@ Test(encode_doc, move_between_maps)
 	const struct mpfs_val *weights = get(&d, "weights");
 	struct mpfs_edit ed[2] = {
 		{.op = MPFS_EDIT_DELETE, .target = params, .index = 7},
-		{.op = MPFS_EDIT_INSERT, .target = weights, .key = (const uint8_t *)"\xa4text",
-		 .key_len = 5, .bytes = d.buf + v->off, .len = v->end - v->off},
+		{.op = MPFS_EDIT_INSERT,
+		 .target = weights,
+		 .key = (const uint8_t *)"\xa4text",
+		 .key_len = 5,
+		 .bytes = d.buf + v->off,
+		 .len = v->end - v->off},
 	};
 	encode_doc(&d, ed, 2, &out);
 	cr_assert_eq(out.len, d.n);
@@ -1969,7 +2020,7 @@ Test(encode_doc, move_between_maps)
 
 struct failing {
 	size_t calls, fail_at; /* fail the fail_at-th call (1-based); 0: every one */
-	size_t after;          /* calls made after the failure */
+	size_t after;	       /* calls made after the failure */
 	bool failed;
 };
 
@@ -1994,10 +2045,16 @@ Test(encode_doc, a_failing_write_fails_the_encoding)
 	const struct mpfs_val *params = get(&d, "params");
 	struct mpfs_edit ed[3] = {
 		{.op = MPFS_EDIT_DELETE, .target = params, .index = 2},
-		{.op = MPFS_EDIT_REPLACE, .target = get(&d, "params/yes"),
-		 .bytes = (const uint8_t *)"\xc2", .len = 1},
-		{.op = MPFS_EDIT_INSERT, .target = get(&d, "weights"), .key = (const uint8_t *)"\xa1k",
-		 .key_len = 2, .bytes = (const uint8_t *)"\x01", .len = 1},
+		{.op = MPFS_EDIT_REPLACE,
+		 .target = get(&d, "params/yes"),
+		 .bytes = (const uint8_t *)"\xc2",
+		 .len = 1},
+		{.op = MPFS_EDIT_INSERT,
+		 .target = get(&d, "weights"),
+		 .key = (const uint8_t *)"\xa1k",
+		 .key_len = 2,
+		 .bytes = (const uint8_t *)"\x01",
+		 .len = 1},
 	};
 	struct failing f = {0};
 
@@ -2070,8 +2127,8 @@ static void json_oom(const char *text)
 			break;
 		}
 		cr_assert(rc == MPFS_E_NOMEM || out.oom,
-			  "'%s', allocation %zu failing: %d, produced [%s] instead of [%s]", text, k,
-			  rc, hexs(out.p, out.len), hexs(good.p, good.len));
+			  "'%s', allocation %zu failing: %d, produced [%s] instead of [%s]", text,
+			  k, rc, hexs(out.p, out.len), hexs(good.p, good.len));
 		mpfs_strbuf_destroy(&out);
 	}
 	mpfs_strbuf_destroy(&good);
@@ -2111,14 +2168,16 @@ Test(encode_oom, arrays_and_documents)
 			mpfs_strbuf_init(&out);
 			tu_track_allocs();
 			tu_allocs.fail_at = k;
-			enum mpfs_codec_err rc = mpfs_encode_array(
-				which == 2 ? &nested_doc.doc : &d.doc,
-				which == 0 ? &old : which == 1 ? NULL : &nested_old, &a,
-				(const uint8_t *)v, &out, &err);
+			enum mpfs_codec_err rc =
+				mpfs_encode_array(which == 2 ? &nested_doc.doc : &d.doc,
+						  which == 0   ? &old
+						  : which == 1 ? NULL
+							       : &nested_old,
+						  &a, (const uint8_t *)v, &out, &err);
 			tu_allocs.on = false;
 			bool failed = tu_allocs.calls >= k;
-			cr_assert(!failed || out.oom || rc == MPFS_E_NOMEM, "encoding %d, allocation %zu",
-				  which, k);
+			cr_assert(!failed || out.oom || rc == MPFS_E_NOMEM,
+				  "encoding %d, allocation %zu", which, k);
 			mpfs_strbuf_destroy(&out);
 			if (!failed)
 				break;
@@ -2135,6 +2194,7 @@ Test(encode_oom, arrays_and_documents)
 	cr_assert_eq(rc, -1, "out of memory not reported");
 	sink_len = 0;
 	cr_assert_eq(mpfs_encode_doc(&d.doc, &ed, 1, sink_write, NULL), 0);
-	cr_assert_eq(sink_len, d.n - (get(&d, "params")->items[2].off - get(&d, "params")->items[0].off));
+	cr_assert_eq(sink_len,
+		     d.n - (get(&d, "params")->items[2].off - get(&d, "params")->items[0].off));
 	doc_free(&d);
 }

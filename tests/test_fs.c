@@ -690,7 +690,8 @@ Test(fs_arrays, whole_npy_replaces_a_nested_array)
 	free(s);
 
 	/* complex cannot be nested lists: refused, sticky */
-	struct mpfs_array cx = {.descr = "<c16", .itemsize = 16, .ndim = 1, .count = 1, .nbytes = 16};
+	struct mpfs_array cx = {
+		.descr = "<c16", .itemsize = 16, .ndim = 1, .count = 1, .nbytes = 16};
 	cx.shape[0] = 1;
 	size_t cn;
 	uint8_t *cfile = npy_file(&cx, v, &cn);
@@ -729,7 +730,8 @@ Test(fs_arrays, whole_npy_into_a_compact_map)
 	arc_load(&a, e.archive);
 	cr_assert_eq(put_file(&e, "/weights/coef_.npy", file, n, false), 0, "%s", last_log);
 	arc_load(&b, e.archive);
-	const struct mpfs_val *o = arc_must(&a, "weights/coef_"), *c = arc_must(&b, "weights/coef_");
+	const struct mpfs_val *o = arc_must(&a, "weights/coef_"),
+			      *c = arc_must(&b, "weights/coef_");
 	cr_assert_eq(c->type, MPFS_MAP);
 	cr_assert_eq(c->len, o->len);
 	for (uint32_t i = 0; i < o->len; i++) {
@@ -770,7 +772,8 @@ Test(fs_arrays, partial_write_inside_an_npy)
 		cr_assert_eq(mpfs_fs_flush(e.fs, fh), 0, "%s: %s", fixtures[f], last_log);
 		fs_release(&e, fh);
 		arc_load(&b, e.archive);
-		const struct mpfs_val *o = arc_must(&a, "weights/coef_"), *c = arc_must(&b, "weights/coef_");
+		const struct mpfs_val *o = arc_must(&a, "weights/coef_"),
+				      *c = arc_must(&b, "weights/coef_");
 		if (f == 0) {
 			cr_assert(mpfs_array_nested(o, &before) && mpfs_array_nested(c, &after));
 		} else {
@@ -787,7 +790,8 @@ Test(fs_arrays, partial_write_inside_an_npy)
 			memcpy(x1, b.buf + after.data_off, after.nbytes);
 		}
 		for (size_t i = 0; i < before.count; i++)
-			cr_assert_eq(x1[i], i == 1 ? 42.0 : x0[i], "%s: element %zu", fixtures[f], i);
+			cr_assert_eq(x1[i], i == 1 ? 42.0 : x0[i], "%s: element %zu", fixtures[f],
+				     i);
 		free(x0);
 		free(x1);
 		arc_free(&b);
@@ -815,7 +819,8 @@ Test(fs_arrays, raw_mount)
 	arc_load(&a, e.archive);
 	struct mpfs_array got;
 	struct mpfs_error err;
-	cr_assert_eq(mpfs_array_compact(&a.doc, arc_must(&a, "weights/coef_"), &got, &err), MPFS_OK);
+	cr_assert_eq(mpfs_array_compact(&a.doc, arc_must(&a, "weights/coef_"), &got, &err),
+		     MPFS_OK);
 	cr_assert(memcmp(a.buf + got.data_off, v, 48) == 0);
 	/* a new NAME.bin has no dtype or shape */
 	cr_assert_eq(put_file(&e, "/weights/new.bin", v, 48, true), -EINVAL);
@@ -824,7 +829,8 @@ Test(fs_arrays, raw_mount)
 	env_close(&e);
 }
 
-/* ---- new entries -------------------------------------------------------------------------------- */
+/* ---- new entries --------------------------------------------------------------------------------
+ */
 
 Test(fs_new, new_files_become_new_keys)
 {
@@ -897,9 +903,9 @@ Test(fs_new, new_npy_in_a_seed_archive_is_a_nested_list)
 	cr_assert_eq(x.f, 0.0);
 	arc_free(&a);
 	char enc[16];
-	cr_assert_eq(mpfs_fs_getxattr(e.fs, "/weights/eye.npy", "user.mpfs.encoding", enc,
-				      sizeof(enc)),
-		     6);
+	cr_assert_eq(
+		mpfs_fs_getxattr(e.fs, "/weights/eye.npy", "user.mpfs.encoding", enc, sizeof(enc)),
+		6);
 	cr_assert(memcmp(enc, "nested", 6) == 0);
 	free(file);
 	env_close(&e);
@@ -931,8 +937,9 @@ Test(fs_new, new_npy_is_a_compact_array)
 	cr_assert(memcmp(a.buf + got.data_off, v, sizeof(v)) == 0);
 	arc_free(&a);
 	char shape[32];
-	cr_assert_eq(mpfs_fs_getxattr(e.fs, "/xtra/eye.npy", "user.mpfs.shape", shape, sizeof(shape)),
-		     3);
+	cr_assert_eq(
+		mpfs_fs_getxattr(e.fs, "/xtra/eye.npy", "user.mpfs.shape", shape, sizeof(shape)),
+		3);
 	cr_assert(memcmp(shape, "2,2", 3) == 0);
 	/* a broken one is refused and stays listed, empty */
 	file[0] = 0;
@@ -945,7 +952,8 @@ Test(fs_new, new_npy_is_a_compact_array)
 	env_close(&e);
 }
 
-/* ---- scratch files -------------------------------------------------------------------------------- */
+/* ---- scratch files
+ * -------------------------------------------------------------------------------- */
 
 Test(fs_scratch, names)
 {
@@ -953,15 +961,18 @@ Test(fs_scratch, names)
 		const char *name;
 		bool scratch;
 	} cases[] = {
-		{".x", true},        {"x~", true},          {"#x#", true},      {"a.swp", true},
-		{"a.swx", true},     {"a.swpx", true},      {"a.tmp", true},    {"4913", true},
-		{"sedAb12Z9", true}, {"sed123456", true},   {"sedabcdef", true}, {".", true},
-		{"~", true},         {".vimrc", true},      {"x.swp~", true},   {"#", false},
-		{"##", false},       {"#x", false},         {"x#", false},      {"sedAb12", false},
-		{"sed-1234x", false}, {"sedAb12Z9x", false}, {"sedAb_12Z", false}, {"xsedAb12Z", false},
-		{"normal", false},   {"", false},           {"49130", false},   {"4913.5", false},
-		{".swp", true},      {"swp", false},        {"a.SWP", false},   {"a.swpy", false},
-		{"a.tmpx", false},   {"tmp", false},        {"C", false},       {"0.npy", false},
+		{".x", true},	       {"x~", true},	     {"#x#", true},
+		{"a.swp", true},       {"a.swx", true},	     {"a.swpx", true},
+		{"a.tmp", true},       {"4913", true},	     {"sedAb12Z9", true},
+		{"sed123456", true},   {"sedabcdef", true},  {".", true},
+		{"~", true},	       {".vimrc", true},     {"x.swp~", true},
+		{"#", false},	       {"##", false},	     {"#x", false},
+		{"x#", false},	       {"sedAb12", false},   {"sed-1234x", false},
+		{"sedAb12Z9x", false}, {"sedAb_12Z", false}, {"xsedAb12Z", false},
+		{"normal", false},     {"", false},	     {"49130", false},
+		{"4913.5", false},     {".swp", true},	     {"swp", false},
+		{"a.SWP", false},      {"a.swpy", false},    {"a.tmpx", false},
+		{"tmp", false},	       {"C", false},	     {"0.npy", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		cr_assert_eq(mpfs_fs_is_scratch(cases[i].name), cases[i].scratch, "'%s': %s",
@@ -972,8 +983,8 @@ Test(fs_scratch, names)
  * archive. */
 Test(fs_scratch, never_reach_the_archive)
 {
-	static const char *const names[] = {".C.swp", "C~",   "#C#",      "4913",
-					    "sedAb12Z9", "x.tmp", "C.swx", ".C.swpx", ".C.XyZ123"};
+	static const char *const names[] = {".C.swp", "C~",    "#C#",	  "4913",     "sedAb12Z9",
+					    "x.tmp",  "C.swx", ".C.swpx", ".C.XyZ123"};
 	struct env e;
 	struct arc a;
 
@@ -1026,7 +1037,8 @@ Test(fs_scratch, rename_onto_a_real_name_commits)
 	int idx = arc_index(&a, "params", "C");
 	cr_assert_eq(echo_to(&e, "/params/sedAb12Z9", "0.75\n", true), 0);
 	arc_unchanged(&a, e.archive, "before the rename");
-	cr_assert_eq(mpfs_fs_rename(e.fs, "/params/sedAb12Z9", "/params/C", false), 0, "%s", last_log);
+	cr_assert_eq(mpfs_fs_rename(e.fs, "/params/sedAb12Z9", "/params/C", false), 0, "%s",
+		     last_log);
 	arc_load(&b, e.archive);
 	cr_assert_eq(arc_must(&b, "params/C")->f, 0.75);
 	cr_assert_eq(arc_index(&b, "params", "C"), idx, "position kept");
@@ -1156,8 +1168,9 @@ Test(fs_scratch, hidden_entry_stays_gone_when_its_directory_moves)
 	struct arc a;
 
 	env_open(&e, "logreg_seed.mpk");
-	cr_assert_eq(mpfs_fs_rename(e.fs, "/params/class_weight/0", "/params/class_weight/0~", false),
-		     0);
+	cr_assert_eq(
+		mpfs_fs_rename(e.fs, "/params/class_weight/0", "/params/class_weight/0~", false),
+		0);
 	cr_assert_eq(mpfs_fs_rename(e.fs, "/params/class_weight", "/xtra/cw", false), 0);
 	cr_assert_eq(getattr(&e, "/xtra/cw/0", NULL), -ENOENT, "the moved-away file is back");
 	arc_load(&a, e.archive);
@@ -1183,7 +1196,8 @@ Test(fs_scratch, follows_its_directory_when_renamed)
 	env_close(&e);
 }
 
-/* ---- renaming, removing, directories ------------------------------------------------------------ */
+/* ---- renaming, removing, directories ------------------------------------------------------------
+ */
 
 Test(fs_names, rename_within_a_directory_keeps_the_position)
 {
@@ -1207,8 +1221,8 @@ Test(fs_names, rename_within_a_directory_keeps_the_position)
 	expect_cat(&e, "/params/Cee", "0.5\n");
 
 	/* an integer key stays an integer */
-	cr_assert_eq(mpfs_fs_rename(e.fs, "/params/class_weight/0", "/params/class_weight/7", false),
-		     0);
+	cr_assert_eq(
+		mpfs_fs_rename(e.fs, "/params/class_weight/0", "/params/class_weight/7", false), 0);
 	arc_load(&b, e.archive);
 	const struct mpfs_val *cw = arc_must(&b, "params/class_weight");
 	cr_assert_eq(cw->items[0].type, MPFS_UINT);
@@ -1304,7 +1318,8 @@ Test(fs_names, rename_across_directories)
 	arc_load(&b, e.archive);
 	const struct mpfs_val *o = arc_must(&a, "weights/coef_"), *c = arc_must(&b, "xtra/coef_");
 	cr_assert(o->end - o->off == c->end - c->off &&
-		  !memcmp(a.buf + o->off, b.buf + c->off, o->end - o->off), "moved byte for byte");
+			  !memcmp(a.buf + o->off, b.buf + c->off, o->end - o->off),
+		  "moved byte for byte");
 	arc_free(&b);
 	arc_free(&a);
 	env_close(&e);
@@ -1352,7 +1367,8 @@ Test(fs_names, unlink_in_a_list_directory)
 	arc_load(&a, e.archive);
 	cr_assert_eq(arc_must(&a, "weights/coefs_")->len, 2);
 	arc_free(&a);
-	cr_assert_gt(mpfs_fs_getxattr(e.fs, "/weights/coefs_/1.npy", "user.mpfs.shape", shape, 31), 0);
+	cr_assert_gt(mpfs_fs_getxattr(e.fs, "/weights/coefs_/1.npy", "user.mpfs.shape", shape, 31),
+		     0);
 	cr_assert_str_eq(shape, "8,3");
 	cr_assert_eq(getattr(&e, "/weights/coefs_/2.npy", NULL), -ENOENT);
 	env_close(&e);
@@ -1415,7 +1431,8 @@ Test(fs_names, eperm_in_list_and_csr_directories)
 	cr_assert_eq(echo_to(&e, "/weights/coefs_/x", "1\n", true), -EPERM);
 	cr_assert_eq(mpfs_fs_rename(e.fs, "/weights/coefs_/0.npy", "/weights/coefs_/5.npy", false),
 		     -EPERM);
-	cr_assert_eq(mpfs_fs_rename(e.fs, "/weights/coefs_/0.npy", "/weights/w0.npy", false), -EPERM);
+	cr_assert_eq(mpfs_fs_rename(e.fs, "/weights/coefs_/0.npy", "/weights/w0.npy", false),
+		     -EPERM);
 	cr_assert_eq(mpfs_fs_rename(e.fs, "/xtra/classes_.npy", "/weights/coefs_/3.npy", false),
 		     -EPERM);
 	arc_unchanged(&a, e.archive, "list directory");
@@ -1452,7 +1469,8 @@ Test(fs_names, eperm_in_list_and_csr_directories)
 	env_close(&e);
 }
 
-/* ---- read-only ------------------------------------------------------------------------------------ */
+/* ---- read-only
+ * ------------------------------------------------------------------------------------ */
 
 Test(fs_ro, every_change_is_erofs)
 {
@@ -1486,7 +1504,8 @@ Test(fs_ro, every_change_is_erofs)
 	env_close(&e);
 }
 
-/* ---- the archive changed behind our back ------------------------------------------------------------ */
+/* ---- the archive changed behind our back
+ * ------------------------------------------------------------ */
 
 /* Replaces the archive with a modified copy, as another program would
  * (write a new file, rename it over). Returns the new bytes. */
@@ -1556,7 +1575,8 @@ Test(fs_stale, touched_archive_is_not_overwritten)
 	env_close(&e);
 }
 
-/* ---- leftovers of killed commits ----------------------------------------------------------------------- */
+/* ---- leftovers of killed commits
+ * ----------------------------------------------------------------------- */
 
 static pid_t dead_pid(void)
 {
@@ -1642,7 +1662,8 @@ Test(fs_cleanup, removes_leftovers_of_dead_pids_only)
 	free(dir);
 }
 
-/* ---- listing ---------------------------------------------------------------------------------------------- */
+/* ---- listing
+ * ---------------------------------------------------------------------------------------------- */
 
 Test(fs_readdir, pending_files_are_listed_once)
 {

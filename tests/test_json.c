@@ -71,10 +71,10 @@ static int check_double_ex(double f, bool shortest)
 		p++;
 		cr_assert(*p == '+' || *p == '-', "%a: exponent sign in %s", f, out);
 		const char *e = p + 1;
-		cr_assert(strlen(e) >= 2 && strspn(e, "0123456789") == strlen(e), "%a: exponent of %s",
+		cr_assert(strlen(e) >= 2 && strspn(e, "0123456789") == strlen(e),
+			  "%a: exponent of %s", f, out);
+		cr_assert(strlen(e) == 2 || e[0] != '0', "%a: exponent padded beyond 2 digits: %s",
 			  f, out);
-		cr_assert(strlen(e) == 2 || e[0] != '0', "%a: exponent padded beyond 2 digits: %s", f,
-			  out);
 		exp10 = atoi(p);
 		p += strlen(p);
 	}
@@ -98,7 +98,8 @@ static int check_double_ex(double f, bool shortest)
 		cr_assert(strchr(out, '.'), "%a: %s lacks a point", f, out);
 		cr_assert(ip == 1 || digits[0] != '0', "%a: leading zeros in %s", f, out);
 		/* No trailing zeros but one after the point. */
-		cr_assert(out[n - 1] != '0' || out[n - 2] == '.', "%a: trailing zero in %s", f, out);
+		cr_assert(out[n - 1] != '0' || out[n - 2] == '.', "%a: trailing zero in %s", f,
+			  out);
 	} else {
 		cr_assert(sci, "%a: %s should be in exponent notation", f, out);
 		cr_assert_eq(ip, 1, "%a: one digit before the point in %s", f, out);
@@ -120,10 +121,10 @@ static int check_double_ex(double f, bool shortest)
 		fesetround(FE_UPWARD);
 		snprintf(hi, sizeof(hi), "%.*e", sig - 2, f);
 		fesetround(FE_TONEAREST);
-		cr_assert_neq(bits(strtod(lo, NULL)), bits(f), "%a: %s is not the shortest: %s", f, out,
-			      lo);
-		cr_assert_neq(bits(strtod(hi, NULL)), bits(f), "%a: %s is not the shortest: %s", f, out,
-			      hi);
+		cr_assert_neq(bits(strtod(lo, NULL)), bits(f), "%a: %s is not the shortest: %s", f,
+			      out, lo);
+		cr_assert_neq(bits(strtod(hi, NULL)), bits(f), "%a: %s is not the shortest: %s", f,
+			      out, hi);
 	}
 	return sig;
 }
@@ -284,8 +285,8 @@ Test(codec_json, short_decimals_stay_short, .timeout = 60)
 		if (!isfinite(f) || f == 0 || fabs(f) < DBL_MIN)
 			continue; /* subnormals may need fewer digits than typed */
 		int sig = check_double(f);
-		cr_assert_leq(sig, snprintf(NULL, 0, "%lld", mant), "%s came back with %d digits", text,
-			      sig);
+		cr_assert_leq(sig, snprintf(NULL, 0, "%lld", mant), "%s came back with %d digits",
+			      text, sig);
 	}
 }
 
@@ -377,7 +378,7 @@ Test(codec_json, renders_string_escapes)
 	expect_render("a4 72 65 6c 75", "\"relu\"");
 	expect_render("a3 61 22 62", "\"a\\\"b\"");
 	expect_render("a3 61 5c 62", "\"a\\\\b\"");
-	expect_render("a3 61 2f 62", "\"a/b\"");    /* '/' as is */
+	expect_render("a3 61 2f 62", "\"a/b\""); /* '/' as is */
 	expect_render("a3 61 27 62", "\"a'b\"");
 	expect_render("a1 0a", "\"\\n\"");
 	expect_render("a1 0d", "\"\\r\"");
@@ -403,9 +404,12 @@ Test(codec_json, renders_string_escapes)
 Test(codec_json, renders_utf8_as_is)
 {
 	static const char *const texts[] = {
-		"h\xc3\xa9llo", "\xe2\x9d\xa4", "\xf0\x9f\x8d\xba",
+		"h\xc3\xa9llo",
+		"\xe2\x9d\xa4",
+		"\xf0\x9f\x8d\xba",
 		"\xd0\x9a\xd0\xb8\xd1\x80\xd0\xb8\xd0\xbb\xd0\xbb\xd0\xb8\xd1\x86\xd0\xb0",
-		"\xe3\x81\xb2\xe3\x82\x89\xe3\x81\x8c\xe3\x81\xaa", "\xf4\x8f\xbf\xbf",
+		"\xe3\x81\xb2\xe3\x82\x89\xe3\x81\x8c\xe3\x81\xaa",
+		"\xf4\x8f\xbf\xbf",
 	};
 	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
 		struct tb b = {0};
@@ -425,11 +429,11 @@ Test(codec_json, renders_utf8_as_is)
  * fails; bin holding UTF-8 renders as a string. */
 Test(codec_json, renders_bytes)
 {
-	expect_render("a2 ff 00", "\"\\u00ff\\u0000\"");            /* str, not UTF-8 */
-	expect_render("c4 02 00 ff", "\"\\u0000\\u00ff\"");         /* bin, not UTF-8 */
-	expect_render("c4 03 61 62 63", "\"abc\"");                 /* bin, UTF-8 */
+	expect_render("a2 ff 00", "\"\\u00ff\\u0000\"");    /* str, not UTF-8 */
+	expect_render("c4 02 00 ff", "\"\\u0000\\u00ff\""); /* bin, not UTF-8 */
+	expect_render("c4 03 61 62 63", "\"abc\"");	    /* bin, UTF-8 */
 	expect_render("c4 00", "\"\"");
-	expect_render("d4 05 41", "\"\\u0041\"");                   /* ext payload */
+	expect_render("d4 05 41", "\"\\u0041\""); /* ext payload */
 	expect_render("c7 00 01", "\"\"");
 	expect_render("d6 ff 5a 4a f6 a5", "\"\\u005a\\u004a\\u00f6\\u00a5\"");
 }
@@ -439,7 +443,8 @@ Test(codec_json, renders_lists_and_maps)
 	expect_render("90", "[]");
 	expect_render("80", "{}");
 	expect_render("91 01", "[1]");
-	expect_render("95 01 cb 40 04 00 00 00 00 00 00 a1 78 c0 c3", "[1, 2.5, \"x\", null, true]");
+	expect_render("95 01 cb 40 04 00 00 00 00 00 00 a1 78 c0 c3",
+		      "[1, 2.5, \"x\", null, true]");
 	expect_render("94 01 a3 74 77 6f cb 40 0c 00 00 00 00 00 00 c0", "[1, \"two\", 3.5, null]");
 	expect_render("92 92 01 02 91 03", "[[1, 2], [3]]");
 	expect_render("92 92 a1 61 01 92 a1 62 02", "[[\"a\", 1], [\"b\", 2]]");
@@ -491,7 +496,8 @@ Test(codec_json, python_reads_rendered_strings)
 		free(s);
 	}
 	static const char *const mixed[] = {
-		"aa 68 c3 a9 22 5c 0a 09 e2 9d a4", "a8 00 1f 7f 2f f0 9f 8d ba",
+		"aa 68 c3 a9 22 5c 0a 09 e2 9d a4",
+		"a8 00 1f 7f 2f f0 9f 8d ba",
 		"ac 6c 69 6e 65 0d 0a 62 72 65 61 6b 21",
 	};
 	for (size_t i = 0; i < sizeof(mixed) / sizeof(mixed[0]); i++) {

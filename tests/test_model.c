@@ -120,7 +120,8 @@ static void expect_array(const struct mdl *d, const char *path, const char *desc
 	cr_assert_str_eq(s, shape, "%s: shape %s, expected %s", path, s, shape);
 	cr_assert_eq(n->array->encoding, enc, "%s: encoding", path);
 	if (enc == MPFS_ENC_COMPACT)
-		cr_assert_leq(n->array->data_off + n->array->nbytes, d->n, "%s: data outside", path);
+		cr_assert_leq(n->array->data_off + n->array->nbytes, d->n, "%s: data outside",
+			      path);
 }
 
 /* Text that renders as json. */
@@ -291,8 +292,8 @@ static void check_tfidf(const char *name, enum mpfs_encoding enc)
 	const struct mpfs_node *csr = expect_kind(&d, "transformer/xtra/_idf_diag", MPFS_N_CSR);
 	/* class_name, shape, data, indices, indptr, dtype: arg1 in its place */
 	cr_assert_eq(csr->nchildren, 6);
-	static const char *const order[] = {"class_name", "shape", "data", "indices", "indptr",
-					    "dtype"};
+	static const char *const order[] = {"class_name", "shape",  "data",
+					    "indices",	  "indptr", "dtype"};
 	for (int i = 0; i < 6; i++) {
 		const struct mpfs_node *c = &csr->children[i];
 		if (i >= 2 && i <= 4) {
@@ -396,7 +397,8 @@ Test(codec_model, bad_fixtures_are_refused_with_offsets)
 		mdl_bytes(&d, p, n);
 		free(p);
 		cr_assert_eq(d.rc, cases[i].code, "%s: %s, expected %s (%s)", cases[i].name,
-			     mpfs_codec_strerror(d.rc), mpfs_codec_strerror(cases[i].code), d.err.msg);
+			     mpfs_codec_strerror(d.rc), mpfs_codec_strerror(cases[i].code),
+			     d.err.msg);
 		cr_assert_eq(d.err.code, d.rc);
 		cr_assert(d.err.msg[0], "%s: empty message", cases[i].name);
 		cr_assert_null(strchr(d.err.msg, '\n'), "%s: not one line", cases[i].name);
@@ -996,8 +998,8 @@ Test(codec_model, out_of_memory_at_every_allocation, .timeout = 60)
 				mpfs_model_destroy(&m);
 				break;
 			}
-			cr_assert_eq(rc, MPFS_E_NOMEM, "%s, allocation %zu failing: %s", names[f], k,
-				     err.msg);
+			cr_assert_eq(rc, MPFS_E_NOMEM, "%s, allocation %zu failing: %s", names[f],
+				     k, err.msg);
 			cr_assert(err.msg[0]);
 		}
 		free(p);
@@ -1038,9 +1040,9 @@ Test(codec_model, mutated_fixtures_never_crash, .timeout = 120)
 {
 	static const char *const names[] = {"logreg_seed.mpk", "logreg_compact.mpk",
 					    "edge_values.mpk"};
-	static const uint8_t subst[] = {0x00, 0x01, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf,
-					0xc0, 0xc1, 0xc3, 0xc4, 0xc6, 0xc9, 0xca, 0xcb, 0xcf,
-					0xd3, 0xd4, 0xd8, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xff};
+	static const uint8_t subst[] = {0x00, 0x01, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0,
+					0xc1, 0xc3, 0xc4, 0xc6, 0xc9, 0xca, 0xcb, 0xcf, 0xd3, 0xd4,
+					0xd8, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xff};
 	int ok = 0, refused = 0;
 
 	for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
@@ -1048,7 +1050,9 @@ Test(codec_model, mutated_fixtures_never_crash, .timeout = 120)
 		uint8_t *orig = tu_fixture(names[f], &n);
 		for (size_t i = 0; i < n; i++) {
 			for (size_t s = 0; s < sizeof(subst) + 2; s++) {
-				uint8_t c = s < sizeof(subst) ? subst[s] : (uint8_t)(orig[i] ^ (s & 1 ? 1 : 0x10));
+				uint8_t c = s < sizeof(subst)
+						    ? subst[s]
+						    : (uint8_t)(orig[i] ^ (s & 1 ? 1 : 0x10));
 				uint8_t *p = tu_dup(orig, n);
 				struct mdl d;
 				p[i] = c;
@@ -1059,7 +1063,8 @@ Test(codec_model, mutated_fixtures_never_crash, .timeout = 120)
 					exercise(&d, &d.m.root);
 					ok++;
 				} else {
-					cr_assert(d.err.msg[0], "%s[%zu]=%02x: no message", names[f], i, c);
+					cr_assert(d.err.msg[0], "%s[%zu]=%02x: no message",
+						  names[f], i, c);
 					cr_assert_leq(d.err.off, n);
 					refused++;
 				}

@@ -147,9 +147,13 @@ Test(fs_names, escapes_each_special_byte)
 Test(fs_names, round_trip_of_awkward_keys)
 {
 	static const char *const keys[] = {
-		"alpha", ".", "..", "", "a/b", "/", "//", "../../etc/passwd", "%", "%%", "%2F",
-		"#", "##x##", "~", "x~", "#x#", ".swp", "a.npy", "x.bin", "%~0~", "%#1", "-1",
-		"h\xc3\xa9llo", "\xff\xfe\x80", " ", "\t\n",
+		"alpha", ".",	  "..",		  "",
+		"a/b",	 "/",	  "//",		  "../../etc/passwd",
+		"%",	 "%%",	  "%2F",	  "#",
+		"##x##", "~",	  "x~",		  "#x#",
+		".swp",	 "a.npy", "x.bin",	  "%~0~",
+		"%#1",	 "-1",	  "h\xc3\xa9llo", "\xff\xfe\x80",
+		" ",	 "\t\n",
 	};
 	static const char *const suffixes[] = {"", ".npy", ".bin"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -190,7 +194,8 @@ Test(fs_names, round_trip_of_random_keys)
 		size_t n = rng() % 80;
 		for (size_t j = 0; j < n; j++) {
 			uint64_t r = rng();
-			k[j] = r & 1 ? (uint8_t)(r >> 8) : (uint8_t)alphabet[(r >> 8) % (sizeof(alphabet) - 1)];
+			k[j] = r & 1 ? (uint8_t)(r >> 8)
+				     : (uint8_t)alphabet[(r >> 8) % (sizeof(alphabet) - 1)];
 		}
 		round_trip(k, n, i & 1 ? "#" : "", i % 3 ? "" : ".npy");
 	}
@@ -200,14 +205,15 @@ Test(fs_names, round_trip_of_random_keys)
  * escaped '.' keeps "k" + ".npy" apart from the key "k.npy". */
 Test(fs_names, distinct_keys_distinct_names)
 {
-	static const char *const keys[] = {"", ".", "..", "a", "a.npy", "a%2Enpy", "%", "%25",
-					   "a/b", "a%2Fb", "a.", "a%2E", "#", "~", "%23", "%7E",
-					   "1", "%#1", "%~0~", "A", "a.bin"};
+	static const char *const keys[] = {
+		"",	".", "..", "a",	  "a.npy", "a%2Enpy", "%",   "%25",  "a/b", "a%2Fb", "a.",
+		"a%2E", "#", "~",  "%23", "%7E",   "1",	      "%#1", "%~0~", "A",   "a.bin"};
 	enum { N = sizeof(keys) / sizeof(keys[0]) };
 	static char names[N * 4][MPFS_NAME_MAX + 1];
 	int k = 0;
 	for (int i = 0; i < N; i++) {
-		snprintf(names[k++], sizeof(names[0]), "%s", escape(keys[i], strlen(keys[i]), "", "", 0));
+		snprintf(names[k++], sizeof(names[0]), "%s",
+			 escape(keys[i], strlen(keys[i]), "", "", 0));
 		snprintf(names[k++], sizeof(names[0]), "%s",
 			 escape(keys[i], strlen(keys[i]), "", ".npy", 0));
 		snprintf(names[k++], sizeof(names[0]), "%s",
@@ -217,8 +223,8 @@ Test(fs_names, distinct_keys_distinct_names)
 	}
 	for (int i = 0; i < k; i++) {
 		for (int j = i + 1; j < k; j++)
-			cr_assert_str_neq(names[i], names[j], "keys %d and %d: both %s", i / 4, j / 4,
-					  names[i]);
+			cr_assert_str_neq(names[i], names[j], "keys %d and %d: both %s", i / 4,
+					  j / 4, names[i]);
 		/* and no escaped name is a plain name */
 		cr_assert_not(plain(names[i], ""));
 	}
@@ -271,7 +277,7 @@ Test(fs_names, the_limit_between_short_and_long_forms)
 
 	/* "%" + key: 254 plain bytes fit, 255 do not. */
 	memset(k, 'a', sizeof(k));
-	k[0] = '%'; /* not plain, escapes to 3 bytes */
+	k[0] = '%';				      /* not plain, escapes to 3 bytes */
 	const char *name = escape(k, 252, "", "", 9); /* 1 + 3 + 251 = 255 */
 	cr_assert_eq(strlen(name), 255);
 	cr_assert(!strncmp(name, "%%25aaa", 7), "%s", name);

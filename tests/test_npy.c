@@ -138,8 +138,8 @@ Test(codec_npy, header_padding_for_every_length)
 
 struct npy_case {
 	const char *name;
-	const char *hex;    /* a nested list, or NULL for a raw array */
-	const char *check;  /* Python expression over a, true when right */
+	const char *hex;   /* a nested list, or NULL for a raw array */
+	const char *check; /* Python expression over a, true when right */
 };
 
 static void write_npy(const char *path, const struct mpfs_array *a, const void *data)
@@ -174,8 +174,9 @@ Test(codec_npy, numpy_loads_headers_and_filled_data, .timeout = 60)
 		{"empty_2d", "92 90 90", "a.dtype == numpy.float64 and a.shape == (2, 0)"},
 		{"3d", "92 92 91 01 91 02 92 91 03 91 04",
 		 "a.shape == (2, 2, 1) and a.ravel().tolist() == [1, 2, 3, 4]"},
-		{"specials", "93 cb 7f f8 00 00 00 00 00 00 cb ff f0 00 00 00 00 00 00 cb 80 00 00 00 "
-			     "00 00 00 00",
+		{"specials",
+		 "93 cb 7f f8 00 00 00 00 00 00 cb ff f0 00 00 00 00 00 00 cb 80 00 00 00 "
+		 "00 00 00 00",
 		 "numpy.isnan(a[0]) and a[1] == -numpy.inf and str(a[2]) == '-0.0'"},
 	};
 	char *dir = tu_temp_dir();
@@ -232,13 +233,35 @@ Test(codec_npy, numpy_loads_headers_and_filled_data, .timeout = 60)
 		uint64_t shape[2];
 		uint8_t data[32];
 	} raws[] = {
-		{"zero_d", "<f8", "a.shape == () and a.item() == 3.5", 0, {0}, {0, 0, 0, 0, 0, 0, 0x0c, 0x40}},
-		{"u1", "|u1", "a.dtype == numpy.uint8 and a.tolist() == [0, 1, 255]", 1, {3}, {0, 1, 255}},
-		{"i4", "<i4", "a.dtype == numpy.int32 and a.tolist() == [[1], [-2]]", 2, {2, 1},
+		{"zero_d",
+		 "<f8",
+		 "a.shape == () and a.item() == 3.5",
+		 0,
+		 {0},
+		 {0, 0, 0, 0, 0, 0, 0x0c, 0x40}},
+		{"u1",
+		 "|u1",
+		 "a.dtype == numpy.uint8 and a.tolist() == [0, 1, 255]",
+		 1,
+		 {3},
+		 {0, 1, 255}},
+		{"i4",
+		 "<i4",
+		 "a.dtype == numpy.int32 and a.tolist() == [[1], [-2]]",
+		 2,
+		 {2, 1},
 		 {1, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff}},
-		{"f8be", ">f8", "a.dtype == numpy.dtype('>f8') and a.tolist() == [1.0]", 1, {1},
+		{"f8be",
+		 ">f8",
+		 "a.dtype == numpy.dtype('>f8') and a.tolist() == [1.0]",
+		 1,
+		 {1},
 		 {0x3f, 0xf0, 0, 0, 0, 0, 0, 0}},
-		{"c16", "<c16", "a.dtype == numpy.complex128 and a.tolist() == [1+2j]", 1, {1},
+		{"c16",
+		 "<c16",
+		 "a.dtype == numpy.complex128 and a.tolist() == [1+2j]",
+		 1,
+		 {1},
 		 {0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0, 0, 0, 0, 0, 0, 0, 0x40}},
 	};
 	for (size_t i = 0; i < sizeof(raws) / sizeof(raws[0]); i++) {

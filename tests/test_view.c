@@ -106,8 +106,7 @@ static char *xattr(struct mpfs_view *v, uint32_t id, const char *name)
 	return buf;
 }
 
-static void expect_xattr(struct mpfs_view *v, const char *path, const char *name,
-			 const char *want)
+static void expect_xattr(struct mpfs_view *v, const char *path, const char *name, const char *want)
 {
 	char *got = xattr(v, id_of(v, path), name);
 	if (!want) {
@@ -142,8 +141,8 @@ static void expect_xattr_list(struct mpfs_view *v, const char *path, const char 
 struct walk {
 	struct mpfs_view *v;
 	const struct stat *ast; /* the archive's */
-	uint32_t next_ino;      /* depth-first numbering */
-	const char *dump;       /* write the tree under this directory, or NULL */
+	uint32_t next_ino;	/* depth-first numbering */
+	const char *dump;	/* write the tree under this directory, or NULL */
 	uint32_t files, dirs;
 };
 
@@ -254,8 +253,8 @@ static void walk(struct walk *w, uint32_t id, const char *path)
 	cr_assert_eq(st.st_size, 0);
 }
 
-static void walk_view(struct mpfs_view *v, const char *archive, const char *dump,
-		      uint32_t *files, uint32_t *dirs)
+static void walk_view(struct mpfs_view *v, const char *archive, const char *dump, uint32_t *files,
+		      uint32_t *dirs)
 {
 	struct stat ast;
 	struct walk w = {.v = v, .ast = &ast, .next_ino = 1, .dump = dump};
@@ -348,7 +347,8 @@ Test(fs_view, trees_match_expect_json, .timeout = 60)
 	      "                a = numpy.load(p, mmap_mode=mode, allow_pickle=False)\n"
 	      "                if a.dtype.str != e['dtype'] or list(a.shape) != e['shape']:\n"
 	      "                    fail(name, path, a.dtype.str, a.shape)\n"
-	      "                h = hashlib.sha256(numpy.ascontiguousarray(a).tobytes()).hexdigest()\n"
+	      "                h = "
+	      "hashlib.sha256(numpy.ascontiguousarray(a).tobytes()).hexdigest()\n"
 	      "                if h != e['sha256']: fail(name, path, 'sha256 of the data', mode)\n"
 	      "            assert path.endswith('.npy')\n"
 	      "            b = open(os.path.join(rawroot, path[:-4] + '.bin'), 'rb').read()\n"
@@ -414,8 +414,8 @@ Test(fs_view, list_and_csr_entry_names)
 {
 	struct mpfs_view *v = open_fixture("tfidf_seed.mpk", false);
 	uint32_t id = id_of(v, "/transformer/xtra/_idf_diag"), c;
-	static const char *const names[] = {"class_name", "shape", "data.npy", "indices.npy",
-					    "indptr.npy", "dtype"};
+	static const char *const names[] = {"class_name",  "shape",	 "data.npy",
+					    "indices.npy", "indptr.npy", "dtype"};
 
 	cr_assert(mpfs_view_is_dir(v, id));
 	cr_assert_eq(mpfs_view_nchildren(v, id), 6);
@@ -502,9 +502,14 @@ Test(fs_view, escaped_names_in_bad_key_traversal)
 		cr_assert_eq(n, (long)strlen(entries[i].key));
 		cr_assert(!memcmp(key, entries[i].key, (size_t)n));
 	}
-	static const char *const nowhere[] = {"/params/../../etc/passwd", "/params/..",
-					      "/params/.", "/params/a/b", "/params/a",
-					      "/params/etc/passwd", "/etc/passwd", "/params/"
+	static const char *const nowhere[] = {"/params/../../etc/passwd",
+					      "/params/..",
+					      "/params/.",
+					      "/params/a/b",
+					      "/params/a",
+					      "/params/etc/passwd",
+					      "/etc/passwd",
+					      "/params/"
 					      "%2E%2E"};
 	for (size_t i = 0; i < sizeof(nowhere) / sizeof(nowhere[0]); i++)
 		cr_assert_eq(mpfs_view_lookup(v, nowhere[i], &id), -ENOENT, "%s resolved",
@@ -529,7 +534,8 @@ Test(fs_view, raw_option)
 		char *b = read_all(raw, id_of(raw, "/weights/coefs_/0.bin"), 4096, &lr);
 		cr_assert_eq(lr, 20 * 16 * 8);
 		cr_assert_eq(ln, 128 + lr);
-		cr_assert(!memcmp(a + 128, b, lr), "%s: .bin differs from the .npy data", fixtures[f]);
+		cr_assert(!memcmp(a + 128, b, lr), "%s: .bin differs from the .npy data",
+			  fixtures[f]);
 		cr_assert_eq(mpfs_view_stat(raw, id_of(raw, "/weights/coefs_/0.bin"), &st), 0);
 		cr_assert_eq(st.st_size, (off_t)lr);
 		expect_xattr(raw, "/weights/coefs_/0.bin", "user.mpfs.shape", "20,16");
@@ -598,9 +604,9 @@ Test(fs_view, open_errors)
 	tu_rm_rf(dir);
 	free(dir);
 
-	static const char *const bad[] = {"bad_truncated.mpk", "bad_not_a_map.mpk",
+	static const char *const bad[] = {"bad_truncated.mpk",	       "bad_not_a_map.mpk",
 					  "bad_compact_bad_dtype.mpk", "bad_deep_nesting.mpk",
-					  "bad_huge_array_len.mpk", "bad_trailing_bytes.mpk"};
+					  "bad_huge_array_len.mpk",    "bad_trailing_bytes.mpk"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *p = tu_fixture_path(bad[i]);
 		memset(&err, 0, sizeof(err));
@@ -759,15 +765,16 @@ Test(fs_view, repeated_keys_get_distinct_names)
 		struct mpfs_view *v = open_tb(&b, false);
 		uint32_t n = mpfs_view_nchildren(v, MPFS_ROOT_ID), c;
 		cr_assert_eq(n, (uint32_t)copies + 1);
-		cr_assert_str_eq(mpfs_view_child(v, MPFS_ROOT_ID, 0, &c), "a", "the first keeps it");
+		cr_assert_str_eq(mpfs_view_child(v, MPFS_ROOT_ID, 0, &c), "a",
+				 "the first keeps it");
 		for (uint32_t i = 0; i < n; i++) {
 			const char *name = mpfs_view_child(v, MPFS_ROOT_ID, i, &c);
 			char path[300], want[8];
 			for (uint32_t j = 0; j < i; j++) {
 				uint32_t d;
 				cr_assert_str_neq(mpfs_view_child(v, MPFS_ROOT_ID, j, &d), name,
-						  "%d copies: entries %u and %u both '%s'", copies, j, i,
-						  name);
+						  "%d copies: entries %u and %u both '%s'", copies,
+						  j, i, name);
 			}
 			snprintf(path, sizeof(path), "/%s", name);
 			snprintf(want, sizeof(want), "%u\n", i < (uint32_t)copies ? i : 99);
@@ -872,7 +879,8 @@ Test(fs_view, out_of_memory_at_every_allocation, .timeout = 60)
 			struct tb b = {0};
 			tb_map(&b, 2);
 			tb_arr(&b, 1);
-			tb_str(&b, "a key whose JSON text takes more than sixty-four bytes, surely");
+			tb_str(&b,
+			       "a key whose JSON text takes more than sixty-four bytes, surely");
 			tb_uint(&b, 1);
 			tb_str(&b, "class_name");
 			tb_str(&b, "x");
@@ -890,12 +898,12 @@ Test(fs_view, out_of_memory_at_every_allocation, .timeout = 60)
 			rc = mpfs_view_open(&v, path, &opts, &err);
 			tu_allocs.on = false;
 			if (rc == 0) {
-				cr_assert_lt(tu_allocs.calls, k, "%s: allocation %zu failed unseen", path,
-					     k);
+				cr_assert_lt(tu_allocs.calls, k, "%s: allocation %zu failed unseen",
+					     path, k);
 				break;
 			}
-			cr_assert_eq(rc, -ENOMEM, "%s, allocation %zu failing: %d (%s)", path, k, rc,
-				     err.msg);
+			cr_assert_eq(rc, -ENOMEM, "%s, allocation %zu failing: %d (%s)", path, k,
+				     rc, err.msg);
 		}
 		/* A text file whose content cannot be made. */
 		uint32_t id = id_of(v, f == 0 ? "/params/lst" : "/class_name");

@@ -26,7 +26,7 @@
 /* The archives in $MPFS_FIXTURES that must decode. */
 static const char *const tu_good_fixtures[] = {
 	"edge_values.mpk", "logreg_compact.mpk", "logreg_seed.mpk", "mlp_compact.mpk",
-	"mlp_seed.mpk",    "tfidf_compact.mpk",  "tfidf_seed.mpk",
+	"mlp_seed.mpk",	   "tfidf_compact.mpk",	 "tfidf_seed.mpk",
 };
 #define TU_NGOOD (sizeof(tu_good_fixtures) / sizeof(tu_good_fixtures[0]))
 
@@ -164,7 +164,8 @@ static inline void tb_bin(struct tb *b, const void *s, size_t n)
 
 static inline void tb_ext(struct tb *b, int8_t type, const void *s, size_t n)
 {
-	static const uint8_t fix[17] = {[1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
+	static const uint8_t fix[17] = {
+		[1] = 0xd4, [2] = 0xd5, [4] = 0xd6, [8] = 0xd7, [16] = 0xd8};
 	if (n <= 16 && fix[n])
 		tb_byte(b, fix[n]);
 	else if (n <= UINT8_MAX)
