@@ -228,6 +228,26 @@ long mpfs_fs_listxattr(struct mpfs_fs *fs, const char *path, char *buf, size_t s
 	return rc;
 }
 
+/* A new file at path can become an archive entry (or is a scratch file):
+ * 0, -ENOENT without a parent, -ENOTDIR, or -EPERM in a list or csr_matrix
+ * directory, whose members are fixed. */
+static int may_create(struct mpfs_fs *fs, const char *path)
+{
+	char d[PATH_MAX];
+	uint32_t dir;
+	int rc;
+
+	mpfs_path_parent(path, d, sizeof(d));
+	if ((rc = mpfs_fs_lookup(fs, d, &dir)))
+		return rc;
+	if (!mpfs_view_is_dir(fs->view, dir))
+		return -ENOTDIR;
+	if (mpfs_view_node(fs->view, dir)->kind != MPFS_N_MAP &&
+	    !mpfs_fs_is_scratch(mpfs_path_base(path)))
+		return -EPERM;
+	return 0;
+}
+
 int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool create, uint64_t *fh)
 {
 	bool wr = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) || create;
@@ -249,6 +269,8 @@ int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool crea
 	bool exists = p || mpfs_fs_lookup(fs, path, &id) == 0;
 	if (!exists && !create) {
 		rc = -ENOENT;
+	} else if (!exists && (rc = may_create(fs, path))) {
+		/* refused at once, rather than at the first close */
 	} else if (exists && create && (flags & O_EXCL)) {
 		rc = -EEXIST;
 	} else if (!p && exists && mpfs_view_is_dir(fs->view, id)) {
