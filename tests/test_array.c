@@ -7,45 +7,16 @@
 #include "codec/array.h"
 #include "testutil.h"
 
-struct doc {
-	uint8_t *buf;
-	size_t n;
-	struct mpfs_doc doc;
-};
-
-static void doc_tb(struct doc *d, struct tb *b)
-{
-	struct mpfs_error err;
-	d->buf = tu_dup(b->p, b->len);
-	d->n = b->len;
-	tb_free(b);
-	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK, "test input: %s",
-		     err.msg);
-}
-
-static void doc_hex(struct doc *d, const char *hex)
-{
-	struct tb b = {0};
-	tb_hex(&b, hex);
-	doc_tb(d, &b);
-}
-
-static void doc_free(struct doc *d)
-{
-	mpfs_doc_destroy(&d->doc);
-	free(d->buf);
-}
-
 /* ---- nested lists ------------------------------------------------------------ */
 
 /* hex must be a nested array of dtype descr and the given shape. */
 static void nested_ok(const char *hex, const char *descr, unsigned ndim, const uint64_t *shape)
 {
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 	uint64_t count = 1;
 
-	doc_hex(&d, hex);
+	tu_doc_hex(&d, hex);
 	cr_assert(mpfs_array_nested(&d.doc.root, &a), "%s: not an array", hex);
 	cr_assert_str_eq(a.descr, descr, "%s: dtype %s, expected %s", hex, a.descr, descr);
 	cr_assert_eq(a.itemsize, descr[2] - '0');
@@ -59,22 +30,22 @@ static void nested_ok(const char *hex, const char *descr, unsigned ndim, const u
 	}
 	cr_assert_eq(a.count, count, "%s: count", hex);
 	cr_assert_eq(a.nbytes, count * a.itemsize, "%s: nbytes", hex);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* hex must not be an array, and *a is left untouched. */
 static void nested_no(const char *hex)
 {
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a, before;
 
 	memset(&a, 0xab, sizeof(a));
 	before = a;
-	doc_hex(&d, hex);
+	tu_doc_hex(&d, hex);
 	cr_assert_not(mpfs_array_nested(&d.doc.root, &a), "%s: taken for an array (%s)", hex,
 		      a.descr);
 	cr_assert(memcmp(&a, &before, sizeof(a)) == 0, "%s: a was written", hex);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 #define SHAPE(...) ((const uint64_t[]){__VA_ARGS__})
@@ -152,25 +123,25 @@ Test(codec_array, nested_rejects_ragged_and_mixed)
 Test(codec_array, nested_dimension_limit)
 {
 	struct tb b = {0};
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 
 	for (int i = 0; i < MPFS_MAX_DIMS - 1; i++)
 		tb_hex(&b, "91");
 	tb_hex(&b, "92 01 02");
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert(mpfs_array_nested(&d.doc.root, &a));
 	cr_assert_eq(a.ndim, MPFS_MAX_DIMS);
 	cr_assert_eq(a.shape[MPFS_MAX_DIMS - 1], 2);
 	cr_assert_eq(a.count, 2);
-	doc_free(&d);
+	tu_doc_free(&d);
 
 	for (int i = 0; i < MPFS_MAX_DIMS; i++)
 		tb_hex(&b, "91");
 	tb_hex(&b, "92 01 02");
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert_not(mpfs_array_nested(&d.doc.root, &a), "33 dimensions");
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* ---- mpfs_array_fill ---------------------------------------------------------- */
@@ -178,11 +149,11 @@ Test(codec_array, nested_dimension_limit)
 /* Fills hex's array into a buffer of exactly nbytes and compares with want. */
 static void fill_is(const char *hex, const char *descr, const void *want, size_t n)
 {
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 	uint8_t *out;
 
-	doc_hex(&d, hex);
+	tu_doc_hex(&d, hex);
 	cr_assert(mpfs_array_nested(&d.doc.root, &a), "%s: not an array", hex);
 	cr_assert_str_eq(a.descr, descr, "%s", hex);
 	cr_assert_eq(a.nbytes, n, "%s: nbytes %llu, expected %zu", hex,
@@ -194,7 +165,7 @@ static void fill_is(const char *hex, const char *descr, const void *want, size_t
 			     "%s: byte %zu is %02x, expected %02x", hex, i, out[i],
 			     ((const uint8_t *)want)[i]);
 	free(out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 static void le64(uint8_t *p, uint64_t x)
@@ -296,22 +267,22 @@ Test(codec_array, fill_special_floats)
 
 Test(codec_array, fill_empty_writes_nothing)
 {
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 	uint8_t out[4] = {0xee, 0xee, 0xee, 0xee};
 
-	doc_hex(&d, "92 90 90");
+	tu_doc_hex(&d, "92 90 90");
 	cr_assert(mpfs_array_nested(&d.doc.root, &a));
 	cr_assert_eq(a.nbytes, 0);
 	mpfs_array_fill(&d.doc, &a, out);
 	cr_assert_eq(out[0], 0xee);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(codec_array, fill_large_matrix)
 {
 	struct tb b = {0};
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 
 	tb_arr(&b, 100);
@@ -320,7 +291,7 @@ Test(codec_array, fill_large_matrix)
 		for (int j = 0; j < 70; j++)
 			tb_f64(&b, i * 1000.0 + j + 0.5);
 	}
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert(mpfs_array_nested(&d.doc.root, &a));
 	cr_assert_eq(a.ndim, 2);
 	cr_assert_eq(a.shape[0], 100);
@@ -331,7 +302,7 @@ Test(codec_array, fill_large_matrix)
 		for (int j = 0; j < 70; j++)
 			cr_assert_eq(out[i * 70 + j], i * 1000.0 + j + 0.5);
 	free(out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* ---- mpfs_array_shape_str ----------------------------------------------------------- */
@@ -404,7 +375,8 @@ static void compact(struct tb *b, bool bin, const char *type, const int64_t *sha
 	free(data);
 }
 
-static enum mpfs_codec_err compact_of(struct doc *d, struct mpfs_array *a, struct mpfs_error *err)
+static enum mpfs_codec_err compact_of(struct tu_doc *d, struct mpfs_array *a,
+				      struct mpfs_error *err)
 {
 	cr_assert(mpfs_array_is_compact(&d->doc, &d->doc.root));
 	memset(err, 0, sizeof(*err));
@@ -422,12 +394,12 @@ Test(codec_array, compact_str_and_bin_keys)
 {
 	for (int bin = 0; bin < 2; bin++) {
 		struct tb b = {0};
-		struct doc d;
+		struct tu_doc d;
 		struct mpfs_array a;
 		struct mpfs_error err;
 
 		compact(&b, bin, "<f8", (const int64_t[]){2, 3}, 2, 48);
-		doc_tb(&d, &b);
+		tu_doc_tb(&d, &b);
 		cr_assert_eq(compact_of(&d, &a, &err), MPFS_OK, "%s", err.msg);
 		cr_assert_str_eq(a.descr, "<f8");
 		cr_assert_eq(a.itemsize, 8);
@@ -439,14 +411,14 @@ Test(codec_array, compact_str_and_bin_keys)
 		cr_assert_eq(a.nbytes, 48);
 		cr_assert_eq(a.src, &d.doc.root);
 		cr_assert_eq(a.data_off, d.n - 48, "data_off %llu", (unsigned long long)a.data_off);
-		doc_free(&d);
+		tu_doc_free(&d);
 	}
 }
 
 Test(codec_array, compact_key_order_kind_absent_and_str_data)
 {
 	struct tb b = {0};
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 	struct mpfs_error err;
 
@@ -461,46 +433,46 @@ Test(codec_array, compact_key_order_kind_absent_and_str_data)
 	tb_str(&b, "|u1");
 	tb_str(&b, "nd");
 	tb_bool(&b, true);
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert_eq(compact_of(&d, &a, &err), MPFS_OK, "%s", err.msg);
 	cr_assert_str_eq(a.descr, "|u1");
 	cr_assert_eq(a.nbytes, 4);
 	cr_assert(memcmp(d.buf + a.data_off, "abcd", 4) == 0);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(codec_array, compact_zero_d_and_empty)
 {
 	struct tb b = {0};
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 	struct mpfs_error err;
 
 	compact(&b, false, "<f8", NULL, 0, 8);
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert_eq(compact_of(&d, &a, &err), MPFS_OK, "%s", err.msg);
 	cr_assert_eq(a.ndim, 0);
 	cr_assert_eq(a.count, 1);
 	cr_assert_eq(a.nbytes, 8);
-	doc_free(&d);
+	tu_doc_free(&d);
 
 	compact(&b, false, "<f8", (const int64_t[]){0}, 1, 0);
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert_eq(compact_of(&d, &a, &err), MPFS_OK, "%s", err.msg);
 	cr_assert_eq(a.ndim, 1);
 	cr_assert_eq(a.count, 0);
 	cr_assert_eq(a.nbytes, 0);
-	doc_free(&d);
+	tu_doc_free(&d);
 
 	/* 32 dimensions of 1 */
 	int64_t ones[MPFS_MAX_DIMS];
 	for (int i = 0; i < MPFS_MAX_DIMS; i++)
 		ones[i] = 1;
 	compact(&b, false, "<i2", ones, MPFS_MAX_DIMS, 2);
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert_eq(compact_of(&d, &a, &err), MPFS_OK, "%s", err.msg);
 	cr_assert_eq(a.ndim, MPFS_MAX_DIMS);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(codec_array, compact_dtype_strings)
@@ -518,17 +490,17 @@ Test(codec_array, compact_dtype_strings)
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		struct tb b = {0};
-		struct doc d;
+		struct tu_doc d;
 		struct mpfs_array a;
 		struct mpfs_error err;
 
 		compact(&b, i % 2, ok[i].in, (const int64_t[]){3}, 1, 3 * ok[i].size);
-		doc_tb(&d, &b);
+		tu_doc_tb(&d, &b);
 		cr_assert_eq(compact_of(&d, &a, &err), MPFS_OK, "%s: %s", ok[i].in, err.msg);
 		cr_assert_str_eq(a.descr, ok[i].descr, "%s: %s", ok[i].in, a.descr);
 		cr_assert_eq(a.itemsize, ok[i].size, "%s", ok[i].in);
 		cr_assert_eq(a.nbytes, 3 * ok[i].size);
-		doc_free(&d);
+		tu_doc_free(&d);
 
 		/* The same through mpfs_array_parse_dtype. */
 		memset(&a, 0, sizeof(a));
@@ -552,7 +524,7 @@ Test(codec_array, compact_rejects_other_dtypes)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct tb b = {0};
-		struct doc d;
+		struct tu_doc d;
 		struct mpfs_array a;
 		struct mpfs_error err;
 		uint64_t type_off;
@@ -568,11 +540,11 @@ Test(codec_array, compact_rejects_other_dtypes)
 		tb_hex(&b, "91 01");
 		tb_str(&b, "data");
 		tb_bin(&b, "12345678", 8);
-		doc_tb(&d, &b);
+		tu_doc_tb(&d, &b);
 		cr_assert_eq(compact_of(&d, &a, &err), MPFS_E_DTYPE, "dtype '%.*s' accepted",
 			     (int)bad[i].n, bad[i].s);
 		cr_assert_eq(err.off, type_off, "'%.*s': offset", (int)bad[i].n, bad[i].s);
-		doc_free(&d);
+		tu_doc_free(&d);
 		cr_assert_not(mpfs_array_parse_dtype((const uint8_t *)bad[i].s, bad[i].n, &a));
 	}
 }
@@ -580,7 +552,7 @@ Test(codec_array, compact_rejects_other_dtypes)
 Test(codec_array, compact_rejects_kind)
 {
 	struct tb b = {0};
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 	struct mpfs_error err;
 	uint64_t kind_off;
@@ -600,10 +572,10 @@ Test(codec_array, compact_rejects_kind)
 		tb_hex(&b, "91 01");
 		tb_str(&b, "data");
 		tb_bin(&b, "12345678", 8);
-		doc_tb(&d, &b);
+		tu_doc_tb(&d, &b);
 		cr_assert_eq(compact_of(&d, &a, &err), MPFS_E_DTYPE, "kind %s", kinds[i]);
 		cr_assert_eq(err.off, kind_off);
-		doc_free(&d);
+		tu_doc_free(&d);
 	}
 
 	/* a kind that is not even a string */
@@ -618,9 +590,9 @@ Test(codec_array, compact_rejects_kind)
 	tb_hex(&b, "91 01");
 	tb_str(&b, "data");
 	tb_bin(&b, "12345678", 8);
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert_eq(compact_of(&d, &a, &err), MPFS_E_ARRAY);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* Builds {"nd": true, "type": "<f8", "shape": SHAPE, "data": DATA} where
@@ -630,7 +602,7 @@ static enum mpfs_codec_err try_compact(const char *type_hex, const char *shape_h
 				       uint64_t *at_shape, uint64_t *at_data)
 {
 	struct tb b = {0};
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array a;
 	enum mpfs_codec_err rc;
 
@@ -649,9 +621,9 @@ static enum mpfs_codec_err try_compact(const char *type_hex, const char *shape_h
 		*at_data = b.len;
 		tb_hex(&b, data_hex);
 	}
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	rc = compact_of(&d, &a, err);
-	doc_free(&d);
+	tu_doc_free(&d);
 	return rc;
 }
 
@@ -754,30 +726,30 @@ Test(codec_array, compact_rejects_data_size_mismatch)
 
 Test(codec_array, is_compact)
 {
-	struct doc d;
+	struct tu_doc d;
 
-	doc_hex(&d, "81 a2 6e 64 c3"); /* {"nd": true} */
+	tu_doc_hex(&d, "81 a2 6e 64 c3"); /* {"nd": true} */
 	cr_assert(mpfs_array_is_compact(&d.doc, &d.doc.root));
-	doc_free(&d);
-	doc_hex(&d, "81 c4 02 6e 64 c3"); /* bin key */
+	tu_doc_free(&d);
+	tu_doc_hex(&d, "81 c4 02 6e 64 c3"); /* bin key */
 	cr_assert(mpfs_array_is_compact(&d.doc, &d.doc.root));
-	doc_free(&d);
+	tu_doc_free(&d);
 	/* only nd: true makes one (docs/tree.md §2) */
-	doc_hex(&d, "81 a2 6e 64 c2"); /* {"nd": false} */
+	tu_doc_hex(&d, "81 a2 6e 64 c2"); /* {"nd": false} */
 	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
-	doc_free(&d);
-	doc_hex(&d, "81 a2 6e 64 01"); /* {"nd": 1} */
+	tu_doc_free(&d);
+	tu_doc_hex(&d, "81 a2 6e 64 01"); /* {"nd": 1} */
 	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
-	doc_free(&d);
-	doc_hex(&d, "81 a4 74 79 70 65 a3 3c 66 38"); /* no nd */
+	tu_doc_free(&d);
+	tu_doc_hex(&d, "81 a4 74 79 70 65 a3 3c 66 38"); /* no nd */
 	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
-	doc_free(&d);
-	doc_hex(&d, "80");
+	tu_doc_free(&d);
+	tu_doc_hex(&d, "80");
 	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
-	doc_free(&d);
-	doc_hex(&d, "91 a2 6e 64"); /* a list is no map */
+	tu_doc_free(&d);
+	tu_doc_hex(&d, "91 a2 6e 64"); /* a list is no map */
 	cr_assert_not(mpfs_array_is_compact(&d.doc, &d.doc.root));
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* ---- fixtures -------------------------------------------------------------------- */

@@ -18,49 +18,6 @@
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-struct doc {
-	uint8_t *buf;
-	size_t n;
-	struct mpfs_doc doc;
-};
-
-static void doc_tb(struct doc *d, struct tb *b)
-{
-	struct mpfs_error err;
-	d->buf = tu_dup(b->p, b->len);
-	d->n = b->len;
-	tb_free(b);
-	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK, "test input: %s",
-		     err.msg);
-}
-
-static void doc_hex(struct doc *d, const char *hex)
-{
-	struct tb b = {0};
-	tb_hex(&b, hex);
-	doc_tb(d, &b);
-}
-
-static void doc_bytes(struct doc *d, const void *p, size_t n)
-{
-	struct tb b = {0};
-	tb_put(&b, p, n);
-	doc_tb(d, &b);
-}
-
-static void doc_fixture(struct doc *d, const char *name)
-{
-	struct mpfs_error err;
-	d->buf = tu_fixture(name, &d->n);
-	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK, "%s: %s", name, err.msg);
-}
-
-static void doc_free(struct doc *d)
-{
-	mpfs_doc_destroy(&d->doc);
-	free(d->buf);
-}
-
 /* Bytes as hex for messages (one of four rotating static buffers). */
 static const char *hexs(const void *p, size_t n)
 {
@@ -87,7 +44,7 @@ static void expect_bytes(const void *got, size_t n, const char *want_hex, const 
 }
 
 /* out must hold exactly one MsgPack value; decoded into d. */
-static void decode_out(struct doc *d, const struct mpfs_strbuf *out, const char *what)
+static void decode_out(struct tu_doc *d, const struct mpfs_strbuf *out, const char *what)
 {
 	struct mpfs_error err;
 	cr_assert_not(out->oom, "%s: out of memory", what);
@@ -99,7 +56,7 @@ static void decode_out(struct doc *d, const struct mpfs_strbuf *out, const char 
 }
 
 /* A path of string keys below the root of d, "a/b/c". */
-static const struct mpfs_val *get(const struct doc *d, const char *path)
+static const struct mpfs_val *get(const struct tu_doc *d, const char *path)
 {
 	const struct mpfs_val *v = &d->doc.root;
 	char *copy = strdup(path), *save = NULL;
@@ -119,15 +76,15 @@ static const struct mpfs_val *get(const struct doc *d, const char *path)
 static enum mpfs_codec_err json_enc(const char *old_hex, const char *text, size_t len,
 				    struct mpfs_strbuf *out, struct mpfs_error *err)
 {
-	struct doc d;
+	struct tu_doc d;
 	char *t = (char *)tu_dup(text, len);
 	enum mpfs_codec_err rc;
 
-	doc_hex(&d, old_hex ? old_hex : "c0");
+	tu_doc_hex(&d, old_hex ? old_hex : "c0");
 	memset(err, 0, sizeof(*err));
 	rc = mpfs_encode_json(&d.doc, old_hex ? &d.doc.root : NULL, t, len, out, err);
 	free(t);
-	doc_free(&d);
+	tu_doc_free(&d);
 	return rc;
 }
 
@@ -137,7 +94,7 @@ static void json_ok(const char *old_hex, const char *text, const char *want_hex)
 {
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
-	struct doc d;
+	struct tu_doc d;
 	char what[300];
 
 	snprintf(what, sizeof(what), "'%s' (old %s)", text, old_hex ? old_hex : "none");
@@ -146,7 +103,7 @@ static void json_ok(const char *old_hex, const char *text, const char *want_hex)
 		     err.msg);
 	expect_bytes(out.p, out.len, want_hex, what);
 	decode_out(&d, &out, what);
-	doc_free(&d);
+	tu_doc_free(&d);
 	mpfs_strbuf_destroy(&out);
 }
 
@@ -185,7 +142,7 @@ static void json_float(const char *old_hex, const char *text, uint8_t tag, doubl
 {
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
-	struct doc d;
+	struct tu_doc d;
 
 	mpfs_strbuf_init(&out);
 	cr_assert_eq(json_enc(old_hex, text, strlen(text), &out, &err), MPFS_OK, "%s: %s", text,
@@ -201,7 +158,7 @@ static void json_float(const char *old_hex, const char *text, uint8_t tag, doubl
 		cr_assert(d.doc.root.f == want && signbit(d.doc.root.f) == signbit(want),
 			  "'%s' (old %s): %.17g, expected %.17g", text, old_hex ? old_hex : "none",
 			  d.doc.root.f, want);
-	doc_free(&d);
+	tu_doc_free(&d);
 	mpfs_strbuf_destroy(&out);
 }
 
@@ -445,7 +402,7 @@ Test(encode_json, nesting_limit)
 	char text[2 * (MPFS_MAX_DEPTH + 1)];
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
-	struct doc d;
+	struct tu_doc d;
 
 	/* MPFS_MAX_DEPTH levels: accepted, and the decoder takes them back */
 	memset(text, '[', MPFS_MAX_DEPTH);
@@ -454,7 +411,7 @@ Test(encode_json, nesting_limit)
 	cr_assert_eq(json_enc("c0", text, 2 * MPFS_MAX_DEPTH, &out, &err), MPFS_OK, "%s", err.msg);
 	cr_assert_eq(out.len, MPFS_MAX_DEPTH);
 	decode_out(&d, &out, "128 levels");
-	doc_free(&d);
+	tu_doc_free(&d);
 	mpfs_strbuf_destroy(&out);
 
 	/* one more: refused where the level too many opens */
@@ -644,19 +601,19 @@ Test(encode_json, long_number_at_end_of_text)
 {
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
-	struct doc d, old;
+	struct tu_doc d, old;
 	char text[72];
 
 	memset(text, '0', sizeof(text));
 	text[0] = '1';
 	text[70] = '5'; /* not part of the text */
-	doc_hex(&old, "c0");
+	tu_doc_hex(&old, "c0");
 	mpfs_strbuf_init(&out);
 	cr_assert_eq(mpfs_encode_json(&old.doc, NULL, text, 70, &out, &err), MPFS_OK);
 	decode_out(&d, &out, "1e69");
 	cr_assert_eq(d.doc.root.f, 1e69, "%.17g, expected 1e69", d.doc.root.f);
-	doc_free(&d);
-	doc_free(&old);
+	tu_doc_free(&d);
+	tu_doc_free(&old);
 	mpfs_strbuf_destroy(&out);
 }
 
@@ -681,7 +638,7 @@ Test(encode_json, long_number_followed_by_text)
 Test(encode_misc, keys_bytes_and_empty_map)
 {
 	struct mpfs_strbuf out;
-	struct doc d;
+	struct tu_doc d;
 
 	mpfs_strbuf_init(&out);
 	mpfs_encode_key(NULL, (const uint8_t *)"abc", 3, false, &out);
@@ -705,7 +662,7 @@ Test(encode_misc, keys_bytes_and_empty_map)
 		{"da 00 01 ff", "a3 00 ff 61"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		doc_hex(&d, cases[i].old);
+		tu_doc_hex(&d, cases[i].old);
 		mpfs_strbuf_init(&out);
 		mpfs_encode_bytes(&d.doc, &d.doc.root,
 				  (const uint8_t *)"\x00\xff"
@@ -713,21 +670,21 @@ Test(encode_misc, keys_bytes_and_empty_map)
 				  3, &out);
 		expect_bytes(out.p, out.len, cases[i].want, cases[i].old);
 		mpfs_strbuf_destroy(&out);
-		doc_free(&d);
+		tu_doc_free(&d);
 	}
 	/* an ext of another length keeps its type */
-	doc_hex(&d, "c7 04 05 01 02 03 04");
+	tu_doc_hex(&d, "c7 04 05 01 02 03 04");
 	mpfs_strbuf_init(&out);
 	mpfs_encode_bytes(&d.doc, &d.doc.root, (const uint8_t *)"wxyz", 4, &out);
-	struct doc e;
+	struct tu_doc e;
 	decode_out(&e, &out, "ext");
 	cr_assert_eq(e.doc.root.type, MPFS_EXT);
 	cr_assert_eq(e.doc.root.ext_type, 5);
 	cr_assert_eq(e.doc.root.len, 4);
 	cr_assert(memcmp(mpfs_val_data(&e.doc, &e.doc.root), "wxyz", 4) == 0);
-	doc_free(&e);
+	tu_doc_free(&e);
 	mpfs_strbuf_destroy(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* ---- NPY files ------------------------------------------------------------------------- */
@@ -1237,19 +1194,19 @@ static struct mpfs_array arr(const char *descr, unsigned ndim, const uint64_t *s
 #define SHAPE(...) ((const uint64_t[]){__VA_ARGS__})
 
 /* An old nested array, taken from a real document. */
-static struct doc nested_doc;
+static struct tu_doc nested_doc;
 static struct mpfs_array nested_old;
 
 static void nested_setup(void)
 {
-	doc_hex(&nested_doc, "92 cb 3f f8 00 00 00 00 00 00 01");
+	tu_doc_hex(&nested_doc, "92 cb 3f f8 00 00 00 00 00 00 01");
 	cr_assert(mpfs_array_nested(&nested_doc.doc.root, &nested_old));
 	cr_assert_eq(nested_old.encoding, MPFS_ENC_NESTED);
 }
 
 static void nested_teardown(void)
 {
-	doc_free(&nested_doc);
+	tu_doc_free(&nested_doc);
 }
 
 /* a with data must encode as nested lists to exactly want_hex. */
@@ -1257,7 +1214,7 @@ static void nested_is(const struct mpfs_array *a, const void *data, const char *
 {
 	struct mpfs_strbuf out;
 	struct mpfs_error err = {0};
-	struct doc d;
+	struct tu_doc d;
 	char what[64];
 
 	snprintf(what, sizeof(what), "%s, %u-d", a->descr, a->ndim);
@@ -1266,7 +1223,7 @@ static void nested_is(const struct mpfs_array *a, const void *data, const char *
 		     "%s: %s", what, err.msg);
 	expect_bytes(out.p, out.len, want_hex, what);
 	decode_out(&d, &out, what);
-	doc_free(&d);
+	tu_doc_free(&d);
 	mpfs_strbuf_destroy(&out);
 }
 
@@ -1388,7 +1345,7 @@ Test(encode_array, nested_round_trip)
 	struct mpfs_array a = arr("<f8", 3, SHAPE(2, 3, 2)), b;
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
-	struct doc d;
+	struct tu_doc d;
 	double back[12];
 
 	mpfs_strbuf_init(&out);
@@ -1399,7 +1356,7 @@ Test(encode_array, nested_round_trip)
 	expect_shape(&b, "<f8", "2,3,2");
 	mpfs_array_fill(&d.doc, &b, (uint8_t *)back);
 	cr_assert(memcmp(back, v, sizeof(v)) == 0);
-	doc_free(&d);
+	tu_doc_free(&d);
 	mpfs_strbuf_destroy(&out);
 }
 
@@ -1434,14 +1391,14 @@ Test(encode_array, nested_refusals)
  * of each value; type, shape and data get the new array. */
 Test(encode_array, compact_keeps_the_old_map)
 {
-	struct doc d;
+	struct tu_doc d;
 	struct mpfs_array old, a, b;
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
-	struct doc e;
+	struct tu_doc e;
 	static const int32_t v[6] = {10, -20, 30, -40, 50, -60};
 
-	doc_fixture(&d, "edge_values.mpk");
+	tu_doc_fixture(&d, "edge_values.mpk");
 	cr_assert_eq(mpfs_array_compact(&d.doc, get(&d, "weights/i32"), &old, &err), MPFS_OK);
 
 	/* same dtype, new shape (3, 2) */
@@ -1460,7 +1417,7 @@ Test(encode_array, compact_keeps_the_old_map)
 	cr_assert_eq(mpfs_array_compact(&e.doc, &e.doc.root, &b, &err), MPFS_OK, "%s", err.msg);
 	expect_shape(&b, "<i4", "3,2");
 	cr_assert(memcmp(e.buf + b.data_off, v, sizeof(v)) == 0);
-	doc_free(&e);
+	tu_doc_free(&e);
 	mpfs_strbuf_destroy(&out);
 
 	/* another dtype and a 0-d shape */
@@ -1482,9 +1439,9 @@ Test(encode_array, compact_keeps_the_old_map)
 	decode_out(&e, &out, "c16");
 	cr_assert_eq(mpfs_array_compact(&e.doc, &e.doc.root, &b, &err), MPFS_OK, "%s", err.msg);
 	expect_shape(&b, "<c16", "1");
-	doc_free(&e);
+	tu_doc_free(&e);
 	mpfs_strbuf_destroy(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* Other spellings: str keys in another order, type as bin, data as str,
@@ -1492,7 +1449,7 @@ Test(encode_array, compact_keeps_the_old_map)
 Test(encode_array, compact_keeps_odd_spellings)
 {
 	struct tb b = {0};
-	struct doc d, e;
+	struct tu_doc d, e;
 	struct mpfs_array old, a, back;
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
@@ -1509,7 +1466,7 @@ Test(encode_array, compact_keeps_odd_spellings)
 	tb_hex(&b, "91 cc 01");
 	tb_str(&b, "nd");
 	tb_bool(&b, true);
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	cr_assert(mpfs_array_is_compact(&d.doc, &d.doc.root));
 	cr_assert_eq(mpfs_array_compact(&d.doc, &d.doc.root, &old, &err), MPFS_OK, "%s", err.msg);
 
@@ -1524,14 +1481,14 @@ Test(encode_array, compact_keeps_odd_spellings)
 	cr_assert_eq(mpfs_array_compact(&e.doc, &e.doc.root, &back, &err), MPFS_OK, "%s", err.msg);
 	expect_shape(&back, "<u2", "3");
 	cr_assert(memcmp(e.buf + back.data_off, v, 6) == 0);
-	doc_free(&e);
+	tu_doc_free(&e);
 	mpfs_strbuf_destroy(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* Compact arrays of every fixture re-encoded with their own data give
  * back the very same bytes. */
-static size_t same_bytes_below(const struct doc *d, const struct mpfs_val *v, const char *name)
+static size_t same_bytes_below(const struct tu_doc *d, const struct mpfs_val *v, const char *name)
 {
 	size_t seen = 0;
 	if (v->type == MPFS_MAP && mpfs_array_is_compact(&d->doc, v)) {
@@ -1564,10 +1521,10 @@ Test(encode_array, compact_same_array_same_bytes)
 					    "mlp_compact.mpk", "tfidf_compact.mpk"};
 	size_t seen = 0;
 	for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
-		struct doc d;
-		doc_fixture(&d, names[f]);
+		struct tu_doc d;
+		tu_doc_fixture(&d, names[f]);
 		seen += same_bytes_below(&d, &d.doc.root, names[f]);
-		doc_free(&d);
+		tu_doc_free(&d);
 	}
 	cr_assert_geq(seen, 10);
 }
@@ -1578,7 +1535,7 @@ Test(encode_array, new_compact_map)
 	struct mpfs_array a = arr("<f8", 1, SHAPE(2)), b;
 	struct mpfs_strbuf out;
 	struct mpfs_error err;
-	struct doc e;
+	struct tu_doc e;
 
 	mpfs_strbuf_init(&out);
 	cr_assert_eq(mpfs_encode_array(&nested_doc.doc, NULL, &a, (const uint8_t *)v, &out, &err),
@@ -1592,7 +1549,7 @@ Test(encode_array, new_compact_map)
 	cr_assert(mpfs_array_is_compact(&e.doc, &e.doc.root));
 	cr_assert_eq(mpfs_array_compact(&e.doc, &e.doc.root, &b, &err), MPFS_OK, "%s", err.msg);
 	expect_shape(&b, "<f8", "2");
-	doc_free(&e);
+	tu_doc_free(&e);
 	mpfs_strbuf_destroy(&out);
 
 	/* any dtype and shape, 0-d and empty included; big data gets bin32 */
@@ -1616,7 +1573,7 @@ Test(encode_array, new_compact_map)
 			     cases[i].descr, err.msg);
 		mpfs_array_shape_str(&a, shape, sizeof(shape));
 		expect_shape(&b, a.descr, shape);
-		doc_free(&e);
+		tu_doc_free(&e);
 		mpfs_strbuf_destroy(&out);
 	}
 	free(data);
@@ -1631,14 +1588,14 @@ static int tb_write(void *ctx, const void *p, size_t n)
 }
 
 /* Encodes d with the edits; the output must decode (into *e if given). */
-static void encode_doc(const struct doc *d, const struct mpfs_edit *ed, size_t n, struct tb *out)
+static void encode_doc(const struct tu_doc *d, const struct mpfs_edit *ed, size_t n, struct tb *out)
 {
 	memset(out, 0, sizeof(*out));
 	cr_assert_eq(mpfs_encode_doc(&d->doc, ed, n, tb_write, out), 0);
 }
 
 /* out must be d's bytes with [off, end) replaced by the hex bytes. */
-static void spliced(const struct tb *out, const struct doc *d, uint64_t off, uint64_t end,
+static void spliced(const struct tb *out, const struct tu_doc *d, uint64_t off, uint64_t end,
 		    const char *hex, const char *what)
 {
 	struct tb w = {0};
@@ -1654,33 +1611,33 @@ static void spliced(const struct tb *out, const struct doc *d, uint64_t off, uin
 Test(encode_doc, no_edits_copies_every_fixture)
 {
 	for (size_t i = 0; i < TU_NGOOD; i++) {
-		struct doc d;
+		struct tu_doc d;
 		struct tb out;
-		doc_fixture(&d, tu_good_fixtures[i]);
+		tu_doc_fixture(&d, tu_good_fixtures[i]);
 		encode_doc(&d, NULL, 0, &out);
 		cr_assert(out.len == d.n && memcmp(out.p, d.buf, d.n) == 0,
 			  "%s: not byte-identical", tu_good_fixtures[i]);
 		tb_free(&out);
-		doc_free(&d);
+		tu_doc_free(&d);
 	}
 	/* odd widths: map16 of 1, array32 of 2, str32, bin32, uint64 of 1, float32 */
-	struct doc d;
+	struct tu_doc d;
 	struct tb out;
-	doc_hex(&d, "de 00 01 db 00 00 00 01 6b dd 00 00 00 03 c6 00 00 00 01 ff "
-		    "cf 00 00 00 00 00 00 00 01 ca 3f 80 00 00");
+	tu_doc_hex(&d, "de 00 01 db 00 00 00 01 6b dd 00 00 00 03 c6 00 00 00 01 ff "
+		       "cf 00 00 00 00 00 00 00 01 ca 3f 80 00 00");
 	encode_doc(&d, NULL, 0, &out);
 	cr_assert(out.len == d.n && memcmp(out.p, d.buf, d.n) == 0);
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(encode_doc, replace_a_scalar)
 {
-	struct doc d, e;
+	struct tu_doc d, e;
 	struct tb out;
 	const struct mpfs_val *v;
 
-	doc_fixture(&d, "edge_values.mpk");
+	tu_doc_fixture(&d, "edge_values.mpk");
 	v = get(&d, "params/f32");
 	struct mpfs_edit ed = {.op = MPFS_EDIT_REPLACE,
 			       .target = v,
@@ -1688,9 +1645,9 @@ Test(encode_doc, replace_a_scalar)
 			       .len = 5};
 	encode_doc(&d, &ed, 1, &out);
 	spliced(&out, &d, v->off, v->end, "ca 3f 00 00 00", "params/f32");
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_eq(get(&e, "params/f32")->f, 0.5);
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
 
 	/* by something longer: a list, and a map */
@@ -1716,11 +1673,11 @@ Test(encode_doc, replace_a_scalar)
 		 .len = 2},
 	};
 	encode_doc(&d, two, 2, &out);
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_eq(get(&e, "params/yes")->b, false);
 	cr_assert_eq(get(&e, "blob")->len, 0);
 	cr_assert_eq(out.len, d.n - 6);
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
 
 	/* the root itself */
@@ -1731,16 +1688,16 @@ Test(encode_doc, replace_a_scalar)
 	encode_doc(&d, &ed, 1, &out);
 	expect_bytes(out.p, out.len, "80", "root");
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(encode_doc, delete_a_map_pair)
 {
-	struct doc d, e;
+	struct tu_doc d, e;
 	struct tb out;
 	const struct mpfs_val *params;
 
-	doc_fixture(&d, "edge_values.mpk");
+	tu_doc_fixture(&d, "edge_values.mpk");
 	params = get(&d, "params");
 	cr_assert_eq(params->len, 10);
 	/* "nan" is the second pair */
@@ -1755,10 +1712,10 @@ Test(encode_doc, delete_a_map_pair)
 		cr_assert(out.len == w.len && memcmp(out.p, w.p, w.len) == 0, "delete params/nan");
 		tb_free(&w);
 	}
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_null(mpfs_map_get(&e.doc, get(&e, "params"), "nan"));
 	cr_assert_eq(get(&e, "params")->len, 9);
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
 
 	/* the first and the last pair of the root, at once */
@@ -1767,13 +1724,13 @@ Test(encode_doc, delete_a_map_pair)
 		{.op = MPFS_EDIT_DELETE, .target = &d.doc.root, .index = 0},
 	};
 	encode_doc(&d, two, 2, &out);
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_eq(e.doc.root.len, 2);
 	cr_assert(mpfs_val_is(&e.doc, &e.doc.root.items[0], "params"));
 	cr_assert(mpfs_val_is(&e.doc, &e.doc.root.items[2], "weights"));
 	cr_assert_eq(out.len, d.n - (d.doc.root.items[2].off - d.doc.root.items[0].off) -
 				      (d.doc.root.end - d.doc.root.items[6].off));
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
 
 	/* down to nothing */
@@ -1784,28 +1741,28 @@ Test(encode_doc, delete_a_map_pair)
 	encode_doc(&d, five, 5, &out);
 	spliced(&out, &d, one->off, one->end, "80", "weights/u8 emptied");
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* A materialised list (it holds containers or bins): its items can go. */
 Test(encode_doc, delete_an_array_item)
 {
-	struct doc d, e;
+	struct tu_doc d, e;
 	struct tb out;
 	/* {"l": [{"a": 1}, [1, 2], "x", bin 00], "k": 5} */
-	doc_hex(&d, "82 a1 6c 94 81 a1 61 01 92 01 02 a1 78 c4 01 00 a1 6b 05");
+	tu_doc_hex(&d, "82 a1 6c 94 81 a1 61 01 92 01 02 a1 78 c4 01 00 a1 6b 05");
 	const struct mpfs_val *l = get(&d, "l");
 	cr_assert_not_null(l->items);
 	struct mpfs_edit ed = {.op = MPFS_EDIT_DELETE, .target = l, .index = 1};
 	encode_doc(&d, &ed, 1, &out);
 	expect_bytes(out.p, out.len, "82 a1 6c 93 81 a1 61 01 a1 78 c4 01 00 a1 6b 05", "l[1]");
-	doc_bytes(&e, out.p, out.len);
-	doc_free(&e);
+	tu_doc_bytes(&e, out.p, out.len);
+	tu_doc_free(&e);
 	tb_free(&out);
 
 	/* a list of bins (a list directory) */
-	doc_free(&d);
-	doc_hex(&d, "81 a1 6c 93 c4 01 aa c4 01 bb c4 01 cc");
+	tu_doc_free(&d);
+	tu_doc_hex(&d, "81 a1 6c 93 c4 01 aa c4 01 bb c4 01 cc");
 	l = get(&d, "l");
 	cr_assert_not_null(l->items);
 	ed = (struct mpfs_edit){.op = MPFS_EDIT_DELETE, .target = l, .index = 0};
@@ -1814,21 +1771,21 @@ Test(encode_doc, delete_an_array_item)
 	tb_free(&out);
 
 	/* array16 of 16 down to 15: the header is re-encoded, smallest form */
-	doc_free(&d);
+	tu_doc_free(&d);
 	struct tb b = {0};
 	tb_hex(&b, "81 a1 6c dc 00 10");
 	for (int i = 0; i < 16; i++)
 		tb_hex(&b, "91 00");
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	ed = (struct mpfs_edit){.op = MPFS_EDIT_DELETE, .target = get(&d, "l"), .index = 15};
 	encode_doc(&d, &ed, 1, &out);
 	cr_assert_eq(out.len, d.n - 2 - 2);
 	cr_assert_eq(out.p[3], 0x9f);
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_eq(get(&e, "l")->len, 15);
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* A leaf array (scalars only, not materialised by the decoder: items is
@@ -1837,24 +1794,24 @@ Test(encode_doc, delete_an_array_item)
  * numbers is a text file or an array there, never a list directory). */
 Test(encode_doc, delete_an_item_of_a_leaf_array)
 {
-	struct doc d;
+	struct tu_doc d;
 	struct tb out;
-	doc_hex(&d, "81 a1 6c 93 01 02 03");
+	tu_doc_hex(&d, "81 a1 6c 93 01 02 03");
 	const struct mpfs_val *l = get(&d, "l");
 	struct mpfs_edit ed = {.op = MPFS_EDIT_DELETE, .target = l, .index = 1};
 	encode_doc(&d, &ed, 1, &out);
 	expect_bytes(out.p, out.len, "81 a1 6c 92 01 03", "[1, 2, 3] without [1]");
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(encode_doc, insert_into_a_map)
 {
-	struct doc d, e;
+	struct tu_doc d, e;
 	struct tb out;
 
 	/* into {}, {"a": 1}, at the end; two inserts keep their order */
-	doc_hex(&d, "82 a1 65 80 a1 6d 81 a1 61 01");
+	tu_doc_hex(&d, "82 a1 65 80 a1 6d 81 a1 61 01");
 	struct mpfs_edit ed[3] = {
 		{.op = MPFS_EDIT_INSERT,
 		 .target = get(&d, "e"),
@@ -1879,7 +1836,7 @@ Test(encode_doc, insert_into_a_map)
 	expect_bytes(out.p, out.len, "82 a1 65 81 a1 6b 07 a1 6d 83 a1 61 01 05 c3 a1 7a 80",
 		     "inserts");
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 
 	/* fixmap of 15 -> map16 of 16 */
 	struct tb b = {0};
@@ -1892,7 +1849,7 @@ Test(encode_doc, insert_into_a_map)
 		tb_str(&b, k);
 		tb_int(&b, i);
 	}
-	doc_tb(&d, &b);
+	tu_doc_tb(&d, &b);
 	const struct mpfs_val *m = get(&d, "m");
 	cr_assert_eq(d.buf[m->off], 0x8f);
 	struct mpfs_edit one = {.op = MPFS_EDIT_INSERT,
@@ -1912,11 +1869,11 @@ Test(encode_doc, insert_into_a_map)
 			  "15 -> 16 pairs: [%s]", hexs(out.p + m->off, 8));
 		tb_free(&w);
 	}
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_eq(get(&e, "m")->len, 16);
 	cr_assert_eq(get(&e, "m/new")->u, 255);
 	cr_assert_eq(get(&e, "m/k14")->u, 14);
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
 
 	/* an insert and a delete in one map: count unchanged, header copied */
@@ -1926,21 +1883,21 @@ Test(encode_doc, insert_into_a_map)
 	};
 	encode_doc(&d, swap, 2, &out);
 	cr_assert_eq(out.p[m->off], 0x8f);
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_null(mpfs_map_get(&e.doc, get(&e, "m"), "k00"));
 	cr_assert_eq(get(&e, "m/new")->u, 255);
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(encode_doc, replace_a_key)
 {
-	struct doc d, e;
+	struct tu_doc d, e;
 	struct tb out;
 	const struct mpfs_val *params;
 
-	doc_fixture(&d, "edge_values.mpk");
+	tu_doc_fixture(&d, "edge_values.mpk");
 	params = get(&d, "params");
 	const struct mpfs_val *k = &params->items[0]; /* "f32" */
 	cr_assert(mpfs_val_is(&d.doc, k, "f32"));
@@ -1951,10 +1908,10 @@ Test(encode_doc, replace_a_key)
 			       .len = 6};
 	encode_doc(&d, &ed, 1, &out);
 	spliced(&out, &d, k->off, k->end, "a5 66 6c 6f 61 74", "key f32 -> float");
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert(mpfs_val_is(&e.doc, &get(&e, "params")->items[0], "float"));
 	cr_assert_eq(get(&e, "params/float")->f, get(&d, "params/f32")->f);
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
 
 	/* a key by an integer, inside a compact map with bin keys */
@@ -1976,22 +1933,22 @@ Test(encode_doc, replace_a_key)
 		{.op = MPFS_EDIT_DELETE, .target = params, .index = 0},
 	};
 	encode_doc(&d, two, 2, &out);
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert(mpfs_val_is(&e.doc, &get(&e, "params")->items[0], "n"));
 	cr_assert(isnan(get(&e, "params/n")->f));
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* A move across maps, as fs does it: delete here, insert there with the
  * value's own bytes. */
 Test(encode_doc, move_between_maps)
 {
-	struct doc d, e;
+	struct tu_doc d, e;
 	struct tb out;
 
-	doc_fixture(&d, "edge_values.mpk");
+	tu_doc_fixture(&d, "edge_values.mpk");
 	const struct mpfs_val *params = get(&d, "params"), *v = get(&d, "params/text");
 	const struct mpfs_val *weights = get(&d, "weights");
 	struct mpfs_edit ed[2] = {
@@ -2005,15 +1962,15 @@ Test(encode_doc, move_between_maps)
 	};
 	encode_doc(&d, ed, 2, &out);
 	cr_assert_eq(out.len, d.n);
-	doc_bytes(&e, out.p, out.len);
+	tu_doc_bytes(&e, out.p, out.len);
 	cr_assert_null(mpfs_map_get(&e.doc, get(&e, "params"), "text"));
 	const struct mpfs_val *t = get(&e, "weights/text");
 	cr_assert_eq(t->len, v->len);
 	cr_assert(memcmp(e.buf + t->off, d.buf + v->off, v->end - v->off) == 0);
 	cr_assert(mpfs_val_is(&e.doc, &get(&e, "weights")->items[8], "text"));
-	doc_free(&e);
+	tu_doc_free(&e);
 	tb_free(&out);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* ---- write failures ------------------------------------------------------------------------ */
@@ -2040,8 +1997,8 @@ static int failing_write(void *ctx, const void *p, size_t n)
 
 Test(encode_doc, a_failing_write_fails_the_encoding)
 {
-	struct doc d;
-	doc_fixture(&d, "edge_values.mpk");
+	struct tu_doc d;
+	tu_doc_fixture(&d, "edge_values.mpk");
 	const struct mpfs_val *params = get(&d, "params");
 	struct mpfs_edit ed[3] = {
 		{.op = MPFS_EDIT_DELETE, .target = params, .index = 2},
@@ -2077,7 +2034,7 @@ Test(encode_doc, a_failing_write_fails_the_encoding)
 			     "write %zu of %zu failing", k, total);
 		cr_assert_eq(f.after, 0, "write %zu failed, %zu more writes followed", k, f.after);
 	}
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 /* ---- running out of memory ------------------------------------------------------------------- */
@@ -2102,8 +2059,8 @@ static int sink_write(void *ctx, const void *p, size_t n)
  * (or out.oom is set), never a wrong value. */
 static void json_oom(const char *text)
 {
-	struct doc d;
-	doc_hex(&d, "c0");
+	struct tu_doc d;
+	tu_doc_hex(&d, "c0");
 	size_t len = strlen(text);
 	char *t = (char *)tu_dup(text, len);
 	struct mpfs_strbuf good;
@@ -2133,7 +2090,7 @@ static void json_oom(const char *text)
 	}
 	mpfs_strbuf_destroy(&good);
 	free(t);
-	doc_free(&d);
+	tu_doc_free(&d);
 }
 
 Test(encode_oom, json_without_strings)
@@ -2154,8 +2111,8 @@ Test(encode_oom, json_strings)
 
 Test(encode_oom, arrays_and_documents)
 {
-	struct doc d;
-	doc_fixture(&d, "edge_values.mpk");
+	struct tu_doc d;
+	tu_doc_fixture(&d, "edge_values.mpk");
 	struct mpfs_array old, a = arr("<i4", 2, SHAPE(3, 2));
 	struct mpfs_error err;
 	static const int32_t v[6] = {1, 2, 3, 4, 5, 6};
@@ -2196,5 +2153,5 @@ Test(encode_oom, arrays_and_documents)
 	cr_assert_eq(mpfs_encode_doc(&d.doc, &ed, 1, sink_write, NULL), 0);
 	cr_assert_eq(sink_len,
 		     d.n - (get(&d, "params")->items[2].off - get(&d, "params")->items[0].off));
-	doc_free(&d);
+	tu_doc_free(&d);
 }

@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "codec/value.h"
+
 /* Tests of defects that were reported but are not fixed yet are built and
  * listed as skipped; build with -DMPFS_KNOWN_BUGS=1 to run them (they fail
  * until the defect is fixed, then drop the marker). */
@@ -344,6 +346,50 @@ static inline int tu_run(const char *cmd)
 {
 	int st = system(cmd);
 	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* A decoded MsgPack document over a heap copy of its bytes. */
+struct tu_doc {
+	uint8_t *buf;
+	size_t n;
+	struct mpfs_doc doc;
+};
+
+static inline void tu_doc_tb(struct tu_doc *d, struct tb *b)
+{
+	struct mpfs_error err;
+	d->buf = tu_dup(b->p, b->len);
+	d->n = b->len;
+	tb_free(b);
+	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK, "test input: %s",
+		     err.msg);
+}
+
+static inline void tu_doc_hex(struct tu_doc *d, const char *hex)
+{
+	struct tb b = {0};
+	tb_hex(&b, hex);
+	tu_doc_tb(d, &b);
+}
+
+static inline void tu_doc_bytes(struct tu_doc *d, const void *p, size_t n)
+{
+	struct tb b = {0};
+	tb_put(&b, p, n);
+	tu_doc_tb(d, &b);
+}
+
+static inline void tu_doc_fixture(struct tu_doc *d, const char *name)
+{
+	struct mpfs_error err;
+	d->buf = tu_fixture(name, &d->n);
+	cr_assert_eq(mpfs_doc_init(&d->doc, d->buf, d->n, &err), MPFS_OK, "%s: %s", name, err.msg);
+}
+
+static inline void tu_doc_free(struct tu_doc *d)
+{
+	mpfs_doc_destroy(&d->doc);
+	free(d->buf);
 }
 
 #endif
