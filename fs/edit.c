@@ -13,7 +13,8 @@
 #include "fs/fs_i.h"
 #include "fs/names.h"
 
-/* Runs one commit and, on success, swaps in the new view. */
+/* True if the edits already take care of entry e (at index of directory
+ * value dir): they replace its value or key, or delete it. */
 static bool edited(const struct mpfs_edit *edits, size_t n, const struct mpfs_node *e,
 		   const struct mpfs_val *dir, uint32_t index)
 {
@@ -81,7 +82,7 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 	struct mpfs_error err = {0};
 	const uint8_t *elems = data;
 	uint8_t *copy = NULL;
-	int rc = -EINVAL;
+	bool bad;
 
 	switch (n->kind) {
 	case MPFS_N_TEXT:
@@ -101,9 +102,9 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 		} else if (mpfs_npy_parse(data, len, &a, &elems, &copy, &err)) {
 			goto refuse;
 		}
-		rc = mpfs_encode_array(doc, n->array, &a, elems, out, &err) ? -EINVAL : 0;
+		bad = mpfs_encode_array(doc, n->array, &a, elems, out, &err) != MPFS_OK;
 		free(copy);
-		if (rc)
+		if (bad)
 			goto refuse;
 		return 0;
 	default: return -EISDIR;
@@ -115,19 +116,25 @@ refuse:
 	return -EINVAL;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n > k && !strcmp(s + n - k, suffix);
+}
+
 /* Encodes the key a new entry named name gets in map dir: escaped names are
  * decoded; a decimal name in a map whose keys are all integers is an int. */
 int mpfs_edit_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const char *name, bool array,
 		  struct mpfs_strbuf *out)
 {
 	const struct mpfs_doc *doc = mpfs_view_doc(fs->view);
-	size_t n = strlen(name), sl = 4;
+	size_t n = strlen(name);
 	bool ints = dir->val->len > 0, digits = n > 0;
 	uint8_t *raw;
 	long k;
 
-	if (array && n > sl && (!strcmp(name + n - sl, ".npy") || !strcmp(name + n - sl, ".bin")))
-		n -= sl;
+	if (array && (ends_with(name, ".npy") || ends_with(name, ".bin")))
+		n -= 4;
 	if (name[0] == '%') {
 		if (n >= 2 && name[1] == '~')
 			return -EINVAL; /* a truncated name has no key */
@@ -170,6 +177,47 @@ static bool in_weights(const char *path)
 	return strstr(path, "/weights/") != NULL;
 }
 
+/* Encodes the content of a new file named by path: NAME.npy an array (under
+ * weights in the archive's style, elsewhere compact, which reads back as an
+ * array anywhere), any other name a JSON value or else a string. */
+static int encode_new(struct mpfs_fs *fs, const char *path, const uint8_t *data, size_t len,
+		      struct mpfs_strbuf *out)
+{
+	const struct mpfs_doc *doc = mpfs_view_doc(fs->view);
+	const char *name = mpfs_path_base(path);
+	bool raw = mpfs_view_raw(fs->view);
+	struct mpfs_array a, nested = {.encoding = MPFS_ENC_NESTED};
+	struct mpfs_error err = {0};
+	const uint8_t *elems;
+	uint8_t *copy = NULL;
+	bool bad;
+
+	if (!ends_with(name, raw ? ".bin" : ".npy")) {
+		bad = mpfs_encode_json(doc, NULL, (const char *)data, len, out, &err) != MPFS_OK;
+	} else if (raw) {
+		mpfs_error_set(&err, MPFS_E_ARRAY, 0,
+			       "a new raw array has no dtype or shape; "
+			       "create NAME.npy on a mount without -o raw");
+		bad = true;
+	} else {
+		bad = mpfs_npy_parse(data, len, &a, &elems, &copy, &err) != MPFS_OK;
+		/* nested lists cannot hold every dtype: then compact */
+		if (!bad && !(in_weights(path) &&
+			      mpfs_view_new_array_encoding(fs->view) == MPFS_ENC_NESTED &&
+			      mpfs_encode_array(doc, &nested, &a, elems, out, &err) == MPFS_OK)) {
+			out->len = 0;
+			bad = mpfs_encode_array(doc, NULL, &a, elems, out, &err) != MPFS_OK;
+		}
+		free(copy);
+	}
+	if (!bad)
+		return 0;
+	if (err.code == MPFS_E_NOMEM)
+		return -ENOMEM;
+	fs->opts.log("%s: refused: %s", path, err.msg);
+	return -EINVAL;
+}
+
 /* Puts content under path: replaces the entry's value, or adds a key. */
 int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, size_t len)
 {
@@ -187,12 +235,8 @@ int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, siz
 		ed = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
 					.target = mpfs_view_node(fs->view, id)->val};
 	} else {
-		const struct mpfs_doc *doc = mpfs_view_doc(fs->view);
 		const struct mpfs_node *d;
 		const char *name = mpfs_path_base(path);
-		size_t n = strlen(name);
-		bool npy = n > 4 && !strcmp(name + n - 4, ".npy");
-		struct mpfs_error err = {0};
 
 		mpfs_path_parent(path, dir, sizeof(dir));
 		if ((rc = mpfs_view_lookup(fs->view, dir, &did)))
@@ -201,40 +245,8 @@ int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, siz
 		rc = -EPERM;
 		if (d->kind != MPFS_N_MAP)
 			goto out; /* lists and csr matrices have fixed members */
-		if (mpfs_view_raw(fs->view) && n > 4 && !strcmp(name + n - 4, ".bin")) {
-			fs->opts.log("%s: refused: a new raw array has no dtype or shape; "
-				     "create NAME.npy on a mount without -o raw",
-				     path);
-			rc = -EINVAL;
-			goto out;
-		}
-		if (npy && !mpfs_view_raw(fs->view)) {
-			struct mpfs_array a;
-			const uint8_t *elems;
-			uint8_t *copy = NULL;
-			/* A new array under weights takes the archive's style
-			 * (elsewhere a nested list would read back as plain
-			 * data); nested lists cannot hold every dtype, compact
-			 * maps can. */
-			struct mpfs_array style = {.encoding = MPFS_ENC_NESTED};
-			bool bad = mpfs_npy_parse(data, len, &a, &elems, &copy, &err);
-			if (!bad && !(in_weights(path) &&
-				      mpfs_view_new_array_encoding(fs->view) == MPFS_ENC_NESTED &&
-				      !mpfs_encode_array(doc, &style, &a, elems, &val, &err))) {
-				val.len = 0;
-				bad = mpfs_encode_array(doc, NULL, &a, elems, &val, &err);
-			}
-			free(copy);
-			if (bad) {
-				fs->opts.log("%s: refused: %s", path, err.msg);
-				rc = err.code == MPFS_E_NOMEM ? -ENOMEM : -EINVAL;
-				goto out;
-			}
-		} else if (mpfs_encode_json(doc, NULL, (const char *)data, len, &val, &err)) {
-			rc = -EINVAL;
-			goto out;
-		}
-		if ((rc = mpfs_edit_key(fs, d, name, npy, &key)))
+		if ((rc = encode_new(fs, path, data, len, &val)) ||
+		    (rc = mpfs_edit_key(fs, d, name, ends_with(name, ".npy"), &key)))
 			goto out;
 		ed = (struct mpfs_edit){.op = MPFS_EDIT_INSERT,
 					.target = d->val,
