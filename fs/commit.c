@@ -83,6 +83,12 @@ static bool same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+bool mpfs_commit_unchanged(const char *archive, const struct mpfs_view *old)
+{
+	struct stat now;
+	return stat(archive, &now) == 0 && same_file(&now, mpfs_view_archive_stat(old));
+}
+
 int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct mpfs_edit *edits,
 		size_t nedits, struct mpfs_view **out, struct mpfs_error *err)
 {
@@ -98,9 +104,7 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 	if (src < 0 || fstat(src, &now) < 0 || !same_file(&now, was)) {
 		if (src >= 0)
 			close(src);
-		snprintf(err->msg, sizeof(err->msg),
-			 "the archive was changed on disk by someone else since it was read; "
-			 "not overwriting it (unmount and mount again to see their change)");
+		snprintf(err->msg, sizeof(err->msg), MPFS_STALE_MSG);
 		return -ESTALE;
 	}
 	dir_copy = strdup(archive);

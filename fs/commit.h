@@ -19,6 +19,15 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 /* Removes the temporary files beside archive that were left by an mpfs
  * killed while committing (their pid is gone); returns how many, each logged.
  * The archive itself is always whole: old or new. */
+/* True if archive is still the file old was read from (device, inode,
+ * size and mtime), i.e. nobody else replaced or changed it. */
+bool mpfs_commit_unchanged(const char *archive, const struct mpfs_view *old);
+
+/* Why a commit is refused with -ESTALE. */
+#define MPFS_STALE_MSG                                                                             \
+	"the archive was changed on disk by someone else since it was read; not overwriting "      \
+	"it (unmount and mount again to see their change)"
+
 int mpfs_commit_cleanup(const char *archive, void (*log)(const char *fmt, ...));
 
 #endif

@@ -218,6 +218,16 @@ static int encode_new(struct mpfs_fs *fs, const char *path, const uint8_t *data,
 	return -EINVAL;
 }
 
+/* -ESTALE (logged) if the archive is no longer the file the view was read
+ * from: refuse before encoding, which reads the old archive's mapping. */
+static int still_ours(struct mpfs_fs *fs, const char *what)
+{
+	if (mpfs_commit_unchanged(fs->archive, fs->view))
+		return 0;
+	fs->opts.log("%s: %s", what, MPFS_STALE_MSG);
+	return -ESTALE;
+}
+
 /* Puts content under path: replaces the entry's value, or adds a key. */
 int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, size_t len)
 {
@@ -227,6 +237,8 @@ int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, siz
 	uint32_t id, did;
 	int rc;
 
+	if ((rc = still_ours(fs, path)))
+		return rc;
 	mpfs_strbuf_init(&val);
 	mpfs_strbuf_init(&key);
 	if (mpfs_view_lookup(fs->view, path, &id) == 0) {

@@ -20,6 +20,7 @@
 #include "codec/json.h"
 #include "codec/model.h"
 #include "codec/npy.h"
+#include "fs/guard.h"
 #include "fs/names.h"
 
 struct vnode {
@@ -38,6 +39,7 @@ struct mpfs_view {
 	struct vnode *vn; /* indexed by node id */
 	void *map;
 	size_t map_len;
+	int fd;		/* the archive, to notice it being cut short under the mapping */
 	struct stat st; /* the archive's */
 	bool raw;
 	pthread_mutex_t lock;
@@ -217,8 +219,9 @@ int mpfs_view_open(struct mpfs_view **out, const char *path, const struct mpfs_v
 			goto out_close;
 		}
 	}
-	close(fd);
+	v->fd = fd;
 	fd = -1;
+	mpfs_guard_init();
 	if (mpfs_model_init(&v->model, v->map, v->map_len, err)) {
 		rc = err->code == MPFS_E_NOMEM ? -ENOMEM : -EINVAL;
 		goto out_unmap;
@@ -242,6 +245,7 @@ out_free_view:
 out_unmap:
 	if (v->map)
 		munmap(v->map, v->map_len);
+	close(v->fd);
 out_close:
 	if (fd >= 0)
 		close(fd);
@@ -262,6 +266,7 @@ void mpfs_view_close(struct mpfs_view *v)
 	mpfs_model_destroy(&v->model);
 	if (v->map)
 		munmap(v->map, v->map_len);
+	close(v->fd);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
 }
@@ -325,27 +330,60 @@ bool mpfs_view_is_dir(const struct mpfs_view *v, uint32_t id)
 	return mpfs_node_is_dir(v->vn[id].node);
 }
 
+struct making {
+	struct mpfs_view *v;
+	struct vnode *vn;
+	struct mpfs_strbuf text; /* freed by make() whatever happens */
+	uint8_t *bytes;
+};
+
+/* Reads the archive to make a content (under the SIGBUS guard). */
+static int make_guarded(void *arg)
+{
+	struct making *m = arg;
+	const struct mpfs_node *n = m->vn->node;
+
+	if (n->kind == MPFS_N_TEXT) {
+		mpfs_json_render(&m->v->model.doc, n->val, &m->text);
+		mpfs_strbuf_add(&m->text, "\n", 1);
+		return m->text.oom ? -ENOMEM : 0;
+	}
+	m->bytes = malloc(n->array->nbytes ? n->array->nbytes : 1);
+	if (!m->bytes)
+		return -ENOMEM;
+	mpfs_array_fill(&m->v->model.doc, n->array, m->bytes);
+	return 0;
+}
+
+/* -EIO if the archive was cut short in place since it was mapped: past its
+ * new end the mapping gives zeros or SIGBUS, not the archive. A fstat is
+ * cheap next to the FUSE request that brought us here. */
+static int intact(const struct mpfs_view *v)
+{
+	struct stat st;
+	return fstat(v->fd, &st) == 0 && (uint64_t)st.st_size >= v->map_len ? 0 : -EIO;
+}
+
 /* Makes the content of a text file or nested array; called with the lock. */
 static int make(struct mpfs_view *v, struct vnode *vn)
 {
-	const struct mpfs_node *n = vn->node;
-	struct mpfs_strbuf text;
+	struct making m = {.v = v, .vn = vn};
+	int rc;
 
-	if (n->kind == MPFS_N_TEXT) {
-		mpfs_strbuf_init(&text);
-		mpfs_json_render(&v->model.doc, n->val, &text);
-		mpfs_strbuf_add(&text, "\n", 1);
-		if (text.oom) {
-			mpfs_strbuf_destroy(&text);
-			return -ENOMEM;
-		}
-		vn->data = (uint8_t *)text.p;
-		vn->size = text.len;
+	if ((rc = intact(v)))
+		return rc;
+	mpfs_strbuf_init(&m.text);
+	rc = mpfs_guard_run(make_guarded, &m);
+	if (rc) {
+		mpfs_strbuf_destroy(&m.text);
+		free(m.bytes);
+		return rc;
+	}
+	if (vn->node->kind == MPFS_N_TEXT) {
+		vn->data = (uint8_t *)m.text.p;
+		vn->size = m.text.len;
 	} else {
-		vn->data = malloc(n->array->nbytes ? n->array->nbytes : 1);
-		if (!vn->data)
-			return -ENOMEM;
-		mpfs_array_fill(&v->model.doc, n->array, vn->data);
+		vn->data = m.bytes;
 	}
 	vn->ready = true;
 	return 0;
@@ -415,14 +453,15 @@ const char *mpfs_view_child(const struct mpfs_view *v, uint32_t id, uint32_t i, 
 
 /* ---- contents ------------------------------------------------------------ */
 
-static size_t copy_span(char *buf, size_t size, uint64_t off, const void *src, uint64_t len)
+/* Copies what of src[0..len) lies at off into buf; -EIO if src is part of
+ * the mapping and the archive was cut short under it. */
+static long copy_span(char *buf, size_t size, uint64_t off, const void *src, uint64_t len)
 {
 	if (off >= len)
 		return 0;
 	if (size > len - off)
 		size = (size_t)(len - off);
-	memcpy(buf, (const uint8_t *)src + off, size);
-	return size;
+	return mpfs_guard_copy(buf, (const uint8_t *)src + off, size) ? (long)size : -EIO;
 }
 
 long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, uint64_t off)
@@ -439,21 +478,24 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 	if ((rc = ensure(v, vn)))
 		return rc;
 	switch (n->kind) {
-	case MPFS_N_TEXT: return (long)copy_span(buf, size, off, vn->data, vn->size);
+	case MPFS_N_TEXT: return copy_span(buf, size, off, vn->data, vn->size);
 	case MPFS_N_BYTES:
-		return (long)copy_span(buf, size, off, mpfs_val_data(&v->model.doc, n->val),
-				       n->val->len);
+		if ((rc = intact(v)))
+			return rc;
+		return copy_span(buf, size, off, mpfs_val_data(&v->model.doc, n->val), n->val->len);
 	default: break;
 	}
 	if (off < vn->hdr_len) {
 		mpfs_npy_header(n->array, hdr);
-		got = copy_span(buf, size, off, hdr, vn->hdr_len);
+		got = (size_t)copy_span(buf, size, off, hdr, vn->hdr_len);
 		off += got;
 	}
+	if (n->array->encoding == MPFS_ENC_COMPACT && (rc = intact(v)))
+		return rc;
 	data = n->array->encoding == MPFS_ENC_COMPACT ? v->model.doc.buf + n->array->data_off
 						      : vn->data;
-	got += copy_span(buf + got, size - got, off - vn->hdr_len, data, n->array->nbytes);
-	return (long)got;
+	long more = copy_span(buf + got, size - got, off - vn->hdr_len, data, n->array->nbytes);
+	return more < 0 ? more : (long)got + more;
 }
 
 /* ---- extended attributes ----------------------------------------------- */
@@ -491,13 +533,27 @@ static long give(const char *val, size_t len, char *buf, size_t size)
 	return (long)len;
 }
 
+struct xattr_call {
+	struct mpfs_view *v;
+	const struct vnode *vn;
+	const char *name;
+	struct mpfs_strbuf *out;
+};
+
+static int xattr_guarded(void *arg)
+{
+	struct xattr_call *c = arg;
+	return (int)xattr_value(c->v, c->vn, c->name, c->out);
+}
+
 long mpfs_view_getxattr(struct mpfs_view *v, uint32_t id, const char *name, char *buf, size_t size)
 {
 	struct mpfs_strbuf out;
+	struct xattr_call c = {v, &v->vn[id], name, &out};
 	long rc;
 
 	mpfs_strbuf_init(&out);
-	rc = xattr_value(v, &v->vn[id], name, &out);
+	rc = mpfs_guard_run(xattr_guarded, &c); /* keys lie in the mapping */
 	if (rc == 0)
 		rc = give(out.p ? out.p : "", out.len, buf, size);
 	mpfs_strbuf_destroy(&out);

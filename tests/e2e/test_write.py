@@ -1442,3 +1442,25 @@ def test_size_and_content_right_after_close(tmp_path):
             data = p.read_text()
             assert (size, data) == (len(data), f"{v}\n"), f"after writing {v}"
     assert decode(archive)[b"params"][b"max_iter"] == 1199
+
+
+def test_archive_truncated_in_place_gives_errors_not_a_crash(tmp_path):
+    """Someone cuts the archive short in place while it is mounted: what
+    lies beyond the new end cannot be read (EIO), edits are refused
+    (ESTALE), the daemon lives on and unmounts cleanly."""
+    archive, before = private_copy(tmp_path, "mlp_compact")
+    with mounted(archive) as mnt:
+        assert (mnt / "params" / "alpha").read_text() == "0.0001\n"  # made before the cut
+        with open(archive, "r+b") as f:
+            f.truncate(100)
+        # Not yet read, so not cached: the archive must be read, and is gone.
+        for rel in ("weights/coefs_/0.npy", "weights/coefs_/2.npy", "xtra/loss_curve_"):
+            with pytest.raises(OSError) as err:
+                (mnt / rel).read_bytes()
+            assert err.value.errno == errno.EIO, f"{rel}: {err.value!r}"
+        with pytest.raises(OSError) as err:
+            with open(mnt / "params" / "alpha", "w") as f:
+                f.write("0.5\n")
+        assert err.value.errno == errno.ESTALE
+        assert "class_name" in os.listdir(mnt)  # still serving
+    assert archive.stat().st_size == 100  # mpfs wrote nothing
