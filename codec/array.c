@@ -124,6 +124,15 @@ void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uin
 	fill(doc, a->src, a->descr[1], a->itemsize, out);
 }
 
+void mpfs_array_swap(const struct mpfs_array *a, const uint8_t *src, uint8_t *dst)
+{
+	unsigned unit = a->descr[1] == 'c' ? a->itemsize / 2u : a->itemsize;
+
+	for (uint64_t i = 0; i < a->nbytes; i += unit)
+		for (unsigned j = 0; j < unit; j++)
+			dst[i + j] = src[i + unit - 1 - j];
+}
+
 /* ---- compact maps ---------------------------------------------------- */
 
 bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v)

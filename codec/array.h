@@ -49,6 +49,10 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a);
  * The document must be the one a was read from. */
 void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out);
 
+/* Copies the nbytes of a from src to dst with each number's bytes reversed
+ * (big- to little-endian and back; complex numbers part by part). */
+void mpfs_array_swap(const struct mpfs_array *a, const uint8_t *src, uint8_t *dst);
+
 /* Writes shape as "256,128" (empty for 0-d) into out; returns the length. */
 size_t mpfs_array_shape_str(const struct mpfs_array *a, char *out, size_t cap);
 

@@ -99,6 +99,12 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 					       (unsigned long long)a.nbytes, len);
 				goto refuse;
 			}
+			if (a.descr[0] == '>') { /* the file is little-endian */
+				if (!(copy = malloc(len ? len : 1)))
+					return -ENOMEM;
+				mpfs_array_swap(&a, data, copy);
+				elems = copy;
+			}
 		} else if (mpfs_npy_parse(data, len, &a, &elems, &copy, &err)) {
 			goto refuse;
 		}

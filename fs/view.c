@@ -351,7 +351,10 @@ static int make_guarded(void *arg)
 	m->bytes = malloc(n->array->nbytes ? n->array->nbytes : 1);
 	if (!m->bytes)
 		return -ENOMEM;
-	mpfs_array_fill(&m->v->model.doc, n->array, m->bytes);
+	if (n->array->encoding == MPFS_ENC_NESTED)
+		mpfs_array_fill(&m->v->model.doc, n->array, m->bytes);
+	else /* a big-endian array shown raw: little-endian bytes */
+		mpfs_array_swap(n->array, m->v->model.doc.buf + n->array->data_off, m->bytes);
 	return 0;
 }
 
@@ -389,18 +392,26 @@ static int make(struct mpfs_view *v, struct vnode *vn)
 	return 0;
 }
 
-static bool needs_making(const struct vnode *vn)
+/* With -o raw, arrays are little-endian bytes: a big-endian one is swapped. */
+static bool swapped(const struct mpfs_view *v, const struct mpfs_node *n)
+{
+	return v->raw && n->kind == MPFS_N_ARRAY && n->array->descr[0] == '>';
+}
+
+/* Content that is made, not served from the mapping as it is. */
+static bool needs_making(const struct mpfs_view *v, const struct vnode *vn)
 {
 	const struct mpfs_node *n = vn->node;
 	return n->kind == MPFS_N_TEXT ||
-	       (n->kind == MPFS_N_ARRAY && n->array->encoding == MPFS_ENC_NESTED);
+	       (n->kind == MPFS_N_ARRAY && n->array->encoding == MPFS_ENC_NESTED) ||
+	       swapped(v, n);
 }
 
 static int ensure(struct mpfs_view *v, struct vnode *vn)
 {
 	int rc = 0;
 
-	if (!needs_making(vn))
+	if (!needs_making(v, vn))
 		return 0;
 	pthread_mutex_lock(&v->lock);
 	if (!vn->ready)
@@ -490,10 +501,9 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 		got = (size_t)copy_span(buf, size, off, hdr, vn->hdr_len);
 		off += got;
 	}
-	if (n->array->encoding == MPFS_ENC_COMPACT && (rc = intact(v)))
+	data = needs_making(v, vn) ? vn->data : v->model.doc.buf + n->array->data_off;
+	if (data != vn->data && (rc = intact(v)))
 		return rc;
-	data = n->array->encoding == MPFS_ENC_COMPACT ? v->model.doc.buf + n->array->data_off
-						      : vn->data;
 	long more = copy_span(buf + got, size - got, off - vn->hdr_len, data, n->array->nbytes);
 	return more < 0 ? more : (long)got + more;
 }
@@ -509,7 +519,9 @@ static long xattr_value(struct mpfs_view *v, const struct vnode *vn, const char 
 	if (!strcmp(name, "user.mpfs.key") && n->key) {
 		mpfs_json_render(&v->model.doc, n->key, out);
 	} else if (n->kind == MPFS_N_ARRAY && !strcmp(name, "user.mpfs.dtype")) {
-		mpfs_strbuf_puts(out, n->array->descr);
+		if (swapped(v, n)) /* what the .bin file holds */
+			mpfs_strbuf_add(out, "<", 1);
+		mpfs_strbuf_puts(out, n->array->descr + swapped(v, n));
 	} else if (n->kind == MPFS_N_ARRAY && !strcmp(name, "user.mpfs.shape")) {
 		mpfs_array_shape_str(n->array, shape, sizeof(shape));
 		mpfs_strbuf_puts(out, shape);

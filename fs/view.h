@@ -57,6 +57,7 @@ struct mpfs_node;
 const struct mpfs_node *mpfs_view_node(const struct mpfs_view *v, uint32_t id);
 const struct mpfs_doc *mpfs_view_doc(const struct mpfs_view *v);
 const struct stat *mpfs_view_archive_stat(const struct mpfs_view *v);
+/* True for -o raw: arrays as NAME.bin, raw little-endian C-order bytes. */
 bool mpfs_view_raw(const struct mpfs_view *v);
 /* The encoding a new array gets: nested lists in an archive that holds only
  * nested-list arrays (seed style), else compact. */

@@ -1464,3 +1464,25 @@ def test_archive_truncated_in_place_gives_errors_not_a_crash(tmp_path):
         assert err.value.errno == errno.ESTALE
         assert "class_name" in os.listdir(mnt)  # still serving
     assert archive.stat().st_size == 100  # mpfs wrote nothing
+
+
+def test_big_endian_array_raw_is_little_endian(tmp_path):
+    """-o raw shows raw little-endian C-order bytes (DESIGN §3), also for a
+    compact array stored big-endian; writing them back keeps it big-endian."""
+    arr = (np.arange(6).reshape(2, 3) / 3).astype(">f8")
+    archive = tmp_path / "be.mpk"
+    archive.write_bytes(msgpack.packb({
+        "class_name": "BE", "weights": {"w": {
+            "nd": True, "type": ">f8", "kind": b"", "shape": [2, 3], "data": arr.tobytes()}}},
+        use_bin_type=True))
+    with mounted(archive) as mnt:
+        back = np.load(mnt / "weights" / "w.npy")
+        assert back.dtype == np.dtype(">f8") and np.array_equal(back, arr)
+    with mounted(archive, "-o", "raw") as mnt:
+        f = mnt / "weights" / "w.bin"
+        assert f.read_bytes() == arr.astype("<f8").tobytes()
+        assert os.getxattr(f, "user.mpfs.dtype") == b"<f8"
+        f.write_bytes((arr * 2).astype("<f8").tobytes())
+    w = decode(archive)[b"weights"][b"w"]
+    assert w[b"type"] == b">f8"
+    assert w[b"data"] == (arr * 2).astype(">f8").tobytes()
