@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct item {
 	struct item *next;
@@ -80,10 +81,16 @@ void mpfs_notify_sync(void)
 {
 	if (!q.running || !q.can_wait)
 		return;
+	/* At most a second: the kernel may need request threads to drop pages,
+	 * and if every one of them were waiting here, nothing would move. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
 	pthread_mutex_lock(&q.lock);
 	unsigned long want = q.queued;
 	while (q.done < want && !q.stop)
-		pthread_cond_wait(&q.cond, &q.lock);
+		if (pthread_cond_timedwait(&q.cond, &q.lock, &until))
+			break;
 	pthread_mutex_unlock(&q.lock);
 }
 
