@@ -403,8 +403,7 @@ static bool needs_making(const struct mpfs_view *v, const struct vnode *vn)
 {
 	const struct mpfs_node *n = vn->node;
 	return n->kind == MPFS_N_TEXT ||
-	       (n->kind == MPFS_N_ARRAY && n->array->encoding == MPFS_ENC_NESTED) ||
-	       swapped(v, n);
+	       (n->kind == MPFS_N_ARRAY && n->array->encoding == MPFS_ENC_NESTED) || swapped(v, n);
 }
 
 static int ensure(struct mpfs_view *v, struct vnode *vn)
