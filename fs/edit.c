@@ -13,6 +13,14 @@
 #include "fs/fs_i.h"
 #include "fs/names.h"
 
+/* The index of child id among dir's entries, in archive order. */
+static uint32_t index_in(const struct mpfs_fs *fs, uint32_t dir, uint32_t id)
+{
+	const struct mpfs_node *d = mpfs_view_node(fs->view, dir);
+	const struct mpfs_node *c = mpfs_view_node(fs->view, id);
+	return (uint32_t)(c - d->children);
+}
+
 /* True if the edits already take care of entry e (at index of directory
  * value dir): they replace its value or key, or delete it. */
 static bool edited(const struct mpfs_edit *edits, size_t n, const struct mpfs_node *e,
@@ -52,12 +60,16 @@ int mpfs_edit_commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n
 				continue;
 			const struct mpfs_node *dn = mpfs_view_node(fs->view, dir);
 			const struct mpfs_node *e = mpfs_view_node(fs->view, id);
-			uint32_t index = (uint32_t)(e - dn->children);
+			uint32_t index = index_in(fs, dir, id);
 			if (!edited(edits, n, e, dn->val, index))
 				all[total++] = (struct mpfs_edit){
 					.op = MPFS_EDIT_DELETE, .target = dn->val, .index = index};
 		}
 		edits = all;
+	}
+	if (total == 0) { /* nothing left to write: no new archive for it */
+		free(all);
+		goto done;
 	}
 	rc = mpfs_commit(fs->archive, fs->view, edits, total, &nv, &err);
 	free(all);
@@ -67,6 +79,7 @@ int mpfs_edit_commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n
 	}
 	mpfs_view_close(fs->view);
 	fs->view = nv;
+done:
 	while (fs->nhidden)
 		mpfs_hidden_del(fs, fs->hidden[0]);
 	return 0;
@@ -334,12 +347,11 @@ int mpfs_fs_locate(struct mpfs_fs *fs, const char *path, uint32_t *id, uint32_t 
 	return mpfs_fs_lookup(fs, path, id);
 }
 
-/* The index of child id among dir's entries, in archive order. */
-static uint32_t index_in(const struct mpfs_fs *fs, uint32_t dir, uint32_t id)
+/* Entries of maps and lists can go; a csr_matrix's members are fixed (and
+ * its entries are not its map's pairs, so no index would name them). */
+static int deletable(const struct mpfs_fs *fs, uint32_t dir)
 {
-	const struct mpfs_node *d = mpfs_view_node(fs->view, dir);
-	const struct mpfs_node *c = mpfs_view_node(fs->view, id);
-	return (uint32_t)(c - d->children);
+	return mpfs_view_node(fs->view, dir)->kind == MPFS_N_CSR ? -EPERM : 0;
 }
 
 int mpfs_edit_delete(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t dir)
@@ -347,10 +359,15 @@ int mpfs_edit_delete(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t
 	const struct mpfs_node *d = mpfs_view_node(fs->view, dir);
 	struct mpfs_edit ed = {
 		.op = MPFS_EDIT_DELETE, .target = d->val, .index = index_in(fs, dir, id)};
+	int rc = deletable(fs, dir);
 
-	if (d->kind == MPFS_N_CSR)
-		return -EPERM; /* its members are fixed */
-	return mpfs_edit_commit(fs, &ed, 1, path);
+	return rc ? rc : mpfs_edit_commit(fs, &ed, 1, path);
+}
+
+int mpfs_edit_hide(struct mpfs_fs *fs, const char *path, uint32_t dir)
+{
+	int rc = deletable(fs, dir);
+	return rc ? rc : mpfs_hidden_add(fs, path);
 }
 
 /* Renames archive entry (id in dir) to path to. */

@@ -75,18 +75,9 @@ void mpfs_fs_finish(struct mpfs_fs *fs)
 		fs->pending = p->next;
 		mpfs_pending_free(p);
 	}
-	while (fs->nhidden) {
-		char *path = fs->hidden[0];
-		uint32_t id, dir;
-		char d[PATH_MAX];
-
-		mpfs_path_parent(path, d, sizeof(d));
-		if (mpfs_view_lookup(fs->view, d, &dir) == 0 &&
-		    mpfs_view_lookup(fs->view, path, &id) == 0 &&
-		    mpfs_edit_delete(fs, path, id, dir))
-			fs->opts.log("%s: moved away, but not removed at unmount", path);
-		mpfs_hidden_del(fs, path);
-	}
+	/* A commit of nothing takes the hidden entries with it. */
+	if (fs->nhidden && mpfs_edit_commit(fs, NULL, 0, "entries moved to scratch names"))
+		fs->opts.log("entries moved to scratch names were not removed at unmount");
 	pthread_rwlock_unlock(&fs->lock);
 }
 
@@ -541,7 +532,8 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 			goto out;
 		}
 		struct pending *s = mpfs_pending_new(fs, to);
-		if (!s || (rc = mpfs_pending_load(fs, s, id)) || (rc = mpfs_hidden_add(fs, from))) {
+		if (!s || (rc = mpfs_pending_load(fs, s, id)) ||
+		    (rc = mpfs_edit_hide(fs, from, dir))) {
 			if (s)
 				mpfs_pending_drop(fs, s);
 			rc = rc ? rc : -ENOMEM;

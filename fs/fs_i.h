@@ -108,6 +108,9 @@ int mpfs_edit_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const char *n
 int mpfs_fs_locate(struct mpfs_fs *fs, const char *path, uint32_t *id, uint32_t *dir);
 /* Removes archive entry id of directory dir (path for the log). */
 int mpfs_edit_delete(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t dir);
+/* Hides archive entry path of directory dir: a delete put off until the
+ * next commit (see struct mpfs_fs). -EPERM where deleting is refused. */
+int mpfs_edit_hide(struct mpfs_fs *fs, const char *path, uint32_t dir);
 /* Renames archive entry id of directory dir (at path from) to path to. */
 int mpfs_edit_move(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t dir, const char *to);
 
