@@ -1452,6 +1452,10 @@ Test(fs_names, eperm_in_list_and_csr_directories)
 	char path[128];
 	snprintf(path, sizeof(path), "%s/data.npy", csr);
 	cr_assert_eq(mpfs_fs_unlink(e.fs, path), -EPERM);
+	/* nor moved away to a scratch name (a delete put off) */
+	char scratch[128];
+	snprintf(scratch, sizeof(scratch), "%s/data.npy~", csr);
+	cr_assert_eq(mpfs_fs_rename(e.fs, path, scratch, false), -EPERM);
 	snprintf(path, sizeof(path), "%s/x", csr);
 	cr_assert_eq(mpfs_fs_mkdir(e.fs, path), -EPERM);
 	cr_assert_eq(mpfs_fs_open_file(e.fs, path, O_WRONLY | O_CREAT, true, &fh), -EPERM);
