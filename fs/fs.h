@@ -31,7 +31,8 @@ int mpfs_fs_open(struct mpfs_fs **out, const char *archive, const struct mpfs_fs
 		 struct mpfs_error *err);
 /* Commits what is still pending (files never flushed, entries hidden by a
  * rename to a scratch name, which are removed); scratch files are dropped.
- * Called when the kernel ends the mount, so that unmounting waits for it. */
+ * The kernel does not wait for this after an unmount: mpfs does it before
+ * it exits (mpfs_fs_close). */
 void mpfs_fs_finish(struct mpfs_fs *fs);
 /* mpfs_fs_finish, then frees everything. */
 void mpfs_fs_close(struct mpfs_fs *fs);

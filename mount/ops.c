@@ -40,14 +40,6 @@ static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	return fs();
 }
 
-/* The kernel's last request on unmount: commit what is left now, so that
- * the unmount returns only once the archive holds every change. main()
- * frees the fs after the loop ends. */
-static void mpfs_destroy(void *data)
-{
-	mpfs_fs_finish(data);
-}
-
 static int mpfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
 {
 	(void)fi;
@@ -202,7 +194,6 @@ static int mpfs_statfs(const char *path, struct statvfs *st)
 
 const struct fuse_operations mpfs_ops = {
 	.init = mpfs_init,
-	.destroy = mpfs_destroy,
 	.getattr = mpfs_getattr,
 	.readdir = mpfs_readdir,
 	.open = mpfs_open,
