@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/xattr.h>
 #include <unistd.h>
+
+/* The archive's base name in temporary names, cut to fit NAME_MAX. */
+#define MPFS_TEMP_BASE "%.200s"
 
 /* Buffered writes to the temporary file. Big unchanged spans of the old
  * archive are copied by the kernel (copy_file_range: no trip through user
@@ -77,58 +81,103 @@ static int out_write(void *ctx, const void *p, size_t n)
 	return 0;
 }
 
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* The same file, unchanged: an edit in place at the same size still moves
+ * mtime or at least ctime. */
 static bool same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+	       same_time(&a->st_mtim, &b->st_mtim) && same_time(&a->st_ctim, &b->st_ctim);
 }
 
-bool mpfs_commit_unchanged(const char *archive, const struct mpfs_view *old)
+bool mpfs_commit_unchanged(const char *archive, const struct stat *ident)
 {
 	struct stat now;
-	return stat(archive, &now) == 0 && same_file(&now, mpfs_view_archive_stat(old));
+	return stat(archive, &now) == 0 && same_file(&now, ident);
 }
 
-int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct mpfs_edit *edits,
-		size_t nedits, struct mpfs_view **out, struct mpfs_error *err)
+/* Gives the temporary file the archive's owner, group and extended
+ * attributes where this process may; then its mode, less setuid and setgid
+ * when the owner or group could not be kept (they would then grant another
+ * user's rights). What cannot be kept is documented (docs/writing.md). */
+static void copy_identity(int src, int fd, const struct stat *was)
 {
-	const struct stat *was = mpfs_view_archive_stat(old);
+	mode_t mode = was->st_mode & 07777;
+	struct stat now;
+	char *names = NULL, *val = NULL;
+	ssize_t n;
+
+	if (fchown(fd, was->st_uid, was->st_gid) < 0)
+		(void)!fchown(fd, (uid_t)-1, was->st_gid); /* at least the group */
+	if (fstat(fd, &now) == 0 && (now.st_uid != was->st_uid || now.st_gid != was->st_gid))
+		mode &= ~(mode_t)(S_ISUID | S_ISGID);
+	(void)!fchmod(fd, mode);
+	n = flistxattr(src, NULL, 0);
+	if (n <= 0 || !(names = malloc((size_t)n)) || (n = flistxattr(src, names, (size_t)n)) <= 0)
+		goto out;
+	for (char *name = names; name < names + n; name += strlen(name) + 1) {
+		ssize_t len = fgetxattr(src, name, NULL, 0);
+		char *v = len >= 0 ? realloc(val, (size_t)len + 1) : NULL;
+		if (!v)
+			continue;
+		val = v;
+		len = fgetxattr(src, name, val, (size_t)len);
+		if (len >= 0)
+			(void)!fsetxattr(fd, name, val, (size_t)len, 0);
+	}
+out:
+	free(val);
+	free(names);
+}
+
+static int fail(struct mpfs_error *err, int e, const char *what, const char *path)
+{
+	snprintf(err->msg, sizeof(err->msg), "%s %.120s: %s", what, path, strerror(e));
+	return -e;
+}
+
+int mpfs_commit(const char *archive, const struct mpfs_view *old, struct stat *ident,
+		const struct mpfs_edit *edits, size_t nedits, struct mpfs_view **out,
+		struct mpfs_error *err)
+{
 	struct mpfs_view_opts vo = {.raw = mpfs_view_raw(old)};
-	char *dir_copy, *tmp;
+	char *dir_copy, *base_copy, *tmp;
 	struct out *o = NULL;
 	struct stat now;
 	int fd = -1, dfd = -1, src, rc = -EIO;
 
 	memset(err, 0, sizeof(*err));
+	*out = NULL;
 	src = open(archive, O_RDONLY | O_CLOEXEC);
-	if (src < 0 || fstat(src, &now) < 0 || !same_file(&now, was)) {
+	if (src < 0 || fstat(src, &now) < 0 || !same_file(&now, ident)) {
 		if (src >= 0)
 			close(src);
 		snprintf(err->msg, sizeof(err->msg), MPFS_STALE_MSG);
 		return -ESTALE;
 	}
 	dir_copy = strdup(archive);
-	tmp = malloc(strlen(archive) + 48);
+	base_copy = strdup(archive);
+	tmp = malloc(strlen(archive) + 64);
 	o = malloc(sizeof(*o));
-	if (!dir_copy || !tmp || !o) {
+	if (!dir_copy || !base_copy || !tmp || !o) {
 		rc = -ENOMEM;
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		goto out_free;
 	}
-	/* Beside the archive, so the rename stays within one filesystem. */
+	/* Beside the archive, so the rename stays within one filesystem. The
+	 * pid lets a later mount tell a leftover of a killed mpfs from the
+	 * temporary file of one still running (mpfs_commit_cleanup); the base
+	 * name is cut so the whole name stays within NAME_MAX. */
 	const char *dir = dirname(dir_copy);
-	char *base_copy = strdup(archive);
-	if (!base_copy) {
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	/* The pid lets a later mount tell a leftover of a killed mpfs from
-	 * the temporary file of one still running (mpfs_commit_cleanup). */
-	sprintf(tmp, "%s/.%s.mpfs-%ld-XXXXXX", dir, basename(base_copy), (long)getpid());
-	free(base_copy);
+	sprintf(tmp, "%s/." MPFS_TEMP_BASE ".mpfs-%ld-XXXXXX", dir, basename(base_copy),
+		(long)getpid());
 	fd = mkstemp(tmp);
 	if (fd < 0) {
-		snprintf(err->msg, sizeof(err->msg), "cannot create a temporary file: %s",
-			 strerror(errno));
+		rc = fail(err, errno, "cannot create a temporary file in", dir);
 		goto out_free;
 	}
 	o->fd = fd;
@@ -136,10 +185,11 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 	o->base = mpfs_view_doc(old)->buf;
 	o->base_len = mpfs_view_doc(old)->size;
 	o->len = 0;
-	if (fchmod(fd, was->st_mode & 07777) < 0 ||
-	    mpfs_encode_doc(mpfs_view_doc(old), edits, nedits, out_write, o) ||
+	copy_identity(src, fd, ident);
+	errno = 0;
+	if (mpfs_encode_doc(mpfs_view_doc(old), edits, nedits, out_write, o) ||
 	    drain(o, o->buf, o->len) || fsync(fd) < 0) {
-		snprintf(err->msg, sizeof(err->msg), "cannot write %s: %s", tmp, strerror(errno));
+		rc = fail(err, errno ? errno : ENOMEM, "cannot write", tmp);
 		goto out_unlink;
 	}
 	/* Never put an archive in place that we could not read back. */
@@ -158,28 +208,33 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, const struct m
 			      : "internal error: the re-encoded archive does not decode (%.100s); "
 				"nothing was changed",
 			 why);
-		rc = deep ? -EINVAL : -EIO;
+		rc = deep ? -EINVAL : rc == -ENOMEM ? -ENOMEM : -EIO;
+		*out = NULL;
 		goto out_unlink;
 	}
 	if (rename(tmp, archive) < 0) {
-		snprintf(err->msg, sizeof(err->msg), "cannot rename over %s: %s", archive,
-			 strerror(errno));
+		rc = fail(err, errno, "cannot rename over", archive);
 		mpfs_view_close(*out);
 		*out = NULL;
-		rc = -EIO;
 		goto out_unlink;
 	}
+	/* The new archive as it now is (rename moved its ctime). */
+	if (fstat(fd, ident) < 0)
+		memset(ident, 0, sizeof(*ident)); /* the next commit says ESTALE */
+	rc = 0;
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
+	if (dfd < 0 || fsync(dfd) < 0)
+		rc = fail(err, errno, "the archive was replaced, but cannot fsync its directory",
+			  dir);
+	if (dfd >= 0)
 		close(dfd);
-	}
 	close(fd);
 	close(src);
 	free(o);
 	free(tmp);
+	free(base_copy);
 	free(dir_copy);
-	return 0;
+	return rc;
 
 out_unlink:
 	unlink(tmp);
@@ -188,6 +243,7 @@ out_free:
 	close(src);
 	free(o);
 	free(tmp);
+	free(base_copy);
 	free(dir_copy);
 	return rc;
 }
@@ -200,7 +256,8 @@ int mpfs_commit_cleanup(const char *archive, void (*log)(const char *fmt, ...))
 	int removed = 0;
 	DIR *d = NULL;
 
-	if (!dir_copy || !base_copy || asprintf(&prefix, ".%s.mpfs-", basename(base_copy)) < 0)
+	if (!dir_copy || !base_copy ||
+	    asprintf(&prefix, "." MPFS_TEMP_BASE ".mpfs-", basename(base_copy)) < 0)
 		goto out;
 	d = opendir(dirname(dir_copy));
 	if (!d)

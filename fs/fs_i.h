@@ -1,8 +1,36 @@
-/* Private to fs/: the state behind struct mpfs_fs, shared by fs.c (the
- * operations), pending.c (paths, pending buffers, hidden entries) and
- * edit.c (turning content and renames into archive edits, and commit).
- * Every function here expects the caller to hold fs->lock (as a writer
- * where it changes anything). */
+/* Private to fs/: the state behind struct mpfs_fs.
+ *
+ * Terms (docs/writing.md §2 says the same for users):
+ *
+ * snapshot  one decoded archive (struct snap: a view plus a reference
+ *           count). fs->snap is the current one; a commit makes a new one
+ *           and swaps it in. Older snapshots live on while content still
+ *           reads from them.
+ * inode     a file object: one per entry that has state beyond the
+ *           archive (open handles, content being edited, scratch or new,
+ *           hidden) and the directories above such entries. Entries without
+ *           state have no inode: they are read from the snapshot. An inode
+ *           lives in its parent's list under its name; a rename moves it, and
+ *           whatever points at it (handles, content) goes along. An inode
+ *           of origin ARCHIVE is bound to the snapshot entry of its name.
+ * origin    given when the inode is made, never inferred from a name later:
+ *           ARCHIVE (an entry of the archive), NEW (created here, not in the
+ *           archive yet: committed at the first flush with content), SCRATCH
+ *           (created under a scratch name: memory only).
+ * whiteout  an archive entry renamed to a scratch name (an editor's backup
+ *           rename): hidden from the tree, deleted from the archive with the
+ *           next commit unless a new file of its name replaces it first.
+ * content   the bytes of a file being edited: a base (a snapshot entry)
+ *           up to a cut, plus changed chunks, in memory up to a budget and
+ *           in an unlinked temporary file beyond it (content.c).
+ * handle    an open file: points at its inode; only handles opened for
+ *           writing commit.
+ *
+ * Locks: fs->lock (rwlock) guards the inode tree, contents and fs->snap.
+ * fs->commit_mu serialises everything that changes the namespace or the
+ * archive: it is taken first, the edit is prepared under fs->lock, the
+ * archive is written and fsynced with fs->lock released (readers go on with
+ * the old snapshot), then fs->lock is taken again to swap the snapshot in. */
 #ifndef MPFS_FS_FS_I_H
 #define MPFS_FS_FS_I_H
 
@@ -10,108 +38,186 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "codec/encode.h"
 #include "codec/model.h"
 #include "fs/fs.h"
 #include "fs/view.h"
 
-/* A file whose content lives here: open for writing, new, or scratch. */
-struct pending {
-	struct pending *next;
-	char *path;
-	uint8_t *data;
-	size_t len, cap;
-	unsigned refs; /* open handles */
-	bool dirty;    /* differs from the archive */
-	bool scratch;  /* memory only */
-	bool fresh;    /* not in the archive yet */
-	bool detached; /* unlinked or renamed away while open */
-	bool refused;  /* the last commit was refused, nothing written since */
+#define NO_ID UINT32_MAX
+
+/* Largest file content: a str or bin holds 4 GiB - 1 bytes; an .npy file
+ * has its header on top. Beyond that: EFBIG. */
+#define MPFS_TEXT_MAX	  ((uint64_t)UINT32_MAX)
+#define MPFS_NPY_FILE_MAX ((uint64_t)UINT32_MAX + 65536)
+
+struct snap {
+	struct mpfs_view *v;
+	unsigned refs;
 };
 
-/* An open file (fuse's fh). */
+struct content {
+	struct snap *base; /* the bytes below cut come from this entry, or NULL */
+	uint32_t base_id;
+	uint64_t cut; /* base bytes at or past cut read as zero */
+	uint64_t len;
+	uint8_t **chunks; /* by chunk number; NULL: not changed; SPILLED */
+	size_t nchunks;	  /* entries in chunks */
+	int spill;	  /* temporary file holding spilled chunks, or -1 */
+	size_t mem;	  /* bytes of chunks in memory */
+};
+
+enum origin { ORIGIN_ARCHIVE, ORIGIN_NEW, ORIGIN_SCRATCH };
+
+struct inode {
+	struct inode *parent; /* NULL for the root and for unlinked inodes */
+	char *name;
+	struct inode *kids, *next; /* child inodes; siblings */
+	struct content *c;	   /* the file's bytes while edited here */
+	uint64_t seq;		   /* bumped by every change of c */
+	uint64_t tried;		   /* seq at the last commit attempt */
+	unsigned nopen;		   /* open handles */
+	unsigned nwriters;	   /* of which opened for writing */
+	int err;		   /* the last commit's error (sticky), or 0 */
+	unsigned busy;		   /* held across a commit by the committing call */
+	uint8_t origin;		   /* enum origin */
+	bool whiteout;		   /* hidden archive entry (see above) */
+	bool unlinked;		   /* out of the tree, kept for open handles */
+	bool dirty;		   /* c differs from the archive */
+	uint32_t id;		   /* ORIGIN_ARCHIVE: the entry of its name in fs->snap */
+};
+
 struct handle {
-	char *path;
-	struct pending *p; /* NULL for a read-only handle on an archive file */
-	bool late;	   /* written since the last commit attempt */
+	struct inode *in;
+	bool writer;
+	bool late; /* written since this handle's last flush */
 };
 
 struct mpfs_fs {
 	char *archive;
-	struct mpfs_view *view;
-	struct pending *pending;
-	/* Archive files renamed to a scratch name: gone from the tree, but kept
-	 * in the archive until a file of that name replaces them in place (an
-	 * editor's backup-rename save), the next commit, or the end of the
-	 * mount (then deleted). */
-	char **hidden;
-	size_t nhidden;
+	struct snap *snap;
+	struct inode *root;
+	struct inode **whiteouts; /* hidden entries, in hiding order */
+	size_t nwhiteouts;
+	struct stat ident; /* the archive as we last read or wrote it */
+	size_t mem;	   /* bytes of content chunks in memory, all files */
 	struct mpfs_fs_opts opts;
 	pthread_rwlock_t lock;
+	pthread_mutex_t commit_mu;
 };
 
-/* ---- pending.c: paths -------------------------------------------------- */
+/* ---- snapshots (inode.c) ------------------------------------------------ */
 
-/* The last component of path (points into path). */
+void mpfs_snap_put(struct snap *s);
+static inline struct snap *mpfs_snap_get(struct snap *s)
+{
+	s->refs++;
+	return s;
+}
+
+/* ---- paths (inode.c) ---------------------------------------------------- */
+
 const char *mpfs_path_base(const char *path);
 /* The parent directory of path, into out ("/" for top-level entries). */
 void mpfs_path_parent(const char *path, char *out, size_t cap);
-/* True if path lies strictly inside directory dir. */
-bool mpfs_path_under(const char *path, const char *dir);
 
-/* ---- pending.c: hidden entries -------------------------------------- */
+/* ---- inodes (inode.c) --------------------------------------------------- */
 
-bool mpfs_hidden_has(const struct mpfs_fs *fs, const char *path);
-/* -ENOMEM or 0. */
-int mpfs_hidden_add(struct mpfs_fs *fs, const char *path);
-void mpfs_hidden_del(struct mpfs_fs *fs, const char *path);
-/* True if a hidden entry lies inside directory dir. */
-bool mpfs_hidden_under(const struct mpfs_fs *fs, const char *dir);
-/* True if entry name of directory dir is hidden. */
-bool mpfs_hidden_child(const struct mpfs_fs *fs, const char *dir, const char *name);
-/* Looks path up as the user sees the tree: hidden entries are absent. */
-int mpfs_fs_lookup(const struct mpfs_fs *fs, const char *path, uint32_t *id);
+/* Where a path leads: the inode there (or NULL if it has none) and the
+ * archive entry (or NO_ID), plus the directory above it. */
+struct loc {
+	struct inode *in, *dir_in;
+	uint32_t id, dir_id;
+};
 
-/* ---- pending.c: pending buffers ------------------------------------- */
+/* Resolves an absolute path as the user sees the tree. 0 with *l filled,
+ * or -ENOENT (also for the last component alone missing: then l->dir_* are
+ * set and l->in/l->id are NULL/NO_ID), -ENOTDIR, -ENAMETOOLONG. */
+int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last_missing);
+/* The archive entry inode in is bound to, or NO_ID. */
+uint32_t mpfs_inode_id(const struct inode *in);
+/* Binds in and the inodes below it to fs->snap again (after a commit or a
+ * move). */
+void mpfs_inode_rebind(struct mpfs_fs *fs, struct inode *in);
+/* The inode at l, made (with its parents) if it has none; NULL on ENOMEM. */
+struct inode *mpfs_inode_at(struct mpfs_fs *fs, const char *path, const struct loc *l);
+/* A new child inode of dir; NULL on ENOMEM. */
+struct inode *mpfs_inode_new(struct mpfs_fs *fs, struct inode *dir, const char *name,
+			     enum origin origin);
+/* The child of dir named name, or NULL. */
+struct inode *mpfs_inode_kid(struct inode *dir, const char *name);
+/* Moves in under dir as name (-ENOMEM). */
+int mpfs_inode_move(struct inode *in, struct inode *dir, const char *name);
+/* Takes in out of the tree (unlink); it lives on while it has handles. */
+void mpfs_inode_unlink(struct mpfs_fs *fs, struct inode *in);
+/* Frees in (and empty parents) if nothing holds it any more. */
+void mpfs_inode_gc(struct mpfs_fs *fs, struct inode *in);
+/* The path of in into buf; -ENAMETOOLONG, -ENOENT if unlinked. */
+int mpfs_inode_path(const struct inode *in, char *buf, size_t cap);
+/* True if in is a file whose bytes are c's for everyone (not only its
+ * writers): it is dirty, new or scratch. */
+bool mpfs_inode_shows_content(const struct inode *in);
+/* Drops c (and the snapshot it reads from). */
+void mpfs_inode_drop_content(struct mpfs_fs *fs, struct inode *in);
+/* Records in as hidden (-ENOMEM). */
+int mpfs_whiteout_add(struct mpfs_fs *fs, struct inode *in);
+void mpfs_whiteout_del(struct mpfs_fs *fs, struct inode *in);
+/* Frees every inode (at close). */
+void mpfs_inode_free_all(struct mpfs_fs *fs);
 
-struct pending *mpfs_pending_find(struct mpfs_fs *fs, const char *path);
-/* The pending file others than its writers see at path, or NULL. */
-struct pending *mpfs_pending_shown(struct mpfs_fs *fs, const char *path);
-/* A new pending file at path (scratch by its name), listed; NULL on ENOMEM. */
-struct pending *mpfs_pending_new(struct mpfs_fs *fs, const char *path);
-/* Takes p out of the namespace; freed now, or by its last handle. */
-void mpfs_pending_drop(struct mpfs_fs *fs, struct pending *p);
-void mpfs_pending_free(struct pending *p);
-/* Sets the length (zero-filling growth); -ENOMEM. */
-int mpfs_pending_resize(struct pending *p, size_t len);
-/* Fills p with the committed content of archive entry id. */
-int mpfs_pending_load(struct mpfs_fs *fs, struct pending *p, uint32_t id);
-/* Files held here inside a directory that moved from from to to follow it. */
-void mpfs_pending_move_under(struct mpfs_fs *fs, const char *from, const char *to);
+/* ---- content (content.c) ------------------------------------------------ */
 
-/* ---- edit.c ------------------------------------------------------------- */
+/* New content reading base entry id of s (ref taken) up to len; s may be
+ * NULL for empty content. NULL on ENOMEM. */
+struct content *mpfs_content_new(struct snap *s, uint32_t id, uint64_t len);
+void mpfs_content_free(struct mpfs_fs *fs, struct content *c);
+long mpfs_content_read(struct content *c, char *buf, size_t size, uint64_t off);
+/* -ENOMEM, -ENOSPC, -EIO (spilling), -EFBIG is the caller's to check. */
+long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, size_t size,
+			uint64_t off);
+int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len);
+/* The whole content in one piece: memory for small content, a mapping of a
+ * temporary file for big. Release with mpfs_content_unflatten. */
+int mpfs_content_flatten(struct mpfs_fs *fs, struct content *c, const uint8_t **out, void **cookie);
+void mpfs_content_unflatten(const uint8_t *p, uint64_t len, void *cookie);
 
-/* Commits edits (plus the removal of hidden entries they do not replace)
- * and switches to the new archive; what names the change in the log. */
-int mpfs_edit_commit(struct mpfs_fs *fs, const struct mpfs_edit *edits, size_t n, const char *what);
-/* Puts content under path: replaces the entry's value, or adds a key.
+/* ---- edits and commit (edit.c) ----------------------------------------- */
+
+/* A commit being prepared: edits against fs->snap plus what they own. */
+struct txn {
+	struct mpfs_edit ed[4];
+	size_t ned;
+	struct mpfs_strbuf bufs[4];
+	size_t nbufs;
+	const char *what; /* for the log */
+};
+void mpfs_txn_init(struct txn *t, const char *what);
+void mpfs_txn_destroy(struct txn *t);
+/* Runs t (plus the deletion of hidden entries not replaced by it) with
+ * fs->lock held as writer on entry and exit, released in between; swaps
+ * the new snapshot in. The caller holds fs->commit_mu. 0 or -errno. */
+int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t);
+
+/* Adds to t the edit that stores content data under entry id (a REPLACE).
  * -EINVAL (logged) for content that cannot be stored. */
-int mpfs_edit_put(struct mpfs_fs *fs, const char *path, const uint8_t *data, size_t len);
-/* Commits a pending buffer if it changed; an empty one waits. A refusal
- * sticks until new writes arrive. */
-int mpfs_edit_commit_pending(struct mpfs_fs *fs, struct pending *p);
-/* The key a new entry named name gets in map dir (array: strip .npy). */
-int mpfs_edit_key(struct mpfs_fs *fs, const struct mpfs_node *dir, const char *name, bool array,
-		  struct mpfs_strbuf *out);
-/* The entry at path (as the user sees it) and its parent directory. */
-int mpfs_fs_locate(struct mpfs_fs *fs, const char *path, uint32_t *id, uint32_t *dir);
-/* Removes archive entry id of directory dir (path for the log). */
-int mpfs_edit_delete(struct mpfs_fs *fs, const char *path, uint32_t id, uint32_t dir);
-/* Hides archive entry path of directory dir: a delete put off until the
- * next commit (see struct mpfs_fs). -EPERM where deleting is refused. */
-int mpfs_edit_hide(struct mpfs_fs *fs, const char *path, uint32_t dir);
-/* Renames archive entry id of directory dir (at path from) to path to. */
-int mpfs_edit_move(struct mpfs_fs *fs, const char *from, uint32_t id, uint32_t dir, const char *to);
+int mpfs_edit_replace(struct mpfs_fs *fs, struct txn *t, uint32_t id, const uint8_t *data,
+		      size_t len, const char *path);
+/* Adds to t a new key named name in map dir with content data. */
+int mpfs_edit_insert(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char *name,
+		     const uint8_t *data, size_t len, const char *path);
+/* Adds an empty map named name to map dir (mkdir). */
+int mpfs_edit_mkdir(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char *name);
+/* Adds the removal of entry id of directory dir. -EPERM in a csr_matrix. */
+int mpfs_edit_delete(struct mpfs_fs *fs, struct txn *t, uint32_t dir, uint32_t id);
+/* Adds the rename of entry id (in dir) to name in map tdir, replacing entry
+ * tid there (or NO_ID). -EPERM outside maps. */
+int mpfs_edit_move(struct mpfs_fs *fs, struct txn *t, uint32_t dir, uint32_t id, uint32_t tdir,
+		   uint32_t tid, const char *name);
+/* The entry of map dir whose key a new file named name would get, if such a
+ * key exists (an escaped name of an existing key): NO_ID otherwise. */
+uint32_t mpfs_edit_same_key(struct mpfs_fs *fs, uint32_t dir, const char *name);
+/* True if name ends with the suffix arrays get (.npy, .bin with -o raw). */
+bool mpfs_edit_array_name(struct mpfs_fs *fs, const char *name);
 
 #endif

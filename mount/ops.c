@@ -37,6 +37,9 @@ static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->negative_timeout = 0;
 	cfg->kernel_cache = 0;
 	cfg->auto_cache = 1;
+	/* fs/ keeps an unlinked file readable for its open handles (its
+	 * inode lives on): no .fuse_hidden renames. */
+	cfg->hard_remove = 1;
 	return fs();
 }
 

@@ -454,6 +454,10 @@ Test(fs_write, truncated_and_empty_commits_nothing)
 	arc_unchanged(&a, e.archive, "truncate to 0");
 	expect_cat(&e, "/params/C", "0.5\n");
 
+	/* a number has no empty value: each of those closes said so */
+	cr_assert_eq(nlogs, 3, "logged %d: %s", nlogs, last_log);
+	cr_assert(strstr(last_log, "/params/C") && strstr(last_log, "kept"), "log: %s", last_log);
+	log_reset();
 	/* an open for writing without changes commits nothing either */
 	fh = fs_open(&e, "/params/C", O_RDWR, false);
 	cr_assert_eq(mpfs_fs_flush(e.fs, fh), 0);
@@ -510,9 +514,11 @@ Test(fs_write, refusal_is_sticky_until_a_new_write)
 	cr_assert_geq(nlogs, 1);
 	cr_assert(strstr(last_log, "/params/max_iter") && strstr(last_log, "refused"), "log: %s",
 		  last_log);
+	/* the writer's content stays as written; others read the archive */
 	char *s = fh_read(&e, fh, NULL);
-	cr_assert_str_eq(s, "100\n", "reads back '%s' after the refusal", s);
+	cr_assert_str_eq(s, "abc\n", "reads back '%s' after the refusal", s);
 	free(s);
+	expect_cat(&e, "/params/max_iter", "100\n");
 	struct stat st;
 	cr_assert_eq(getattr(&e, "/params/max_iter", &st), 0);
 	cr_assert_eq(st.st_size, 4);
@@ -1548,9 +1554,12 @@ Test(fs_stale, replaced_archive_is_not_overwritten)
 	cr_assert_eq(mpfs_fs_flush(e.fs, fh), -ESTALE);
 	arc_unchanged(&theirs, e.archive, "their archive");
 	cr_assert(strstr(last_log, "changed on disk"), "log: %s", last_log);
+	/* the writer keeps what it wrote; everyone else reads the archive */
 	char *s = fh_read(&e, fh, NULL);
-	cr_assert_str_eq(s, "0.5\n", "reads '%s' after ESTALE", s);
+	cr_assert_str_eq(s, "0.25\n", "reads '%s' after ESTALE", s);
 	free(s);
+	expect_cat(&e, "/params/C", "0.5\n");
+	cr_assert_eq(mpfs_fs_flush(e.fs, fh), -ESTALE, "a failed commit keeps failing");
 	fs_release(&e, fh);
 	cr_assert_eq(mpfs_fs_mkdir(e.fs, "/params/d"), -ESTALE);
 	cr_assert_eq(mpfs_fs_unlink(e.fs, "/params/C"), -ESTALE);

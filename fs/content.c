@@ -1,0 +1,328 @@
+/* Content of a file being edited, in bounded memory.
+ *
+ * A file opened for writing is not copied: its content is the archive
+ * entry it was opened on (the base, read from a snapshot) up to a cut, plus
+ * the chunks that writes changed. A one-element np.memmap edit of a 1 GiB
+ * array therefore holds one chunk, and `truncate -s 2G` holds none. Changed
+ * chunks live in memory while all files together stay under a budget, and
+ * in an unlinked temporary file beside the archive beyond it.
+ *
+ * Invariant: every byte at or past len reads as zero wherever it is kept
+ * (chunks are cleared when the file shrinks), and cut <= len. */
+#define _GNU_SOURCE /* O_TMPFILE */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fs/fs_i.h"
+
+#define CHUNK	((uint64_t)1 << 16)
+#define SPILLED ((uint8_t *)1)
+/* Changed chunks kept in memory, all files together. */
+#define MEM_BUDGET ((size_t)32 << 20)
+/* Content up to this size is flattened into memory, beyond into a file. */
+#define FLAT_MEM_MAX ((uint64_t)4 << 20)
+
+struct content *mpfs_content_new(struct snap *s, uint32_t id, uint64_t len)
+{
+	struct content *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->spill = -1;
+	if (s) {
+		c->base = mpfs_snap_get(s);
+		c->base_id = id;
+		c->cut = c->len = len;
+	}
+	return c;
+}
+
+void mpfs_content_free(struct mpfs_fs *fs, struct content *c)
+{
+	if (!c)
+		return;
+	for (size_t k = 0; k < c->nchunks; k++)
+		if (c->chunks[k] && c->chunks[k] != SPILLED)
+			free(c->chunks[k]);
+	fs->mem -= c->mem;
+	free(c->chunks);
+	if (c->spill >= 0)
+		close(c->spill);
+	if (c->base)
+		mpfs_snap_put(c->base);
+	free(c);
+}
+
+/* A temporary file that vanishes when closed, beside the archive (on its
+ * file system, not in memory), else in the temporary directory. */
+static int temp_file(const struct mpfs_fs *fs)
+{
+	char dir[4096];
+	const char *tmp = getenv("TMPDIR");
+	int fd;
+
+	mpfs_path_parent(fs->archive, dir, sizeof(dir));
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = open(tmp && *tmp ? tmp : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	return fd < 0 ? -errno : fd;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	const char *p = buf;
+
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+static int pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+	char *p = buf;
+
+	while (n) {
+		ssize_t r = pread(fd, p, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) { /* a hole past the spill file's end */
+			memset(p, 0, n);
+			return 0;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* Reads base bytes [off, off + n) (below the cut; zeros elsewhere). */
+static int read_base(struct content *c, uint8_t *buf, size_t n, uint64_t off)
+{
+	size_t have = 0;
+
+	if (c->base && off < c->cut) {
+		uint64_t want = c->cut - off < n ? c->cut - off : n;
+		long got = mpfs_view_read(c->base->v, c->base_id, (char *)buf, (size_t)want, off);
+		if (got < 0)
+			return (int)got;
+		have = (size_t)got;
+	}
+	memset(buf + have, 0, n - have);
+	return 0;
+}
+
+long mpfs_content_read(struct content *c, char *buf, size_t size, uint64_t off)
+{
+	uint64_t end;
+	size_t done = 0;
+
+	if (off >= c->len)
+		return 0;
+	end = c->len - off < size ? c->len : off + size;
+	while (off < end) {
+		uint64_t k = off / CHUNK, in = off % CHUNK;
+		size_t n = (size_t)(CHUNK - in < end - off ? CHUNK - in : end - off);
+		uint8_t *p = k < c->nchunks ? c->chunks[k] : NULL;
+		int rc;
+
+		if (p == SPILLED)
+			rc = pread_all(c->spill, buf + done, n, off);
+		else if (p)
+			memcpy(buf + done, p + in, n), rc = 0;
+		else
+			rc = read_base(c, (uint8_t *)buf + done, n, off);
+		if (rc)
+			return rc;
+		done += n;
+		off += n;
+	}
+	return (long)done;
+}
+
+static int grow_index(struct content *c, uint64_t nchunks)
+{
+	uint8_t **p;
+
+	if (nchunks <= c->nchunks)
+		return 0;
+	if (nchunks > SIZE_MAX / sizeof(*p))
+		return -EFBIG;
+	p = realloc(c->chunks, (size_t)nchunks * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memset(p + c->nchunks, 0, (size_t)(nchunks - c->nchunks) * sizeof(*p));
+	c->chunks = p;
+	c->nchunks = (size_t)nchunks;
+	return 0;
+}
+
+/* Makes chunk k writable: in memory within the budget, else in the spill
+ * file. Its bytes start as what the file reads there. */
+static int own_chunk(struct mpfs_fs *fs, struct content *c, uint64_t k)
+{
+	uint8_t *p;
+	int rc;
+
+	if (c->chunks[k])
+		return 0;
+	if (fs->mem + CHUNK <= MEM_BUDGET && (p = malloc(CHUNK))) {
+		if ((rc = read_base(c, p, CHUNK, k * CHUNK))) {
+			free(p);
+			return rc;
+		}
+		c->chunks[k] = p;
+		c->mem += CHUNK;
+		fs->mem += CHUNK;
+		return 0;
+	}
+	if (c->spill < 0 && (c->spill = temp_file(fs)) < 0) {
+		rc = c->spill;
+		c->spill = -1;
+		return rc;
+	}
+	if (!(p = malloc(CHUNK)))
+		return -ENOMEM;
+	rc = read_base(c, p, CHUNK, k * CHUNK);
+	if (!rc)
+		rc = pwrite_all(c->spill, p, CHUNK, k * CHUNK);
+	free(p);
+	if (!rc)
+		c->chunks[k] = SPILLED;
+	return rc;
+}
+
+long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, size_t size,
+			uint64_t off)
+{
+	uint64_t end = off + size;
+	size_t done = 0;
+	int rc;
+
+	if (!size)
+		return 0;
+	if ((rc = grow_index(c, (end + CHUNK - 1) / CHUNK)))
+		return rc;
+	while (off < end) {
+		uint64_t k = off / CHUNK, in = off % CHUNK;
+		size_t n = (size_t)(CHUNK - in < end - off ? CHUNK - in : end - off);
+
+		if ((rc = own_chunk(fs, c, k)))
+			return rc;
+		if (c->chunks[k] == SPILLED) {
+			if ((rc = pwrite_all(c->spill, buf + done, n, off)))
+				return rc;
+		} else {
+			memcpy(c->chunks[k] + in, buf + done, n);
+		}
+		done += n;
+		off += n;
+	}
+	if (end > c->len)
+		c->len = end;
+	return (long)done;
+}
+
+int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len)
+{
+	if (len < c->len) {
+		uint64_t first = (len + CHUNK - 1) / CHUNK, in = len % CHUNK;
+
+		if (len < c->cut)
+			c->cut = len;
+		for (uint64_t k = first; k < c->nchunks; k++) {
+			if (c->chunks[k] && c->chunks[k] != SPILLED) {
+				free(c->chunks[k]);
+				c->mem -= CHUNK;
+				fs->mem -= CHUNK;
+			}
+			c->chunks[k] = NULL;
+		}
+		/* The kept part of the last chunk: clear what was cut off. */
+		uint64_t k = len / CHUNK;
+		if (in && k < c->nchunks && c->chunks[k]) {
+			if (c->chunks[k] != SPILLED) {
+				memset(c->chunks[k] + in, 0, CHUNK - in);
+			} else {
+				uint8_t *z = calloc(1, CHUNK);
+				int rc = z ? pwrite_all(c->spill, z, CHUNK - in, len) : -ENOMEM;
+				free(z);
+				if (rc)
+					return rc;
+			}
+		}
+	}
+	c->len = len;
+	return 0;
+}
+
+int mpfs_content_flatten(struct mpfs_fs *fs, struct content *c, const uint8_t **out, void **cookie)
+{
+	static const uint8_t empty[1];
+	uint8_t *buf;
+	uint64_t off = 0;
+	long got;
+	int fd, rc = 0;
+
+	*cookie = NULL;
+	if (c->len == 0) {
+		*out = empty;
+		return 0;
+	}
+	if (c->len <= FLAT_MEM_MAX) {
+		if (!(buf = malloc((size_t)c->len)))
+			return -ENOMEM;
+		got = mpfs_content_read(c, (char *)buf, (size_t)c->len, 0);
+		if (got < 0) {
+			free(buf);
+			return (int)got;
+		}
+		*out = buf;
+		*cookie = buf;
+		return 0;
+	}
+	/* Big: copy into a file and map it, so memory is the page cache's. */
+	if ((fd = temp_file(fs)) < 0)
+		return fd;
+	if (!(buf = malloc(CHUNK * 16))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (off < c->len && rc == 0) {
+		got = mpfs_content_read(c, (char *)buf, CHUNK * 16, off);
+		rc = got < 0 ? (int)got : pwrite_all(fd, buf, (size_t)got, off);
+		off += got > 0 ? (uint64_t)got : 0;
+	}
+	free(buf);
+	void *m = rc ? MAP_FAILED : mmap(NULL, (size_t)c->len, PROT_READ, MAP_SHARED, fd, 0);
+	if (!rc && m == MAP_FAILED)
+		rc = -errno;
+	close(fd);
+	if (rc)
+		return rc;
+	*out = m;
+	*cookie = SPILLED; /* a mapping */
+	return 0;
+}
+
+void mpfs_content_unflatten(const uint8_t *p, uint64_t len, void *cookie)
+{
+	if (cookie == SPILLED)
+		munmap((void *)p, (size_t)len);
+	else
+		free(cookie);
+}
