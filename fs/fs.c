@@ -85,25 +85,43 @@ out_free:
 
 static int commit_inode(struct mpfs_fs *fs, struct inode *in, bool last);
 
-/* Commits what is left in the subtree of in. */
-static void finish_tree(struct mpfs_fs *fs, struct inode *in)
+/* Collects the inodes under in that hold an edit not yet committed,
+ * pinned (a commit releases fs->lock, and may free what is not pinned). */
+static int collect_dirty(struct inode *in, struct inode ***list, size_t *n)
 {
 	for (struct inode *k = in->kids; k; k = k->next)
-		finish_tree(fs, k);
-	if (in->dirty && in->origin != ORIGIN_SCRATCH && commit_inode(fs, in, true)) {
-		char path[PATH_MAX];
-		if (mpfs_inode_path(in, path, sizeof(path)) == 0)
-			fs->opts.log("%s: not committed at unmount", path);
-	}
+		if (collect_dirty(k, list, n))
+			return -ENOMEM;
+	if (!in->dirty || in->origin == ORIGIN_SCRATCH)
+		return 0;
+	struct inode **l = realloc(*list, (*n + 1) * sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	*list = l;
+	l[(*n)++] = in;
+	in->busy++;
+	return 0;
 }
 
 void mpfs_fs_finish(struct mpfs_fs *fs)
 {
+	struct inode **dirty = NULL;
+	char path[PATH_MAX];
+	size_t n = 0;
 	struct txn t;
 
 	pthread_mutex_lock(&fs->commit_mu);
 	pthread_rwlock_wrlock(&fs->lock);
-	finish_tree(fs, fs->root);
+	if (collect_dirty(fs->root, &dirty, &n))
+		fs->opts.log("out of memory at unmount: some edits may not be committed");
+	for (size_t i = 0; i < n; i++) {
+		if (commit_inode(fs, dirty[i], true) &&
+		    mpfs_inode_path(dirty[i], path, sizeof(path)) == 0)
+			fs->opts.log("%s: not committed at unmount", path);
+		dirty[i]->busy--;
+		mpfs_inode_gc(fs, dirty[i]);
+	}
+	free(dirty);
 	/* A commit of nothing takes the hidden entries with it. */
 	mpfs_txn_init(&t, "entries moved to scratch names");
 	if (fs->nwhiteouts && mpfs_txn_commit(fs, &t))
