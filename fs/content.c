@@ -23,8 +23,6 @@
 #define SPILLED ((uint8_t *)1)
 /* Changed chunks kept in memory, all files together. */
 #define MEM_BUDGET ((size_t)32 << 20)
-/* Content up to this size is flattened into memory, beyond into a file. */
-#define FLAT_MEM_MAX ((uint64_t)4 << 20)
 
 struct content *mpfs_content_new(struct snap *s, uint32_t id, uint64_t len)
 {
@@ -274,48 +272,58 @@ int mpfs_content_flatten(struct mpfs_fs *fs, struct content *c, const uint8_t **
 {
 	static const uint8_t empty[1];
 	uint8_t *buf;
-	uint64_t off = 0;
 	long got;
-	int fd, rc = 0;
 
 	*cookie = NULL;
 	if (c->len == 0) {
 		*out = empty;
 		return 0;
 	}
-	if (c->len <= FLAT_MEM_MAX) {
-		if (!(buf = malloc((size_t)c->len)))
-			return -ENOMEM;
-		got = mpfs_content_read(c, (char *)buf, (size_t)c->len, 0);
-		if (got < 0) {
-			free(buf);
-			return (int)got;
-		}
-		*out = buf;
-		*cookie = buf;
-		return 0;
+	if (c->len > MPFS_FLAT_MEM_MAX)
+		return mpfs_content_map(fs, c, NULL, 0, 0, out, cookie);
+	if (!(buf = malloc((size_t)c->len)))
+		return -ENOMEM;
+	got = mpfs_content_read(c, (char *)buf, (size_t)c->len, 0);
+	if (got < 0) {
+		free(buf);
+		return (int)got;
 	}
-	/* Big: copy into a file and map it, so memory is the page cache's. */
+	*out = buf;
+	*cookie = buf;
+	return 0;
+}
+
+int mpfs_content_map(struct mpfs_fs *fs, struct content *c, const void *prefix, size_t plen,
+		     uint64_t from, const uint8_t **out, void **cookie)
+{
+	uint64_t off = from, total = plen + (c->len - from);
+	uint8_t *buf;
+	long got;
+	int fd, rc;
+
+	/* In a file, mapped: the memory is the page cache's, not ours. */
 	if ((fd = temp_file(fs)) < 0)
 		return fd;
 	if (!(buf = malloc(CHUNK * 16))) {
 		close(fd);
 		return -ENOMEM;
 	}
+	rc = plen ? pwrite_all(fd, prefix, plen, 0) : 0;
 	while (off < c->len && rc == 0) {
 		got = mpfs_content_read(c, (char *)buf, CHUNK * 16, off);
-		rc = got < 0 ? (int)got : pwrite_all(fd, buf, (size_t)got, off);
+		rc = got < 0 ? (int)got : pwrite_all(fd, buf, (size_t)got, plen + off - from);
 		off += got > 0 ? (uint64_t)got : 0;
 	}
 	free(buf);
-	void *m = rc ? MAP_FAILED : mmap(NULL, (size_t)c->len, PROT_READ, MAP_SHARED, fd, 0);
-	if (!rc && m == MAP_FAILED)
+	void *m =
+		rc || !total ? MAP_FAILED : mmap(NULL, (size_t)total, PROT_READ, MAP_SHARED, fd, 0);
+	if (!rc && total && m == MAP_FAILED)
 		rc = -errno;
 	close(fd);
-	if (rc)
-		return rc;
+	if (rc || !total)
+		return rc ? rc : -EINVAL;
 	*out = m;
-	*cookie = SPILLED; /* a mapping */
+	*cookie = SPILLED; /* a mapping: unflatten unmaps it */
 	return 0;
 }
 

@@ -36,6 +36,9 @@ void mpfs_txn_destroy(struct txn *t)
 	for (size_t i = 0; i < t->nbufs; i++)
 		mpfs_strbuf_destroy(&t->bufs[i]);
 	t->nbufs = 0;
+	if (t->map)
+		mpfs_content_unflatten(t->map, t->map_len, (void *)1);
+	t->map = NULL;
 }
 
 static struct mpfs_strbuf *txn_buf(struct txn *t)
@@ -360,6 +363,47 @@ int mpfs_edit_replace(struct mpfs_fs *fs, struct txn *t, uint32_t id, const uint
 					     .bytes = (uint8_t *)val->p,
 					     .len = val->len};
 	return 0;
+}
+
+int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct content *c)
+{
+	const struct mpfs_node *n = node_of(fs, id);
+	const struct mpfs_doc *doc = doc_of(fs);
+	const struct mpfs_val *data = NULL, *m;
+	uint8_t old[MPFS_NPY_HEADER_MAX], now[MPFS_NPY_HEADER_MAX];
+	struct stat st;
+	uint64_t hdr;
+	void *cookie;
+	int rc;
+
+	if (n->kind != MPFS_N_ARRAY || n->array->encoding != MPFS_ENC_COMPACT)
+		return 0;
+	/* Raw files are little-endian: a big-endian array is swapped. */
+	if (mpfs_view_raw(fs->snap->v) && n->array->descr[0] == '>')
+		return 0;
+	if ((rc = mpfs_view_stat(fs->snap->v, id, &st)))
+		return rc;
+	hdr = (uint64_t)st.st_size - n->array->nbytes;
+	if (c->len != (uint64_t)st.st_size || hdr > sizeof(old))
+		return 0;
+	/* The same header, byte for byte: the same dtype, shape and order. */
+	if (mpfs_view_read(fs->snap->v, id, (char *)old, (size_t)hdr, 0) != (long)hdr ||
+	    mpfs_content_read(c, (char *)now, (size_t)hdr, 0) != (long)hdr ||
+	    memcmp(old, now, (size_t)hdr))
+		return 0;
+	m = n->array->src;
+	for (uint32_t i = 0; m && m->type == MPFS_MAP && i < m->len; i++)
+		if (mpfs_val_is(doc, &m->items[2 * i], "data"))
+			data = &m->items[2 * i + 1];
+	if (!data || data->type != MPFS_BIN || data->off + data->hdr != n->array->data_off)
+		return 0;
+	/* The data value: its bin header as stored, then the new bytes. */
+	if ((rc = mpfs_content_map(fs, c, doc->buf + data->off, data->hdr, hdr, &t->map, &cookie)))
+		return rc;
+	t->map_len = data->hdr + n->array->nbytes;
+	t->ed[t->ned++] = (struct mpfs_edit){
+		.op = MPFS_EDIT_REPLACE, .target = data, .bytes = t->map, .len = t->map_len};
+	return 1;
 }
 
 int mpfs_edit_insert(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char *name,

@@ -387,9 +387,21 @@ static int commit_inode(struct mpfs_fs *fs, struct inode *in, bool last)
 		changed(fs, path);
 		return 0;
 	}
-	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie)))
-		return rc;
 	mpfs_txn_init(&t, path);
+	/* Big arrays edited in place stream from disk. */
+	if (id != NO_ID && in->c->len > MPFS_FLAT_MEM_MAX &&
+	    (rc = mpfs_edit_payload(fs, &t, id, in->c)) != 0) {
+		if (rc > 0) {
+			rc = 0;
+			goto commit;
+		}
+		mpfs_txn_destroy(&t);
+		return rc;
+	}
+	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie))) {
+		mpfs_txn_destroy(&t);
+		return rc;
+	}
 	if (id != NO_ID)
 		rc = mpfs_edit_replace(fs, &t, id, data, (size_t)in->c->len, path);
 	else if (in->parent && mpfs_inode_id(in->parent) != NO_ID)
@@ -398,6 +410,7 @@ static int commit_inode(struct mpfs_fs *fs, struct inode *in, bool last)
 	else
 		rc = -ENOENT;
 	mpfs_content_unflatten(data, in->c->len, cookie);
+commit:
 	in->tried = seq;
 	if (rc == 0) {
 		in->busy++;

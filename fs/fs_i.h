@@ -52,6 +52,10 @@
 #define MPFS_TEXT_MAX	  ((uint64_t)UINT32_MAX)
 #define MPFS_NPY_FILE_MAX ((uint64_t)UINT32_MAX + 65536)
 
+/* Content up to this size is flattened into memory for a commit; bigger
+ * content is copied into a mapped temporary file. */
+#define MPFS_FLAT_MEM_MAX ((uint64_t)4 << 20)
+
 struct snap {
 	struct mpfs_view *v;
 	unsigned refs;
@@ -180,6 +184,10 @@ int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len);
 /* The whole content in one piece: memory for small content, a mapping of a
  * temporary file for big. Release with mpfs_content_unflatten. */
 int mpfs_content_flatten(struct mpfs_fs *fs, struct content *c, const uint8_t **out, void **cookie);
+/* prefix followed by the content from offset from, mapped from a temporary
+ * file (len: plen + c->len - from). Release with mpfs_content_unflatten. */
+int mpfs_content_map(struct mpfs_fs *fs, struct content *c, const void *prefix, size_t plen,
+		     uint64_t from, const uint8_t **out, void **cookie);
 void mpfs_content_unflatten(const uint8_t *p, uint64_t len, void *cookie);
 
 /* ---- edits and commit (edit.c) ----------------------------------------- */
@@ -190,6 +198,8 @@ struct txn {
 	size_t ned;
 	struct mpfs_strbuf bufs[4];
 	size_t nbufs;
+	const uint8_t *map; /* a mapping the edits point into, or NULL */
+	uint64_t map_len;
 	const char *what; /* for the log */
 };
 void mpfs_txn_init(struct txn *t, const char *what);
@@ -203,6 +213,12 @@ int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t);
  * -EINVAL (logged) for content that cannot be stored. */
 int mpfs_edit_replace(struct mpfs_fs *fs, struct txn *t, uint32_t id, const uint8_t *data,
 		      size_t len, const char *path);
+/* If in's content is entry id's array with its dtype, shape and order
+ * unchanged (an np.memmap or dd edit), adds to t the edit that replaces only
+ * the bytes of the compact array's data, streamed from a mapped temporary
+ * file: no copy of the array in memory. 1 if added, 0 if this does not
+ * apply, or -errno. */
+int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct content *c);
 /* Adds to t a new key named name in map dir with content data. */
 int mpfs_edit_insert(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char *name,
 		     const uint8_t *data, size_t len, const char *path);

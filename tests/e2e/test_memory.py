@@ -63,3 +63,55 @@ def test_nested_arrays_are_decoded_when_first_read(tmp_path):
     # 8 MB of float64 come into being at the first read, not at mount.
     assert before < 6 * MB, f"{before / MB:.1f} MB before any read"
     assert after - before >= 7 * MB, f"only {(after - before) / MB:.1f} MB more after"
+
+
+class _Sampler:
+    """The largest RssAnon of the daemon seen while the block runs."""
+
+    def __init__(self, mnt):
+        import threading
+        self.mnt, self.peak, self._stop = mnt, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, daemon_rss_anon(self.mnt))
+            self._stop.wait(0.005)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, daemon_rss_anon(self.mnt))
+
+
+def test_memmap_edit_of_a_1gib_array_stays_under_64mib(tmp_path):
+    """One element changed through np.memmap(mode='r+') of a 1 GiB compact
+    array: the edit is held as one changed chunk and the commit streams the
+    array from files, so the daemon's anonymous memory stays small."""
+    n = (1 << 30) // 8
+    archive = tmp_path / "huge.mpk"
+    head = msgpack.packb({"class_name": "Huge", "weights": {"w": {
+        "nd": True, "type": "<f8", "kind": b"", "shape": [n], "data": b""}}},
+        use_bin_type=True)
+    # The same map with a bin32 of n * 8 bytes as the last value.
+    assert head.endswith(b"\xc4\x00")
+    with open(archive, "wb") as f:
+        f.write(head[:-2] + b"\xc6" + (n * 8).to_bytes(4, "big"))
+        f.truncate(len(head) - 2 + 5 + n * 8)  # zeros, as a sparse file
+    with mounted(archive) as mnt:
+        with _Sampler(mnt) as s:
+            m = np.load(mnt / "weights" / "w.npy", mmap_mode="r+")
+            assert m.shape == (n,)
+            m[123457] = 42.0
+            m.flush()
+            del m
+        assert s.peak < 64 * MB, f"{s.peak / MB:.1f} MB of heap for a 1 GiB edit"
+        v = np.load(mnt / "weights" / "w.npy", mmap_mode="r")
+        assert v[123457] == 42.0 and v[123456] == 0.0 and v[-1] == 0.0
+        del v
+    data = np.memmap(archive, dtype="<f8", mode="r", offset=archive.stat().st_size - n * 8)
+    assert data[123457] == 42.0 and data[:123457].max() == 0.0
