@@ -642,7 +642,9 @@ int mpfs_fs_release(struct mpfs_fs *fs, uint64_t fh)
 	struct inode *in = h->in;
 	char path[PATH_MAX];
 
-	pthread_mutex_lock(&fs->commit_mu);
+	/* A reader's close waits for no commit. */
+	if (h->writer)
+		pthread_mutex_lock(&fs->commit_mu);
 	pthread_rwlock_wrlock(&fs->lock);
 	if (h->writer) {
 		bool last = in->nwriters == 1;
@@ -672,7 +674,8 @@ int mpfs_fs_release(struct mpfs_fs *fs, uint64_t fh)
 	in->nopen--;
 	mpfs_inode_gc(fs, in);
 	pthread_rwlock_unlock(&fs->lock);
-	pthread_mutex_unlock(&fs->commit_mu);
+	if (h->writer)
+		pthread_mutex_unlock(&fs->commit_mu);
 	free(h);
 	return 0;
 }
