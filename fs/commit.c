@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* asprintf */
 #include "fs/commit.h"
+#include "fs/guard.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -134,6 +135,19 @@ out:
 	free(names);
 }
 
+struct encode_args {
+	const struct mpfs_doc *doc;
+	const struct mpfs_edit *edits;
+	size_t nedits;
+	struct out *o;
+};
+
+static int run_encode(void *arg)
+{
+	struct encode_args *a = arg;
+	return mpfs_encode_doc(a->doc, a->edits, a->nedits, out_write, a->o) ? -1 : 0;
+}
+
 static int fail(struct mpfs_error *err, int e, const char *what, const char *path)
 {
 	snprintf(err->msg, sizeof(err->msg), "%s %.120s: %s", what, path, strerror(e));
@@ -187,8 +201,15 @@ int mpfs_commit(const char *archive, const struct mpfs_view *old, struct stat *i
 	o->len = 0;
 	copy_identity(src, fd, ident);
 	errno = 0;
-	if (mpfs_encode_doc(mpfs_view_doc(old), edits, nedits, out_write, o) ||
-	    drain(o, o->buf, o->len) || fsync(fd) < 0) {
+	/* Encoding reads the old archive's mapping: if someone cuts the file
+	 * short now (after the identity check above), that is -EIO here
+	 * rather than SIGBUS for the whole mount. */
+	struct encode_args ea = {mpfs_view_doc(old), edits, nedits, o};
+	if ((rc = mpfs_guard_run(run_encode, &ea)) == -EIO && errno == 0) {
+		rc = fail(err, EIO, "the archive was cut short while it was read:", archive);
+		goto out_unlink;
+	}
+	if (rc || drain(o, o->buf, o->len) || fsync(fd) < 0) {
 		rc = fail(err, errno ? errno : ENOMEM, "cannot write", tmp);
 		goto out_unlink;
 	}

@@ -11,6 +11,7 @@
 #include "codec/npy.h"
 #include "fs/commit.h"
 #include "fs/fs_i.h"
+#include "fs/guard.h"
 #include "fs/names.h"
 
 static const struct mpfs_doc *doc_of(struct mpfs_fs *fs)
@@ -343,20 +344,44 @@ uint32_t mpfs_edit_same_key(struct mpfs_fs *fs, uint32_t dir, const char *name)
 
 /* ---- edits ------------------------------------------------------------- */
 
+struct replace_args {
+	struct mpfs_fs *fs;
+	uint32_t id;
+	const uint8_t *data;
+	size_t len;
+	struct mpfs_strbuf *val;
+	const char *path;
+	bool same;
+};
+
+/* Encodes the new value and compares it with the old: both read the
+ * archive's mapping, so this runs under the SIGBUS guard. */
+static int encode_replace(void *arg)
+{
+	struct replace_args *a = arg;
+	const struct mpfs_val *target = node_of(a->fs, a->id)->val;
+	int rc = encode_for(a->fs, a->id, a->data, a->len, a->val, a->path);
+
+	if (rc == 0 && !a->val->oom)
+		a->same = a->val->len == target->end - target->off &&
+			  !memcmp(a->val->p, doc_of(a->fs)->buf + target->off, a->val->len);
+	return rc;
+}
+
 int mpfs_edit_replace(struct mpfs_fs *fs, struct txn *t, uint32_t id, const uint8_t *data,
 		      size_t len, const char *path)
 {
 	const struct mpfs_val *target = node_of(fs, id)->val;
 	struct mpfs_strbuf *val = txn_buf(t);
+	struct replace_args a = {fs, id, data, len, val, path, false};
 	int rc;
 
-	if ((rc = encode_for(fs, id, data, len, val, path)))
+	if ((rc = mpfs_guard_run(encode_replace, &a)))
 		return rc;
 	if (val->oom)
 		return -ENOMEM;
 	/* The same value encoded the same way: nothing to write. */
-	if (val->len == target->end - target->off &&
-	    !memcmp(val->p, doc_of(fs)->buf + target->off, val->len))
+	if (a.same)
 		return 0;
 	t->ed[t->ned++] = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
 					     .target = target,

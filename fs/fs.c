@@ -387,6 +387,11 @@ static int commit_inode(struct mpfs_fs *fs, struct inode *in, bool last)
 		changed(fs, path);
 		return 0;
 	}
+	/* Someone else's archive is not read, let alone overwritten. */
+	if (!mpfs_commit_unchanged(fs->archive, &fs->ident)) {
+		fs->opts.log("%s: %s", path, MPFS_STALE_MSG);
+		return -ESTALE;
+	}
 	mpfs_txn_init(&t, path);
 	/* Big arrays edited in place stream from disk. */
 	if (id != NO_ID && in->c->len > MPFS_FLAT_MEM_MAX &&
