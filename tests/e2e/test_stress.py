@@ -161,15 +161,26 @@ def test_stress_concurrent_writers_readers_renamers(tmp_path):
                 with lock:
                     counts["reads"] += 1
 
+        # The cats come from a shell started before any writer opens: a fork
+        # while writers' descriptors are open would close their copies at
+        # exec, flushes of the writers' own.
+        shell = subprocess.Popen(
+            ["sh", "-c", 'while read f; do cat $f 2>&1 >/dev/null; echo "done"; done'],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            bufsize=1)
+
         def catter():
             rng = random.Random(seed + 200)
             names = written_keys + list(constants)
             while not stop.is_set():
                 batch = [str(par / rng.choice(names)) for _ in range(4)]
-                res = subprocess.run(["cat", *batch], capture_output=True, timeout=60)
-                for line in res.stderr.decode(errors="replace").splitlines():
+                shell.stdin.write(" ".join(batch) + "\n")
+                while True:
+                    line = shell.stdout.readline()
+                    if not line or line == "done\n":
+                        break
                     if not ("No such file" in line and any(f"/{k}:" in line for k in renamed)):
-                        problem(f"cat: {line}")
+                        problem(f"cat of {' '.join(batch)} failed: {line.strip()}")
                 with lock:
                     counts["cats"] += 1
 
@@ -202,10 +213,18 @@ def test_stress_concurrent_writers_readers_renamers(tmp_path):
                    + [Call(catter, name="cat"), Call(checker, name="checker")])
         stop.wait(SECONDS)
         stop.set()
-        for call in workers:
-            if not call.finished(60):
-                hung(mnt, f"{call.name} (stress, seed {seed})", 60)
-            call.outcome()
+        try:
+            for call in workers:
+                if not call.finished(60):
+                    hung(mnt, f"{call.name} (stress, seed {seed})", 60)
+                call.outcome()
+        finally:
+            shell.stdin.close()
+            try:
+                shell.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                shell.kill()
+                shell.wait()
         names = set(os.listdir(par))
 
     final = decode(archive)["params"]

@@ -73,12 +73,18 @@ def test_defect01_reader_close_does_not_commit_writers_half_buffer(tmp_path):
     archive, _ = new_archive(tmp_path, model(params={"vals": [5, 6, 7]}))
     with mounted(archive) as mnt:
         p = mnt / "params" / "vals"
+        # The cat comes from a shell started before the writer opens: a
+        # fork while the writer's descriptor is open would close its copy
+        # at exec, a flush of the writer's own.
+        cat = subprocess.Popen(["sh", "-c", 'read go && cat "$1"', "sh", str(p)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
 
         def scenario():
             fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
             try:
                 os.write(fd, b"[1, 2,")
-                subprocess.run(["cat", str(p)], capture_output=True, timeout=STEP)
+                cat.communicate(b"go\n", timeout=STEP)
                 os.write(fd, b" 3]\n")
             except BaseException:
                 os.close(fd)
