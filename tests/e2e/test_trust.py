@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import mounted
+from harness import MPFS_BIN, mounted
 from trouble import (GB, HOSTILE_AS, MB, Call, alive, bounded, bounded_errno,
                      decode, errname, hung, proc_status, read_file, rss_anon,
                      write_archive, write_file)
 
-ASAN = b"libasan" in subprocess.run(
-    ["ldd", os.environ.get("MPFS_BIN", "build/mpfs")], capture_output=True).stdout
+ASAN = b"libasan" in subprocess.run(["ldd", str(MPFS_BIN)], capture_output=True).stdout
 
 # Heap the daemon may use while a huge file is being edited (issue 7: "the
 # daemon's anonymous memory stays under 64 MiB").
