@@ -105,9 +105,46 @@ def _unmount(mnt):
         time.sleep(0.1)
 
 
+# The daemons of the mounts that are up: {mount point (Path): Daemon}.
+DAEMONS = {}
+
+
+class Daemon:
+    """The mpfs process serving one mount (see daemon_of)."""
+
+    def __init__(self, proc, errlog):
+        self.proc = proc
+        self._errlog = errlog
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stderr_text(self):
+        self._errlog.flush()
+        with open(self._errlog.fileno(), "rb", closefd=False) as f:
+            return os.pread(f.fileno(), 1 << 24, 0).decode("utf-8", "replace")
+
+    def kill(self):
+        """SIGKILL: the kernel then aborts the FUSE connection, so that every
+        call blocked on the mount returns (ENOTCONN) instead of hanging."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def daemon_of(mnt):
+    """The Daemon serving MNT, mounted with mounted()."""
+    return DAEMONS[Path(mnt)]
+
+
 @contextlib.contextmanager
-def mounted(archive, *opts):
+def mounted(archive, *opts, limit_as=None, mount_timeout=TIMEOUT):
     """Mount ARCHIVE with `mpfs -f OPTS ARCHIVE MNT`; yield MNT (a Path).
+
+    LIMIT_AS (bytes) runs the daemon under `prlimit --as=LIMIT_AS`, so that
+    hostile input cannot grow it beyond that; MOUNT_TIMEOUT is how long it
+    may take to mount. daemon_of(MNT) gives the process while it is mounted.
 
     On exit: unmount with fusermount3 -u, wait for the daemon, and fail the
     test unless it exited 0 and printed no sanitizer report.
@@ -115,15 +152,19 @@ def mounted(archive, *opts):
     mnt = Path(tempfile.mkdtemp(prefix="mpfs-mnt-"))
     errlog = tempfile.TemporaryFile(mode="w+b")
     cmd = [str(MPFS_BIN), "-f", *map(str, opts), str(archive), str(mnt)]
+    if limit_as is not None:
+        # prlimit execs mpfs: the process is the daemon itself.
+        cmd = ["prlimit", f"--as={int(limit_as)}", "--", *cmd]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=errlog)
+    DAEMONS[mnt] = Daemon(proc, errlog)
 
     def stderr_text():
         errlog.seek(0)
         return errlog.read().decode("utf-8", "replace")
 
     try:
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + mount_timeout
         while not os.path.ismount(mnt):
             if proc.poll() is not None:
                 pytest.fail(f"{' '.join(cmd)} exited {proc.returncode} before "
@@ -132,7 +173,7 @@ def mounted(archive, *opts):
                 proc.kill()
                 proc.wait()
                 force_unmount(mnt)
-                pytest.fail(f"{' '.join(cmd)} did not mount within {TIMEOUT}s; "
+                pytest.fail(f"{' '.join(cmd)} did not mount within {mount_timeout}s; "
                             f"stderr:\n{stderr_text()}", pytrace=False)
             time.sleep(0.02)
 
@@ -164,6 +205,7 @@ def mounted(archive, *opts):
                     pytest.fail(message, pytrace=False)
                 print(message)  # the body's own failure takes precedence
     finally:
+        DAEMONS.pop(mnt, None)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
