@@ -390,6 +390,9 @@ static int commit_inode(struct mpfs_fs *fs, struct inode *in, bool last)
 	/* Someone else's archive is not read, let alone overwritten. */
 	if (!mpfs_commit_unchanged(fs->archive, &fs->ident)) {
 		fs->opts.log("%s: %s", path, MPFS_STALE_MSG);
+		in->tried = seq;
+		in->err = -ESTALE;
+		changed(fs, path);
 		return -ESTALE;
 	}
 	mpfs_txn_init(&t, path);
@@ -833,10 +836,11 @@ static int move_to(struct mpfs_fs *fs, struct inode *in, const char *to, const s
 	mpfs_path_parent(to, dpath, sizeof(dpath));
 	if (!(dir = mpfs_inode_at(fs, dpath, &dl)))
 		return -ENOMEM;
-	old = mpfs_inode_kid(dir, mpfs_path_base(to));
+	const char *name = tl->name[0] ? tl->name : mpfs_path_base(to);
+	old = mpfs_inode_kid(dir, name);
 	if (old && old != in)
 		mpfs_inode_unlink(fs, old);
-	if ((rc = mpfs_inode_move(in, dir, mpfs_path_base(to))))
+	if ((rc = mpfs_inode_move(in, dir, name)))
 		return rc;
 	mpfs_inode_rebind(fs, in);
 	return 0;

@@ -133,6 +133,7 @@ void mpfs_path_parent(const char *path, char *out, size_t cap);
 struct loc {
 	struct inode *in, *dir_in;
 	uint32_t id, dir_id;
+	char name[256]; /* the last component as the tree names it */
 };
 
 /* Resolves an absolute path as the user sees the tree. 0 with *l filled,

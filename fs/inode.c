@@ -124,6 +124,30 @@ static bool is_dir(struct mpfs_fs *fs, struct inode *in, uint32_t id)
 	return id != NO_ID && mpfs_view_is_dir(fs->snap->v, id);
 }
 
+/* An escaped name that decodes to a key of map dir is that entry (the view
+ * names it otherwise): its inode, if it has one, and its id. */
+static bool alias(struct mpfs_fs *fs, uint32_t dir, const char *name, struct inode **in,
+		  uint32_t *id, char *real_name)
+{
+	struct inode *parent = *in;
+	uint32_t same = mpfs_edit_same_key(fs, dir, name), n, child = NO_ID;
+	const char *real = NULL;
+
+	*in = NULL;
+	if (same == NO_ID)
+		return false;
+	n = mpfs_view_nchildren(fs->snap->v, dir);
+	for (uint32_t i = 0; i < n && child != same; i++)
+		real = mpfs_view_child(fs->snap->v, dir, i, &child);
+	struct inode *k = parent && real ? mpfs_inode_kid(parent, real) : NULL;
+	if (k && k->whiteout)
+		return false;
+	*in = k;
+	*id = same;
+	snprintf(real_name, MPFS_NAME_MAX + 1, "%s", real);
+	return true;
+}
+
 int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last_missing)
 {
 	struct inode *in = fs->root;
@@ -132,7 +156,7 @@ int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last
 	char prefix[PATH_MAX];
 	size_t plen = 0;
 
-	*l = (struct loc){.in = in, .id = id, .dir_in = NULL, .dir_id = NO_ID};
+	*l = (struct loc){.in = in, .id = id, .dir_in = NULL, .dir_id = NO_ID, .name = ""};
 	if (last_missing)
 		*last_missing = false;
 	for (;;) {
@@ -148,6 +172,7 @@ int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last
 			return -ENAMETOOLONG;
 		memcpy(name, p, n);
 		name[n] = '\0';
+		memcpy(l->name, name, n + 1);
 		if (!is_dir(fs, in, id))
 			return -ENOTDIR;
 		l->dir_in = in;
@@ -162,8 +187,12 @@ int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last
 			in = k;
 			id = mpfs_inode_id(k);
 		} else if (id != NO_ID) {
+			uint32_t dir = id;
 			found = mpfs_view_lookup(fs->snap->v, prefix, &id) == 0;
-			in = NULL;
+			if (!found && name[0] == '%' && !q[strspn(q, "/")])
+				found = alias(fs, dir, name, &in, &id, l->name);
+			else
+				in = NULL;
 		}
 		p = q;
 		if (!found) {
@@ -220,6 +249,8 @@ struct inode *mpfs_inode_at(struct mpfs_fs *fs, const char *path, const struct l
 			return NULL;
 		memcpy(name, p, n);
 		name[n] = '\0';
+		if (!q[strspn(q, "/")] && l->name[0])
+			snprintf(name, sizeof(name), "%s", l->name); /* an alias */
 		struct inode *k = mpfs_inode_kid(cur, name);
 		if (!k && !(k = mpfs_inode_new(fs, cur, name, ORIGIN_ARCHIVE))) {
 			mpfs_inode_gc(fs, cur);
