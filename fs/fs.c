@@ -358,14 +358,38 @@ static void adopt_new_key(struct mpfs_fs *fs, struct inode *in)
 	mpfs_inode_rebind(fs, in);
 }
 
+/* Adds to t the edit that stores in's content (fs->lock held, as reader
+ * at least). */
+static int prepare(struct mpfs_fs *fs, struct inode *in, uint32_t id, const char *path,
+		   struct txn *t)
+{
+	const uint8_t *data;
+	void *cookie;
+	int rc;
+
+	/* Big arrays edited in place stream from disk. */
+	if (id != NO_ID && in->c->len > MPFS_FLAT_MEM_MAX &&
+	    (rc = mpfs_edit_payload(fs, t, id, in->c)) != 0)
+		return rc > 0 ? 0 : rc;
+	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie)))
+		return rc;
+	if (id != NO_ID)
+		rc = mpfs_edit_replace(fs, t, id, data, (size_t)in->c->len, path);
+	else if (in->parent && mpfs_inode_id(in->parent) != NO_ID)
+		rc = mpfs_edit_insert(fs, t, mpfs_inode_id(in->parent), in->name, data,
+				      (size_t)in->c->len, path);
+	else
+		rc = -ENOENT;
+	mpfs_content_unflatten(data, in->c->len, cookie);
+	return rc;
+}
+
 /* Commits in's content if it changed. last: the last writer is closing, so
  * an empty file stores an empty value where one exists. Holds commit_mu
  * and fs->lock as writer (released during the commit). */
 static int commit_inode(struct mpfs_fs *fs, struct inode *in, bool last)
 {
 	char path[PATH_MAX];
-	const uint8_t *data;
-	void *cookie;
 	uint64_t seq = in->seq;
 	uint32_t id = mpfs_inode_id(in);
 	struct txn t;
@@ -396,35 +420,25 @@ static int commit_inode(struct mpfs_fs *fs, struct inode *in, bool last)
 		return -ESTALE;
 	}
 	mpfs_txn_init(&t, path);
-	/* Big arrays edited in place stream from disk. */
-	if (id != NO_ID && in->c->len > MPFS_FLAT_MEM_MAX &&
-	    (rc = mpfs_edit_payload(fs, &t, id, in->c)) != 0) {
-		if (rc > 0) {
-			rc = 0;
-			goto commit;
-		}
-		mpfs_txn_destroy(&t);
-		return rc;
-	}
-	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie))) {
-		mpfs_txn_destroy(&t);
-		return rc;
-	}
-	if (id != NO_ID)
-		rc = mpfs_edit_replace(fs, &t, id, data, (size_t)in->c->len, path);
-	else if (in->parent && mpfs_inode_id(in->parent) != NO_ID)
-		rc = mpfs_edit_insert(fs, &t, mpfs_inode_id(in->parent), in->name, data,
-				      (size_t)in->c->len, path);
-	else
-		rc = -ENOENT;
-	mpfs_content_unflatten(data, in->c->len, cookie);
-commit:
-	in->tried = seq;
-	if (rc == 0) {
-		in->busy++;
-		rc = mpfs_txn_commit(fs, &t);
+	in->busy++;
+	/* Encoding reads only the content and the snapshot (which only a
+	 * commit changes, and commit_mu keeps those out): other readers go on
+	 * meanwhile; writers of this file wait. */
+	pthread_rwlock_unlock(&fs->lock);
+	pthread_rwlock_rdlock(&fs->lock);
+	seq = in->seq;
+	rc = in->c && !in->unlinked ? prepare(fs, in, id, path, &t) : -EAGAIN;
+	pthread_rwlock_unlock(&fs->lock);
+	pthread_rwlock_wrlock(&fs->lock);
+	if (rc == -EAGAIN) { /* the last writer dropped it meanwhile */
 		in->busy--;
+		mpfs_txn_destroy(&t);
+		return 0;
 	}
+	in->tried = seq;
+	if (rc == 0)
+		rc = mpfs_txn_commit(fs, &t);
+	in->busy--;
 	mpfs_txn_destroy(&t);
 	if (rc) {
 		in->err = rc;
