@@ -49,93 +49,9 @@ static struct mpfs_strbuf *txn_buf(struct txn *t)
 	return b;
 }
 
-/* The index of child id among dir's entries, in archive order. */
-static uint32_t index_in(struct mpfs_fs *fs, uint32_t dir, uint32_t id)
+uint32_t mpfs_edit_index(struct mpfs_fs *fs, uint32_t dir, uint32_t id)
 {
 	return (uint32_t)(node_of(fs, id) - node_of(fs, dir)->children);
-}
-
-/* True if the edits already take care of entry e (at index of directory
- * value dir): they replace its value or key, or delete it. */
-static bool edited(const struct mpfs_edit *edits, size_t n, const struct mpfs_node *e,
-		   const struct mpfs_val *dir, uint32_t index)
-{
-	for (size_t i = 0; i < n; i++)
-		if (edits[i].target == e->val || (e->key && edits[i].target == e->key) ||
-		    (edits[i].op == MPFS_EDIT_DELETE && edits[i].target == dir &&
-		     edits[i].index == index))
-			return true;
-	return false;
-}
-
-int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t)
-{
-	size_t total = t->ned, nw = fs->nwhiteouts;
-	struct inode **gone = NULL;
-	struct mpfs_edit *all;
-	struct mpfs_view *nv;
-	struct mpfs_error err;
-	struct snap *old, *ns;
-	int rc;
-
-	all = malloc((t->ned + nw + 1) * sizeof(*all));
-	gone = malloc((nw + 1) * sizeof(*gone));
-	if (!all || !gone) {
-		free(all);
-		free(gone);
-		return -ENOMEM;
-	}
-	memcpy(all, t->ed, t->ned * sizeof(*all));
-	/* Hidden entries go with every commit, unless the edits replace them. */
-	for (size_t i = 0; i < nw; i++) {
-		struct inode *w = fs->whiteouts[i];
-		uint32_t id = mpfs_inode_id(w);
-		uint32_t dir = w->parent ? mpfs_inode_id(w->parent) : NO_ID;
-
-		gone[i] = w;
-		if (id == NO_ID || dir == NO_ID)
-			continue;
-		const struct mpfs_node *dn = node_of(fs, dir);
-		uint32_t index = index_in(fs, dir, id);
-		if (dn->kind != MPFS_N_CSR &&
-		    !edited(t->ed, t->ned, node_of(fs, id), dn->val, index))
-			all[total++] = (struct mpfs_edit){
-				.op = MPFS_EDIT_DELETE, .target = dn->val, .index = index};
-	}
-	if (total == 0) { /* nothing to write: no new archive for it */
-		rc = 0;
-		goto out_clear;
-	}
-	old = mpfs_snap_get(fs->snap);
-	ns = malloc(sizeof(*ns));
-	nv = NULL;
-	/* The slow part (write, fsync, rename, decode) without fs->lock:
-	 * readers go on with the old snapshot; fs->commit_mu keeps every other
-	 * change out. */
-	pthread_rwlock_unlock(&fs->lock);
-	rc = ns ? mpfs_commit(fs->archive, old->v, &fs->ident, all, total, &nv, &err) : -ENOMEM;
-	pthread_rwlock_wrlock(&fs->lock);
-	mpfs_snap_put(old);
-	if (rc && rc != -ENOMEM)
-		fs->opts.log("%s: %s", t->what, err.msg);
-	if (!nv) { /* nothing changed */
-		free(ns);
-		goto out;
-	}
-	/* In place (perhaps with an error from the directory's fsync). */
-	ns->v = nv;
-	ns->refs = 1;
-	mpfs_snap_put(fs->snap);
-	fs->snap = ns;
-out_clear:
-	/* The hidden entries are gone from the archive now. */
-	for (size_t i = 0; i < nw; i++)
-		mpfs_inode_unlink(fs, gone[i]);
-	mpfs_inode_rebind(fs, fs->root);
-out:
-	free(all);
-	free(gone);
-	return rc;
 }
 
 /* ---- content into values ----------------------------------------------- */
@@ -485,7 +401,7 @@ int mpfs_edit_delete(struct mpfs_fs *fs, struct txn *t, uint32_t dir, uint32_t i
 	if (d->kind == MPFS_N_CSR)
 		return -EPERM;
 	t->ed[t->ned++] = (struct mpfs_edit){
-		.op = MPFS_EDIT_DELETE, .target = d->val, .index = index_in(fs, dir, id)};
+		.op = MPFS_EDIT_DELETE, .target = d->val, .index = mpfs_edit_index(fs, dir, id)};
 	return 0;
 }
 

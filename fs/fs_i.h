@@ -38,6 +38,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "codec/encode.h"
@@ -111,20 +113,39 @@ struct mpfs_fs {
 	pthread_mutex_t commit_mu;
 };
 
-/* ---- snapshots (inode.c) ------------------------------------------------ */
+/* ---- snapshots and paths ------------------------------------------------ */
 
-void mpfs_snap_put(struct snap *s);
 static inline struct snap *mpfs_snap_get(struct snap *s)
 {
 	s->refs++;
 	return s;
 }
 
-/* ---- paths (inode.c) ---------------------------------------------------- */
+static inline void mpfs_snap_put(struct snap *s)
+{
+	if (s && --s->refs == 0) {
+		mpfs_view_close(s->v);
+		free(s);
+	}
+}
 
-const char *mpfs_path_base(const char *path);
+/* The last component of path (points into path). */
+static inline const char *mpfs_path_base(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
 /* The parent directory of path, into out ("/" for top-level entries). */
-void mpfs_path_parent(const char *path, char *out, size_t cap);
+static inline void mpfs_path_parent(const char *path, char *out, size_t cap)
+{
+	const char *s = strrchr(path, '/');
+	size_t n = s && s != path ? (size_t)(s - path) : 1;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, path, n);
+	out[n] = '\0';
+}
 
 /* ---- inodes (inode.c) --------------------------------------------------- */
 
@@ -205,10 +226,8 @@ struct txn {
 };
 void mpfs_txn_init(struct txn *t, const char *what);
 void mpfs_txn_destroy(struct txn *t);
-/* Runs t (plus the deletion of hidden entries not replaced by it) with
- * fs->lock held as writer on entry and exit, released in between; swaps
- * the new snapshot in. The caller holds fs->commit_mu. 0 or -errno. */
-int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t);
+/* The index of child id among directory dir's entries, in archive order. */
+uint32_t mpfs_edit_index(struct mpfs_fs *fs, uint32_t dir, uint32_t id);
 
 /* Adds to t the edit that stores content data under entry id (a REPLACE).
  * -EINVAL (logged) for content that cannot be stored. */
@@ -236,5 +255,28 @@ int mpfs_edit_move(struct mpfs_fs *fs, struct txn *t, uint32_t dir, uint32_t id,
 uint32_t mpfs_edit_same_key(struct mpfs_fs *fs, uint32_t dir, const char *name);
 /* True if name ends with the suffix arrays get (.npy, .bin with -o raw). */
 bool mpfs_edit_array_name(struct mpfs_fs *fs, const char *name);
+
+/* ---- saving a file (save.c) ------------------------------------------- */
+
+/* Runs t (plus the deletion of hidden entries not replaced by it) with
+ * fs->lock held as writer on entry and exit, released in between; swaps
+ * the new snapshot in. The caller holds fs->commit_mu. 0 or -errno. */
+int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t);
+/* True if l is a directory. */
+bool mpfs_loc_is_dir(struct mpfs_fs *fs, const struct loc *l);
+/* Gives in content to edit, if it has none: its archive entry's bytes. */
+int mpfs_file_own(struct mpfs_fs *fs, struct inode *in);
+/* Tells the mount that what path shows changed (drop its caches). */
+void mpfs_file_changed(struct mpfs_fs *fs, const char *path);
+/* After a new file's key went in: the inode takes the name the tree gives
+ * the key, and becomes an archive entry. */
+void mpfs_file_adopt_key(struct mpfs_fs *fs, struct inode *in);
+/* The largest content in can hold (EFBIG beyond). */
+uint64_t mpfs_file_size_max(struct mpfs_fs *fs, const struct inode *in);
+/* Commits in's content if it changed; last: the last writer is closing, so
+ * an empty file stores an empty value where one exists. Holds commit_mu
+ * and fs->lock as writer (released while encoding and writing). 0, or the
+ * commit's -errno, which sticks (in->err) until new writes. */
+int mpfs_file_commit(struct mpfs_fs *fs, struct inode *in, bool last);
 
 #endif

@@ -37,30 +37,6 @@ bool mpfs_fs_is_scratch(const char *name)
 	return false;
 }
 
-void mpfs_snap_put(struct snap *s)
-{
-	if (s && --s->refs == 0) {
-		mpfs_view_close(s->v);
-		free(s);
-	}
-}
-
-const char *mpfs_path_base(const char *path)
-{
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
-}
-
-void mpfs_path_parent(const char *path, char *out, size_t cap)
-{
-	const char *s = strrchr(path, '/');
-	size_t n = s && s != path ? (size_t)(s - path) : 1;
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, path, n);
-	out[n] = '\0';
-}
-
 struct inode *mpfs_inode_kid(struct inode *dir, const char *name)
 {
 	for (struct inode *k = dir->kids; k; k = k->next)
