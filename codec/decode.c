@@ -333,14 +333,40 @@ void mpfs_doc_destroy(struct mpfs_doc *doc)
 	memset(doc, 0, sizeof(*doc));
 }
 
-uint64_t mpfs_scalar_at(const uint8_t *buf, uint64_t off, struct mpfs_val *v)
+uint64_t mpfs_scalar_next(const uint8_t *buf, uint64_t end, uint64_t off, struct mpfs_val *v)
 {
 	struct mpfs_error err;
-	struct dec d = {.p = buf, .size = UINT64_MAX, .err = &err};
+	struct dec d = {.p = buf, .size = end, .err = &err};
 
-	/* The document was validated, so the bounds cannot be crossed. */
-	head(&d, off, v);
-	return v->end;
+	/* The document was validated, but its bytes may have changed since:
+	 * head() checks every length against end before it reads. */
+	if (off < end && head(&d, off, v) == MPFS_OK && v->type != MPFS_ARRAY &&
+	    v->type != MPFS_MAP)
+		return v->end;
+	memset(v, 0, sizeof(*v));
+	v->type = MPFS_NIL;
+	v->tag = 0xc0;
+	v->off = v->end = end;
+	return end;
+}
+
+static __thread struct mpfs_scalar_bound bound;
+
+void mpfs_scalar_bound(const uint8_t *buf, uint64_t size, struct mpfs_scalar_bound *saved)
+{
+	*saved = bound;
+	bound.buf = buf;
+	bound.size = size;
+}
+
+void mpfs_scalar_unbound(const struct mpfs_scalar_bound *saved)
+{
+	bound = *saved;
+}
+
+uint64_t mpfs_scalar_at(const uint8_t *buf, uint64_t off, struct mpfs_val *v)
+{
+	return mpfs_scalar_next(buf, buf == bound.buf ? bound.size : UINT64_MAX, off, v);
 }
 
 bool mpfs_val_is(const struct mpfs_doc *doc, const struct mpfs_val *v, const char *s)
