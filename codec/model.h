@@ -30,11 +30,17 @@ struct mpfs_node {
 	uint8_t kind; /* enum mpfs_node_kind */
 };
 
+struct mpfs_types_index;
+
 struct mpfs_model {
 	struct mpfs_doc doc;
 	struct mpfs_node root;
 	uint32_t nnodes;
 	uint32_t narrays[2]; /* arrays by enum mpfs_encoding */
+	/* Work done classifying: values visited plus keys compared, for the
+	 * tests that check it grows linearly with the archive. */
+	uint64_t work;
+	struct mpfs_types_index *indexes; /* the types maps being used */
 };
 
 /* Decodes and classifies the archive buf[0..size), which must outlive the
