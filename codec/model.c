@@ -32,8 +32,7 @@ struct builder {
 	struct mpfs_model *m;
 	const struct mpfs_doc *doc;
 	struct mpfs_error *err;
-	uint32_t next_id;
-	uint32_t narrays[2];
+	uint64_t used, cap; /* slots of m->nodes handed out, and allocated */
 };
 
 /* Keys that types can name: strings (str and bin alike) and integers. */
@@ -154,12 +153,18 @@ static bool is_csr(struct builder *b, const struct mpfs_val *v, bool declared)
 static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const struct mpfs_val *v,
 				 bool want_array, bool want_csr, const struct ctx *ctx);
 
+/* Hands out the next count node slots (already zeroed) as n's children. */
 static enum mpfs_codec_err alloc_children(struct builder *b, struct mpfs_node *n, uint32_t count)
 {
-	n->children = count ? calloc(count, sizeof(*n->children)) : NULL;
-	if (count && !n->children)
-		return mpfs_error_set(b->err, MPFS_E_NOMEM, n->val->off, "out of memory");
+	/* Every entry but the root shows a distinct value that is not a map
+	 * key, so doc->nvalues - 1 slots are always enough. */
+	if (count > b->cap - b->used)
+		return mpfs_error_set(b->err, MPFS_E_NOMEM, n->val->off,
+				      "internal error: more entries than values");
+	n->children = count ? b->m->nodes + b->used : NULL;
 	n->nchildren = count;
+	b->used += count;
+	b->m->nnodes = (uint32_t)(b->used + 1);
 	return MPFS_OK;
 }
 
@@ -191,7 +196,6 @@ static enum mpfs_codec_err build_map(struct builder *b, struct mpfs_node *n, con
 /* The map's own keys, with arg1 replaced in place by its three arrays. */
 static enum mpfs_codec_err build_csr(struct builder *b, struct mpfs_node *n, const struct ctx *ctx)
 {
-	static const char *const labels[3] = {"data", "indices", "indptr"};
 	const struct mpfs_val *v = n->val;
 	const struct mpfs_val *arg1 = map_get(b, v, "arg1"); /* the first arg1 */
 	uint32_t at = 0;
@@ -209,7 +213,7 @@ static enum mpfs_codec_err build_csr(struct builder *b, struct mpfs_node *n, con
 			continue;
 		}
 		for (int j = 0; j < 3; j++) {
-			n->children[at].label = labels[j];
+			n->children[at].label = (uint8_t)(MPFS_L_DATA + j);
 			if (build(b, &n->children[at++], &val->items[j], true, false, ctx))
 				return b->err->code;
 		}
@@ -234,12 +238,14 @@ static enum mpfs_codec_err build_list(struct builder *b, struct mpfs_node *n, bo
 static enum mpfs_codec_err build_array(struct builder *b, struct mpfs_node *n,
 				       const struct mpfs_array *a)
 {
-	n->kind = MPFS_N_ARRAY;
-	n->array = malloc(sizeof(*n->array));
-	if (!n->array)
+	struct mpfs_array *copy = malloc(sizeof(*copy));
+
+	if (!copy)
 		return mpfs_error_set(b->err, MPFS_E_NOMEM, n->val->off, "out of memory");
-	*n->array = *a;
-	b->narrays[a->encoding]++;
+	*copy = *a;
+	n->array = copy;
+	n->kind = MPFS_N_ARRAY; /* with array set: mpfs_model_destroy frees it */
+	b->m->narrays[a->encoding]++;
 	return MPFS_OK;
 }
 
@@ -266,7 +272,6 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 	struct mpfs_array a;
 
 	n->val = v;
-	n->id = b->next_id++;
 	b->m->work++;
 	switch (v->type) {
 	case MPFS_MAP:
@@ -279,7 +284,7 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 		if (is_csr(b, v, want_csr))
 			return build_csr(b, n, ctx);
 		const struct mpfs_val *cls = map_get(b, v, "class_name");
-		if (n->id == 0 || (cls && mpfs_val_text(b->doc, cls))) /* a model */
+		if (n == &b->m->root || (cls && mpfs_val_text(b->doc, cls))) /* a model */
 			return build_model(b, n);
 		return build_map(b, n, ctx, false);
 	case MPFS_ARRAY:
@@ -297,19 +302,12 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 	}
 }
 
-static void free_node(struct mpfs_node *n)
-{
-	for (uint32_t i = 0; i < n->nchildren; i++)
-		free_node(&n->children[i]);
-	free(n->children);
-	free(n->array);
-}
-
 enum mpfs_codec_err mpfs_model_init(struct mpfs_model *m, const uint8_t *buf, size_t size,
 				    struct mpfs_error *err)
 {
 	struct builder b = {.m = m, .doc = &m->doc, .err = err};
-	struct ctx top = {0};
+	struct mpfs_scalar_bound outer;
+	enum mpfs_codec_err rc;
 
 	memset(m, 0, sizeof(*m));
 	if (mpfs_doc_init(&m->doc, buf, size, err))
@@ -317,30 +315,45 @@ enum mpfs_codec_err mpfs_model_init(struct mpfs_model *m, const uint8_t *buf, si
 	if (m->doc.root.type != MPFS_MAP) {
 		mpfs_error_set(err, MPFS_E_NOT_MAP, 0, "the top-level value is %s, not a map",
 			       m->doc.root.type == MPFS_ARRAY ? "an array" : "a scalar");
-		goto out_destroy_doc;
+		goto out_destroy;
 	}
-	if (build(&b, &m->root, &m->doc.root, false, false, &top))
-		goto out_free_nodes;
-	m->nnodes = b.next_id;
-	memcpy(m->narrays, b.narrays, sizeof(m->narrays));
+	if (m->doc.nvalues > UINT32_MAX) {
+		mpfs_error_set(err, MPFS_E_NOMEM, 0, "more than %u values", UINT32_MAX - 1);
+		goto out_destroy;
+	}
+	b.cap = m->doc.nvalues - 1;
+	m->nodes = calloc(b.cap ? b.cap : 1, sizeof(*m->nodes));
+	if (!m->nodes) {
+		mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory");
+		goto out_destroy;
+	}
+	m->nnodes = 1;
+	/* Walks of leaf arrays (compact shapes) stay inside buf. */
+	mpfs_scalar_bound(buf, size, &outer);
+	rc = build(&b, &m->root, &m->doc.root, false, false, &(struct ctx){0});
+	mpfs_scalar_unbound(&outer);
+	if (rc)
+		goto out_destroy;
 	return MPFS_OK;
 
-out_free_nodes:
-	free_node(&m->root);
-	while (m->indexes) { /* (index_free keeps the list right on errors too) */
-		struct mpfs_types_index *next = m->indexes->next;
-		free(m->indexes);
-		m->indexes = next;
-	}
-out_destroy_doc:
-	mpfs_doc_destroy(&m->doc);
-	memset(m, 0, sizeof(*m));
+out_destroy:
+	mpfs_model_destroy(m);
 	return err->code;
 }
 
 void mpfs_model_destroy(struct mpfs_model *m)
 {
-	free_node(&m->root);
+	for (uint32_t id = 1; id < m->nnodes; id++)
+		if (m->nodes[id - 1].kind == MPFS_N_ARRAY)
+			free(m->nodes[id - 1].array);
+	if (m->root.kind == MPFS_N_ARRAY) /* never: the root is a map */
+		free(m->root.array);
+	free(m->nodes);
+	while (m->indexes) {
+		struct mpfs_types_index *next = m->indexes->next;
+		free(m->indexes);
+		m->indexes = next;
+	}
 	mpfs_doc_destroy(&m->doc);
 	memset(m, 0, sizeof(*m));
 }

@@ -91,7 +91,11 @@ struct mpfs_doc {
 	const uint8_t *buf; /* borrowed: must outlive the document */
 	size_t size;
 	struct mpfs_val root;
+	/* Filled in as decoding goes, so that a decode cut short by a SIGBUS
+	 * (the archive truncated under its mapping) leaves nothing behind that
+	 * mpfs_doc_destroy cannot free. */
 	struct mpfs_arena *arena;
+	uint64_t nvalues; /* values that are not map keys, the root included */
 	/* The archive uses str8, bin or ext, which readers of the old MsgPack
 	 * spec cannot read; if not, new strings of 32 to 255 bytes are written
 	 * as str16 (raw16 to old readers) rather than str8. */

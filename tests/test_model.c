@@ -64,7 +64,7 @@ static const struct mpfs_node *child(const struct mdl *d, const struct mpfs_node
 				return c;
 			continue;
 		}
-		if (c->label && !strcmp(c->label, name))
+		if (mpfs_node_label(c) && !strcmp(mpfs_node_label(c), name))
 			return c;
 		if (!c->key)
 			continue;
@@ -105,7 +105,10 @@ static const struct mpfs_node *expect_kind(const struct mdl *d, const char *path
 	const struct mpfs_node *n = at(d, path);
 	cr_assert_eq(n->kind, kind, "%s is %s, expected %s", path, kind_names[n->kind],
 		     kind_names[kind]);
-	cr_assert_eq(kind == MPFS_N_ARRAY, n->array != NULL, "%s: array pointer", path);
+	if (kind == MPFS_N_ARRAY) /* (a directory's children share the field) */
+		cr_assert_not_null(n->array, "%s: array pointer", path);
+	if (kind == MPFS_N_TEXT || kind == MPFS_N_BYTES)
+		cr_assert_null(n->array, "%s: array pointer", path);
 	return n;
 }
 
@@ -135,16 +138,16 @@ static void expect_text(const struct mdl *d, const char *path, const char *json)
 	mpfs_strbuf_destroy(&out);
 }
 
-/* Ids are dense, the root is 0, and they number the tree depth-first in
- * archive order. Returns the number of nodes under and including n. */
-static uint32_t check_ids(const struct mdl *d, const struct mpfs_node *n, uint32_t id,
-			  uint8_t *seen)
+/* Ids are dense, the root is 0, every node is found by its id, and a
+ * directory's entries have consecutive ids. Returns the number of nodes
+ * under and including n. */
+static uint32_t check_ids(const struct mdl *d, const struct mpfs_node *n, uint8_t *seen)
 {
-	uint32_t count = 1;
-	cr_assert_eq(n->id, id, "node id %u, expected %u (depth-first order)", n->id, id);
-	cr_assert_lt(n->id, d->m.nnodes);
-	cr_assert_not(seen[n->id], "id %u twice", n->id);
-	seen[n->id] = 1;
+	uint32_t count = 1, id = mpfs_model_id(&d->m, n);
+	cr_assert_lt(id, d->m.nnodes);
+	cr_assert_eq(mpfs_model_node(&d->m, id), n, "node %u is not found by its id", id);
+	cr_assert_not(seen[id], "id %u twice", id);
+	seen[id] = 1;
 	cr_assert_not_null(n->val);
 	cr_assert(mpfs_node_is_dir(n) || n->nchildren == 0);
 	if (n->kind == MPFS_N_MAP)
@@ -159,7 +162,8 @@ static uint32_t check_ids(const struct mdl *d, const struct mpfs_node *n, uint32
 		}
 		if (n->kind == MPFS_N_LIST)
 			cr_assert_null(c->key);
-		count += check_ids(d, c, id + count, seen);
+		cr_assert_eq(mpfs_model_id(&d->m, c), mpfs_model_id(&d->m, n->children) + i);
+		count += check_ids(d, c, seen);
 	}
 	return count;
 }
@@ -170,7 +174,8 @@ static void check_tree(const struct mdl *d)
 	cr_assert_eq(d->m.root.kind, MPFS_N_MAP, "the root is a directory");
 	cr_assert_eq(d->m.root.val, &d->m.doc.root);
 	cr_assert_null(d->m.root.key);
-	cr_assert_eq(check_ids(d, &d->m.root, 0, seen), d->m.nnodes);
+	cr_assert_eq(mpfs_model_id(&d->m, &d->m.root), 0);
+	cr_assert_eq(check_ids(d, &d->m.root, seen), d->m.nnodes);
 	free(seen);
 }
 
@@ -298,9 +303,9 @@ static void check_tfidf(const char *name, enum mpfs_encoding enc)
 		const struct mpfs_node *c = &csr->children[i];
 		if (i >= 2 && i <= 4) {
 			cr_assert_null(c->key);
-			cr_assert_str_eq(c->label, order[i]);
+			cr_assert_str_eq(mpfs_node_label(c), order[i]);
 		} else {
-			cr_assert_null(c->label);
+			cr_assert_null(mpfs_node_label(c));
 			cr_assert(mpfs_val_is(&d.m.doc, c->key, order[i]), "child %d", i);
 		}
 	}
@@ -782,9 +787,9 @@ Test(codec_model, csr_matrix)
 	cr_assert_eq(n->nchildren, 6);
 	cr_assert(mpfs_val_is(&d.m.doc, n->children[0].key, "class_name"));
 	cr_assert(mpfs_val_is(&d.m.doc, n->children[1].key, "shape"));
-	cr_assert_str_eq(n->children[2].label, "data");
-	cr_assert_str_eq(n->children[3].label, "indices");
-	cr_assert_str_eq(n->children[4].label, "indptr");
+	cr_assert_str_eq(mpfs_node_label(&n->children[2]), "data");
+	cr_assert_str_eq(mpfs_node_label(&n->children[3]), "indices");
+	cr_assert_str_eq(mpfs_node_label(&n->children[4]), "indptr");
 	cr_assert(mpfs_val_is(&d.m.doc, n->children[5].key, "dtype"));
 	expect_text(&d, "named/class_name", "\"csr_matrix\"");
 	expect_text(&d, "named/shape", "[2, 2]");
@@ -795,7 +800,7 @@ Test(codec_model, csr_matrix)
 
 	n = expect_kind(&d, "declared", MPFS_N_CSR);
 	cr_assert_eq(n->nchildren, 5);
-	cr_assert_str_eq(n->children[1].label, "data");
+	cr_assert_str_eq(mpfs_node_label(&n->children[1]), "data");
 	expect_array(&d, "declared/indptr", "<i8", "3", MPFS_ENC_NESTED);
 
 	expect_kind(&d, "compact", MPFS_N_CSR);
