@@ -87,7 +87,8 @@ static uint64_t be(const uint8_t *p, int n)
 struct dec {
 	const uint8_t *p;
 	uint64_t size;
-	struct mpfs_arena *arena;
+	struct mpfs_arena **arena; /* the document's: see mpfs_doc.arena */
+	uint64_t nvalues;
 	struct mpfs_error *err;
 	bool new_spec; /* met a str8, bin or ext */
 };
@@ -280,7 +281,8 @@ static enum mpfs_codec_err parse(struct dec *d, uint64_t off, unsigned depth, st
 	} else {
 		n = 2 * (uint64_t)v->len;
 	}
-	v->items = arena_alloc(&d->arena, n);
+	d->nvalues += v->type == MPFS_ARRAY ? n : v->len;
+	v->items = arena_alloc(d->arena, n);
 	if (!v->items && n)
 		return mpfs_error_set(d->err, MPFS_E_NOMEM, off, "out of memory");
 	off = v->end;
@@ -301,7 +303,7 @@ static enum mpfs_codec_err parse(struct dec *d, uint64_t off, unsigned depth, st
 enum mpfs_codec_err mpfs_doc_init(struct mpfs_doc *doc, const uint8_t *buf, size_t size,
 				  struct mpfs_error *err)
 {
-	struct dec d = {.p = buf, .size = size, .err = err};
+	struct dec d = {.p = buf, .size = size, .arena = &doc->arena, .err = err, .nvalues = 1};
 
 	memset(doc, 0, sizeof(*doc));
 	memset(err, 0, sizeof(*err));
@@ -317,12 +319,12 @@ enum mpfs_codec_err mpfs_doc_init(struct mpfs_doc *doc, const uint8_t *buf, size
 	}
 	doc->buf = buf;
 	doc->size = size;
-	doc->arena = d.arena;
+	doc->nvalues = d.nvalues;
 	doc->new_spec = d.new_spec;
 	return MPFS_OK;
 
 out_free_arena:
-	arena_free(d.arena);
+	arena_free(doc->arena);
 	memset(doc, 0, sizeof(*doc));
 	return err->code;
 }
@@ -333,14 +335,40 @@ void mpfs_doc_destroy(struct mpfs_doc *doc)
 	memset(doc, 0, sizeof(*doc));
 }
 
-uint64_t mpfs_scalar_at(const uint8_t *buf, uint64_t off, struct mpfs_val *v)
+uint64_t mpfs_scalar_next(const uint8_t *buf, uint64_t end, uint64_t off, struct mpfs_val *v)
 {
 	struct mpfs_error err;
-	struct dec d = {.p = buf, .size = UINT64_MAX, .err = &err};
+	struct dec d = {.p = buf, .size = end, .err = &err};
 
-	/* The document was validated, so the bounds cannot be crossed. */
-	head(&d, off, v);
-	return v->end;
+	/* The document was validated, but its bytes may have changed since:
+	 * head() checks every length against end before it reads. */
+	if (off < end && head(&d, off, v) == MPFS_OK && v->type != MPFS_ARRAY &&
+	    v->type != MPFS_MAP)
+		return v->end;
+	memset(v, 0, sizeof(*v));
+	v->type = MPFS_NIL;
+	v->tag = 0xc0;
+	v->off = v->end = end;
+	return end;
+}
+
+static __thread struct mpfs_scalar_bound bound;
+
+void mpfs_scalar_bound(const uint8_t *buf, uint64_t size, struct mpfs_scalar_bound *saved)
+{
+	*saved = bound;
+	bound.buf = buf;
+	bound.size = size;
+}
+
+void mpfs_scalar_unbound(const struct mpfs_scalar_bound *saved)
+{
+	bound = *saved;
+}
+
+uint64_t mpfs_scalar_at(const uint8_t *buf, uint64_t off, struct mpfs_val *v)
+{
+	return mpfs_scalar_next(buf, buf == bound.buf ? bound.size : UINT64_MAX, off, v);
 }
 
 bool mpfs_val_is(const struct mpfs_doc *doc, const struct mpfs_val *v, const char *s)

@@ -173,7 +173,7 @@ void mpfs_json_render(const struct mpfs_doc *doc, const struct mpfs_val *v, stru
 			if (v->items) {
 				mpfs_json_render(doc, &v->items[i], out);
 			} else { /* a leaf: walk the scalars in the buffer */
-				off = mpfs_scalar_at(doc->buf, off, &e);
+				off = mpfs_scalar_next(doc->buf, v->end, off, &e);
 				mpfs_json_render(doc, &e, out);
 			}
 		}

@@ -19,30 +19,77 @@ enum mpfs_node_kind {
 	MPFS_N_BYTES, /* file: payload of a bin, an ext, or a str that is not UTF-8 */
 };
 
+/* Labels of the entries that stand for arg1's members in a csr_matrix. */
+enum mpfs_node_label {
+	MPFS_L_NONE,
+	MPFS_L_DATA,
+	MPFS_L_INDICES,
+	MPFS_L_INDPTR,
+};
+
+/* One entry of the tree: 32 bytes, since an archive of N small values has
+ * N of them (see docs/performance.md). */
 struct mpfs_node {
 	const struct mpfs_val *key; /* entries of a map: the key; else NULL */
 	const struct mpfs_val *val; /* the value shown */
-	const char *label;	    /* csr members: "data", "indices", "indptr" */
-	struct mpfs_node *children; /* directories: nchildren entries */
-	struct mpfs_array *array;   /* MPFS_N_ARRAY */
-	uint32_t nchildren;
-	uint32_t id;  /* dense 0..nnodes-1, root is 0 */
-	uint8_t kind; /* enum mpfs_node_kind */
+	union {
+		/* Directories: nchildren entries, contiguous in the model's node
+		 * array (an entry's index is its offset from children). */
+		struct mpfs_node *children;
+		struct mpfs_array *array; /* MPFS_N_ARRAY, owned by the model */
+	};
+	uint32_t nchildren; /* 0 for files */
+	uint8_t kind;	    /* enum mpfs_node_kind */
+	uint8_t label;	    /* csr members: enum mpfs_node_label; else MPFS_L_NONE */
 };
+
+struct mpfs_types_index;
 
 struct mpfs_model {
 	struct mpfs_doc doc;
-	struct mpfs_node root;
+	struct mpfs_node root; /* id 0 */
+	/* Entries 1..nnodes-1 at nodes[id - 1]: each directory's children
+	 * are one block, numbered when their directory is classified. */
+	struct mpfs_node *nodes;
 	uint32_t nnodes;
 	uint32_t narrays[2]; /* arrays by enum mpfs_encoding */
+	/* Work done classifying: values visited plus keys compared, for the
+	 * tests that check it grows linearly with the archive. */
+	uint64_t work;
+	/* Indexes of the types maps being used: freed by mpfs_model_destroy
+	 * if classifying was cut short (a SIGBUS from a truncated mapping). */
+	struct mpfs_types_index *indexes;
 };
 
 /* Decodes and classifies the archive buf[0..size), which must outlive the
  * model. The top level must be a map. On failure fills *err (one line, with
- * the byte offset) and returns its code with nothing to release. */
+ * the byte offset) and returns its code with nothing to release.
+ *
+ * Reads of buf are bounded by size. If a read of buf may fault (a mapping
+ * whose file was truncated), run this under a guard that longjmps out; the
+ * model is then left partly built, and mpfs_model_destroy frees it. */
 enum mpfs_codec_err mpfs_model_init(struct mpfs_model *m, const uint8_t *buf, size_t size,
 				    struct mpfs_error *err);
+/* Frees a model built by mpfs_model_init, or one cut short (see there). */
 void mpfs_model_destroy(struct mpfs_model *m);
+
+/* The entry numbered id (0 <= id < m->nnodes), and the number of an entry. */
+static inline const struct mpfs_node *mpfs_model_node(const struct mpfs_model *m, uint32_t id)
+{
+	return id ? &m->nodes[id - 1] : &m->root;
+}
+
+static inline uint32_t mpfs_model_id(const struct mpfs_model *m, const struct mpfs_node *n)
+{
+	return n == &m->root ? 0 : (uint32_t)(n - m->nodes) + 1;
+}
+
+/* "data", "indices" or "indptr" for the members of a csr_matrix; else NULL. */
+static inline const char *mpfs_node_label(const struct mpfs_node *n)
+{
+	static const char *const labels[] = {NULL, "data", "indices", "indptr"};
+	return labels[n->label];
+}
 
 static inline bool mpfs_node_is_dir(const struct mpfs_node *n)
 {

@@ -91,7 +91,11 @@ struct mpfs_doc {
 	const uint8_t *buf; /* borrowed: must outlive the document */
 	size_t size;
 	struct mpfs_val root;
+	/* Filled in as decoding goes, so that a decode cut short by a SIGBUS
+	 * (the archive truncated under its mapping) leaves nothing behind that
+	 * mpfs_doc_destroy cannot free. */
 	struct mpfs_arena *arena;
+	uint64_t nvalues; /* values that are not map keys, the root included */
 	/* The archive uses str8, bin or ext, which readers of the old MsgPack
 	 * spec cannot read; if not, new strings of 32 to 255 bytes are written
 	 * as str16 (raw16 to old readers) rather than str8. */
@@ -105,9 +109,29 @@ enum mpfs_codec_err mpfs_doc_init(struct mpfs_doc *doc, const uint8_t *buf, size
 				  struct mpfs_error *err);
 void mpfs_doc_destroy(struct mpfs_doc *doc);
 
-/* Decodes the scalar at buf+off of an already validated document into *v.
- * Used to walk the elements of a leaf array; returns the next offset. */
+/* Decodes the scalar at buf+off of an already validated document into *v,
+ * reading nothing at or past end (the end of the buffer, or of the leaf
+ * array being walked); returns the next offset. Used to walk the elements of
+ * a leaf array. The buffer is usually a mapping of the archive, which
+ * someone may rewrite in place: if the bytes at off are no longer a scalar
+ * that ends by end, *v is a nil with v->off == v->end == end and end is
+ * returned, so a walk of any length stays inside the buffer. */
+uint64_t mpfs_scalar_next(const uint8_t *buf, uint64_t end, uint64_t off, struct mpfs_val *v);
+
+/* mpfs_scalar_next() for walkers that do not pass an end: bounded by the
+ * innermost mpfs_scalar_bound() scope of this thread that covers buf, and
+ * unbounded otherwise. New code calls mpfs_scalar_next(). */
 uint64_t mpfs_scalar_at(const uint8_t *buf, uint64_t off, struct mpfs_val *v);
+
+/* Bounds this thread's mpfs_scalar_at() walks of buf to buf[0..size) until
+ * the matching mpfs_scalar_unbound(saved). Scopes nest: *saved keeps the
+ * outer one. Cheap (two thread-local stores). */
+struct mpfs_scalar_bound {
+	const uint8_t *buf;
+	uint64_t size;
+};
+void mpfs_scalar_bound(const uint8_t *buf, uint64_t size, struct mpfs_scalar_bound *saved);
+void mpfs_scalar_unbound(const struct mpfs_scalar_bound *saved);
 
 /* Payload of a STR/BIN/EXT value. */
 static inline const uint8_t *mpfs_val_data(const struct mpfs_doc *doc, const struct mpfs_val *v)

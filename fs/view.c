@@ -1,9 +1,21 @@
 /* The view: names, attributes and contents of the model tree's entries.
  *
  * The archive is mapped read-only and never copied: compact arrays, bins and
- * exts are served straight from the mapping. What must be produced (the JSON
- * of a text file, the bytes of a nested-list array) is made the first time
- * it is needed and kept; a mutex guards that, since FUSE runs many threads. */
+ * exts are served straight from the mapping. What must be produced is made
+ * the first time it is needed and kept: the names of a directory's entries
+ * when it is first looked up or listed, the JSON of a text file and the
+ * bytes of a nested-list array when first read or stat'ed. Opening costs
+ * the decoded values and the model's entries (40 + 32 bytes per entry)
+ * plus 8 bytes per entry here; see docs/performance.md.
+ *
+ * FUSE calls in from many threads: what is made is made under the view's
+ * mutex and published with a release store into lazy[id], which readers
+ * load with acquire, so a made thing is read without the lock.
+ *
+ * Whatever reads the mapping (names come from keys, text and nested arrays
+ * from values, xattrs from keys) runs under the SIGBUS guard, so an archive
+ * truncated in place gives -EIO, and bounded by the mapping's size, so one
+ * rewritten in place cannot lead a walk past its end. */
 #define _GNU_SOURCE /* qsort_r */
 #include "fs/view.h"
 
@@ -23,29 +35,81 @@
 #include "fs/guard.h"
 #include "fs/names.h"
 
-struct vnode {
-	const struct mpfs_node *node;
-	char *name;	   /* NULL for the root */
-	uint32_t *sorted;  /* directories: child indexes in name order */
-	uint32_t nsubdirs; /* directories: children that are directories */
-	uint32_t hdr_len;  /* arrays: NPY header bytes (0 with -o raw) */
-	bool ready;	   /* text and nested arrays: data below is made */
-	uint8_t *data;	   /* the made content, owned */
-	uint64_t size;	   /* content size, once known (always, but for text) */
+/* A named directory. */
+struct vdir {
+	char *pool;	   /* the entries' names, NUL-terminated, back to back */
+	uint32_t *off;	   /* off[i]: where entry i's name starts in pool */
+	uint32_t *sorted;  /* entry indexes in name order; NULL for lists */
+	uint32_t nsubdirs; /* entries that are directories */
 };
+
+/* The made content of a text file or nested-list (or swapped) array. */
+struct vfile {
+	uint8_t *data;
+	uint64_t size;
+};
+
+/* Directories without entries share this: naming them costs nothing. */
+static struct vdir empty_dir;
 
 struct mpfs_view {
 	struct mpfs_model model;
-	struct vnode *vn; /* indexed by node id */
+	/* By entry id: NULL until made, then a struct vdir (directories) or
+	 * struct vfile (files). Written once, under lock. */
+	void **lazy;
 	void *map;
 	size_t map_len;
-	int fd;		/* the archive, to notice it being cut short under the mapping */
+	int fd;		/* the archive, to notice it being changed under the mapping */
 	struct stat st; /* the archive's */
 	bool raw;
 	pthread_mutex_t lock;
 };
 
-/* ---- building ---------------------------------------------------------- */
+static const struct mpfs_node *node_of(const struct mpfs_view *v, uint32_t id)
+{
+	return mpfs_model_node(&v->model, id);
+}
+
+static void *lazy_get(const struct mpfs_view *v, uint32_t id)
+{
+	return __atomic_load_n(&v->lazy[id], __ATOMIC_ACQUIRE);
+}
+
+static void lazy_set(const struct mpfs_view *v, uint32_t id, void *p)
+{
+	__atomic_store_n(&v->lazy[id], p, __ATOMIC_RELEASE);
+}
+
+static void vdir_free(struct vdir *d)
+{
+	if (!d || d == &empty_dir)
+		return;
+	free(d->pool);
+	free(d->off);
+	free(d->sorted);
+	free(d);
+}
+
+static void vfile_free(struct vfile *f)
+{
+	if (f)
+		free(f->data);
+	free(f);
+}
+
+/* -EIO if the archive was cut short in place since it was mapped: past its
+ * new end the mapping gives zeros or SIGBUS, not the archive. A fstat is
+ * cheap next to the FUSE request that brought us here. (An archive
+ * rewritten in place at the same size is not caught here: every walk of the
+ * mapping is bounded by its size, so it gives wrong values, never a read
+ * past the end; commit refuses to overwrite it.) */
+static int intact(const struct mpfs_view *v)
+{
+	struct stat st;
+	return fstat(v->fd, &st) == 0 && (uint64_t)st.st_size >= v->map_len ? 0 : -EIO;
+}
+
+/* ---- naming -------------------------------------------------------------- */
 
 static const char *suffix_of(const struct mpfs_view *v, const struct mpfs_node *n)
 {
@@ -54,142 +118,218 @@ static const char *suffix_of(const struct mpfs_view *v, const struct mpfs_node *
 	return v->raw ? ".bin" : ".npy";
 }
 
-/* The name an entry would have if nothing clashed; escaped if unsafe. */
-static char *base_name(const struct mpfs_view *v, const struct mpfs_node *n, uint32_t index)
+struct naming {
+	struct mpfs_view *v;
+	const struct mpfs_node *dir;
+	struct vdir *d;		 /* being made: freed by the caller on failure */
+	struct mpfs_strbuf json; /* a key's JSON text: likewise */
+	size_t pool_len, pool_cap;
+};
+
+/* Writes into buf the name entry i of the directory would have if nothing
+ * clashed (escaped if unsafe); returns its length, or -ENOMEM. */
+static long base_name(struct naming *g, uint32_t i, char buf[MPFS_NAME_MAX + 1])
 {
-	const struct mpfs_doc *doc = &v->model.doc;
-	const char *suffix = suffix_of(v, n);
-	char buf[MPFS_NAME_MAX + 1];
-	struct mpfs_strbuf json;
+	const struct mpfs_node *n = &g->dir->children[i];
+	const struct mpfs_doc *doc = &g->v->model.doc;
+	const char *suffix = suffix_of(g->v, n);
+	size_t len;
 
 	if (!n->key) {
-		if (n->label)
-			snprintf(buf, sizeof(buf), "%s%s", n->label, suffix);
-		else
-			snprintf(buf, sizeof(buf), "%" PRIu32 "%s", index, suffix);
-		return strdup(buf);
+		const char *label = mpfs_node_label(n);
+		if (label)
+			return snprintf(buf, MPFS_NAME_MAX + 1, "%s%s", label, suffix);
+		return snprintf(buf, MPFS_NAME_MAX + 1, "%" PRIu32 "%s", i, suffix);
 	}
 	if (n->key->type == MPFS_STR || n->key->type == MPFS_BIN) {
 		const uint8_t *k = mpfs_val_data(doc, n->key);
 		if (!mpfs_name_is_plain(k, n->key->len, suffix))
-			mpfs_name_escape(k, n->key->len, "", suffix, index, buf);
-		else
-			snprintf(buf, sizeof(buf), "%.*s%s", (int)n->key->len, k, suffix);
-		return strdup(buf);
+			return (long)mpfs_name_escape(k, n->key->len, "", suffix, i, buf);
+		return snprintf(buf, MPFS_NAME_MAX + 1, "%.*s%s", (int)n->key->len, k, suffix);
 	}
 	/* Other keys (ints, mostly) are named by their JSON text. */
-	mpfs_strbuf_init(&json);
-	mpfs_json_render(doc, n->key, &json);
-	if (json.oom) {
-		mpfs_strbuf_destroy(&json);
-		return NULL;
-	}
-	if (mpfs_name_is_plain((uint8_t *)json.p, json.len, suffix))
-		snprintf(buf, sizeof(buf), "%s%s", json.p, suffix);
-	else
-		mpfs_name_escape((uint8_t *)json.p, json.len, "#", suffix, index, buf);
-	mpfs_strbuf_destroy(&json);
-	return strdup(buf);
+	g->json.len = 0;
+	mpfs_json_render(doc, n->key, &g->json);
+	mpfs_strbuf_add(&g->json, "", 1); /* NUL-terminated */
+	if (g->json.oom)
+		return -ENOMEM;
+	len = g->json.len - 1;
+	if (mpfs_name_is_plain((uint8_t *)g->json.p, len, suffix))
+		return snprintf(buf, MPFS_NAME_MAX + 1, "%s%s", g->json.p, suffix);
+	return (long)mpfs_name_escape((uint8_t *)g->json.p, len, "#", suffix, i, buf);
 }
 
-static int by_name(const void *a, const void *b, void *kids_arg)
+/* Appends name[0..len] (with its NUL) to the pool as entry i's name. */
+static int pool_put(struct naming *g, uint32_t i, const char *name, size_t len)
 {
-	const struct vnode *kids = kids_arg;
+	if (len + 1 > g->pool_cap - g->pool_len) {
+		size_t cap = g->pool_cap + g->pool_cap / 2 + len + 1;
+		char *p;
+		if (cap > UINT32_MAX)
+			return -ENOMEM; /* offsets are 32 bits: 4 GiB of names */
+		if (!(p = realloc(g->d->pool, cap)))
+			return -ENOMEM;
+		g->d->pool = p;
+		g->pool_cap = cap;
+	}
+	memcpy(g->d->pool + g->pool_len, name, len + 1);
+	g->d->off[i] = (uint32_t)g->pool_len;
+	g->pool_len += len + 1;
+	return 0;
+}
+
+static int by_name(const void *a, const void *b, void *arg)
+{
+	const struct vdir *d = arg;
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	int c = strcmp(kids[x].name, kids[y].name);
+	int c = strcmp(d->pool + d->off[x], d->pool + d->off[y]);
 	return c ? c : (x > y) - (x < y);
 }
 
-/* Names the children of directory node n; the later of two clashing entries
- * (in archive order) is escaped. */
-static int name_children(struct mpfs_view *v, struct vnode *dir)
+/* Sorts the entries by name, escaping the later (in archive order) of two
+ * clashing names until no two are equal. A list's names (its indexes) never
+ * clash, and it is searched by index: it is not sorted. */
+static int resolve_clashes(struct naming *g)
 {
-	const struct mpfs_node *n = dir->node;
-	const struct mpfs_doc *doc = &v->model.doc;
-	struct vnode *vn = v->vn;
-	uint32_t *order;
-	struct vnode *kids;
+	const struct mpfs_node *n = g->dir;
+	const struct mpfs_doc *doc = &g->v->model.doc;
+	struct vdir *d = g->d;
 	bool clash = true;
+	int rc;
 
-	order = malloc((n->nchildren ? n->nchildren : 1) * sizeof(*order));
-	kids = malloc((n->nchildren ? n->nchildren : 1) * sizeof(*kids));
-	if (!order || !kids)
-		goto out_nomem;
-	for (uint32_t i = 0; i < n->nchildren; i++) {
-		const struct mpfs_node *c = &n->children[i];
-		vn[c->id].name = base_name(v, c, i);
-		if (!vn[c->id].name)
-			goto out_nomem;
-		kids[i].name = vn[c->id].name;
-		order[i] = i;
-		if (mpfs_node_is_dir(c))
-			dir->nsubdirs++;
-	}
+	if (!(d->sorted = malloc(n->nchildren * sizeof(*d->sorted))))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n->nchildren; i++)
+		d->sorted[i] = i;
 	while (clash) {
 		clash = false;
-		qsort_r(order, n->nchildren, sizeof(*order), by_name, kids);
+		qsort_r(d->sorted, n->nchildren, sizeof(*d->sorted), by_name, d);
 		for (uint32_t i = 1; i < n->nchildren; i++) {
-			uint32_t later = order[i];
+			uint32_t later = d->sorted[i];
 			const struct mpfs_node *c = &n->children[later];
+			const char *suffix = suffix_of(g->v, c);
 			char buf[MPFS_NAME_MAX + 1];
+			size_t len;
 
-			if (strcmp(kids[order[i - 1]].name, kids[later].name))
+			if (strcmp(d->pool + d->off[d->sorted[i - 1]], d->pool + d->off[later]))
 				continue;
 			/* Escape the later entry: the sort keeps archive order. */
 			if (c->key && (c->key->type == MPFS_STR || c->key->type == MPFS_BIN)) {
-				mpfs_name_escape(mpfs_val_data(doc, c->key), c->key->len, "",
-						 suffix_of(v, c), later, buf);
+				len = mpfs_name_escape(mpfs_val_data(doc, c->key), c->key->len, "",
+						       suffix, later, buf);
 			} else {
-				const char *s = kids[later].name;
-				mpfs_name_escape((const uint8_t *)s,
-						 strlen(s) - strlen(suffix_of(v, c)), "#",
-						 suffix_of(v, c), later, buf);
+				const char *s = d->pool + d->off[later];
+				len = mpfs_name_escape((const uint8_t *)s,
+						       strlen(s) - strlen(suffix), "#", suffix,
+						       later, buf);
 			}
-			if (!strcmp(buf, kids[later].name)) /* equal keys: name by position */
-				snprintf(buf, sizeof(buf), "%%~%u~%s", later, suffix_of(v, c));
-			free(vn[c->id].name);
-			vn[c->id].name = kids[later].name = strdup(buf);
-			if (!kids[later].name)
-				goto out_nomem;
+			if (!strcmp(buf, d->pool + d->off[later])) /* equal keys: by position */
+				len = (size_t)snprintf(buf, sizeof(buf), "%%~%u~%s", later, suffix);
+			if ((rc = pool_put(g, later, buf, len)))
+				return rc;
 			clash = true;
 		}
 	}
-	free(kids);
-	dir->sorted = order;
 	return 0;
-
-out_nomem:
-	free(kids);
-	free(order);
-	return -ENOMEM;
 }
 
-static int build(struct mpfs_view *v, const struct mpfs_node *n)
+/* Names the entries of g->dir into g->d; reads keys from the mapping, so
+ * it runs under the guard, and everything it allocates hangs from g. */
+static int name_guarded(void *arg)
 {
-	struct vnode *vn = &v->vn[n->id];
-	char hdr[MPFS_NPY_HEADER_MAX];
+	struct naming *g = arg;
+	const struct mpfs_node *n = g->dir;
+	char buf[MPFS_NAME_MAX + 1];
+	size_t total = 0;
+	long len;
+	int rc;
 
-	vn->node = n;
-	switch (n->kind) {
-	case MPFS_N_ARRAY:
-		vn->hdr_len = v->raw ? 0 : (uint32_t)mpfs_npy_header(n->array, hdr);
-		vn->size = vn->hdr_len + n->array->nbytes;
-		return 0;
-	case MPFS_N_BYTES: vn->size = n->val->len; return 0;
-	case MPFS_N_TEXT: return 0;
-	default: break;
-	}
-	if (name_children(v, vn))
+	if (!(g->d->off = malloc(n->nchildren * sizeof(*g->d->off))))
 		return -ENOMEM;
-	for (uint32_t i = 0; i < n->nchildren; i++)
-		if (build(v, &n->children[i]))
-			return -ENOMEM;
-	return 0;
+	/* Sized by a first pass, so the pool is allocated once. */
+	for (uint32_t i = 0; i < n->nchildren; i++) {
+		if ((len = base_name(g, i, buf)) < 0)
+			return (int)len;
+		total += (size_t)len + 1;
+		g->d->nsubdirs += mpfs_node_is_dir(&n->children[i]);
+	}
+	if (total > UINT32_MAX || !(g->d->pool = malloc(total)))
+		return -ENOMEM;
+	g->pool_cap = total;
+	for (uint32_t i = 0; i < n->nchildren; i++) {
+		if ((len = base_name(g, i, buf)) < 0)
+			return (int)len;
+		if ((rc = pool_put(g, i, buf, (size_t)len)))
+			return rc;
+	}
+	return n->kind == MPFS_N_LIST ? 0 : resolve_clashes(g);
+}
+
+/* The named directory id: named now if it was not. 0, -ENOMEM, -EIO. */
+static int named(const struct mpfs_view *cv, uint32_t id, const struct vdir **out)
+{
+	struct mpfs_view *v = (struct mpfs_view *)cv; /* naming is a cache */
+	const struct mpfs_node *n = node_of(v, id);
+	struct naming g = {.v = v, .dir = n};
+	struct mpfs_scalar_bound outer;
+	int rc = 0;
+
+	if ((*out = lazy_get(v, id)))
+		return 0;
+	if (n->nchildren == 0) {
+		*out = &empty_dir;
+		return 0;
+	}
+	pthread_mutex_lock(&v->lock);
+	if ((*out = lazy_get(v, id)))
+		goto out_unlock;
+	if ((rc = intact(v)))
+		goto out_unlock;
+	if (!(g.d = calloc(1, sizeof(*g.d)))) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	mpfs_strbuf_init(&g.json);
+	mpfs_scalar_bound(v->model.doc.buf, v->model.doc.size, &outer);
+	rc = mpfs_guard_run(name_guarded, &g);
+	mpfs_scalar_unbound(&outer);
+	mpfs_strbuf_destroy(&g.json);
+	if (rc) {
+		vdir_free(g.d);
+		goto out_unlock;
+	}
+	lazy_set(v, id, g.d);
+	*out = g.d;
+out_unlock:
+	pthread_mutex_unlock(&v->lock);
+	return rc;
+}
+
+static const char *name_at(const struct vdir *d, uint32_t i)
+{
+	return d->pool + d->off[i];
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+struct opening {
+	struct mpfs_view *v;
+	struct mpfs_error *err;
+	bool started; /* mpfs_model_init ran: destroy the model, whatever it holds */
+};
+
+static int open_guarded(void *arg)
+{
+	struct opening *o = arg;
+	o->started = true;
+	return mpfs_model_init(&o->v->model, o->v->map, o->v->map_len, o->err);
 }
 
 int mpfs_view_open(struct mpfs_view **out, const char *path, const struct mpfs_view_opts *opts,
 		   struct mpfs_error *err)
 {
+	struct opening o = {.err = err};
+	const struct vdir *root;
 	struct mpfs_view *v;
 	int fd, rc;
 
@@ -197,7 +337,10 @@ int mpfs_view_open(struct mpfs_view **out, const char *path, const struct mpfs_v
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
+	o.v = v;
 	v->raw = opts->raw;
+	v->fd = -1;
+	pthread_mutex_init(&v->lock, NULL);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &v->st) < 0) {
 		rc = -errno;
@@ -222,33 +365,47 @@ int mpfs_view_open(struct mpfs_view **out, const char *path, const struct mpfs_v
 	v->fd = fd;
 	fd = -1;
 	mpfs_guard_init();
-	if (mpfs_model_init(&v->model, v->map, v->map_len, err)) {
-		rc = err->code == MPFS_E_NOMEM ? -ENOMEM : -EINVAL;
-		goto out_unmap;
+	/* Decoding reads the whole mapping: someone may cut the file short. */
+	rc = mpfs_guard_run(open_guarded, &o);
+	if (rc == -EIO) {
+		snprintf(err->msg, sizeof(err->msg), "the archive was cut short while being read");
+		goto out_free_view;
 	}
-	v->vn = calloc(v->model.nnodes, sizeof(*v->vn));
-	if (!v->vn || build(v, &v->model.root)) {
+	if (rc) {
+		o.started = false; /* mpfs_model_init freed what it made */
+		rc = err->code == MPFS_E_NOMEM ? -ENOMEM : -EINVAL;
+		goto out_free_view;
+	}
+	v->lazy = calloc(v->model.nnodes, sizeof(*v->lazy));
+	if (!v->lazy) {
 		rc = -ENOMEM;
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		goto out_free_view;
 	}
-	pthread_mutex_init(&v->lock, NULL);
+	/* The root is always listed: name it while the archive is at hand. */
+	if ((rc = named(v, MPFS_ROOT_ID, &root))) {
+		snprintf(err->msg, sizeof(err->msg), "%s",
+			 rc == -ENOMEM ? "out of memory"
+				       : "the archive was cut short while being read");
+		goto out_free_view;
+	}
 	*out = v;
 	return 0;
 
 out_free_view:
-	if (v->vn)
-		for (uint32_t i = 0; i < v->model.nnodes; i++)
-			free(v->vn[i].name), free(v->vn[i].sorted);
-	free(v->vn);
-	mpfs_model_destroy(&v->model);
-out_unmap:
+	if (v->lazy)
+		vdir_free(v->lazy[MPFS_ROOT_ID]);
+	free(v->lazy);
+	if (o.started)
+		mpfs_model_destroy(&v->model);
 	if (v->map)
 		munmap(v->map, v->map_len);
-	close(v->fd);
 out_close:
 	if (fd >= 0)
 		close(fd);
+	if (v->fd >= 0)
+		close(v->fd);
+	pthread_mutex_destroy(&v->lock);
 	free(v);
 	return rc;
 }
@@ -257,12 +414,13 @@ void mpfs_view_close(struct mpfs_view *v)
 {
 	if (!v)
 		return;
-	for (uint32_t i = 0; i < v->model.nnodes; i++) {
-		free(v->vn[i].name);
-		free(v->vn[i].sorted);
-		free(v->vn[i].data);
+	for (uint32_t id = 0; id < v->model.nnodes; id++) {
+		if (mpfs_node_is_dir(node_of(v, id)))
+			vdir_free(v->lazy[id]);
+		else
+			vfile_free(v->lazy[id]);
 	}
-	free(v->vn);
+	free(v->lazy);
 	mpfs_model_destroy(&v->model);
 	if (v->map)
 		munmap(v->map, v->map_len);
@@ -273,22 +431,51 @@ void mpfs_view_close(struct mpfs_view *v)
 
 /* ---- lookup and attributes --------------------------------------------- */
 
+/* Entry i's id, for directory node n. */
+static uint32_t child_id(const struct mpfs_view *v, const struct mpfs_node *n, uint32_t i)
+{
+	return mpfs_model_id(&v->model, &n->children[i]);
+}
+
+/* The entry of a list called name[0..len): its index, with its suffix. */
+static int find_in_list(const struct mpfs_view *v, const struct mpfs_node *n, const struct vdir *d,
+			const char *name, size_t len, uint32_t *id)
+{
+	uint64_t i = 0;
+	size_t k = 0;
+
+	if (len == 0 || (name[0] == '0' && len > 1 && name[1] >= '0' && name[1] <= '9'))
+		return -ENOENT;
+	for (; k < len && name[k] >= '0' && name[k] <= '9' && i < n->nchildren; k++)
+		i = i * 10 + (uint64_t)(name[k] - '0');
+	if (k == 0 || i >= n->nchildren)
+		return -ENOENT;
+	if (strncmp(name_at(d, (uint32_t)i), name, len) || name_at(d, (uint32_t)i)[len])
+		return -ENOENT;
+	*id = child_id(v, n, (uint32_t)i);
+	return 0;
+}
+
 static int find_child(const struct mpfs_view *v, uint32_t dir, const char *name, size_t len,
 		      uint32_t *id)
 {
-	const struct vnode *d = &v->vn[dir];
-	const struct mpfs_node *n = d->node;
+	const struct mpfs_node *n = node_of(v, dir);
+	const struct vdir *d;
 	size_t lo = 0, hi = n->nchildren;
+	int rc;
 
+	if ((rc = named(v, dir, &d)))
+		return rc;
+	if (!d->sorted)
+		return n->nchildren ? find_in_list(v, n, d, name, len, id) : -ENOENT;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		uint32_t cid = n->children[d->sorted[mid]].id;
-		const char *cn = v->vn[cid].name;
+		const char *cn = name_at(d, d->sorted[mid]);
 		int c = strncmp(cn, name, len);
 		if (c == 0 && cn[len])
 			c = 1;
 		if (c == 0) {
-			*id = cid;
+			*id = child_id(v, n, d->sorted[mid]);
 			return 0;
 		}
 		if (c < 0)
@@ -302,6 +489,8 @@ static int find_child(const struct mpfs_view *v, uint32_t dir, const char *name,
 int mpfs_view_lookup(const struct mpfs_view *v, const char *path, uint32_t *id)
 {
 	uint32_t cur = MPFS_ROOT_ID;
+	const struct vdir *d;
+	int rc;
 
 	while (*path) {
 		const char *end;
@@ -315,24 +504,28 @@ int mpfs_view_lookup(const struct mpfs_view *v, const char *path, uint32_t *id)
 		len = end ? (size_t)(end - path) : strlen(path);
 		if (len > MPFS_NAME_MAX)
 			return -ENAMETOOLONG;
-		if (!mpfs_node_is_dir(v->vn[cur].node))
+		if (!mpfs_node_is_dir(node_of(v, cur)))
 			return -ENOTDIR;
-		if (find_child(v, cur, path, len, &cur))
-			return -ENOENT;
+		if ((rc = find_child(v, cur, path, len, &cur)))
+			return rc;
 		path += len;
 	}
+	/* A directory is named when it is first looked up, so that listing it
+	 * (mpfs_view_child) cannot fail afterwards. */
+	if (mpfs_node_is_dir(node_of(v, cur)) && (rc = named(v, cur, &d)))
+		return rc;
 	*id = cur;
 	return 0;
 }
 
 bool mpfs_view_is_dir(const struct mpfs_view *v, uint32_t id)
 {
-	return mpfs_node_is_dir(v->vn[id].node);
+	return mpfs_node_is_dir(node_of(v, id));
 }
 
 struct making {
 	struct mpfs_view *v;
-	struct vnode *vn;
+	const struct mpfs_node *n;
 	struct mpfs_strbuf text; /* freed by make() whatever happens */
 	uint8_t *bytes;
 };
@@ -341,7 +534,7 @@ struct making {
 static int make_guarded(void *arg)
 {
 	struct making *m = arg;
-	const struct mpfs_node *n = m->vn->node;
+	const struct mpfs_node *n = m->n;
 
 	if (n->kind == MPFS_N_TEXT) {
 		mpfs_json_render(&m->v->model.doc, n->val, &m->text);
@@ -358,37 +551,37 @@ static int make_guarded(void *arg)
 	return 0;
 }
 
-/* -EIO if the archive was cut short in place since it was mapped: past its
- * new end the mapping gives zeros or SIGBUS, not the archive. A fstat is
- * cheap next to the FUSE request that brought us here. */
-static int intact(const struct mpfs_view *v)
-{
-	struct stat st;
-	return fstat(v->fd, &st) == 0 && (uint64_t)st.st_size >= v->map_len ? 0 : -EIO;
-}
-
 /* Makes the content of a text file or nested array; called with the lock. */
-static int make(struct mpfs_view *v, struct vnode *vn)
+static int make(struct mpfs_view *v, uint32_t id, struct vfile **out)
 {
-	struct making m = {.v = v, .vn = vn};
+	struct making m = {.v = v, .n = node_of(v, id)};
+	struct mpfs_scalar_bound outer;
+	struct vfile *f;
 	int rc;
 
 	if ((rc = intact(v)))
 		return rc;
+	if (!(f = calloc(1, sizeof(*f))))
+		return -ENOMEM;
 	mpfs_strbuf_init(&m.text);
+	mpfs_scalar_bound(v->model.doc.buf, v->model.doc.size, &outer);
 	rc = mpfs_guard_run(make_guarded, &m);
+	mpfs_scalar_unbound(&outer);
 	if (rc) {
 		mpfs_strbuf_destroy(&m.text);
 		free(m.bytes);
+		free(f);
 		return rc;
 	}
-	if (vn->node->kind == MPFS_N_TEXT) {
-		vn->data = (uint8_t *)m.text.p;
-		vn->size = m.text.len;
+	if (m.n->kind == MPFS_N_TEXT) {
+		f->data = (uint8_t *)m.text.p;
+		f->size = m.text.len;
 	} else {
-		vn->data = m.bytes;
+		f->data = m.bytes;
+		f->size = m.n->array->nbytes;
 	}
-	vn->ready = true;
+	lazy_set(v, id, f);
+	*out = f;
 	return 0;
 }
 
@@ -399,35 +592,54 @@ static bool swapped(const struct mpfs_view *v, const struct mpfs_node *n)
 }
 
 /* Content that is made, not served from the mapping as it is. */
-static bool needs_making(const struct mpfs_view *v, const struct vnode *vn)
+static bool needs_making(const struct mpfs_view *v, const struct mpfs_node *n)
 {
-	const struct mpfs_node *n = vn->node;
 	return n->kind == MPFS_N_TEXT ||
 	       (n->kind == MPFS_N_ARRAY && n->array->encoding == MPFS_ENC_NESTED) || swapped(v, n);
 }
 
-static int ensure(struct mpfs_view *v, struct vnode *vn)
+/* The made content of file id, made now if it was not. */
+static int ensure(struct mpfs_view *v, uint32_t id, struct vfile **out)
 {
 	int rc = 0;
 
-	if (!needs_making(v, vn))
+	if ((*out = lazy_get(v, id)))
 		return 0;
 	pthread_mutex_lock(&v->lock);
-	if (!vn->ready)
-		rc = make(v, vn);
+	if (!(*out = lazy_get(v, id)))
+		rc = make(v, id, out);
 	pthread_mutex_unlock(&v->lock);
 	return rc;
 }
 
+/* NPY header length of array n (0 with -o raw); fills hdr. */
+static size_t header(const struct mpfs_view *v, const struct mpfs_node *n,
+		     char hdr[MPFS_NPY_HEADER_MAX])
+{
+	return v->raw ? 0 : mpfs_npy_header(n->array, hdr);
+}
+
 int mpfs_view_stat(struct mpfs_view *v, uint32_t id, struct stat *st)
 {
-	struct vnode *vn = &v->vn[id];
-	bool text = vn->node->kind == MPFS_N_TEXT;
+	const struct mpfs_node *n = node_of(v, id);
+	char hdr[MPFS_NPY_HEADER_MAX];
+	const struct vdir *d = NULL;
+	struct vfile *f;
+	uint64_t size = 0;
 	int rc;
 
-	/* A text file's size is its rendered length; arrays know theirs. */
-	if (text && (rc = ensure(v, vn)))
-		return rc;
+	switch (n->kind) {
+	case MPFS_N_TEXT: /* its size is its rendered length */
+		if ((rc = ensure(v, id, &f)))
+			return rc;
+		size = f->size;
+		break;
+	case MPFS_N_ARRAY: size = header(v, n, hdr) + n->array->nbytes; break;
+	case MPFS_N_BYTES: size = n->val->len; break;
+	default: /* link counts need the subdirectories */
+		if ((rc = named(v, id, &d)))
+			return rc;
+	}
 	memset(st, 0, sizeof(*st));
 	st->st_ino = id + 1;
 	st->st_uid = getuid();
@@ -436,29 +648,35 @@ int mpfs_view_stat(struct mpfs_view *v, uint32_t id, struct stat *st)
 	st->st_mtim = v->st.st_mtim;
 	st->st_ctim = v->st.st_ctim;
 	st->st_blksize = 4096;
-	if (mpfs_node_is_dir(vn->node)) {
+	if (d) {
 		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2 + vn->nsubdirs;
+		st->st_nlink = 2 + d->nsubdirs;
 		st->st_size = 0;
 	} else {
 		st->st_mode = S_IFREG | 0444;
 		st->st_nlink = 1;
-		st->st_size = (off_t)vn->size;
-		st->st_blocks = (blkcnt_t)((vn->size + 511) / 512);
+		st->st_size = (off_t)size;
+		st->st_blocks = (blkcnt_t)((size + 511) / 512);
 	}
 	return 0;
 }
 
 uint32_t mpfs_view_nchildren(const struct mpfs_view *v, uint32_t id)
 {
-	return v->vn[id].node->nchildren;
+	return node_of(v, id)->nchildren;
 }
 
 const char *mpfs_view_child(const struct mpfs_view *v, uint32_t id, uint32_t i, uint32_t *child)
 {
-	const struct mpfs_node *c = &v->vn[id].node->children[i];
-	*child = c->id;
-	return v->vn[c->id].name;
+	const struct mpfs_node *n = node_of(v, id);
+	const struct vdir *d;
+
+	*child = child_id(v, n, i);
+	/* Named already if id came from mpfs_view_lookup; if naming fails
+	 * now, a name that no lookup finds (the caller has no error path). */
+	if (named(v, id, &d))
+		return "%~unnamed~";
+	return name_at(d, i);
 }
 
 /* ---- contents ------------------------------------------------------------ */
@@ -476,43 +694,47 @@ static long copy_span(char *buf, size_t size, uint64_t off, const void *src, uin
 
 long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, uint64_t off)
 {
-	struct vnode *vn = &v->vn[id];
-	const struct mpfs_node *n = vn->node;
-	const uint8_t *data;
+	const struct mpfs_node *n = node_of(v, id);
 	char hdr[MPFS_NPY_HEADER_MAX];
-	size_t got = 0;
+	struct vfile *f = NULL;
+	const uint8_t *data;
+	size_t got = 0, hdr_len;
 	int rc;
 
 	if (mpfs_node_is_dir(n))
 		return -EISDIR;
-	if ((rc = ensure(v, vn)))
+	if (needs_making(v, n) && (rc = ensure(v, id, &f)))
 		return rc;
 	switch (n->kind) {
-	case MPFS_N_TEXT: return copy_span(buf, size, off, vn->data, vn->size);
+	case MPFS_N_TEXT: return copy_span(buf, size, off, f->data, f->size);
 	case MPFS_N_BYTES:
 		if ((rc = intact(v)))
 			return rc;
 		return copy_span(buf, size, off, mpfs_val_data(&v->model.doc, n->val), n->val->len);
 	default: break;
 	}
-	if (off < vn->hdr_len) {
-		mpfs_npy_header(n->array, hdr);
-		got = (size_t)copy_span(buf, size, off, hdr, vn->hdr_len);
+	hdr_len = header(v, n, hdr);
+	if (off < hdr_len) {
+		got = (size_t)copy_span(buf, size, off, hdr, hdr_len);
 		off += got;
 	}
-	data = needs_making(v, vn) ? vn->data : v->model.doc.buf + n->array->data_off;
-	if (data != vn->data && (rc = intact(v)))
-		return rc;
-	long more = copy_span(buf + got, size - got, off - vn->hdr_len, data, n->array->nbytes);
+	if (f) {
+		data = f->data;
+	} else {
+		if ((rc = intact(v)))
+			return rc;
+		data = v->model.doc.buf + n->array->data_off;
+	}
+	long more = copy_span(buf + got, size - got, off - hdr_len, data, n->array->nbytes);
 	return more < 0 ? more : (long)got + more;
 }
 
 /* ---- extended attributes ----------------------------------------------- */
 
-static long xattr_value(struct mpfs_view *v, const struct vnode *vn, const char *name,
+/* Reads the mapping (keys): run under the guard. */
+static long xattr_value(struct mpfs_view *v, const struct mpfs_node *n, const char *name,
 			struct mpfs_strbuf *out)
 {
-	const struct mpfs_node *n = vn->node;
 	char shape[MPFS_MAX_DIMS * 21];
 
 	if (!strcmp(name, "user.mpfs.key") && n->key) {
@@ -544,9 +766,26 @@ static long give(const char *val, size_t len, char *buf, size_t size)
 	return (long)len;
 }
 
+static const char *const xattr_names[] = {"user.mpfs.key", "user.mpfs.dtype", "user.mpfs.shape",
+					  "user.mpfs.encoding", "user.mpfs.ext"};
+#define NXATTRS (sizeof(xattr_names) / sizeof(xattr_names[0]))
+
+/* Whether entry n has the i-th xattr: from the model alone, so listing
+ * reads nothing of the mapping. (Checked against xattr_value by a test.) */
+static bool has_xattr(const struct mpfs_node *n, size_t i)
+{
+	switch (i) {
+	case 0: return n->key != NULL;
+	case 1:
+	case 2:
+	case 3: return n->kind == MPFS_N_ARRAY;
+	default: return n->val->type == MPFS_EXT;
+	}
+}
+
 struct xattr_call {
 	struct mpfs_view *v;
-	const struct vnode *vn;
+	const struct mpfs_node *n;
 	const char *name;
 	struct mpfs_strbuf *out;
 };
@@ -554,17 +793,26 @@ struct xattr_call {
 static int xattr_guarded(void *arg)
 {
 	struct xattr_call *c = arg;
-	return (int)xattr_value(c->v, c->vn, c->name, c->out);
+	return (int)xattr_value(c->v, c->n, c->name, c->out);
 }
 
 long mpfs_view_getxattr(struct mpfs_view *v, uint32_t id, const char *name, char *buf, size_t size)
 {
 	struct mpfs_strbuf out;
-	struct xattr_call c = {v, &v->vn[id], name, &out};
+	struct xattr_call c = {v, node_of(v, id), name, &out};
+	struct mpfs_scalar_bound outer;
 	long rc;
 
 	mpfs_strbuf_init(&out);
-	rc = mpfs_guard_run(xattr_guarded, &c); /* keys lie in the mapping */
+	if (!strcmp(name, "user.mpfs.key")) { /* the only one that reads the mapping */
+		if ((rc = intact(v)) == 0) {
+			mpfs_scalar_bound(v->model.doc.buf, v->model.doc.size, &outer);
+			rc = mpfs_guard_run(xattr_guarded, &c);
+			mpfs_scalar_unbound(&outer);
+		}
+	} else {
+		rc = xattr_value(v, c.n, name, &out);
+	}
 	if (rc == 0)
 		rc = give(out.p ? out.p : "", out.len, buf, size);
 	mpfs_strbuf_destroy(&out);
@@ -573,28 +821,24 @@ long mpfs_view_getxattr(struct mpfs_view *v, uint32_t id, const char *name, char
 
 long mpfs_view_listxattr(struct mpfs_view *v, uint32_t id, char *buf, size_t size)
 {
-	static const char *const names[] = {"user.mpfs.key", "user.mpfs.dtype", "user.mpfs.shape",
-					    "user.mpfs.encoding", "user.mpfs.ext"};
-	struct mpfs_strbuf list, val;
-	long rc;
+	const struct mpfs_node *n = node_of(v, id);
+	char list[128];
+	size_t len = 0;
 
-	mpfs_strbuf_init(&list);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		mpfs_strbuf_init(&val);
-		if (xattr_value(v, &v->vn[id], names[i], &val) == 0)
-			mpfs_strbuf_add(&list, names[i], strlen(names[i]) + 1);
-		mpfs_strbuf_destroy(&val);
+	for (size_t i = 0; i < NXATTRS; i++) {
+		if (!has_xattr(n, i))
+			continue;
+		memcpy(list + len, xattr_names[i], strlen(xattr_names[i]) + 1);
+		len += strlen(xattr_names[i]) + 1;
 	}
-	rc = list.oom ? -ENOMEM : give(list.p ? list.p : "", list.len, buf, size);
-	mpfs_strbuf_destroy(&list);
-	return rc;
+	return give(list, len, buf, size);
 }
 
 /* ---- for the edit layer -------------------------------------------------- */
 
 const struct mpfs_node *mpfs_view_node(const struct mpfs_view *v, uint32_t id)
 {
-	return v->vn[id].node;
+	return node_of(v, id);
 }
 
 const struct mpfs_doc *mpfs_view_doc(const struct mpfs_view *v)

@@ -1367,3 +1367,49 @@ Test(codec_decode, agrees_with_msgpack_c_on_random_documents)
 	}
 	msgpack_sbuffer_destroy(&sb);
 }
+
+/* Issue 7, item 11: leaf arrays are walked again from the buffer (a mapping
+ * of the archive) after decoding, and someone may rewrite the archive in
+ * place. An element that now claims 2 GiB made the walk read far past the
+ * buffer (AddressSanitizer: heap-buffer-overflow here). A walk is bounded by
+ * the end it is given, or by the mpfs_scalar_bound scope. */
+Test(codec_decode, scalar_walk_stays_inside_a_rewritten_buffer)
+{
+	struct dc d;
+	struct mpfs_val e;
+
+	dc_hex(&d, "93 a1 61 a3 62 63 64 cb 3f f0 00 00 00 00 00 00");
+	uint64_t first = d.doc.root.off + d.doc.root.hdr;
+	/* The second element becomes a str32 of 2 GiB (same size, in place). */
+	memcpy(d.buf + 3, "\xdb\x7f\xff\xff", 4);
+	uint64_t off = mpfs_scalar_next(d.buf, d.n, first, &e);
+	cr_assert_eq(e.type, MPFS_STR);
+	cr_assert_eq(off, 3);
+	off = mpfs_scalar_next(d.buf, d.n, off, &e);
+	cr_assert_eq(e.type, MPFS_NIL, "what does not fit is a nil");
+	cr_assert_eq(e.off, d.n);
+	cr_assert_eq(off, d.n, "and the walk ends");
+	off = mpfs_scalar_next(d.buf, d.n, off, &e);
+	cr_assert_eq(off, d.n);
+	cr_assert_eq(e.type, MPFS_NIL);
+
+	/* Callers that give no end: bounded inside a scope. */
+	struct mpfs_scalar_bound outer;
+	mpfs_scalar_bound(d.buf, d.n, &outer);
+	off = first;
+	for (int i = 0; i < 3; i++)
+		off = mpfs_scalar_at(d.buf, off, &e);
+	mpfs_scalar_unbound(&outer);
+	cr_assert_eq(off, d.n);
+	cr_assert_eq(e.type, MPFS_NIL);
+
+	/* A header cut by the end, and a container where a scalar was. */
+	memcpy(d.buf + 3, "\xa3\x62\x63\x64", 4);
+	off = mpfs_scalar_next(d.buf, d.n - 1, 7, &e);
+	cr_assert_eq(e.type, MPFS_NIL, "float64 header cut by the end");
+	cr_assert_eq(off, d.n - 1);
+	d.buf[7] = 0x91;
+	off = mpfs_scalar_next(d.buf, d.n, 7, &e);
+	cr_assert_eq(e.type, MPFS_NIL, "a list is not a scalar");
+	dc_free(&d);
+}

@@ -64,7 +64,7 @@ static const struct mpfs_node *child(const struct mdl *d, const struct mpfs_node
 				return c;
 			continue;
 		}
-		if (c->label && !strcmp(c->label, name))
+		if (mpfs_node_label(c) && !strcmp(mpfs_node_label(c), name))
 			return c;
 		if (!c->key)
 			continue;
@@ -105,7 +105,10 @@ static const struct mpfs_node *expect_kind(const struct mdl *d, const char *path
 	const struct mpfs_node *n = at(d, path);
 	cr_assert_eq(n->kind, kind, "%s is %s, expected %s", path, kind_names[n->kind],
 		     kind_names[kind]);
-	cr_assert_eq(kind == MPFS_N_ARRAY, n->array != NULL, "%s: array pointer", path);
+	if (kind == MPFS_N_ARRAY) /* (a directory's children share the field) */
+		cr_assert_not_null(n->array, "%s: array pointer", path);
+	if (kind == MPFS_N_TEXT || kind == MPFS_N_BYTES)
+		cr_assert_null(n->array, "%s: array pointer", path);
 	return n;
 }
 
@@ -135,16 +138,16 @@ static void expect_text(const struct mdl *d, const char *path, const char *json)
 	mpfs_strbuf_destroy(&out);
 }
 
-/* Ids are dense, the root is 0, and they number the tree depth-first in
- * archive order. Returns the number of nodes under and including n. */
-static uint32_t check_ids(const struct mdl *d, const struct mpfs_node *n, uint32_t id,
-			  uint8_t *seen)
+/* Ids are dense, the root is 0, every node is found by its id, and a
+ * directory's entries have consecutive ids. Returns the number of nodes
+ * under and including n. */
+static uint32_t check_ids(const struct mdl *d, const struct mpfs_node *n, uint8_t *seen)
 {
-	uint32_t count = 1;
-	cr_assert_eq(n->id, id, "node id %u, expected %u (depth-first order)", n->id, id);
-	cr_assert_lt(n->id, d->m.nnodes);
-	cr_assert_not(seen[n->id], "id %u twice", n->id);
-	seen[n->id] = 1;
+	uint32_t count = 1, id = mpfs_model_id(&d->m, n);
+	cr_assert_lt(id, d->m.nnodes);
+	cr_assert_eq(mpfs_model_node(&d->m, id), n, "node %u is not found by its id", id);
+	cr_assert_not(seen[id], "id %u twice", id);
+	seen[id] = 1;
 	cr_assert_not_null(n->val);
 	cr_assert(mpfs_node_is_dir(n) || n->nchildren == 0);
 	if (n->kind == MPFS_N_MAP)
@@ -159,7 +162,8 @@ static uint32_t check_ids(const struct mdl *d, const struct mpfs_node *n, uint32
 		}
 		if (n->kind == MPFS_N_LIST)
 			cr_assert_null(c->key);
-		count += check_ids(d, c, id + count, seen);
+		cr_assert_eq(mpfs_model_id(&d->m, c), mpfs_model_id(&d->m, n->children) + i);
+		count += check_ids(d, c, seen);
 	}
 	return count;
 }
@@ -170,7 +174,8 @@ static void check_tree(const struct mdl *d)
 	cr_assert_eq(d->m.root.kind, MPFS_N_MAP, "the root is a directory");
 	cr_assert_eq(d->m.root.val, &d->m.doc.root);
 	cr_assert_null(d->m.root.key);
-	cr_assert_eq(check_ids(d, &d->m.root, 0, seen), d->m.nnodes);
+	cr_assert_eq(mpfs_model_id(&d->m, &d->m.root), 0);
+	cr_assert_eq(check_ids(d, &d->m.root, seen), d->m.nnodes);
 	free(seen);
 }
 
@@ -298,9 +303,9 @@ static void check_tfidf(const char *name, enum mpfs_encoding enc)
 		const struct mpfs_node *c = &csr->children[i];
 		if (i >= 2 && i <= 4) {
 			cr_assert_null(c->key);
-			cr_assert_str_eq(c->label, order[i]);
+			cr_assert_str_eq(mpfs_node_label(c), order[i]);
 		} else {
-			cr_assert_null(c->label);
+			cr_assert_null(mpfs_node_label(c));
 			cr_assert(mpfs_val_is(&d.m.doc, c->key, order[i]), "child %d", i);
 		}
 	}
@@ -782,9 +787,9 @@ Test(codec_model, csr_matrix)
 	cr_assert_eq(n->nchildren, 6);
 	cr_assert(mpfs_val_is(&d.m.doc, n->children[0].key, "class_name"));
 	cr_assert(mpfs_val_is(&d.m.doc, n->children[1].key, "shape"));
-	cr_assert_str_eq(n->children[2].label, "data");
-	cr_assert_str_eq(n->children[3].label, "indices");
-	cr_assert_str_eq(n->children[4].label, "indptr");
+	cr_assert_str_eq(mpfs_node_label(&n->children[2]), "data");
+	cr_assert_str_eq(mpfs_node_label(&n->children[3]), "indices");
+	cr_assert_str_eq(mpfs_node_label(&n->children[4]), "indptr");
 	cr_assert(mpfs_val_is(&d.m.doc, n->children[5].key, "dtype"));
 	expect_text(&d, "named/class_name", "\"csr_matrix\"");
 	expect_text(&d, "named/shape", "[2, 2]");
@@ -795,7 +800,7 @@ Test(codec_model, csr_matrix)
 
 	n = expect_kind(&d, "declared", MPFS_N_CSR);
 	cr_assert_eq(n->nchildren, 5);
-	cr_assert_str_eq(n->children[1].label, "data");
+	cr_assert_str_eq(mpfs_node_label(&n->children[1]), "data");
 	expect_array(&d, "declared/indptr", "<i8", "3", MPFS_ENC_NESTED);
 
 	expect_kind(&d, "compact", MPFS_N_CSR);
@@ -1075,4 +1080,149 @@ Test(codec_model, mutated_fixtures_never_crash, .timeout = 120)
 	}
 	cr_assert_gt(ok, 0);
 	cr_assert_gt(refused, 0);
+}
+
+/* ---- work grows linearly with the archive ------------------------------------ */
+
+/* The work (values visited and keys compared, mpfs_model.work) to classify
+ * make(n)'s archive. */
+static uint64_t work_for(void (*make)(struct tb *, uint32_t), uint32_t n)
+{
+	struct tb b = {0};
+	struct mdl d;
+	make(&b, n);
+	mdl_tb(&d, &b);
+	uint64_t work = d.m.work;
+	mdl_free(&d);
+	return work;
+}
+
+/* {"class_name": "M", "types": {k0: "int", ...}, "params": {k0: 0, ...}} */
+static void make_types(struct tb *b, uint32_t n)
+{
+	char k[16];
+	tb_map(b, 3);
+	tb_str(b, "class_name");
+	tb_str(b, "M");
+	tb_str(b, "types");
+	tb_map(b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "k%u", i);
+		tb_str(b, k);
+		tb_str(b, i % 2 ? "int" : "ndarray");
+	}
+	tb_str(b, "params");
+	tb_map(b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "k%u", i);
+		tb_str(b, k);
+		tb_uint(b, i);
+	}
+}
+
+/* {"class_name": "M", "m": {"class_name": "csr_matrix", e0: 0, ..., "shape",
+ * "arg1" (last)}} */
+static void make_csr(struct tb *b, uint32_t n)
+{
+	char k[16];
+	tb_map(b, 2);
+	tb_str(b, "class_name");
+	tb_str(b, "M");
+	tb_str(b, "m");
+	tb_map(b, n + 3);
+	tb_str(b, "class_name");
+	tb_str(b, "csr_matrix");
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "e%u", i);
+		tb_str(b, k);
+		tb_uint(b, i);
+	}
+	tb_str(b, "shape");
+	tb_hex(b, "92 01 02");
+	tb_str(b, "arg1");
+	tb_hex(b, "93 91 cb 3f f0 00 00 00 00 00 00 91 01 92 00 01");
+}
+
+/* {"class_name": "M", "xtra": {"vocabulary_": {w0: 0, ...}, "l": [{}, ...]}} */
+static void make_vocab(struct tb *b, uint32_t n)
+{
+	char k[16];
+	tb_map(b, 3);
+	tb_str(b, "class_name");
+	tb_str(b, "M");
+	tb_str(b, "types");
+	tb_hex(b, "81 a4 6b 65 79 73 a7 6e 64 61 72 72 61 79"); /* {"keys": "ndarray"} */
+	tb_str(b, "xtra");
+	tb_map(b, 2);
+	tb_str(b, "vocabulary_");
+	tb_map(b, n);
+	for (uint32_t i = 0; i < n; i++) {
+		snprintf(k, sizeof(k), "w%u", i);
+		tb_str(b, k);
+		tb_uint(b, i);
+	}
+	tb_str(b, "l");
+	tb_arr(b, n);
+	for (uint32_t i = 0; i < n; i++)
+		tb_map(b, 0);
+}
+
+/* Issue 7, item 9: each key was looked up in the types map by a scan, and
+ * arg1 in a csr map by a scan per key: 40k keys took 12 s to mount. 8 times
+ * the keys must cost about 8 times the work (a little more for sorting),
+ * never 64 times. */
+Test(codec_model, classifying_work_grows_linearly)
+{
+	static const struct {
+		const char *name;
+		void (*make)(struct tb *, uint32_t);
+	} shapes[] = {{"types", make_types}, {"csr", make_csr}, {"vocabulary", make_vocab}};
+
+	for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+		uint64_t small = work_for(shapes[s].make, 2000);
+		uint64_t big = work_for(shapes[s].make, 16000);
+		cr_assert_lt(big, 12 * small,
+			     "%s: work %" PRIu64 " for 2k keys, %" PRIu64 " for 16k",
+			     shapes[s].name, small, big);
+		cr_assert_lt(big / 16000, 120, "%s: %" PRIu64 " units of work per key",
+			     shapes[s].name, big / 16000);
+	}
+}
+
+/* The classification of types-named keys is unchanged by the index: the
+ * first of two equal keys counts, str and bin keys are the same key, and
+ * integer keys match by value and sign. */
+Test(codec_model, types_index_matches_like_a_scan)
+{
+	struct tb b = {0};
+	struct mdl d;
+
+	tb_map(&b, 3);
+	tb_str(&b, "class_name");
+	tb_str(&b, "M");
+	tb_str(&b, "types");
+	tb_map(&b, 6);
+	tb_str(&b, "a"), tb_str(&b, "ndarray");
+	tb_str(&b, "a"), tb_str(&b, "int"); /* a repeated key: the first counts */
+	tb_bin(&b, "b", 1), tb_str(&b, "ndarray");
+	tb_uint(&b, 7), tb_str(&b, "ndarray");
+	tb_int(&b, -7), tb_str(&b, "int");
+	tb_str(&b, "c"), tb_str(&b, "csr_matrix");
+	tb_str(&b, "xtra");
+	tb_map(&b, 6);
+	tb_str(&b, "a"), tb_hex(&b, "92 01 02");
+	tb_str(&b, "b"), tb_hex(&b, "92 01 02");
+	tb_uint(&b, 7), tb_hex(&b, "92 01 02");
+	tb_int(&b, -7), tb_hex(&b, "92 01 02");
+	tb_str(&b, "7"), tb_hex(&b, "92 01 02");
+	tb_str(&b, "c");
+	tb_hex(&b, "82 a5 73 68 61 70 65 92 01 02 a4 61 72 67 31 93 91 01 91 00 92 00 01");
+	mdl_tb(&d, &b);
+	expect_array(&d, "xtra/a", "<i8", "2", MPFS_ENC_NESTED);
+	expect_array(&d, "xtra/b", "<i8", "2", MPFS_ENC_NESTED);
+	expect_array(&d, "xtra/7", "<i8", "2", MPFS_ENC_NESTED);
+	expect_kind(&d, "xtra/-7", MPFS_N_TEXT);
+	cr_assert_eq(d.m.root.children[2].children[4].kind, MPFS_N_TEXT, "str \"7\" is not 7");
+	expect_kind(&d, "xtra/c", MPFS_N_CSR);
+	mdl_free(&d);
 }
