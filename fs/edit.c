@@ -251,7 +251,7 @@ uint32_t mpfs_edit_same_key(struct mpfs_fs *fs, uint32_t dir, const char *name)
 		for (uint32_t i = 0; i < d->nchildren && found == NO_ID; i++)
 			if (d->children[i].key &&
 			    same_key(doc_of(fs), d->children[i].key, &kd, &kd.root))
-				found = d->children[i].id;
+				mpfs_view_child(fs->snap->v, dir, i, &found);
 		mpfs_doc_destroy(&kd);
 	}
 	mpfs_strbuf_destroy(&key);
