@@ -393,8 +393,13 @@ def _dec_objarray(d, val, shape, tags, path, depth):
             walk(x, dims[1:], join(p, i))
 
     if 0 in shape:
-        if val != _empty_nest(shape):
-            raise FormatError(path, f"expected the empty nested lists of shape {tuple(shape)}")
+        def empty(v, dims, p):      # walks the file's lists, never the declared sizes
+            if not isinstance(v, list) or len(v) != dims[0]:
+                raise FormatError(p, f"expected the empty nested lists of shape {tuple(shape)}")
+            if dims[0]:
+                for i, x in enumerate(v):
+                    empty(x, dims[1:], join(p, i))
+        empty(val, shape, path)
     else:
         walk(val, shape, path)
     if tags is not None and (not isinstance(tags, list) or len(tags) != len(flat)):
