@@ -13,7 +13,7 @@ See docs/mpk.md.
 """
 
 from ._helpers import HELPERS as _HELPERS
-from ._model import dumps, load, loads, save
+from ._model import ParamDefaultWarning, dumps, load, loads, save
 from ._schema import SCHEMA as _SCHEMA
 from ._specs import BY_NAME as _LEGACY
 from .errors import FormatError
@@ -21,5 +21,5 @@ from .errors import FormatError
 # every class name an archive may hold: hand-specified, generic, helpers
 ALLOWED_CLASSES = tuple(sorted(set(_LEGACY) | set(_SCHEMA) | set(_HELPERS)))
 
-__all__ = ["save", "load", "dumps", "loads", "FormatError", "ALLOWED_CLASSES"]
+__all__ = ["save", "load", "dumps", "loads", "FormatError", "ParamDefaultWarning", "ALLOWED_CLASSES"]
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import warnings
 
 import msgpack
 import numpy as np
@@ -217,14 +218,41 @@ def _text_map(value, path):
     return out
 
 
+# how load() treats parameters the installed class does not know ("error" or
+# "drop"); set for the duration of one loads() call
+_UNKNOWN_PARAMS = ["error"]
+
+
+class ParamDefaultWarning(UserWarning):
+    """A parameter missing from the archive got the installed class's default."""
+
+
+def _unknown_param(p, name, cname):
+    if _UNKNOWN_PARAMS[-1] == "drop":
+        warnings.warn(f"{p}: {name!r} is not a parameter of the installed {cname}; dropped", UserWarning,
+                      stacklevel=4)
+        return
+    raise FormatError(p, f"{name!r} is not a parameter of {cname} "
+                      f"(load(..., unknown_params='drop') drops it)")
+
+
+def _missing_params(allowed, given, path, cname):
+    for name in sorted(set(allowed) - set(given)):
+        warnings.warn(f"{_join(path, 'params/' + name)}: not in the archive (written by another "
+                      f"scikit-learn?); {cname}'s default is used", ParamDefaultWarning, stacklevel=4)
+
+
 def _decode_params(spec, raw, types, dtypes, path, depth):
     cls = spec.cls
     allowed = set(cls._get_param_names())
     params = {}
-    for name, value in _text_map(raw, _join(path, "params")).items():
+    raw = _text_map(raw, _join(path, "params"))
+    _missing_params(allowed, raw, path, spec.name)
+    for name, value in raw.items():
         p = _join(_join(path, "params"), name)
         if name not in allowed:
-            raise FormatError(p, f"{name!r} is not a parameter of {spec.name}")
+            _unknown_param(p, name, spec.name)
+            continue
         t = types.get(name)
         if spec.name == "Pipeline" and name == "steps":
             params[name] = _decode_steps(value, p, depth)
@@ -398,9 +426,12 @@ def _build_generic(cname, fields, path, depth):
     plain = cname in G.PLAIN
     pnames = set() if plain else set(_param_names(cls))
     params = {}
+    if not plain:
+        _missing_params(pnames, mi.names("params"), path, cname)
     for n in mi.names("params"):
         if n not in pnames:
-            raise FormatError(_join(path, f"params/{n}"), f"{n!r} is not a parameter of {cname}")
+            _unknown_param(_join(path, f"params/{n}"), n, cname)
+            continue
         params[n] = mi.get("params", n)
     skip = _skip(cname)
     attrs = {}
@@ -501,8 +532,22 @@ def _check(spec, values, path):
             raise FormatError(at("intercept_"), f"shape {b.shape} does not match coef_ {c.shape}")
 
 
-def loads(data, where=""):
-    """Decode archive bytes to a fitted estimator."""
+def loads(data, where="", unknown_params="error"):
+    """Decode archive bytes to a fitted estimator.
+
+    A parameter the archive lacks gets the installed class's default, with a
+    ParamDefaultWarning naming it; one the installed class does not know is a
+    FormatError, or is dropped with a warning when unknown_params="drop"."""
+    if unknown_params not in ("error", "drop"):
+        raise ValueError("unknown_params must be 'error' or 'drop'")
+    _UNKNOWN_PARAMS.append(unknown_params)
+    try:
+        return _loads(data, where)
+    finally:
+        _UNKNOWN_PARAMS.pop()
+
+
+def _loads(data, where):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
     try:
@@ -519,14 +564,14 @@ def loads(data, where=""):
         raise FormatError("", f"{where}nested too deeply") from None
 
 
-def load(path):
+def load(path, unknown_params="error"):
     """Read a model archive and return the fitted estimator.
 
     Raises FormatError (a ValueError) naming the place inside the archive for
     anything that is not a valid archive of an allow-listed class."""
     with open(path, "rb") as f:
         data = f.read()
-    return loads(data)
+    return loads(data, unknown_params=unknown_params)
 
 
 # ======================================================================
