@@ -301,7 +301,9 @@ def encode_array(a, mode):
     a = np.asarray(a)
     if a.dtype.kind not in "biufcUS" or a.dtype.names is not None:
         raise TypeError(f"cannot store arrays of dtype {a.dtype} (object/structured arrays are not supported)")
-    if mode == "compact":
+    # String arrays are always nested lists (with their dtype in ``dtypes``):
+    # mpfs refuses compact string arrays (docs/tree.md section 2).
+    if mode == "compact" and a.dtype.kind not in "US":
         c = np.ascontiguousarray(a)
         return ({b"nd": True, b"type": c.dtype.str, b"kind": b"", b"shape": list(c.shape),
                  b"data": c.tobytes()}, None)

@@ -100,6 +100,27 @@ def _fit_all_estimators(cls):
     return est, Xte
 
 
+def _xd(name):
+    import sklearn.cross_decomposition as cd
+    return getattr(cd, name)()
+
+
+def _rp(name):
+    import sklearn.random_projection as rp
+    return getattr(rp, name)(n_components=3, random_state=0)
+
+
+def _missing():
+    from sklearn.impute import MissingIndicator
+    return MissingIndicator()
+
+
+def _sparse_coder(X):
+    from sklearn.decomposition import SparseCoder
+    d = X[:5] / np.linalg.norm(X[:5], axis=1, keepdims=True)
+    return SparseCoder(dictionary=d, transform_algorithm="lasso_lars").fit(X)
+
+
 def _extra_cases():
     """Common real-world shapes that _construct_instance does not build."""
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
@@ -152,6 +173,14 @@ def _extra_cases():
                                                             ("k", KNeighborsClassifier())]).fit(Xtr, ytr), Xte),
         "x:TransformedTarget-log": Case(lambda: TransformedTargetRegressor(func=np.log1p, inverse_func=np.expm1)
                                         .fit(Xtr, np.abs(Xr[:N_TRAIN, 0])), Xte),
+        "x:CCA-2targets": Case(lambda: _xd("CCA").fit(Xr[:N_TRAIN], yr[:N_TRAIN]), Xr[N_TRAIN:]),
+        "x:PLSCanonical-2targets": Case(lambda: _xd("PLSCanonical").fit(Xr[:N_TRAIN], yr[:N_TRAIN]), Xr[N_TRAIN:]),
+        "x:PLSSVD-2targets": Case(lambda: _xd("PLSSVD").fit(Xr[:N_TRAIN], yr[:N_TRAIN]), Xr[N_TRAIN:]),
+        "x:GaussianRandomProjection-3": Case(lambda: _rp("GaussianRandomProjection").fit(Xtr), Xte),
+        "x:SparseRandomProjection-3": Case(lambda: _rp("SparseRandomProjection").fit(Xtr), Xte),
+        "x:MissingIndicator-nan": Case(lambda: _missing().fit(np.where(Xtr > 1, np.nan, Xtr)),
+                                       np.where(Xte > 0.5, np.nan, Xte)),
+        "x:SparseCoder": Case(lambda: _sparse_coder(Xtr), Xte),
         "x:Pipeline-tfidf-tree": Case(lambda: Pipeline([("v", TfidfVectorizer()), ("t", DecisionTreeClassifier(random_state=0))])
                                       .fit(_docs(N_TRAIN, 0), ytr), _docs(N_TEST, 1)),
     }
