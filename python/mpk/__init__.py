@@ -12,9 +12,14 @@ else raises ``mpk.FormatError`` naming the place in the archive.
 See docs/mpk.md.
 """
 
-from ._model import dumps, load, loads, save
-from ._specs import ALLOWED_CLASSES
+from ._helpers import HELPERS as _HELPERS
+from ._model import ParamDefaultWarning, dumps, load, loads, save
+from ._schema import SCHEMA as _SCHEMA
+from ._specs import BY_NAME as _LEGACY
 from .errors import FormatError
 
-__all__ = ["save", "load", "dumps", "loads", "FormatError", "ALLOWED_CLASSES"]
+# every class name an archive may hold: hand-specified, generic, helpers
+ALLOWED_CLASSES = tuple(sorted(set(_LEGACY) | set(_SCHEMA) | set(_HELPERS)))
+
+__all__ = ["save", "load", "dumps", "loads", "FormatError", "ParamDefaultWarning", "ALLOWED_CLASSES"]
 __version__ = "0.1.0"

@@ -240,20 +240,22 @@ def decode_array(value, path, dtype_spec=None, dtype_path=""):
     return decode_nested(value, path, dtype_spec, dtype_path)
 
 
-def decode_csr(value, path, dtype_spec=None, dtype_path=""):
+def decode_csr(value, path, dtype_spec=None, dtype_path="", fmt="csr"):
+    """A csr_matrix map (or, with fmt="csc", the same layout for a csc_matrix)."""
+    cname = f"{fmt}_matrix"
     if not isinstance(value, dict) or is_compact(value):
-        raise FormatError(path, f"expected csr_matrix map, got {type_name(value)}")
+        raise FormatError(path, f"expected {cname} map, got {type_name(value)}")
     fields = {}
     for k, v in value.items():
         name = key_text(k, path)
         if name not in ("shape", "arg1", "dtype", "class_name"):
-            raise FormatError(f"{path}/{name}", "unexpected key in csr_matrix")
+            raise FormatError(f"{path}/{name}", f"unexpected key in {cname}")
         fields[name] = v
-    if "class_name" in fields and as_text(fields["class_name"], f"{path}/class_name") != "csr_matrix":
-        raise FormatError(f"{path}/class_name", "only csr_matrix is allowed here")
+    if "class_name" in fields and as_text(fields["class_name"], f"{path}/class_name") != cname:
+        raise FormatError(f"{path}/class_name", f"only {cname} is allowed here")
     for req in ("shape", "arg1"):
         if req not in fields:
-            raise FormatError(f"{path}/{req}", "missing from csr_matrix")
+            raise FormatError(f"{path}/{req}", f"missing from {cname}")
     shape = fields["shape"]
     if not (isinstance(shape, list) and len(shape) == 2 and all(
             isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**62 for n in shape)):
@@ -284,10 +286,11 @@ def decode_csr(value, path, dtype_spec=None, dtype_path=""):
     if data.dtype != np.dtype(dt):
         data = data.astype(dt)
     try:
-        m = sp.csr_matrix((data, indices, indptr), shape=tuple(shape))
+        make = sp.csc_matrix if fmt == "csc" else sp.csr_matrix
+        m = make((data, indices, indptr), shape=tuple(shape))
         m.check_format(full_check=True)
     except (ValueError, TypeError, OverflowError, IndexError) as e:
-        raise FormatError(path, f"invalid csr_matrix: {e}") from None
+        raise FormatError(path, f"invalid {cname}: {e}") from None
     return m
 
 
@@ -298,7 +301,9 @@ def encode_array(a, mode):
     a = np.asarray(a)
     if a.dtype.kind not in "biufcUS" or a.dtype.names is not None:
         raise TypeError(f"cannot store arrays of dtype {a.dtype} (object/structured arrays are not supported)")
-    if mode == "compact":
+    # String arrays are always nested lists (with their dtype in ``dtypes``):
+    # mpfs refuses compact string arrays (docs/tree.md section 2).
+    if mode == "compact" and a.dtype.kind not in "US":
         c = np.ascontiguousarray(a)
         return ({b"nd": True, b"type": c.dtype.str, b"kind": b"", b"shape": list(c.shape),
                  b"data": c.tobytes()}, None)
@@ -309,11 +314,13 @@ def encode_array(a, mode):
 
 
 def encode_csr(m, mode):
-    m = sp.csr_matrix(m)
+    if m.format != "csc":
+        m = sp.csr_matrix(m)
     arg1, entries = [], []
     for part in (m.data, m.indices, m.indptr):
         v, e = encode_array(part, mode)
         arg1.append(v)
         entries.append(e)
-    value = {"shape": list(m.shape), "arg1": arg1, "dtype": m.dtype.name, "class_name": "csr_matrix"}
+    value = {"shape": list(m.shape), "arg1": arg1, "dtype": m.dtype.name,
+             "class_name": f"{m.format}_matrix"}
     return value, (entries if mode == "nested" else None)

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import warnings
 
 import msgpack
 import numpy as np
@@ -10,12 +11,22 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
 from . import _arrays as A
+from . import _checks
+from . import _generic as G
+from . import _registry as R
+from . import _schema
 from ._arrays import SCALAR_TYPE_NAMES, as_text, key_text, type_name
+from ._helpers import HELPERS
 from ._specs import BY_CLASS, BY_NAME, TYPE_NAMES
 from .errors import FormatError
 
-MAX_MODEL_DEPTH = 8     # Pipeline inside Pipeline inside ...
+MAX_MODEL_DEPTH = 64    # models inside models (and containers) inside ...
 MAX_PLAIN_DEPTH = 32    # nesting of plain params data
+
+# Set by the schema generator (python/gen_mpk_schema.py) to a dict: then the
+# generic codec accepts every class of _registry.CLASS_MODULES and records
+# the attribute kinds it sees instead of checking them.
+LEARN = None
 MODEL_KEYS = ("class_name", "types", "params", "xtra", "weights", "dtypes")
 
 
@@ -207,14 +218,41 @@ def _text_map(value, path):
     return out
 
 
+# how load() treats parameters the installed class does not know ("error" or
+# "drop"); set for the duration of one loads() call
+_UNKNOWN_PARAMS = ["error"]
+
+
+class ParamDefaultWarning(UserWarning):
+    """A parameter missing from the archive got the installed class's default."""
+
+
+def _unknown_param(p, name, cname):
+    if _UNKNOWN_PARAMS[-1] == "drop":
+        warnings.warn(f"{p}: {name!r} is not a parameter of the installed {cname}; dropped", UserWarning,
+                      stacklevel=4)
+        return
+    raise FormatError(p, f"{name!r} is not a parameter of {cname} "
+                      f"(load(..., unknown_params='drop') drops it)")
+
+
+def _missing_params(allowed, given, path, cname):
+    for name in sorted(set(allowed) - set(given)):
+        warnings.warn(f"{_join(path, 'params/' + name)}: not in the archive (written by another "
+                      f"scikit-learn?); {cname}'s default is used", ParamDefaultWarning, stacklevel=4)
+
+
 def _decode_params(spec, raw, types, dtypes, path, depth):
     cls = spec.cls
     allowed = set(cls._get_param_names())
     params = {}
-    for name, value in _text_map(raw, _join(path, "params")).items():
+    raw = _text_map(raw, _join(path, "params"))
+    _missing_params(allowed, raw, path, spec.name)
+    for name, value in raw.items():
         p = _join(_join(path, "params"), name)
         if name not in allowed:
-            raise FormatError(p, f"{name!r} is not a parameter of {spec.name}")
+            _unknown_param(p, name, spec.name)
+            continue
         t = types.get(name)
         if spec.name == "Pipeline" and name == "steps":
             params[name] = _decode_steps(value, p, depth)
@@ -289,6 +327,9 @@ def _build(m, path, depth):
     cname = as_text(fields["class_name"], _join(path, "class_name"))
     spec = BY_NAME.get(cname)
     if spec is None:
+        if cname in HELPERS or cname in _schema.SCHEMA or (LEARN is not None and cname in R.CLASS_MODULES):
+            fields["class_name"] = cname
+            return _build_generic(cname, fields, path, depth)
         raise FormatError(_join(path, "class_name"), f"class {cname!r} is not on the allow-list")
     for k in fields:
         if k not in MODEL_KEYS and k not in spec.extra_keys:
@@ -321,6 +362,8 @@ def _build(m, path, depth):
                 raise FormatError(p, "attribute given twice")
             values[name] = _decode_attr(attr, value, p, types.get(name), dtypes.get(name),
                                         _join(dpath, name))
+    if not values and spec.name != "Pipeline" and not any(k in fields for k in spec.extra_keys):
+        return est              # an unfitted estimator (a parameter of a meta-estimator)
     for attr in spec.attrs.values():
         if attr.required and attr.name not in values:
             raise FormatError(_join(path, f"{attr.section}/{attr.name}"), "missing")
@@ -358,6 +401,65 @@ def _build(m, path, depth):
         if name == "_n_features_out" and name in values:
             continue
         setattr(est, name, v)
+    return est
+
+
+def _param_names(cls):
+    if hasattr(cls, "_get_param_names"):
+        return cls._get_param_names()
+    import inspect
+    sig = inspect.signature(cls.__init__)
+    return sorted(p.name for p in sig.parameters.values()
+                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+
+
+def _skip(cname):
+    return set(R.SKIP["*"]) | set(R.SKIP.get(cname, ()))
+
+
+def _build_generic(cname, fields, path, depth):
+    mi = G.ModelIn(_build, fields, path, depth)
+    if cname in HELPERS:
+        return HELPERS[cname][1](mi)
+    cls = R.resolve(R.CLASS_MODULES, cname)
+    schema = _schema.SCHEMA.get(cname, {}) if LEARN is None else {}
+    plain = cname in G.PLAIN
+    pnames = set() if plain else set(_param_names(cls))
+    params = {}
+    if not plain:
+        _missing_params(pnames, mi.names("params"), path, cname)
+    for n in mi.names("params"):
+        if n not in pnames:
+            _unknown_param(_join(path, f"params/{n}"), n, cname)
+            continue
+        params[n] = mi.get("params", n)
+    skip = _skip(cname)
+    attrs = {}
+    for n, section in mi.attr_names().items():
+        p = _join(path, f"{section}/{n}")
+        if LEARN is None and (n not in schema or n in skip or n in pnames):
+            raise FormatError(p, f"{n!r} is not an allowed attribute of {cname}")
+        v = mi.get(section, n)
+        k = G.kind_of(v)
+        if LEARN is None and k not in schema[n]:
+            raise FormatError(p, f"expected {' or '.join(G.KIND_NAMES[c] for c in schema[n])}, "
+                              f"got {G.KIND_NAMES[k]}")
+        attrs[n] = v
+    if plain:
+        est = cls.__new__(cls)
+    else:
+        try:
+            est = cls(**params)
+        except (TypeError, ValueError) as e:
+            raise FormatError(_join(path, "params"), f"rejected by {cname}: {e}") from None
+        if hasattr(cls, "_parameter_constraints") and hasattr(est, "_validate_params"):
+            try:
+                est._validate_params()
+            except (TypeError, ValueError) as e:
+                raise FormatError(_join(path, "params"), str(e)) from None
+    _checks.check(cname, est, attrs, path)
+    est.__dict__.update(attrs)
+    _checks.post(cname, est, path, schema)
     return est
 
 
@@ -430,8 +532,22 @@ def _check(spec, values, path):
             raise FormatError(at("intercept_"), f"shape {b.shape} does not match coef_ {c.shape}")
 
 
-def loads(data, where=""):
-    """Decode archive bytes to a fitted estimator."""
+def loads(data, where="", unknown_params="error"):
+    """Decode archive bytes to a fitted estimator.
+
+    A parameter the archive lacks gets the installed class's default, with a
+    ParamDefaultWarning naming it; one the installed class does not know is a
+    FormatError, or is dropped with a warning when unknown_params="drop"."""
+    if unknown_params not in ("error", "drop"):
+        raise ValueError("unknown_params must be 'error' or 'drop'")
+    _UNKNOWN_PARAMS.append(unknown_params)
+    try:
+        return _loads(data, where)
+    finally:
+        _UNKNOWN_PARAMS.pop()
+
+
+def _loads(data, where):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
     try:
@@ -448,14 +564,14 @@ def loads(data, where=""):
         raise FormatError("", f"{where}nested too deeply") from None
 
 
-def load(path):
+def load(path, unknown_params="error"):
     """Read a model archive and return the fitted estimator.
 
     Raises FormatError (a ValueError) naming the place inside the archive for
     anything that is not a valid archive of an allow-listed class."""
     with open(path, "rb") as f:
         data = f.read()
-    return loads(data)
+    return loads(data, unknown_params=unknown_params)
 
 
 # ======================================================================
@@ -496,9 +612,18 @@ class _Writer:
     def model(self, est, path=""):
         spec = BY_CLASS.get(type(est))
         if spec is None:
-            raise TypeError(f"{path or 'estimator'}: {type(est).__module__}.{type(est).__name__} "
-                            f"is not supported by mpk")
+            return self.generic(est, path)
         state = vars(est)
+        unfitted = not any(a.name in state for a in spec.attrs.values() if a.name != "n_features_in_")
+        if path and unfitted and spec.name != "Pipeline":
+            # an estimator given as a parameter (Bagging's estimator, ...): params only
+            types, dtypes = {}, {}
+            params = {name: self.param(spec, name, v, types, dtypes, _join(_join(path, "params"), name))
+                      for name, v in est.get_params(deep=False).items()}
+            m = {"class_name": spec.name, "types": types, "params": params, "xtra": {}}
+            if dtypes:
+                m["dtypes"] = dtypes
+            return m
         for attr in spec.attrs.values():
             if attr.required and attr.name not in state:
                 raise ValueError(f"{path or 'estimator'}: {spec.name} is not fitted "
@@ -531,6 +656,41 @@ class _Writer:
         if dtypes:
             m["dtypes"] = dtypes
         return m
+
+    def generic(self, obj, path):
+        cls = type(obj)
+        cname = cls.__name__
+        if cname in HELPERS and R.resolve(R.HELPER_MODULES, cname) is cls:
+            return HELPERS[cname][0](self, obj, path)
+        known = cname in R.CLASS_MODULES and R.resolve(R.CLASS_MODULES, cname) is cls
+        if not known or (LEARN is None and cname not in _schema.SCHEMA):
+            raise TypeError(f"{path or 'estimator'}: {cls.__module__}.{cname} is not supported by mpk")
+        if not path and cname not in R.STATELESS and hasattr(obj, "_get_tags") \
+                and obj._get_tags().get("requires_fit", True):
+            from sklearn.utils.validation import check_is_fitted
+            check_is_fitted(obj)
+        schema = _schema.SCHEMA.get(cname, {})
+        plain = cname in G.PLAIN
+        params = {} if plain else obj.get_params(deep=False)
+        skip = _skip(cname)
+        o = G.ModelOut(self, cname, path)
+        if LEARN is not None:
+            LEARN.setdefault(cname, {})
+        for n in sorted(params):
+            o.put("params", n, params[n])
+        for n, v in vars(obj).items():
+            if n in params:
+                continue
+            k = G.kind_of(v)
+            if LEARN is not None:
+                LEARN.setdefault(cname, {}).setdefault(n, set()).add(k)
+            if n in skip:
+                continue
+            if LEARN is None and (n not in schema or k not in schema[n]):
+                raise TypeError(f"{_join(path, n) if path else n}: {cname} attribute {n!r} "
+                                f"holding {G.KIND_NAMES[k]} is not supported by mpk")
+            o.put("weights" if G.is_weight(v) else "xtra", n, v)
+        return o.done()
 
     def array(self, a, name, dtypes):
         v, e = A.encode_array(a, self.mode)

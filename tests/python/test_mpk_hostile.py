@@ -80,8 +80,9 @@ def test_structured_and_datetime_dtypes_refused():
 
 
 @pytest.mark.parametrize("cname", ["os.system", "posix.system", "builtins.eval", "subprocess.Popen",
-                                   "sklearn.linear_model.LogisticRegression", "LabelBinarizer",
-                                   "DecisionTreeClassifier", "antigravity", "__import__", ""])
+                                   "sklearn.linear_model.LogisticRegression", "GridSearchCV",
+                                   "RandomizedSearchCV", "antigravity", "__import__", "", "Kernel",
+                                   "AdamOptimizer", "interp1d", "_CFNode", "builtins.object"])
 def test_unknown_class_refused(cname):
     before = set(sys.modules)
     m = archive(LogisticRegression().fit(X, Y))
@@ -249,7 +250,7 @@ def test_nested_model_errors_have_full_path():
 
 def test_pipeline_nesting_bomb():
     m = archive(LogisticRegression().fit(X, Y))
-    for _ in range(40):
+    for _ in range(100):
         m = {"class_name": "Pipeline", "types": {}, "params": {"steps": [["p", m]], "memory": None,
                                                                "verbose": False}}
     refuse(m, "params/steps/0/1/", "nested too deeply")
@@ -325,3 +326,203 @@ def test_bad_fixtures_refused(path):
     with pytest.raises(mpk.FormatError) as ei:
         mpk.load(path)
     assert ": " in str(ei.value)
+
+
+# ------------------------------------------------- the generic codec (issue 9)
+
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier  # noqa: E402
+from sklearn.feature_selection import SelectKBest  # noqa: E402
+from sklearn.preprocessing import FunctionTransformer  # noqa: E402
+from sklearn.svm import SVC  # noqa: E402
+
+
+def _forest():
+    return RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, Y)
+
+
+def _tree_map(m, i=0):
+    return m["weights"]["estimators_"][i]["weights"]["tree_"]
+
+
+def test_sklearn_class_not_on_allow_list():
+    before = set(sys.modules)
+    m = archive(LogisticRegression().fit(X, Y))
+    for cname in ("GridSearchCV", "HalvingGridSearchCV", "RandomizedSearchCV", "AdamOptimizer"):
+        m["class_name"] = cname
+        refuse(m, "class_name: ", "not on the allow-list")
+    assert set(sys.modules) - before == set()
+
+
+@pytest.mark.parametrize("func,tag", [("os.system", None), ("os.system", "function"),
+                                      ("posix.system", "function"), ("builtins.eval", "function"),
+                                      ("sklearn.feature_selection.f_classif", "function"),
+                                      ("os.system", "type"), (["os", "system"], "tuple")])
+def test_function_transformer_with_func_refused(func, tag):
+    m = archive(FunctionTransformer().fit(X))
+    m["params"]["func"] = func
+    if tag:
+        m["types"]["func"] = tag
+    e = refuse(m, "params")
+    assert "func" in str(e) or "function" in str(e) or "type" in str(e)
+
+
+def test_callable_param_cannot_be_saved(tmp_path):
+    with pytest.raises(TypeError, match="callables cannot be stored"):
+        mpk.dumps(FunctionTransformer(func=lambda x: x).fit(X))
+    with pytest.raises(TypeError, match="callables cannot be stored"):
+        mpk.dumps(SelectKBest(score_func=lambda X, y: (X[0], X[0]), k=2).fit(X, Y))
+
+
+def test_module_path_as_param_refused():
+    m = archive(SelectKBest(k=2).fit(X, Y))
+    assert m["types"]["score_func"] == "function" and m["params"]["score_func"] == "f_classif"
+    m["params"]["score_func"] = "subprocess.check_output"
+    refuse(m, "params/score_func: ", "not on the allow-list")
+    m["types"]["score_func"] = "module"
+    refuse(m, "params/score_func: ", "unknown type tag")
+    del m["types"]["score_func"]
+    refuse(m, "params", "score_func")           # a str is not a callable: sklearn's validation
+
+
+def test_object_array_in_generic_model_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    m = archive(_forest())
+    t = _tree_map(m)
+    t["weights"]["threshold"] = {b"nd": True, b"type": "|O", b"kind": b"", b"shape": [1],
+                                 b"data": pickle.dumps(Boom(str(marker)))}
+    refuse(m, "weights/estimators_/0/weights/tree_/weights/threshold/type: ", "not allowed")
+    m = archive(_forest())
+    m["xtra"]["classes_"] = {b"nd": True, b"type": "<f8", b"kind": b"O", b"shape": [1],
+                             b"data": pickle.dumps(Boom(str(marker)))}
+    refuse(m, "xtra/classes_/kind: ")
+    assert not marker.exists()
+
+
+def test_self_containing_model_refused():
+    inner = archive(_forest())
+    m = inner
+    for _ in range(120):        # a model holding itself, deeper than any real model
+        m = {"class_name": "BaggingClassifier", "types": {}, "params": {}, "xtra": {},
+             "weights": {"estimators_": [m]}}
+    e = refuse(m, "")
+    assert "nested too deeply" in str(e)
+
+
+@pytest.mark.parametrize("shape", [[2**62, 2**62], [2**32, 2**32, 2**32], [-1], [2**64 - 1], [1] * 40])
+def test_shape_overflow_refused(shape):
+    m = archive(_forest())
+    t = _tree_map(m)
+    t["weights"]["threshold"] = {b"nd": True, b"type": "<f8", b"kind": b"", b"shape": shape, b"data": b"\0" * 8}
+    refuse(m, "weights/estimators_/0/weights/tree_/weights/threshold")
+
+
+@pytest.mark.parametrize("shape", [[2**62, 0], [0, 2**62], [2**40, 2**40], [2**64 - 1, 1]])
+def test_object_array_shape_overflow_refused(shape):
+    from sklearn.ensemble import GradientBoostingClassifier
+    m = archive(GradientBoostingClassifier(n_estimators=2, max_depth=1).fit(X, Y))
+    assert m["types"]["estimators_"][0] == "object_array"
+    m["types"]["estimators_"][1] = shape
+    refuse(m, "weights/estimators_")
+
+
+def _set_tree_col(m, col, i, v):
+    t = _tree_map(m)
+    a = np.array(mpk._arrays.decode_compact(t["weights"][col], "x"))
+    a[i] = v
+    t["weights"][col] = {b"nd": True, b"type": a.dtype.str, b"kind": b"", b"shape": list(a.shape),
+                         b"data": a.tobytes()}
+    return m
+
+
+@pytest.mark.parametrize("col,i,v,what", [
+    ("children_left", 0, 10**6, "outside the node table"),
+    ("children_right", 0, -5, "outside the node table"),
+    ("children_left", 1, 0, "cycle"),               # node 1 points back at the root
+    ("children_left", 0, 0, "cycle"),               # the root is its own child
+    ("children_right", 0, 1, "outside the node table"),   # both children the same node
+    ("children_right", 1, -1, "only one child"),
+    ("feature", 0, 99, "feature index"),
+    ("feature", 0, -3, "feature index"),
+])
+def test_bad_tree_links_refused(col, i, v, what):
+    m = _set_tree_col(archive(_forest()), col, i, v)
+    e = refuse(m, "weights/estimators_/0/weights/tree_/weights")
+    assert what in str(e), str(e)
+
+
+def test_shared_tree_node_refused():
+    m = archive(_forest())
+    t = _tree_map(m)
+    left = mpk._arrays.decode_compact(t["weights"]["children_left"], "x")
+    right = mpk._arrays.decode_compact(t["weights"]["children_right"], "x")
+    inner = np.flatnonzero(left != -1)
+    a, b = inner[0], inner[1]          # two inner nodes: make b's left child a's left child
+    assert left[b] > left[a] or True
+    m = _set_tree_col(m, "children_left", b, left[a]) if left[a] > b else _set_tree_col(m, "children_right", b, right[a])
+    e = refuse(m, "weights/estimators_/0/weights/tree_/weights")
+    assert "parent" in str(e) or "cycle" in str(e), str(e)
+
+
+def test_tree_value_shape_and_node_count_checked():
+    m = archive(_forest())
+    t = _tree_map(m)
+    t["xtra"]["node_count"] += 1
+    refuse(m, "weights/estimators_/0/weights/tree_/weights/", "node_count")
+    m = archive(_forest())
+    _tree_map(m)["params"]["n_features"] = 2
+    refuse(m, "weights/estimators_/0/weights/tree_")
+
+
+def test_hgb_predictor_links_refused():
+    est = HistGradientBoostingRegressor(max_iter=3, min_samples_leaf=2, random_state=0).fit(X, X[:, 0])
+    m = archive(est)
+    pred = m["weights"]["_predictors"][0][0]
+    left = np.array(mpk._arrays.decode_compact(pred["weights"]["left"], "x"))
+    left[0] = 10**6
+    pred["weights"]["left"] = {b"nd": True, b"type": left.dtype.str, b"kind": b"", b"shape": list(left.shape),
+                               b"data": left.tobytes()}
+    refuse(m, "weights/_predictors/0/0/weights", "outside the node table")
+
+
+def test_svm_inconsistent_support_refused():
+    m = archive(SVC().fit(X, Y))
+    m["xtra"]["_n_support"] = [1, 1, 1]
+    m["types"]["_n_support"] = "ndarray"
+    refuse(m, "xtra/_n_support: ")
+
+
+def test_mutated_forest_never_crashes(tmp_path):
+    """Random changes to node tables: every archive is refused or loads and
+    predicts; run in a child process so that a crash fails the test."""
+    import subprocess
+    path = tmp_path / "f.mpk"
+    mpk.save(_forest(), path)
+    code = r'''
+import random, sys, numpy as np, msgpack, mpk
+from mpk import _arrays
+raw = open(sys.argv[1], "rb").read()
+rng = random.Random(0)
+X = np.random.RandomState(1).rand(20, 4)
+loaded = refused = 0
+for k in range(300):
+    m = msgpack.unpackb(raw, strict_map_key=False)
+    t = m["weights"]["estimators_"][rng.randrange(3)]["weights"]["tree_"]
+    col = rng.choice(["children_left", "children_right", "feature", "threshold", "value"])
+    a = np.array(_arrays.decode_compact(t["weights"][col], "x"))
+    flat = a.reshape(-1)
+    flat[rng.randrange(flat.size)] = rng.choice([-2, -1, 0, 1, 2, 3, 5, 7, 50, 2**31, -2**40, 2**62])
+    t["weights"][col] = {b"nd": True, b"type": a.dtype.str, b"kind": b"", b"shape": list(a.shape), b"data": a.tobytes()}
+    try:
+        est = mpk.loads(msgpack.packb(m, use_bin_type=True))
+    except mpk.FormatError:
+        refused += 1
+        continue
+    est.predict(X); est.predict_proba(X); est.apply(X); est.decision_path(X)
+    loaded += 1
+print(loaded, refused)
+'''
+    r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=os.path.dirname(mpk.__path__[0])))
+    assert r.returncode == 0, r.stderr[-2000:]
+    loaded, refused = map(int, r.stdout.split())
+    assert loaded > 0 and refused > 0

@@ -179,3 +179,54 @@ def test_mount_edit_param_and_weight(arrays, tmp_path):
     expect = X @ new_coef.T + est.intercept_
     assert np.allclose(back.decision_function(X), expect)
     assert not np.array_equal(back.decision_function(X), est.decision_function(X))
+
+
+def _forest():
+    from sklearn.ensemble import RandomForestClassifier
+    return RandomForestClassifier(n_estimators=5, max_depth=4, random_state=0).fit(X, Y)
+
+
+@pytest.mark.parametrize("arrays", ["compact", "nested"])
+def test_mount_forest_walk_and_edit_thresholds(arrays, tmp_path):
+    """The second loop model: a forest.  Its trees are directories a user can
+    walk (weights/estimators_/3/weights/tree_/weights/threshold.npy); editing
+    one tree's thresholds with numpy.save through the mount changes the
+    loaded forest's predictions."""
+    est = _forest()
+    archive = tmp_path / "forest.mpk"
+    mpk.save(est, archive, arrays=arrays)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    tree = est.estimators_[3].tree_
+    tdir = mnt / "weights" / "estimators_" / "3" / "weights" / "tree_"
+    inner = tree.children_left != -1
+    new_thr = np.where(inner, tree.threshold + 10.0, tree.threshold)   # every sample goes left
+    with Mount(archive, mnt, readonly=False) as mount:
+        with open(mnt / "weights" / "estimators_" / "3" / "class_name") as f:
+            assert json.loads(f.read()) == "DecisionTreeClassifier"
+        with open(tdir / "class_name") as f:
+            assert json.loads(f.read()) == "Tree"
+        for col in ("children_left", "children_right", "feature", "threshold", "impurity",
+                    "n_node_samples", "weighted_n_node_samples", "value"):
+            got = np.load(tdir / "weights" / f"{col}.npy")
+            want = getattr(tree, col)
+            assert got.shape == want.shape and np.array_equal(got, want), col
+        np.save(tdir / "weights" / "threshold.npy", new_thr)
+        assert np.array_equal(np.load(tdir / "weights" / "threshold.npy"), new_thr)
+        assert mount.unmount() == 0
+    back = mpk.load(archive)
+    assert np.array_equal(back.estimators_[3].tree_.threshold, new_thr)
+    for i in (0, 1, 2, 4):
+        assert np.array_equal(back.estimators_[i].tree_.threshold, est.estimators_[i].tree_.threshold)
+    assert not np.array_equal(back.predict_proba(X), est.predict_proba(X))
+    assert np.array_equal(back.estimators_[3].apply(X), np.full(len(X), np.flatnonzero(
+        _leftmost_leaf(tree))[0]))
+
+
+def _leftmost_leaf(tree):
+    node = 0
+    while tree.children_left[node] != -1:
+        node = tree.children_left[node]
+    out = np.zeros(tree.node_count, dtype=bool)
+    out[node] = True
+    return out

@@ -190,9 +190,9 @@ def test_layout_matches_fixture_conventions(tmp_path):
 
 
 def test_save_refuses_unsupported(tmp_path):
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.model_selection import GridSearchCV
     with pytest.raises(TypeError, match="not supported"):
-        mpk.save(_fit(DecisionTreeClassifier(), X, Y2), tmp_path / "t.mpk")
+        mpk.save(_fit(GridSearchCV(Ridge(), {"alpha": [1.0, 2.0]}, cv=2), X, YR), tmp_path / "t.mpk")
     with pytest.raises(ValueError, match="not fitted"):
         mpk.save(LogisticRegression(), tmp_path / "t.mpk")
     with pytest.raises(TypeError, match="callable"):
