@@ -99,14 +99,29 @@ static void vfile_free(struct vfile *f)
 
 /* -EIO if the archive was cut short in place since it was mapped: past its
  * new end the mapping gives zeros or SIGBUS, not the archive. A fstat is
- * cheap next to the FUSE request that brought us here. (An archive
- * rewritten in place at the same size is not caught here: every walk of the
- * mapping is bounded by its size, so it gives wrong values, never a read
- * past the end; commit refuses to overwrite it.) */
+ * cheap next to the FUSE request that brought us here. Every walk of the
+ * mapping is bounded by its size in any case. */
 static int intact(const struct mpfs_view *v)
 {
 	struct stat st;
 	return fstat(v->fd, &st) == 0 && (uint64_t)st.st_size >= v->map_len ? 0 : -EIO;
+}
+
+/* Also -EIO if it was written since (its mtime moved): a rewrite in place
+ * shows through the private mapping wherever nothing was read yet, so text
+ * or an array made from it now would mix two archives. (Our own commits
+ * rename a new file over the archive: that moves only the new file's
+ * ctime, so ctime cannot tell. A rewrite that also puts the mtime back
+ * gives wrong values, never a read past the end; commit refuses to
+ * overwrite it, comparing ctime too.) */
+static int unwritten(const struct mpfs_view *v)
+{
+	struct stat st;
+	return fstat(v->fd, &st) == 0 && (uint64_t)st.st_size >= v->map_len &&
+			       st.st_mtim.tv_sec == v->st.st_mtim.tv_sec &&
+			       st.st_mtim.tv_nsec == v->st.st_mtim.tv_nsec
+		       ? 0
+		       : -EIO;
 }
 
 /* ---- naming -------------------------------------------------------------- */
@@ -559,7 +574,7 @@ static int make(struct mpfs_view *v, uint32_t id, struct vfile **out)
 	struct vfile *f;
 	int rc;
 
-	if ((rc = intact(v)))
+	if ((rc = unwritten(v)))
 		return rc;
 	if (!(f = calloc(1, sizeof(*f))))
 		return -ENOMEM;

@@ -4,6 +4,7 @@
  * hand-built archives for names, xattrs and refusals. */
 #define TU_WRAP_ALLOCS /* linked with --wrap=malloc,... (tests/meson.build) */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 
@@ -1294,8 +1295,19 @@ Test(fs_view, rewritten_in_place_reads_stay_in_the_mapping)
 	uint32_t l = id_of(v, "/l"), w = id_of(v, "/weights/w.npy");
 
 	/* The second string, then the first float, now say: a str32 of 2 GiB. */
+	struct stat before;
+	cr_assert_eq(stat(path, &before), 0);
 	poke(path, l_at, "db 7f ff ff ff");
 	poke(path, w_at, "db 7f ff ff ff");
+	/* A write moves mtime: what is still to be made is EIO. */
+	struct timespec later[2] = {before.st_atim, {before.st_mtim.tv_sec + 1, 0}};
+	cr_assert_eq(utimensat(AT_FDCWD, path, later, 0), 0);
+	char buf[64];
+	cr_assert_eq(mpfs_view_read(v, l, buf, sizeof(buf), 0), -EIO);
+	/* With the mtime put back it cannot be told: reads stay inside the
+	 * mapping all the same. */
+	struct timespec back[2] = {before.st_atim, before.st_mtim};
+	cr_assert_eq(utimensat(AT_FDCWD, path, back, 0), 0);
 	char *text = content(v, "/l");
 	cr_assert_str_eq(text, "[\"ab\", null]\n", "got %s", text);
 	free(text);
@@ -1305,7 +1317,6 @@ Test(fs_view, rewritten_in_place_reads_stay_in_the_mapping)
 	cr_assert_eq(mpfs_view_stat(v, w, &st), 0);
 	cr_assert_eq(len, (size_t)st.st_size);
 	free(npy);
-	(void)l;
 	mpfs_view_close(v);
 	unlink_kept(path);
 }
