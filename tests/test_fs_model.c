@@ -151,7 +151,7 @@
 #define MAXC	400 /* bytes of content, at most */
 #define MAXN	40  /* nodes */
 #define MAXHD	10  /* open handles */
-#define MAXHID	8   /* hidden entries */
+#define MAXHID	16  /* hidden entries */
 #define NAMEMAX 40  /* bytes of a name */
 #define NPY_HDR 128
 
@@ -2045,12 +2045,16 @@ static bool op_rename(struct model *m)
 		snprintf(name, sizeof(name), "%s", text_names[rnd(m, 6)]);
 	if (d == n->parent && !strcmp(name, n->name))
 		return false;
-	bool scratch = is_scratch(name);
-	if (!scratch && (n->ck == C_NPY) != ends_npy(name))
-		return false;
 	if (strlen(name) >= NAMEMAX - 1)
 		return false;
 	int y = child(m, d, name), hid = hidden_at(m, d, name);
+	/* an existing entry is what it is (a key named x~ is a value); the
+	 * name decides only for a new one */
+	bool scratch = y >= 0 ? m->n[y].t == N_SCRATCH : is_scratch(name);
+	if (y < 0 && hid >= 0 && is_scratch(name))
+		return false;
+	if (!scratch && (n->ck == C_NPY) != ends_npy(name))
+		return false;
 	bool noreplace = rnd(m, 6) == 0;
 	if (y >= 0 && !m->mix[F_ORPHAN] && (m->n[y].nw || m->n[y].nr))
 		return false;
@@ -2083,6 +2087,13 @@ static bool op_rename(struct model *m)
 		return false;
 	if (n->t == N_REAL && scratch && y < 0 && n->nw > 0)
 		return false;
+	if (n->t == N_REAL && scratch && y < 0) {
+		int k = 0;
+		while (k < MAXHID && m->hd[k].live)
+			k++;
+		if (k == MAXHID)
+			return false; /* the model holds so many hidden entries */
+	}
 
 	if (n->t == N_SCRATCH && !scratch) {
 		/* commits the content under the real name */
