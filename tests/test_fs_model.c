@@ -132,6 +132,18 @@
  * -DMPFS_KNOWN_BUGS=1) runs everything, as does
  *   MPFS_MODEL_MIX=all build/tests/test_fs_model --filter 'fs_model/baseline'
  * A long run: MPFS_MODEL_OPS=5000000 MPFS_MODEL_MIX=... build/tests/test_fs_model
+ * On the fs/ this test was written against, each feature or operation
+ * added to BASELINE_MIX finds (issue 7's numbers): refuse: a refused commit
+ * reloads the writer's buffer (4); reader: a reader's flush commits, or is
+ * refused for, a writer's buffer, and a reader keeps reading a closed
+ * writer's buffer (1); follow: handles follow paths, not files (3);
+ * scratchkeys: existing keys named x~, .hidden, sedentary are treated as
+ * scratch (2); escaped: %NAME adds a second key NAME (5); empty: O_TRUNC and
+ * close keep a str or bin (17); create + newrename: renaming a new file
+ * gives EINVAL (15); create: rmdir of a memory-only file gives ENOENT;
+ * rename-dir: a directory renamed into itself returns 0 and is gone, and
+ * one renamed onto a directory holding only new files, or onto a new file,
+ * replaces it (16); a directory renamed onto an existing ".d" gives EXDEV.
  * A failure prints the seed, the operations since the archive was mounted,
  * and the environment that replays it (the run is a function of the seed,
  * the mix and MPFS_MODEL_EPOCH). */
@@ -235,6 +247,8 @@ struct node {
 	bool cut;	  /* truncated (or opened with O_TRUNC) since the last flush */
 	int nw, nr;	  /* open writers and readers */
 	int hid;	  /* N_NEW created at a hidden name: that hidden entry */
+	int odir;	  /* a scratch file moved out of a real entry: its place */
+	char oname[NAMEMAX];
 };
 
 struct handle {
@@ -814,6 +828,7 @@ static int new_node(struct model *m)
 			memset(&m->n[i], 0, sizeof(m->n[i]));
 			m->n[i].live = true;
 			m->n[i].hid = -1;
+			m->n[i].odir = -1;
 			return i;
 		}
 	return -1;
@@ -1554,6 +1569,14 @@ static bool op_create(struct model *m)
 		snprintf(name, sizeof(name), "%s", npy_names[rnd(m, 4)]);
 	else
 		snprintf(name, sizeof(name), "%s", text_names[rnd(m, 6)]);
+	/* often where an entry was hidden (the backup-rename save of editors) */
+	for (int k = (int)rnd(m, MAXHID), i = 0; i < MAXHID && rnd(m, 2); i++, k = (k + 1) % MAXHID)
+		if (m->hd[k].live && m->mix[F_SCRATCH] &&
+		    (ends_npy(m->hd[k].name) || m->hd[k].dir != weights_dir(m))) {
+			d = m->hd[k].dir;
+			memcpy(name, m->hd[k].name, sizeof(name));
+			break;
+		}
 	int y = child(m, d, name), hid = hidden_at(m, d, name);
 	int flags = O_CREAT | (rnd(m, 2) ? O_WRONLY : O_RDWR) | (rnd(m, 3) == 0 ? O_EXCL : 0) |
 		    (rnd(m, 4) == 0 ? O_TRUNC : 0);
@@ -2031,7 +2054,12 @@ static bool op_rename(struct model *m)
 		return false;
 	/* the name */
 	unsigned r = rnd(m, 10);
-	if (r < 3 && m->mix[F_SCRATCH]) {
+	if (n->t == N_SCRATCH && n->odir >= 0 && m->n[n->odir].live && m->n[n->odir].dir &&
+	    rnd(m, 2)) {
+		/* back to where it came from */
+		d = n->odir;
+		memcpy(name, n->oname, sizeof(name));
+	} else if (r < 3 && m->mix[F_SCRATCH]) {
 		static const char *const fmt[] = {".%s.swp", "%s~", "%s.tmp", "sedz9y8x7", "#%s#"};
 		snprintf(name, sizeof(name), fmt[rnd(m, 5)], n->name);
 	} else if (r < 5) {
@@ -2158,6 +2186,8 @@ static bool op_rename(struct model *m)
 		render(&n->v, &n->buf);
 		n->has_buf = true;
 		n->t = N_SCRATCH;
+		n->odir = n->parent;
+		memcpy(n->oname, n->name, sizeof(n->oname));
 		move_node(m, x, d, name, -1);
 		return true;
 	}
