@@ -44,6 +44,13 @@
  *    an empty value for a str or bin, and keeps the value of a number or an
  *    array. Release of a writer that is not the last may commit or not.
  *    After the last writer is gone a file reads back the committed value.
+ *    Closes are sent as the kernel sends them: a flush, then the release;
+ *    a release with no flush before it only after writes (a shared mapping),
+ *    never after a truncate or an O_TRUNC open.
+ *  - Left open (either outcome accepted, then followed): truncate(2) by path
+ *    of a file nobody has open (commits the cut content or not), renaming a
+ *    new file that holds content (may commit it), and which of two kinds a
+ *    new file at a hidden name is judged by.
  *  - Kinds: a text file's content (JSON whitespace trimmed) that is a JSON
  *    number/string (NaN, Infinity accepted) replaces the value; a float stays
  *    a float when an integer is written ("3" -> 3.0); non-JSON text is
@@ -87,7 +94,9 @@
  *    a directory fails (-EISDIR or -EPERM), rmdir of a file -ENOTDIR.
  *  - rename of a file: to a free name (same or another directory) moves the
  *    key; onto an existing file the target takes the value; noreplace onto
- *    an existing name -> -EEXIST; onto a directory -> -EISDIR.
+ *    an existing name -> -EEXIST; onto a directory -> -EISDIR. Arrays keep
+ *    .npy names and stay in (or out of) weights; text files take no .npy
+ *    name; a new file is renamed only to a free name.
  *  - rename of a directory: moves the map; onto an empty directory replaces
  *    it; onto one that lists anything -> -ENOTEMPTY (or -EEXIST); onto a
  *    file -> -ENOTDIR; into itself -> -EINVAL; to a scratch name -> -EXDEV.
@@ -607,7 +616,6 @@ static enum res judge_text(const struct bytes *c, enum kind old, struct val *out
 	for (size_t i = 0; i < c->n; i++)
 		if (!strchr("0123456789.-+eEwxyz\" \t\n", c->p[i]) || !c->p[i])
 			return R_UNKNOWN;
-	bool json = false;
 	if (t[0] == '"') {
 		bool ok = n >= 2 && t[n - 1] == '"';
 		for (size_t i = 1; ok && i + 1 < n; i++) {
@@ -650,7 +658,6 @@ static enum res judge_text(const struct bytes *c, enum kind old, struct val *out
 			ex = true;
 		}
 		if (ok && i == n) {
-			json = true;
 			if (nd > 15 || de > 2)
 				return R_UNKNOWN;
 			if (!frac && !ex) {
@@ -673,7 +680,6 @@ static enum res judge_text(const struct bytes *c, enum kind old, struct val *out
 			return R_VALID;
 		}
 	}
-	(void)json;
 	/* not JSON */
 	if (old != K_STR && old != K_NONE)
 		return R_INVALID;
