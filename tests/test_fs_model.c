@@ -1065,6 +1065,50 @@ static struct mpfs_view *fresh_view(struct model *m)
 	return v;
 }
 
+/* The MsgPack type of the value at tree path p (".npy" dropped), or -1. */
+static int doc_type(const struct mpfs_doc *doc, const char *p)
+{
+	char copy[1200], *save = NULL;
+	const struct mpfs_val *v = &doc->root;
+	snprintf(copy, sizeof(copy), "%s", p);
+	for (char *k = strtok_r(copy, "/", &save); k && v; k = strtok_r(NULL, "/", &save)) {
+		if (v->type != MPFS_MAP)
+			return -1;
+		if (ends_npy(k))
+			k[strlen(k) - 4] = '\0';
+		v = mpfs_map_get(doc, v, k);
+	}
+	return v ? v->type : -1;
+}
+
+static bool kind_ok(enum kind k, int type)
+{
+	switch (k) {
+	case K_INT: return type == MPFS_INT || type == MPFS_UINT;
+	case K_FLOAT: return type == MPFS_FLOAT;
+	case K_STR: return type == MPFS_STR;
+	case K_BIN: return type == MPFS_BIN;
+	case K_NPY: return type == MPFS_MAP || type == MPFS_ARRAY;
+	default: return false;
+	}
+}
+
+/* The type of the archive's value at tree path p, or -1. */
+static int arc_type(struct model *m, const char *p)
+{
+	size_t len;
+	uint8_t *buf = tu_read_file(m->archive, &len);
+	struct mpfs_doc doc;
+	struct mpfs_error err;
+	int t = -1;
+	if (mpfs_doc_init(&doc, buf, len, &err) == MPFS_OK) {
+		t = doc_type(&doc, p);
+		mpfs_doc_destroy(&doc);
+	}
+	free(buf);
+	return t;
+}
+
 static void check_archive(struct model *m)
 {
 	struct stat st;
@@ -1089,8 +1133,6 @@ static void check_archive(struct model *m)
 	if (dup_keys(&doc, &doc.root, which, sizeof(which)))
 		fail(m, "the archive holds a key twice", "a map of the archive holds key %s twice",
 		     which);
-	mpfs_doc_destroy(&doc);
-	free(buf);
 
 	struct mpfs_view *v = fresh_view(m);
 	for (int x = 0; x < MAXN; x++) {
@@ -1139,9 +1181,18 @@ static void check_archive(struct model *m)
 				     show(&got, a, sizeof(a)), show(&want, b, sizeof(b)),
 				     kind_names[n->v.k]);
 			}
+			int t = doc_type(&doc, p);
+			if (!kind_ok(n->v.k, t)) {
+				mpfs_view_close(v);
+				fail(m, "the archive holds a value of the wrong type",
+				     "the archive holds %s as MsgPack type %d, expected a %s", p, t,
+				     kind_names[n->v.k]);
+			}
 		}
 	}
 	mpfs_view_close(v);
+	mpfs_doc_destroy(&doc);
+	free(buf);
 }
 
 /* ---- commits ---------------------------------------------------------------- */
@@ -1207,14 +1258,14 @@ static void settle(struct model *m, int x, int rc, const struct cand *c, int nc,
 		pick = 0;
 	} else {
 		struct bytes got, want, old;
-		int arc = arc_content(m, p, &got);
+		int arc = arc_content(m, p, &got), type = arc_type(m, p);
 		closed_content(m, x, &old);
 		for (int i = 0; i < nc && pick < 0; i++) {
 			if (!c[i].any_rc && rc != c[i].rc)
 				continue;
 			if (c[i].commit) {
 				render(&c[i].v, &want);
-				if (arc == 0 && b_eq(&got, &want))
+				if (arc == 0 && b_eq(&got, &want) && kind_ok(c[i].v.k, type))
 					pick = i;
 			} else if (n->t == N_REAL) {
 				if (arc == 0 && b_eq(&got, &old))
