@@ -108,7 +108,9 @@
  *    exact set of names, no duplicates), getattr ENOENT for hidden names.
  *  - When the archive file changed or the model expects a change: a fresh
  *    mpfs_view of the archive path must show every committed file with
- *    exactly its modelled content, every committed directory with exactly
+ *    exactly its modelled content (and mpfs_doc_init of the file the
+ *    value's MsgPack type: int, float, str, bin, or an array's map or list),
+ *    every committed directory with exactly
  *    its committed entries (plus, until unmount, hidden ones), and
  *    mpfs_doc_init of the file must find no map with a duplicate key.
  *  Not checked: the order of entries in a map, number widths, key order
