@@ -169,8 +169,8 @@ static bool others_see_content(const struct inode *in)
 {
 	if (!in->c)
 		return false;
-	if (in->origin != ORIGIN_ARCHIVE || in->unlinked)
-		return true;
+	if (in->origin != ORIGIN_ARCHIVE || in->unlinked || in->whiteout)
+		return true; /* nothing else to see */
 	/* Content whose commit failed stays the writer's; others read the
 	 * archive, which is what the failed commit left. */
 	return in->dirty && !(in->err && in->tried == in->seq);
@@ -188,7 +188,7 @@ static int stat_loc(struct mpfs_fs *fs, const struct loc *l, struct stat *st)
 		return -ENOENT;
 	if ((rc = mpfs_view_stat(fs->snap->v, l->id, st)) == 0 && !fs->opts.ro)
 		st->st_mode |= S_IWUSR;
-	return rc;
+	return mpfs_view_err(fs, rc);
 }
 
 int mpfs_fs_getattr(struct mpfs_fs *fs, const char *path, struct stat *st)
@@ -221,7 +221,7 @@ int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
 	for (uint32_t i = 0; i < n; i++) {
 		const char *name = mpfs_view_child(fs->snap->v, l.id, i, &child);
 		struct inode *k = l.in ? mpfs_inode_kid(l.in, name) : NULL;
-		if (k && (k->whiteout || k->origin != ORIGIN_ARCHIVE))
+		if (k && ((k->whiteout && !k->c) || k->origin != ORIGIN_ARCHIVE))
 			continue; /* hidden, or listed below */
 		if (fill(ctx, name, mpfs_view_is_dir(fs->snap->v, child)))
 			goto out;
@@ -250,7 +250,7 @@ long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint6
 	if (in->c && (writer || others_see_content(in)))
 		rc = mpfs_content_read(in->c, buf, size, off);
 	else if (mpfs_inode_id(in) != NO_ID)
-		rc = mpfs_view_read(fs->snap->v, in->id, buf, size, off);
+		rc = mpfs_view_err(fs, (int)mpfs_view_read(fs->snap->v, in->id, buf, size, off));
 	else
 		rc = 0; /* a new file the last writer left empty */
 	pthread_rwlock_unlock(&fs->lock);
@@ -322,9 +322,9 @@ static int create_inode(struct mpfs_fs *fs, const char *path, const struct loc *
 	}
 	in = mpfs_inode_kid(dir, name);
 	if (in && in->whiteout) {
-		/* The save after a backup rename: the new file replaces the
-		 * hidden value in place. */
-		mpfs_whiteout_del(fs, in);
+		/* The save after a backup rename: the new file will replace the
+		 * hidden value in place, once it holds something. Until then
+		 * the value stays hidden (and goes with the next commit). */
 		mpfs_inode_drop_content(fs, in);
 		if (!(in->c = mpfs_content_new(NULL, 0, 0)))
 			return -ENOMEM;
@@ -505,15 +505,18 @@ int mpfs_fs_release(struct mpfs_fs *fs, uint64_t fh)
 			if (rc && mpfs_inode_path(in, path, sizeof(path)) == 0)
 				fs->opts.log("%s: the last writes were not committed", path);
 		}
-		if (--in->nwriters == 0 && in->dirty && in->origin == ORIGIN_ARCHIVE) {
+		/* A new file, or one replacing a hidden entry, lives on here
+		 * until it holds content that commits. */
+		bool pending = in->origin == ORIGIN_NEW || in->whiteout;
+		if (--in->nwriters == 0 && in->dirty && !pending && in->origin == ORIGIN_ARCHIVE) {
 			/* Closed with an edit that could not be committed: the
 			 * file reads back as the archive holds it. */
 			mpfs_inode_drop_content(fs, in);
 			in->err = 0;
-		} else if (in->nwriters == 0 && in->origin == ORIGIN_NEW && in->err) {
-			/* A new file whose content was refused: empty, listed. */
+		} else if (in->nwriters == 0 && pending && in->err) {
+			/* Its content was refused: empty, listed. */
 			mpfs_content_truncate(fs, in->c, 0);
-			in->dirty = false;
+			in->dirty = in->whiteout;
 			in->err = 0;
 		} else if (in->nwriters == 0 && !in->dirty && in->origin == ORIGIN_ARCHIVE) {
 			mpfs_inode_drop_content(fs, in);

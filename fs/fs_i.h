@@ -262,6 +262,10 @@ bool mpfs_edit_array_name(struct mpfs_fs *fs, const char *name);
  * fs->lock held as writer on entry and exit, released in between; swaps
  * the new snapshot in. The caller holds fs->commit_mu. 0 or -errno. */
 int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t);
+/* The error a view's -EIO becomes: -ESTALE when the archive was rewritten
+ * in place by someone else (mount again to see it), -EIO when it was cut
+ * short. Other errors are kept. */
+int mpfs_view_err(struct mpfs_fs *fs, int rc);
 /* True if l is a directory. */
 bool mpfs_loc_is_dir(struct mpfs_fs *fs, const struct loc *l);
 /* Gives in content to edit, if it has none: its archive entry's bytes. */

@@ -159,12 +159,15 @@ int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last
 		struct inode *k = in ? mpfs_inode_kid(in, name) : NULL;
 		bool found = false;
 		if (k) {
-			found = !k->whiteout;
+			found = !k->whiteout || k->c; /* hidden, unless replaced */
 			in = k;
 			id = mpfs_inode_id(k);
 		} else if (id != NO_ID) {
 			uint32_t dir = id;
-			found = mpfs_view_lookup(fs->snap->v, prefix, &id) == 0;
+			int rc = mpfs_view_lookup(fs->snap->v, prefix, &id);
+			if (rc && rc != -ENOENT)
+				return rc; /* EIO: the archive was cut short */
+			found = rc == 0;
 			if (!found && name[0] == '%' && !q[strspn(q, "/")])
 				found = alias(fs, dir, name, &in, &id, l->name);
 			else

@@ -23,7 +23,7 @@ static bool dir_shows_entries(struct mpfs_fs *fs, const struct loc *l)
 	for (uint32_t i = 0; i < n; i++) {
 		const char *name = mpfs_view_child(fs->snap->v, l->id, i, &child);
 		struct inode *k = l->in ? mpfs_inode_kid(l->in, name) : NULL;
-		if (!k || !k->whiteout)
+		if (!k || !k->whiteout || k->c)
 			return true;
 	}
 	for (struct inode *k = l->in ? l->in->kids : NULL; k; k = k->next)
@@ -147,7 +147,8 @@ static bool has_whiteout(const struct inode *in)
  * sits there in memory. */
 static int move_to(struct mpfs_fs *fs, struct inode *in, const char *to, const struct loc *tl)
 {
-	struct loc dl = {.in = tl->dir_in, .id = tl->dir_id};
+	/* By path: a commit since tl was resolved may have freed its inodes. */
+	struct loc dl = {.in = NULL, .id = NO_ID};
 	char dpath[PATH_MAX];
 	struct inode *dir, *old;
 	int rc;
@@ -156,10 +157,13 @@ static int move_to(struct mpfs_fs *fs, struct inode *in, const char *to, const s
 	if (!(dir = mpfs_inode_at(fs, dpath, &dl)))
 		return -ENOMEM;
 	const char *name = tl->name[0] ? tl->name : mpfs_path_base(to);
+	dir->busy++; /* unlinking what sits there must not free dir */
 	old = mpfs_inode_kid(dir, name);
 	if (old && old != in)
 		mpfs_inode_unlink(fs, old);
-	if ((rc = mpfs_inode_move(in, dir, name)))
+	rc = mpfs_inode_move(in, dir, name);
+	dir->busy--;
+	if (rc)
 		return rc;
 	mpfs_inode_rebind(fs, in);
 	return 0;
@@ -174,7 +178,7 @@ static int rename_here(struct mpfs_fs *fs, struct inode *in, const char *from, c
 	struct txn t;
 	int rc;
 
-	if (to_scratch || (tl->id == NO_ID && in->c->len == 0)) {
+	if (to_scratch || (tl->id == NO_ID && (in->origin == ORIGIN_NEW || in->c->len == 0))) {
 		/* Nothing to store yet: the file just moves. */
 		in->origin = to_scratch ? ORIGIN_SCRATCH : in->origin;
 		return move_to(fs, in, to, tl);
@@ -268,6 +272,12 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 	pthread_rwlock_wrlock(&fs->lock);
 	if ((rc = mpfs_resolve(fs, from, &fl, NULL)))
 		goto out;
+	/* Into itself (rename(2) says EINVAL): the directory would vanish. */
+	size_t fn = strlen(from);
+	if (!strncmp(to, from, fn) && to[fn] == '/') {
+		rc = -EINVAL;
+		goto out;
+	}
 	rc = mpfs_resolve(fs, to, &tl, &missing);
 	if (rc && !(rc == -ENOENT && missing))
 		goto out;
@@ -287,7 +297,7 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 	/* Back onto a hidden entry's name: it replaces that entry in place. */
 	struct inode *w =
 		!texists && tl.dir_in ? mpfs_inode_kid(tl.dir_in, mpfs_path_base(to)) : NULL;
-	if (w && w->whiteout) {
+	if (w && w->whiteout && !w->c) {
 		mpfs_whiteout_del(fs, w);
 		tl.in = w;
 		tl.id = mpfs_inode_id(w);

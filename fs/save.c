@@ -27,6 +27,7 @@ int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t)
 {
 	size_t total = t->ned, nw = fs->nwhiteouts;
 	struct inode **gone = NULL;
+	bool *replaced = NULL;
 	struct mpfs_edit *all;
 	struct mpfs_view *nv;
 	struct mpfs_error err;
@@ -35,9 +36,11 @@ int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t)
 
 	all = malloc((t->ned + nw + 1) * sizeof(*all));
 	gone = malloc((nw + 1) * sizeof(*gone));
-	if (!all || !gone) {
+	replaced = calloc(nw + 1, sizeof(*replaced));
+	if (!all || !gone || !replaced) {
 		free(all);
 		free(gone);
+		free(replaced);
 		return -ENOMEM;
 	}
 	memcpy(all, t->ed, t->ned * sizeof(*all));
@@ -52,8 +55,9 @@ int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t)
 			continue;
 		const struct mpfs_node *dn = mpfs_view_node(fs->snap->v, dir);
 		uint32_t index = mpfs_edit_index(fs, dir, id);
-		if (dn->kind != MPFS_N_CSR &&
-		    !edited(t->ed, t->ned, mpfs_view_node(fs->snap->v, id), dn->val, index))
+		if (edited(t->ed, t->ned, mpfs_view_node(fs->snap->v, id), dn->val, index))
+			replaced[i] = true; /* in place: no longer hidden */
+		else if (dn->kind != MPFS_N_CSR)
 			all[total++] = (struct mpfs_edit){
 				.op = MPFS_EDIT_DELETE, .target = dn->val, .index = index};
 	}
@@ -84,13 +88,31 @@ int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t)
 	fs->snap = ns;
 out_clear:
 	/* The hidden entries are gone from the archive now. */
-	for (size_t i = 0; i < nw; i++)
-		mpfs_inode_unlink(fs, gone[i]);
+	for (size_t i = 0; i < nw; i++) {
+		struct inode *w = gone[i];
+		mpfs_whiteout_del(fs, w);
+		if (replaced[i])
+			continue; /* an ordinary entry with its new value */
+		if (w->c || w->nopen)
+			w->origin = ORIGIN_NEW; /* a new file at a removed key's name */
+		else
+			mpfs_inode_unlink(fs, w);
+	}
 	mpfs_inode_rebind(fs, fs->root);
 out:
 	free(all);
 	free(gone);
+	free(replaced);
 	return rc;
+}
+
+int mpfs_view_err(struct mpfs_fs *fs, int rc)
+{
+	struct stat now;
+
+	if (rc != -EIO || stat(fs->archive, &now) || now.st_size < fs->ident.st_size)
+		return rc; /* cut short (or gone): what must be read is lost */
+	return mpfs_commit_unchanged(fs->archive, &fs->ident) ? rc : -ESTALE;
 }
 
 bool mpfs_loc_is_dir(struct mpfs_fs *fs, const struct loc *l)
@@ -124,7 +146,7 @@ int mpfs_file_own(struct mpfs_fs *fs, struct inode *in)
 		in->c = mpfs_content_new(NULL, 0, 0);
 	} else {
 		if ((rc = mpfs_view_stat(fs->snap->v, id, &st)))
-			return rc;
+			return mpfs_view_err(fs, rc);
 		in->c = mpfs_content_new(fs->snap, id, (uint64_t)st.st_size);
 	}
 	return in->c ? 0 : -ENOMEM;
@@ -207,7 +229,7 @@ int mpfs_file_commit(struct mpfs_fs *fs, struct inode *in, bool last)
 		return in->err;
 	if (in->err && in->tried == in->seq && in->err == -EINVAL)
 		return in->err; /* refused, and nothing written since */
-	if (in->c->len == 0 && (!last || id == NO_ID))
+	if (in->c->len == 0 && (!last || id == NO_ID || in->whiteout))
 		return 0; /* emptied by a truncation: the content comes next */
 	if ((rc = mpfs_inode_path(in, path, sizeof(path))))
 		return rc;

@@ -466,3 +466,33 @@ Test(fs_trust, big_new_content_commits_from_disk)
 	arc_free(&a);
 	env_close(&e);
 }
+
+/* A new file created at the name of an entry hidden by a backup rename is
+ * an empty new file until it holds something; the hidden value stays
+ * hidden, and goes with the next commit. */
+Test(fs_trust, new_file_over_a_hidden_entry_is_empty_until_written)
+{
+	struct env e;
+	struct stat st;
+	struct arc a;
+
+	env_open(&e, "logreg_seed.mpk");
+	cr_assert_eq(mpfs_fs_rename(e.fs, "/params/tol", "/params/tol.tmp", false), 0);
+	uint64_t fh = fs_open(&e, "/params/tol", O_WRONLY | O_CREAT | O_EXCL, true);
+	cr_assert_eq(mpfs_fs_flush(e.fs, fh), 0);
+	fs_release(&e, fh);
+	cr_assert_eq(getattr(&e, "/params/tol", &st), 0);
+	cr_assert_eq(st.st_size, 0);
+	cr_assert_eq(listed(&e, "/params", "tol"), 1);
+	cr_assert_eq(echo_to(&e, "/params/C", "2\n", false), 0);
+	arc_load(&a, e.archive);
+	cr_assert_null(arc_get(&a, "params/tol"), "the hidden value went with the commit");
+	arc_free(&a);
+	cr_assert_eq(getattr(&e, "/params/tol", &st), 0);
+	cr_assert_eq(st.st_size, 0);
+	cr_assert_eq(echo_to(&e, "/params/tol", "0.5\n", false), 0);
+	arc_load(&a, e.archive);
+	cr_assert_eq(arc_must(&a, "params/tol")->f, 0.5);
+	arc_free(&a);
+	env_close(&e);
+}
