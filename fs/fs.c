@@ -498,7 +498,9 @@ int mpfs_fs_release(struct mpfs_fs *fs, uint64_t fh)
 		bool last = in->nwriters == 1;
 		/* Writes through a shared mapping can land after the last flush;
 		 * and the last close stores an emptied string. */
-		if ((h->late || last) && in->dirty) {
+		/* A commit that failed at this close's flush is not tried again
+		 * behind the caller's back: close said it failed. */
+		if (in->dirty && (h->late || (last && in->tried != in->seq))) {
 			in->busy++;
 			int rc = mpfs_file_commit(fs, in, last);
 			in->busy--;

@@ -255,10 +255,15 @@ int mpfs_file_commit(struct mpfs_fs *fs, struct inode *in, bool last)
 	pthread_rwlock_unlock(&fs->lock);
 	pthread_rwlock_rdlock(&fs->lock);
 	seq = in->seq;
-	rc = in->c && !in->unlinked ? prepare(fs, in, id, path, &t) : -EAGAIN;
+	/* Another writer may have truncated it meanwhile (O_TRUNC): an empty
+	 * file waits for its content, as above. */
+	if (!in->c || in->unlinked || (in->c->len == 0 && (!last || in->whiteout)))
+		rc = -EAGAIN;
+	else
+		rc = prepare(fs, in, id, path, &t);
 	pthread_rwlock_unlock(&fs->lock);
 	pthread_rwlock_wrlock(&fs->lock);
-	if (rc == -EAGAIN) { /* the last writer dropped it meanwhile */
+	if (rc == -EAGAIN) { /* nothing to commit any more */
 		in->busy--;
 		mpfs_txn_destroy(&t);
 		return 0;
