@@ -165,6 +165,19 @@ static int copy_file(const char *from, int to)
 	return 0;
 }
 
+/* True if the two files hold the same bytes. */
+static bool same_bytes(const char *x, const char *y)
+{
+	char *p = NULL, *q = NULL;
+	size_t n, m;
+	bool same = !mpfs_tool_slurp(x, &p, &n) && !mpfs_tool_slurp(y, &q, &m) && n == m &&
+		    !memcmp(p, q, n);
+
+	free(p);
+	free(q);
+	return same;
+}
+
 /* ---- one edit per difference ---- */
 
 struct applier {
@@ -327,7 +340,9 @@ int mpfs_tool_apply(const char *dir, const char *archive, const char *const *top
 			mpfs_tool_err("%s: %s", archive, strerror(-rc));
 		goto out_unlink;
 	}
-	if (!a.edits) {
+	/* Edits whose values encode to the bytes already stored ("0.5" for
+	 * "0.5\n") change nothing: then the archive is not replaced either. */
+	if (!a.edits || same_bytes(copy, archive)) {
 		status = 0;
 		goto out_unlink;
 	}
