@@ -128,6 +128,9 @@ void mpfs_array_swap(const struct mpfs_array *a, const uint8_t *src, uint8_t *ds
 {
 	unsigned unit = a->descr[1] == 'c' ? a->itemsize / 2u : a->itemsize;
 
+	if (a->descr[1] == 'U' || a->descr[1] == 'S') /* characters, one by one */
+		unit = a->descr[1] == 'U' ? 4 : 1;
+
 	for (uint64_t i = 0; i < a->nbytes; i += unit)
 		for (unsigned j = 0; j < unit; j++)
 			dst[i + j] = src[i + unit - 1 - j];
@@ -141,6 +144,30 @@ bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v)
 	return nd && nd->type == MPFS_BOOL && nd->b;
 }
 
+/* String dtypes: U (UCS-4, byte order kept) and S (bytes, always '|'), as
+ * msgpack-numpy writes them for arrays of str and bytes. s[0..n) follows
+ * the byte order, if any. */
+static bool parse_string_dtype(char order, const uint8_t *s, size_t n, struct mpfs_array *a)
+{
+	char kind = (char)s[0];
+	uint64_t chars = 0;
+
+	if (n < 2 || n > 10)
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		chars = chars * 10 + (s[i] - '0');
+	}
+	if (chars == 0 || chars > MPFS_MAX_STR_CHARS)
+		return false;
+	if (kind == 'S' || order == '|' || order == '=')
+		order = kind == 'S' ? '|' : '<'; /* | on U: numpy reads native */
+	snprintf(a->descr, sizeof(a->descr), "%c%c%u", order, kind, (unsigned)chars);
+	a->itemsize = (uint32_t)(kind == 'U' ? 4 * chars : chars);
+	return true;
+}
+
 bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 {
 	char order = '<', kind;
@@ -149,6 +176,8 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 
 	if (n && s[0] && strchr("<>|=", s[0]))
 		order = (char)s[i++];
+	if (i < n && (s[i] == 'U' || s[i] == 'S'))
+		return parse_string_dtype(order, s + i, n - i, a);
 	if (i >= n || s[i] == '\0' || !strchr("biufc", s[i]))
 		return false;
 	kind = (char)s[i++];
@@ -219,7 +248,7 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 	if (!mpfs_array_parse_dtype(mpfs_val_data(doc, type), type->len, &a))
 		return mpfs_error_set(err, MPFS_E_DTYPE, type->off,
 				      "compact array: dtype '%.*s' is not a plain bool, int, uint, "
-				      "float or complex type",
+				      "float, complex or string type",
 				      (int)(type->len > 16 ? 16 : type->len),
 				      mpfs_val_data(doc, type));
 	if (shape->items || shape->len > MPFS_MAX_DIMS)
