@@ -899,3 +899,17 @@ Test(codec_array, bad_compact_fixtures)
 		free(buf);
 	}
 }
+
+/* A big-endian string array is swapped character by character (UCS-4). */
+Test(codec_array, swap_string_arrays_by_character)
+{
+	struct mpfs_array a = {0};
+	const uint8_t be[8] = {0, 0, 0, 'a', 0, 0, 0x01, 0x02};
+	uint8_t le[8];
+
+	cr_assert(mpfs_array_parse_dtype((const uint8_t *)">U2", 3, &a));
+	a.count = 1;
+	a.nbytes = 8;
+	mpfs_array_swap(&a, be, le);
+	cr_assert(memcmp(le, (const uint8_t[]){'a', 0, 0, 0, 0x02, 0x01, 0, 0}, 8) == 0);
+}

@@ -1385,3 +1385,38 @@ Test(fs_view, truncated_in_place_gives_eio_not_sigbus)
 	mpfs_view_close(v);
 	unlink_kept(path);
 }
+
+/* ---- archives written by msgpack-numpy itself (issue 11) ---------------------------- */
+
+Test(fs_view, msgpack_numpy_peer)
+{
+	for (int raw = 0; raw < 2; raw++) {
+		struct mpfs_view *v = open_fixture("peers/msgpack_numpy_logreg.mpk", raw);
+		const char *classes = raw ? "/xtra/classes_.bin" : "/xtra/classes_.npy";
+
+		/* numpy scalars: text, with only a dtype besides the key */
+		expect_content(v, "/xtra/zoo/i64_scalar", "-5\n");
+		expect_content(v, "/xtra/zoo/u8_scalar", "200\n");
+		expect_content(v, "/xtra/zoo/f32_scalar", "0.5\n");
+		expect_content(v, "/xtra/zoo/bool_scalar", "true\n");
+		expect_xattr(v, "/xtra/zoo/i64_scalar", "user.mpfs.dtype", "<i8");
+		expect_xattr_list(v, "/xtra/zoo/u8_scalar", "user.mpfs.key;user.mpfs.dtype");
+		/* pickles: NAME.pickle, also with -o raw */
+		expect_xattr(v, "/xtra/feature_names_in_.pickle", "user.mpfs.encoding", "pickle");
+		expect_xattr(v, "/xtra/feature_names_in_.pickle", "user.mpfs.dtype", "|O");
+		expect_xattr(v, "/xtra/feature_names_in_.pickle", "user.mpfs.shape", "4");
+		expect_xattr_list(
+			v, "/xtra/feature_names_in_.pickle",
+			"user.mpfs.key;user.mpfs.dtype;user.mpfs.shape;user.mpfs.encoding");
+		/* string arrays */
+		expect_xattr(v, classes, "user.mpfs.dtype", "<U10");
+		expect_xattr(v, classes, "user.mpfs.encoding", "compact");
+		size_t len;
+		char *c = read_all(v, id_of(v, classes), 4096, &len);
+		cr_assert_eq(len, (raw ? 0 : 128) + 3 * 40);
+		if (!raw)
+			cr_assert(memmem(c, len, "'descr': '<U10'", 15), "no <U10 in the header");
+		free(c);
+		mpfs_view_close(v);
+	}
+}
