@@ -168,6 +168,35 @@ static bool parse_string_dtype(char order, const uint8_t *s, size_t n, struct mp
 	return true;
 }
 
+/* datetime64 and timedelta64 (M8, m8): int64 counts of a unit, written
+ * as numpy does ("<M8[ns]", "<m8[10s]", "<M8" generic). s[0..n) follows
+ * the byte order, if any. */
+static bool parse_time_dtype(char order, const uint8_t *s, size_t n, struct mpfs_array *a)
+{
+	static const char *const units[] = {"Y",  "M",	"W",  "D",  "h",  "m", "s",
+					    "ms", "us", "ns", "ps", "fs", "as"};
+	size_t i = 2, digits = 0, u;
+
+	if (n < 2 || s[1] != '8' || order == '|')
+		return false;
+	if (n > 2) {
+		if (s[i++] != '[' || s[n - 1] != ']')
+			return false;
+		while (i < n && s[i] >= '0' && s[i] <= '9' && digits < 6)
+			i++, digits++;
+		if (digits && s[i - digits] == '0')
+			return false;
+		for (u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+			if (n - 1 - i == strlen(units[u]) && !memcmp(s + i, units[u], n - 1 - i))
+				break;
+		if (u == sizeof(units) / sizeof(units[0]))
+			return false;
+	}
+	snprintf(a->descr, sizeof(a->descr), "%c%.*s", order == '>' ? '>' : '<', (int)n, s);
+	a->itemsize = 8;
+	return true;
+}
+
 bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 {
 	char order = '<', kind;
@@ -178,6 +207,8 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 		order = (char)s[i++];
 	if (i < n && (s[i] == 'U' || s[i] == 'S'))
 		return parse_string_dtype(order, s + i, n - i, a);
+	if (i < n && (s[i] == 'M' || s[i] == 'm'))
+		return parse_time_dtype(order, s + i, n - i, a);
 	if (i >= n || s[i] == '\0' || !strchr("biufc", s[i]))
 		return false;
 	kind = (char)s[i++];
@@ -198,12 +229,12 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 		if (size != 1 && size != 2 && size != 4 && size != 8)
 			return false;
 		break;
-	case 'f':
-		if (size != 2 && size != 4 && size != 8)
+	case 'f': /* f16: long double (x86's 80 bits, padded), as numpy names it */
+		if (size != 2 && size != 4 && size != 8 && size != 16)
 			return false;
 		break;
 	default:
-		if (size != 8 && size != 16)
+		if (size != 8 && size != 16 && size != 32)
 			return false;
 		break;
 	}

@@ -296,10 +296,12 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 				return b->err->code;
 			return build_array(b, n, &a);
 		}
-		/* A complex number has no JSON: a complex scalar is a 0-d array. */
+		/* Complex and long double numbers have no exact JSON: such a
+		 * scalar is a 0-d array. */
 		if (n != &b->m->root && mpfs_numpy_scalar(b->doc, v, &a))
-			return a.descr[1] == 'c' ? build_array(b, n, &a)
-						 : build_leaf(b, n, &a, MPFS_N_SCALAR);
+			return a.descr[1] == 'c' || a.itemsize > 8
+				       ? build_array(b, n, &a)
+				       : build_leaf(b, n, &a, MPFS_N_SCALAR);
 		if (is_csr(b, v, want_csr))
 			return build_csr(b, n, ctx);
 		const struct mpfs_val *cls = map_get(b, v, "class_name");

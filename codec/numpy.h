@@ -34,8 +34,8 @@ enum mpfs_codec_err mpfs_numpy_pickled(const struct mpfs_doc *doc, const struct 
 /* Appends the value of numpy scalar a (of doc, from mpfs_numpy_scalar) as
  * JSON, without newline, as mpfs_json_render writes numbers: true/false,
  * integers in decimal, floats (float16 and float32 widened to double) in
- * their shortest form. Complex scalars are not text (they are 0-d arrays):
- * they render as null. Only memory can fail (out->oom). */
+ * their shortest form. Complex and long double (f16) scalars are not text
+ * (the model makes them 0-d arrays): they render as null. Only memory can fail (out->oom). */
 void mpfs_numpy_scalar_render(const struct mpfs_doc *doc, const struct mpfs_array *a,
 			      struct mpfs_strbuf *out);
 

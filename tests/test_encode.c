@@ -958,13 +958,13 @@ Test(npy_parse, files_numpy_writes, .timeout = 60)
 		enum mpfs_codec_err rc;
 		bool copy;
 	} cases[] = {
-		{"v1", "<i4", "2,3,4", MPFS_OK, false},	 {"v2", "<i4", "2,3,4", MPFS_OK, false},
-		{"v3", "<i4", "2,3,4", MPFS_OK, false},	 {"fortran", "<i4", "2,3,4", MPFS_OK, true},
-		{"t", "<f8", "3,2", MPFS_OK, true},	 {"be", ">f8", "2", MPFS_OK, false},
-		{"b", "|b1", "1,2", MPFS_OK, false},	 {"u8", "<u8", "1", MPFS_OK, false},
-		{"s", "<f4", "", MPFS_OK, false},	 {"obj", NULL, NULL, MPFS_E_DTYPE, false},
-		{"u3", "<U3", "1", MPFS_OK, false},	 {"rec", NULL, NULL, MPFS_E_ARRAY, false},
-		{"dt", NULL, NULL, MPFS_E_DTYPE, false},
+		{"v1", "<i4", "2,3,4", MPFS_OK, false}, {"v2", "<i4", "2,3,4", MPFS_OK, false},
+		{"v3", "<i4", "2,3,4", MPFS_OK, false}, {"fortran", "<i4", "2,3,4", MPFS_OK, true},
+		{"t", "<f8", "3,2", MPFS_OK, true},	{"be", ">f8", "2", MPFS_OK, false},
+		{"b", "|b1", "1,2", MPFS_OK, false},	{"u8", "<u8", "1", MPFS_OK, false},
+		{"s", "<f4", "", MPFS_OK, false},	{"obj", NULL, NULL, MPFS_E_DTYPE, false},
+		{"u3", "<U3", "1", MPFS_OK, false},	{"rec", NULL, NULL, MPFS_E_ARRAY, false},
+		{"dt", "<M8[D]", "1", MPFS_OK, false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *path;
@@ -1093,8 +1093,8 @@ Test(npy_parse, missing_or_broken_fields)
 		{"{'descr': '<U0', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '|S0', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '<U268435457', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
-		{"{'descr': '<M8[D]', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
-		{"{'descr': '<f16', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
+		{"{'descr': '<M8[Q]', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
+		{"{'descr': '<f32', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '<i3', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '|f8', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
@@ -1368,9 +1368,11 @@ Test(encode_array, nested_refusals)
 		unsigned ndim;
 		enum mpfs_codec_err code;
 	} cases[] = {
-		{"<c16", 1, MPFS_E_DTYPE}, {"<c8", 1, MPFS_E_DTYPE}, {">c16", 2, MPFS_E_DTYPE},
-		{"<f2", 1, MPFS_E_DTYPE},  {"<f8", 0, MPFS_E_ARRAY}, {"|b1", 0, MPFS_E_ARRAY},
-		{"<i8", 0, MPFS_E_ARRAY},  {"<U2", 1, MPFS_E_DTYPE}, {"|S3", 2, MPFS_E_DTYPE},
+		{"<c16", 1, MPFS_E_DTYPE},   {"<c8", 1, MPFS_E_DTYPE}, {">c16", 2, MPFS_E_DTYPE},
+		{"<f2", 1, MPFS_E_DTYPE},    {"<f8", 0, MPFS_E_ARRAY}, {"|b1", 0, MPFS_E_ARRAY},
+		{"<i8", 0, MPFS_E_ARRAY},    {"<U2", 1, MPFS_E_DTYPE}, {"|S3", 2, MPFS_E_DTYPE},
+		{"<M8[D]", 1, MPFS_E_DTYPE}, {"<m8", 1, MPFS_E_DTYPE}, {"<f16", 1, MPFS_E_DTYPE},
+		{">c32", 1, MPFS_E_DTYPE},
 	};
 	uint8_t data[64] = {0};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
