@@ -266,16 +266,17 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 	struct mpfs_val e;
 	uint64_t off;
 
+	/* First: msgpack-numpy writes a structured dtype's type as a list. */
+	if (kind && is_text(kind) && kind->len)
+		return mpfs_error_set(
+			err, MPFS_E_DTYPE, kind->off,
+			"compact array: kind '%.*s' (object or structured data) is not supported",
+			(int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
 	if (!nd || nd->type != MPFS_BOOL || !nd->b || !is_text(type) || !shape ||
 	    shape->type != MPFS_ARRAY || !is_text(data) || (kind && !is_text(kind)))
 		return mpfs_error_set(
 			err, MPFS_E_ARRAY, v->off,
 			"compact array: needs nd=true, type, shape (a list) and data");
-	if (kind && kind->len)
-		return mpfs_error_set(
-			err, MPFS_E_DTYPE, kind->off,
-			"compact array: kind '%.*s' (object or structured data) is not supported",
-			(int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
 	if (!mpfs_array_parse_dtype(mpfs_val_data(doc, type), type->len, &a))
 		return mpfs_error_set(err, MPFS_E_DTYPE, type->off,
 				      "compact array: dtype '%.*s' is not a plain bool, int, uint, "

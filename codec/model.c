@@ -241,6 +241,13 @@ static enum mpfs_codec_err build_leaf(struct builder *b, struct mpfs_node *n,
 				      const struct mpfs_array *a, enum mpfs_node_kind kind)
 {
 	struct mpfs_array *copy = malloc(sizeof(*copy));
+	const struct mpfs_val *m = a->encoding == MPFS_ENC_COMPACT ? a->src : NULL;
+
+	for (uint32_t i = 0; m && i < m->len; i++)
+		if (mpfs_val_is(b->doc, &m->items[2 * i], "nd")) {
+			b->m->nbin_keyed += m->items[2 * i].type == MPFS_BIN;
+			break;
+		}
 
 	if (!copy)
 		return mpfs_error_set(b->err, MPFS_E_NOMEM, n->val->off, "out of memory");

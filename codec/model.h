@@ -60,6 +60,9 @@ struct mpfs_model {
 	struct mpfs_node *nodes;
 	uint32_t nnodes;
 	uint32_t narrays[2]; /* arrays by enum mpfs_encoding */
+	/* Compact maps (arrays, numpy scalars, pickles) with a bin "nd" key,
+	 * as msgpack-numpy writes them (it writes b'nd'). */
+	uint32_t nbin_keyed;
 	/* Work done classifying: values visited plus keys compared, for the
 	 * tests that check it grows linearly with the archive. */
 	uint64_t work;

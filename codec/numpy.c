@@ -335,3 +335,33 @@ out:
 	mpfs_strbuf_destroy(&tmp);
 	return rc;
 }
+
+/* ---- new arrays ------------------------------------------------------------------ */
+
+static void pack_bin(msgpack_packer *pk, const void *p, size_t n)
+{
+	msgpack_pack_bin(pk, n);
+	msgpack_pack_bin_body(pk, p, n);
+}
+
+void mpfs_numpy_encode_array(const struct mpfs_array *a, const uint8_t *data,
+			     struct mpfs_strbuf *out)
+{
+	msgpack_packer pk;
+
+	mpfs_pack_init(&pk, out);
+	msgpack_pack_map(&pk, 5);
+	pack_bin(&pk, "nd", 2);
+	msgpack_pack_true(&pk);
+	pack_bin(&pk, "type", 4);
+	msgpack_pack_str(&pk, strlen(a->descr));
+	msgpack_pack_str_body(&pk, a->descr, strlen(a->descr));
+	pack_bin(&pk, "kind", 4);
+	pack_bin(&pk, "", 0);
+	pack_bin(&pk, "shape", 5);
+	msgpack_pack_array(&pk, a->ndim);
+	for (unsigned d = 0; d < a->ndim; d++)
+		msgpack_pack_uint64(&pk, a->shape[d]);
+	pack_bin(&pk, "data", 4);
+	pack_bin(&pk, data, a->nbytes);
+}

@@ -54,4 +54,10 @@ enum mpfs_codec_err mpfs_numpy_scalar_encode(const struct mpfs_doc *doc,
 					     size_t len, struct mpfs_strbuf *out,
 					     struct mpfs_error *err);
 
+/* Appends a new compact array as msgpack-numpy writes one: {b'nd': true,
+ * b'type': str, b'kind': b'', b'shape': [...], b'data': bin}, keys as bin
+ * (its decode looks for bin keys only). */
+void mpfs_numpy_encode_array(const struct mpfs_array *a, const uint8_t *data,
+			     struct mpfs_strbuf *out);
+
 #endif

@@ -166,7 +166,10 @@ static int encode_new(struct mpfs_fs *fs, const char *path, const uint8_t *data,
 			      mpfs_view_new_array_encoding(fs->snap->v) == MPFS_ENC_NESTED &&
 			      mpfs_encode_array(doc, &nested, &a, elems, out, &err) == MPFS_OK)) {
 			out->len = 0;
-			bad = mpfs_encode_array(doc, NULL, &a, elems, out, &err) != MPFS_OK;
+			if (mpfs_view_new_array_bin_keys(fs->snap->v)) /* msgpack-numpy's style */
+				mpfs_numpy_encode_array(&a, elems, out);
+			else
+				bad = mpfs_encode_array(doc, NULL, &a, elems, out, &err) != MPFS_OK;
 		}
 		free(copy);
 	}

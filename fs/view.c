@@ -899,3 +899,8 @@ int mpfs_view_new_array_encoding(const struct mpfs_view *v)
 	const uint32_t *n = v->model.narrays;
 	return n[MPFS_ENC_NESTED] && !n[MPFS_ENC_COMPACT] ? MPFS_ENC_NESTED : MPFS_ENC_COMPACT;
 }
+
+bool mpfs_view_new_array_bin_keys(const struct mpfs_view *v)
+{
+	return v->model.nbin_keyed > 0;
+}

@@ -371,3 +371,38 @@ Test(numpy_pickled, only_kind_O)
 		tu_doc_free(&d);
 	}
 }
+
+/* New arrays in an archive msgpack-numpy wrote: its map, bin keys. */
+Test(numpy_encode, new_array_as_msgpack_numpy_writes_it)
+{
+	struct mpfs_array a = {0}, got;
+	struct mpfs_strbuf out;
+	struct mpfs_error err;
+	struct tu_doc d;
+	const uint8_t data[6] = {1, 2, 3, 4, 5, 6};
+	static const char *const keys[] = {"nd", "type", "kind", "shape", "data"};
+
+	cr_assert(mpfs_array_parse_dtype((const uint8_t *)">i2", 3, &a));
+	a.ndim = 2;
+	a.shape[0] = 3;
+	a.shape[1] = 1;
+	a.count = 3;
+	a.nbytes = 6;
+	mpfs_strbuf_init(&out);
+	mpfs_numpy_encode_array(&a, data, &out);
+	cr_assert_not(out.oom);
+	tu_doc_bytes(&d, out.p, out.len);
+	mpfs_strbuf_destroy(&out);
+	cr_assert_eq(d.doc.root.len, 5);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(d.doc.root.items[2 * i].type, MPFS_BIN);
+		cr_assert(mpfs_val_is(&d.doc, &d.doc.root.items[2 * i], keys[i]));
+	}
+	cr_assert_eq(d.doc.root.items[3].type, MPFS_STR, "type is a str");
+	cr_assert_eq(mpfs_array_compact(&d.doc, &d.doc.root, &got, &err), MPFS_OK, "%s", err.msg);
+	cr_assert_str_eq(got.descr, ">i2");
+	cr_assert_eq(got.ndim, 2);
+	cr_assert_eq(got.shape[0], 3);
+	cr_assert(memcmp(d.doc.buf + got.data_off, data, 6) == 0);
+	tu_doc_free(&d);
+}
