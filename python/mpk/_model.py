@@ -588,8 +588,8 @@ def _drop_pickled(value, path, skip, section=False, depth=0):
                               UserWarning, stacklevel=5)
                 del value[k]
                 continue
-            why = "prediction needs it" if skip else \
-                "load(..., skip_pickled=True) drops one that prediction does not need"
+            why = "load(..., skip_pickled=True) drops it" if name in NOT_FOR_PREDICTION else \
+                "prediction needs it"
             raise FormatError(p, f"{A.PICKLED}; {why}")
         _drop_pickled(value[k], p, skip, model and name in ("xtra", "weights"), depth + 1)
 
