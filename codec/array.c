@@ -128,6 +128,9 @@ void mpfs_array_swap(const struct mpfs_array *a, const uint8_t *src, uint8_t *ds
 {
 	unsigned unit = a->descr[1] == 'c' ? a->itemsize / 2u : a->itemsize;
 
+	if (a->descr[1] == 'U' || a->descr[1] == 'S') /* characters, one by one */
+		unit = a->descr[1] == 'U' ? 4 : 1;
+
 	for (uint64_t i = 0; i < a->nbytes; i += unit)
 		for (unsigned j = 0; j < unit; j++)
 			dst[i + j] = src[i + unit - 1 - j];
@@ -141,6 +144,59 @@ bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v)
 	return nd && nd->type == MPFS_BOOL && nd->b;
 }
 
+/* String dtypes: U (UCS-4, byte order kept) and S (bytes, always '|'), as
+ * msgpack-numpy writes them for arrays of str and bytes. s[0..n) follows
+ * the byte order, if any. */
+static bool parse_string_dtype(char order, const uint8_t *s, size_t n, struct mpfs_array *a)
+{
+	char kind = (char)s[0];
+	uint64_t chars = 0;
+
+	if (n < 2 || n > 10)
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		chars = chars * 10 + (s[i] - '0');
+	}
+	if (chars == 0 || chars > MPFS_MAX_STR_CHARS)
+		return false;
+	if (kind == 'S' || order == '|' || order == '=')
+		order = kind == 'S' ? '|' : '<'; /* | on U: numpy reads native */
+	snprintf(a->descr, sizeof(a->descr), "%c%c%u", order, kind, (unsigned)chars);
+	a->itemsize = (uint32_t)(kind == 'U' ? 4 * chars : chars);
+	return true;
+}
+
+/* datetime64 and timedelta64 (M8, m8): int64 counts of a unit, written
+ * as numpy does ("<M8[ns]", "<m8[10s]", "<M8" generic). s[0..n) follows
+ * the byte order, if any. */
+static bool parse_time_dtype(char order, const uint8_t *s, size_t n, struct mpfs_array *a)
+{
+	static const char *const units[] = {"Y",  "M",	"W",  "D",  "h",  "m", "s",
+					    "ms", "us", "ns", "ps", "fs", "as"};
+	size_t i = 2, digits = 0, u;
+
+	if (n < 2 || s[1] != '8' || order == '|')
+		return false;
+	if (n > 2) {
+		if (s[i++] != '[' || s[n - 1] != ']')
+			return false;
+		while (i < n && s[i] >= '0' && s[i] <= '9' && digits < 6)
+			i++, digits++;
+		if (digits && s[i - digits] == '0')
+			return false;
+		for (u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+			if (n - 1 - i == strlen(units[u]) && !memcmp(s + i, units[u], n - 1 - i))
+				break;
+		if (u == sizeof(units) / sizeof(units[0]))
+			return false;
+	}
+	snprintf(a->descr, sizeof(a->descr), "%c%.*s", order == '>' ? '>' : '<', (int)n, s);
+	a->itemsize = 8;
+	return true;
+}
+
 bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 {
 	char order = '<', kind;
@@ -149,6 +205,10 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 
 	if (n && s[0] && strchr("<>|=", s[0]))
 		order = (char)s[i++];
+	if (i < n && (s[i] == 'U' || s[i] == 'S'))
+		return parse_string_dtype(order, s + i, n - i, a);
+	if (i < n && (s[i] == 'M' || s[i] == 'm'))
+		return parse_time_dtype(order, s + i, n - i, a);
 	if (i >= n || s[i] == '\0' || !strchr("biufc", s[i]))
 		return false;
 	kind = (char)s[i++];
@@ -169,12 +229,12 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a)
 		if (size != 1 && size != 2 && size != 4 && size != 8)
 			return false;
 		break;
-	case 'f':
-		if (size != 2 && size != 4 && size != 8)
+	case 'f': /* f16: long double (x86's 80 bits, padded), as numpy names it */
+		if (size != 2 && size != 4 && size != 8 && size != 16)
 			return false;
 		break;
 	default:
-		if (size != 8 && size != 16)
+		if (size != 8 && size != 16 && size != 32)
 			return false;
 		break;
 	}
@@ -206,20 +266,21 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 	struct mpfs_val e;
 	uint64_t off;
 
+	/* First: msgpack-numpy writes a structured dtype's type as a list. */
+	if (kind && is_text(kind) && kind->len)
+		return mpfs_error_set(
+			err, MPFS_E_DTYPE, kind->off,
+			"compact array: kind '%.*s' (object or structured data) is not supported",
+			(int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
 	if (!nd || nd->type != MPFS_BOOL || !nd->b || !is_text(type) || !shape ||
 	    shape->type != MPFS_ARRAY || !is_text(data) || (kind && !is_text(kind)))
 		return mpfs_error_set(
 			err, MPFS_E_ARRAY, v->off,
 			"compact array: needs nd=true, type, shape (a list) and data");
-	if (kind && kind->len)
-		return mpfs_error_set(
-			err, MPFS_E_DTYPE, kind->off,
-			"compact array: kind '%.*s' (object or structured data) is not supported",
-			(int)(kind->len > 16 ? 16 : kind->len), mpfs_val_data(doc, kind));
 	if (!mpfs_array_parse_dtype(mpfs_val_data(doc, type), type->len, &a))
 		return mpfs_error_set(err, MPFS_E_DTYPE, type->off,
 				      "compact array: dtype '%.*s' is not a plain bool, int, uint, "
-				      "float or complex type",
+				      "float, complex or string type",
 				      (int)(type->len > 16 ? 16 : type->len),
 				      mpfs_val_data(doc, type));
 	if (shape->items || shape->len > MPFS_MAX_DIMS)

@@ -8,6 +8,8 @@
 #include "codec/value.h"
 
 #define MPFS_MAX_DIMS 32
+/* The widest string dtype accepted: U of this many characters is 1 GiB. */
+#define MPFS_MAX_STR_CHARS (1u << 28)
 
 enum mpfs_encoding {
 	MPFS_ENC_NESTED,
@@ -15,8 +17,8 @@ enum mpfs_encoding {
 };
 
 struct mpfs_array {
-	char descr[8]; /* NPY/numpy dtype string, e.g. "<f8", "|b1" */
-	uint8_t itemsize;
+	char descr[16]; /* NPY/numpy dtype string, e.g. "<f8", "|b1", "<U10" */
+	uint32_t itemsize;
 	uint8_t ndim;
 	uint8_t encoding;	    /* enum mpfs_encoding */
 	uint64_t count;		    /* number of elements */
@@ -42,7 +44,9 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 				       struct mpfs_array *a, struct mpfs_error *err);
 
 /* Parses a numpy dtype string of a plain numeric type (b1, i1-i8, u1-u8,
- * f2-f8, c8/c16, any byte order) into a->descr and a->itemsize. */
+ * f2-f8, c8/c16, any byte order) or a fixed-width string type (UN: N UCS-4
+ * characters, SN: N bytes; 1 <= N <= MPFS_MAX_STR_CHARS) into a->descr and
+ * a->itemsize. */
 bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a);
 
 /* Writes the nbytes of nested array a, little-endian, C order, into out.

@@ -162,7 +162,7 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 	mpfs_pack_init(&pk, out);
 	if (old && old->encoding == MPFS_ENC_NESTED) {
 		char k = a->descr[1];
-		if (k == 'c' || (k == 'f' && a->itemsize == 2))
+		if (!strchr("biuf", k) || (k == 'f' && a->itemsize != 4 && a->itemsize != 8))
 			return mpfs_error_set(err, MPFS_E_DTYPE, 0,
 					      "dtype %s cannot be stored as nested lists",
 					      a->descr);

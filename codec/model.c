@@ -9,6 +9,7 @@
  *  - a map with a class_name is a model, whose "types" apply to its keys. */
 #define _GNU_SOURCE /* qsort_r */
 #include "codec/model.h"
+#include "codec/numpy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -235,16 +236,32 @@ static enum mpfs_codec_err build_list(struct builder *b, struct mpfs_node *n, bo
 	return MPFS_OK;
 }
 
-static enum mpfs_codec_err build_array(struct builder *b, struct mpfs_node *n,
-				       const struct mpfs_array *a)
+/* An entry of a kind with an array (mpfs_node_has_array). */
+static enum mpfs_codec_err build_leaf(struct builder *b, struct mpfs_node *n,
+				      const struct mpfs_array *a, enum mpfs_node_kind kind)
 {
 	struct mpfs_array *copy = malloc(sizeof(*copy));
+	const struct mpfs_val *m = a->encoding == MPFS_ENC_COMPACT ? a->src : NULL;
+
+	for (uint32_t i = 0; m && i < m->len; i++)
+		if (mpfs_val_is(b->doc, &m->items[2 * i], "nd")) {
+			b->m->nbin_keyed += m->items[2 * i].type == MPFS_BIN;
+			break;
+		}
 
 	if (!copy)
 		return mpfs_error_set(b->err, MPFS_E_NOMEM, n->val->off, "out of memory");
 	*copy = *a;
 	n->array = copy;
-	n->kind = MPFS_N_ARRAY; /* with array set: mpfs_model_destroy frees it */
+	n->kind = (uint8_t)kind; /* with array set: mpfs_model_destroy frees it */
+	return MPFS_OK;
+}
+
+static enum mpfs_codec_err build_array(struct builder *b, struct mpfs_node *n,
+				       const struct mpfs_array *a)
+{
+	if (build_leaf(b, n, a, MPFS_N_ARRAY))
+		return b->err->code;
 	b->m->narrays[a->encoding]++;
 	return MPFS_OK;
 }
@@ -277,10 +294,21 @@ static enum mpfs_codec_err build(struct builder *b, struct mpfs_node *n, const s
 	case MPFS_MAP:
 		b->m->work += v->len; /* mpfs_array_is_compact looks for "nd" */
 		if (mpfs_array_is_compact(b->doc, v)) {
+			if (mpfs_numpy_is_pickled(b->doc, v)) { /* shown, never unpickled */
+				if (mpfs_numpy_pickled(b->doc, v, &a, b->err))
+					return b->err->code;
+				return build_leaf(b, n, &a, MPFS_N_PICKLE);
+			}
 			if (mpfs_array_compact(b->doc, v, &a, b->err))
 				return b->err->code;
 			return build_array(b, n, &a);
 		}
+		/* Complex and long double numbers have no exact JSON: such a
+		 * scalar is a 0-d array. */
+		if (n != &b->m->root && mpfs_numpy_scalar(b->doc, v, &a))
+			return a.descr[1] == 'c' || a.itemsize > 8
+				       ? build_array(b, n, &a)
+				       : build_leaf(b, n, &a, MPFS_N_SCALAR);
 		if (is_csr(b, v, want_csr))
 			return build_csr(b, n, ctx);
 		const struct mpfs_val *cls = map_get(b, v, "class_name");
@@ -344,9 +372,9 @@ out_destroy:
 void mpfs_model_destroy(struct mpfs_model *m)
 {
 	for (uint32_t id = 1; id < m->nnodes; id++)
-		if (m->nodes[id - 1].kind == MPFS_N_ARRAY)
+		if (mpfs_node_has_array(&m->nodes[id - 1]))
 			free(m->nodes[id - 1].array);
-	if (m->root.kind == MPFS_N_ARRAY) /* never: the root is a map */
+	if (mpfs_node_has_array(&m->root)) /* never: the root is a map */
 		free(m->root.array);
 	free(m->nodes);
 	while (m->indexes) {

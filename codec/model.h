@@ -17,6 +17,12 @@ enum mpfs_node_kind {
 	MPFS_N_TEXT,  /* file: a scalar or a plain list as JSON */
 	MPFS_N_ARRAY, /* file: NPY or raw bytes */
 	MPFS_N_BYTES, /* file: payload of a bin, an ext, or a str that is not UTF-8 */
+	/* file: a numpy scalar ({nd: false, type, data}) as JSON; array says
+	 * where its one item lies (codec/numpy.h) */
+	MPFS_N_SCALAR,
+	/* file, read-only: the pickle of an object array (kind 'O'), its bytes
+	 * as stored, never unpickled; array says where they lie */
+	MPFS_N_PICKLE,
 };
 
 /* Labels of the entries that stand for arg1's members in a csr_matrix. */
@@ -36,7 +42,8 @@ struct mpfs_node {
 		/* Directories: nchildren entries, contiguous in the model's node
 		 * array (an entry's index is its offset from children). */
 		struct mpfs_node *children;
-		struct mpfs_array *array; /* MPFS_N_ARRAY, owned by the model */
+		/* MPFS_N_ARRAY, MPFS_N_SCALAR, MPFS_N_PICKLE: owned by the model */
+		struct mpfs_array *array;
 	};
 	uint32_t nchildren; /* 0 for files */
 	uint8_t kind;	    /* enum mpfs_node_kind */
@@ -53,6 +60,9 @@ struct mpfs_model {
 	struct mpfs_node *nodes;
 	uint32_t nnodes;
 	uint32_t narrays[2]; /* arrays by enum mpfs_encoding */
+	/* Compact maps (arrays, numpy scalars, pickles) with a bin "nd" key,
+	 * as msgpack-numpy writes them (it writes b'nd'). */
+	uint32_t nbin_keyed;
 	/* Work done classifying: values visited plus keys compared, for the
 	 * tests that check it grows linearly with the archive. */
 	uint64_t work;
@@ -89,6 +99,12 @@ static inline const char *mpfs_node_label(const struct mpfs_node *n)
 {
 	static const char *const labels[] = {NULL, "data", "indices", "indptr"};
 	return labels[n->label];
+}
+
+/* True for the kinds whose array field is set. */
+static inline bool mpfs_node_has_array(const struct mpfs_node *n)
+{
+	return n->kind == MPFS_N_ARRAY || n->kind == MPFS_N_SCALAR || n->kind == MPFS_N_PICKLE;
 }
 
 static inline bool mpfs_node_is_dir(const struct mpfs_node *n)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "codec/npy.h"
+#include "codec/numpy.h"
 #include "fs/commit.h"
 #include "fs/fs_i.h"
 #include "fs/guard.h"
@@ -82,6 +83,11 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 			return refuse(fs, path, &err);
 		return 0;
 	case MPFS_N_BYTES: mpfs_encode_bytes(doc, n->val, data, len, out); return 0;
+	case MPFS_N_SCALAR: /* the dtype kept where the value fits */
+		if (mpfs_numpy_scalar_encode(doc, n->array, (const char *)data, len, out, &err))
+			return refuse(fs, path, &err);
+		return 0;
+	case MPFS_N_PICKLE: return -EPERM; /* never written: see mpfs_fs_open_file */
 	case MPFS_N_ARRAY:
 		if (mpfs_view_raw(fs->snap->v)) {
 			a = *n->array;
@@ -98,6 +104,13 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 				elems = copy;
 			}
 		} else if (mpfs_npy_parse(data, len, &a, &elems, &copy, &err)) {
+			return refuse(fs, path, &err);
+		} else if (n->array->ndim == 0 && a.ndim != 0 &&
+			   mpfs_numpy_scalar(doc, n->array->src, &(struct mpfs_array){0})) {
+			/* A complex numpy scalar's map has no shape to change. */
+			free(copy);
+			mpfs_error_set(&err, MPFS_E_ARRAY, 0,
+				       "a numpy scalar holds one value: write a 0-d array");
 			return refuse(fs, path, &err);
 		}
 		bad = mpfs_encode_array(doc, n->array, &a, elems, out, &err) != MPFS_OK;
@@ -153,7 +166,10 @@ static int encode_new(struct mpfs_fs *fs, const char *path, const uint8_t *data,
 			      mpfs_view_new_array_encoding(fs->snap->v) == MPFS_ENC_NESTED &&
 			      mpfs_encode_array(doc, &nested, &a, elems, out, &err) == MPFS_OK)) {
 			out->len = 0;
-			bad = mpfs_encode_array(doc, NULL, &a, elems, out, &err) != MPFS_OK;
+			if (mpfs_view_new_array_bin_keys(fs->snap->v)) /* msgpack-numpy's style */
+				mpfs_numpy_encode_array(&a, elems, out);
+			else
+				bad = mpfs_encode_array(doc, NULL, &a, elems, out, &err) != MPFS_OK;
 		}
 		free(copy);
 	}
@@ -347,6 +363,31 @@ int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct con
 	return 1;
 }
 
+/* A new entry whose key a pickled object array of map dir holds replaces
+ * it (NAME.npy written beside NAME.pickle): that pair is dropped, the new
+ * one comes last. Pickles are never written, so this is how a user cleans
+ * one out of an archive. */
+static int drop_pickled(struct mpfs_fs *fs, struct txn *t, const struct mpfs_node *d,
+			const struct mpfs_strbuf *key)
+{
+	struct mpfs_doc kd;
+	struct mpfs_error err;
+
+	if (mpfs_doc_init(&kd, (const uint8_t *)key->p, key->len, &err))
+		return err.code == MPFS_E_NOMEM ? -ENOMEM : -EINVAL;
+	for (uint32_t i = 0; i < d->nchildren; i++) {
+		const struct mpfs_node *c = &d->children[i];
+		if (c->kind == MPFS_N_PICKLE && c->key &&
+		    same_key(doc_of(fs), c->key, &kd, &kd.root)) {
+			t->ed[t->ned++] = (struct mpfs_edit){
+				.op = MPFS_EDIT_DELETE, .target = d->val, .index = i};
+			break; /* the view shows later equal keys escaped */
+		}
+	}
+	mpfs_doc_destroy(&kd);
+	return 0;
+}
+
 int mpfs_edit_insert(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char *name,
 		     const uint8_t *data, size_t len, const char *path)
 {
@@ -361,6 +402,8 @@ int mpfs_edit_insert(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char
 		return rc;
 	if (val->oom || key->oom)
 		return -ENOMEM;
+	if ((rc = drop_pickled(fs, t, d, key)))
+		return rc;
 	t->ed[t->ned++] = (struct mpfs_edit){.op = MPFS_EDIT_INSERT,
 					     .target = d->val,
 					     .key = (uint8_t *)key->p,
@@ -426,6 +469,12 @@ int mpfs_edit_move(struct mpfs_fs *fs, struct txn *t, uint32_t dir, uint32_t id,
 		return mpfs_edit_delete(fs, t, dir, id);
 	}
 	key = txn_buf(t);
+	char bare[NAME_MAX + 1]; /* a pickle renamed to Y.pickle gets key Y */
+	if (n->kind == MPFS_N_PICKLE && ends_with(name, ".pickle") && strlen(name) <= NAME_MAX) {
+		memcpy(bare, name, strlen(name) - strlen(".pickle"));
+		bare[strlen(name) - strlen(".pickle")] = '\0';
+		name = bare;
+	}
 	if ((rc = edit_key(fs, tn, name, n->kind == MPFS_N_ARRAY, key)))
 		return rc;
 	if (key->oom)

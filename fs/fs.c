@@ -176,6 +176,15 @@ static bool others_see_content(const struct inode *in)
 	return in->dirty && !(in->err && in->tried == in->seq);
 }
 
+/* True if l is a pickled object array of the archive (NAME.pickle): shown
+ * read-only, never written (EPERM); it can be removed or replaced. */
+static bool pickled(struct mpfs_fs *fs, const struct loc *l)
+{
+	if (l->id == NO_ID || (l->in && l->in->origin != ORIGIN_ARCHIVE))
+		return false;
+	return mpfs_view_node(fs->snap->v, l->id)->kind == MPFS_N_PICKLE;
+}
+
 static int stat_loc(struct mpfs_fs *fs, const struct loc *l, struct stat *st)
 {
 	int rc;
@@ -186,7 +195,7 @@ static int stat_loc(struct mpfs_fs *fs, const struct loc *l, struct stat *st)
 	}
 	if (l->id == NO_ID)
 		return -ENOENT;
-	if ((rc = mpfs_view_stat(fs->snap->v, l->id, st)) == 0 && !fs->opts.ro)
+	if ((rc = mpfs_view_stat(fs->snap->v, l->id, st)) == 0 && !fs->opts.ro && !pickled(fs, l))
 		st->st_mode |= S_IWUSR;
 	return mpfs_view_err(fs, rc);
 }
@@ -368,6 +377,8 @@ int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool crea
 		rc = -EEXIST;
 	} else if (rc == 0 && mpfs_loc_is_dir(fs, &l)) {
 		rc = wr ? -EISDIR : 0;
+	} else if (rc == 0 && wr && pickled(fs, &l)) {
+		rc = -EPERM;
 	}
 	if (rc == 0 && !in && !(in = mpfs_inode_at(fs, path, &l)))
 		rc = -ENOMEM;
@@ -435,6 +446,8 @@ int mpfs_fs_truncate(struct mpfs_fs *fs, const char *path, uint64_t fh, uint64_t
 	if (!in && (rc = mpfs_resolve(fs, path, &l, NULL)) == 0) {
 		if (mpfs_loc_is_dir(fs, &l))
 			rc = -EISDIR;
+		else if (pickled(fs, &l))
+			rc = -EPERM;
 		else if (!(in = mpfs_inode_at(fs, path, &l)))
 			rc = -ENOMEM;
 	}

@@ -32,6 +32,7 @@
 #include "codec/json.h"
 #include "codec/model.h"
 #include "codec/npy.h"
+#include "codec/numpy.h"
 #include "fs/guard.h"
 #include "fs/names.h"
 
@@ -128,6 +129,8 @@ static int unwritten(const struct mpfs_view *v)
 
 static const char *suffix_of(const struct mpfs_view *v, const struct mpfs_node *n)
 {
+	if (n->kind == MPFS_N_PICKLE)
+		return ".pickle";
 	if (n->kind != MPFS_N_ARRAY)
 		return "";
 	return v->raw ? ".bin" : ".npy";
@@ -551,8 +554,11 @@ static int make_guarded(void *arg)
 	struct making *m = arg;
 	const struct mpfs_node *n = m->n;
 
-	if (n->kind == MPFS_N_TEXT) {
-		mpfs_json_render(&m->v->model.doc, n->val, &m->text);
+	if (n->kind == MPFS_N_TEXT || n->kind == MPFS_N_SCALAR) {
+		if (n->kind == MPFS_N_SCALAR)
+			mpfs_numpy_scalar_render(&m->v->model.doc, n->array, &m->text);
+		else
+			mpfs_json_render(&m->v->model.doc, n->val, &m->text);
 		mpfs_strbuf_add(&m->text, "\n", 1);
 		return m->text.oom ? -ENOMEM : 0;
 	}
@@ -588,7 +594,7 @@ static int make(struct mpfs_view *v, uint32_t id, struct vfile **out)
 		free(f);
 		return rc;
 	}
-	if (m.n->kind == MPFS_N_TEXT) {
+	if (m.n->kind == MPFS_N_TEXT || m.n->kind == MPFS_N_SCALAR) {
 		f->data = (uint8_t *)m.text.p;
 		f->size = m.text.len;
 	} else {
@@ -609,7 +615,7 @@ static bool swapped(const struct mpfs_view *v, const struct mpfs_node *n)
 /* Content that is made, not served from the mapping as it is. */
 static bool needs_making(const struct mpfs_view *v, const struct mpfs_node *n)
 {
-	return n->kind == MPFS_N_TEXT ||
+	return n->kind == MPFS_N_TEXT || n->kind == MPFS_N_SCALAR ||
 	       (n->kind == MPFS_N_ARRAY && n->array->encoding == MPFS_ENC_NESTED) || swapped(v, n);
 }
 
@@ -645,12 +651,14 @@ int mpfs_view_stat(struct mpfs_view *v, uint32_t id, struct stat *st)
 
 	switch (n->kind) {
 	case MPFS_N_TEXT: /* its size is its rendered length */
+	case MPFS_N_SCALAR:
 		if ((rc = ensure(v, id, &f)))
 			return rc;
 		size = f->size;
 		break;
 	case MPFS_N_ARRAY: size = header(v, n, hdr) + n->array->nbytes; break;
 	case MPFS_N_BYTES: size = n->val->len; break;
+	case MPFS_N_PICKLE: size = n->array->nbytes; break;
 	default: /* link counts need the subdirectories */
 		if ((rc = named(v, id, &d)))
 			return rc;
@@ -721,11 +729,17 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 	if (needs_making(v, n) && (rc = ensure(v, id, &f)))
 		return rc;
 	switch (n->kind) {
-	case MPFS_N_TEXT: return copy_span(buf, size, off, f->data, f->size);
+	case MPFS_N_TEXT:
+	case MPFS_N_SCALAR: return copy_span(buf, size, off, f->data, f->size);
 	case MPFS_N_BYTES:
 		if ((rc = intact(v)))
 			return rc;
 		return copy_span(buf, size, off, mpfs_val_data(&v->model.doc, n->val), n->val->len);
+	case MPFS_N_PICKLE: /* the bytes as stored */
+		if ((rc = intact(v)))
+			return rc;
+		return copy_span(buf, size, off, v->model.doc.buf + n->array->data_off,
+				 n->array->nbytes);
 	default: break;
 	}
 	hdr_len = header(v, n, hdr);
@@ -746,6 +760,13 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 
 /* ---- extended attributes ----------------------------------------------- */
 
+/* Arrays and pickled object arrays have a shape and an encoding; numpy
+ * scalars only a dtype. */
+static bool has_shape(const struct mpfs_node *n)
+{
+	return n->kind == MPFS_N_ARRAY || n->kind == MPFS_N_PICKLE;
+}
+
 /* Reads the mapping (keys): run under the guard. */
 static long xattr_value(struct mpfs_view *v, const struct mpfs_node *n, const char *name,
 			struct mpfs_strbuf *out)
@@ -754,15 +775,17 @@ static long xattr_value(struct mpfs_view *v, const struct mpfs_node *n, const ch
 
 	if (!strcmp(name, "user.mpfs.key") && n->key) {
 		mpfs_json_render(&v->model.doc, n->key, out);
-	} else if (n->kind == MPFS_N_ARRAY && !strcmp(name, "user.mpfs.dtype")) {
+	} else if (mpfs_node_has_array(n) && !strcmp(name, "user.mpfs.dtype")) {
 		if (swapped(v, n)) /* what the .bin file holds */
 			mpfs_strbuf_add(out, "<", 1);
 		mpfs_strbuf_puts(out, n->array->descr + swapped(v, n));
-	} else if (n->kind == MPFS_N_ARRAY && !strcmp(name, "user.mpfs.shape")) {
+	} else if (has_shape(n) && !strcmp(name, "user.mpfs.shape")) {
 		mpfs_array_shape_str(n->array, shape, sizeof(shape));
 		mpfs_strbuf_puts(out, shape);
-	} else if (n->kind == MPFS_N_ARRAY && !strcmp(name, "user.mpfs.encoding")) {
-		mpfs_strbuf_puts(out, n->array->encoding == MPFS_ENC_NESTED ? "nested" : "compact");
+	} else if (has_shape(n) && !strcmp(name, "user.mpfs.encoding")) {
+		mpfs_strbuf_puts(out, n->kind == MPFS_N_PICKLE		      ? "pickle"
+				      : n->array->encoding == MPFS_ENC_NESTED ? "nested"
+									      : "compact");
 	} else if (n->val->type == MPFS_EXT && !strcmp(name, "user.mpfs.ext")) {
 		mpfs_strbuf_printf(out, "%d", n->val->ext_type);
 	} else {
@@ -791,9 +814,9 @@ static bool has_xattr(const struct mpfs_node *n, size_t i)
 {
 	switch (i) {
 	case 0: return n->key != NULL;
-	case 1:
+	case 1: return mpfs_node_has_array(n);
 	case 2:
-	case 3: return n->kind == MPFS_N_ARRAY;
+	case 3: return has_shape(n);
 	default: return n->val->type == MPFS_EXT;
 	}
 }
@@ -875,4 +898,9 @@ int mpfs_view_new_array_encoding(const struct mpfs_view *v)
 {
 	const uint32_t *n = v->model.narrays;
 	return n[MPFS_ENC_NESTED] && !n[MPFS_ENC_COMPACT] ? MPFS_ENC_NESTED : MPFS_ENC_COMPACT;
+}
+
+bool mpfs_view_new_array_bin_keys(const struct mpfs_view *v)
+{
+	return v->model.nbin_keyed > 0;
 }

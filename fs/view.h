@@ -62,5 +62,9 @@ bool mpfs_view_raw(const struct mpfs_view *v);
 /* The encoding a new array gets: nested lists in an archive that holds only
  * nested-list arrays (seed style), else compact. */
 int mpfs_view_new_array_encoding(const struct mpfs_view *v);
+/* True if new compact arrays get bin keys (b'nd', ...): the archive's
+ * compact maps have them, as msgpack-numpy writes them, whose decode looks
+ * for bin keys only. */
+bool mpfs_view_new_array_bin_keys(const struct mpfs_view *v);
 
 #endif

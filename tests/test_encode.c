@@ -958,13 +958,13 @@ Test(npy_parse, files_numpy_writes, .timeout = 60)
 		enum mpfs_codec_err rc;
 		bool copy;
 	} cases[] = {
-		{"v1", "<i4", "2,3,4", MPFS_OK, false},	 {"v2", "<i4", "2,3,4", MPFS_OK, false},
-		{"v3", "<i4", "2,3,4", MPFS_OK, false},	 {"fortran", "<i4", "2,3,4", MPFS_OK, true},
-		{"t", "<f8", "3,2", MPFS_OK, true},	 {"be", ">f8", "2", MPFS_OK, false},
-		{"b", "|b1", "1,2", MPFS_OK, false},	 {"u8", "<u8", "1", MPFS_OK, false},
-		{"s", "<f4", "", MPFS_OK, false},	 {"obj", NULL, NULL, MPFS_E_DTYPE, false},
-		{"u3", NULL, NULL, MPFS_E_DTYPE, false}, {"rec", NULL, NULL, MPFS_E_ARRAY, false},
-		{"dt", NULL, NULL, MPFS_E_DTYPE, false},
+		{"v1", "<i4", "2,3,4", MPFS_OK, false}, {"v2", "<i4", "2,3,4", MPFS_OK, false},
+		{"v3", "<i4", "2,3,4", MPFS_OK, false}, {"fortran", "<i4", "2,3,4", MPFS_OK, true},
+		{"t", "<f8", "3,2", MPFS_OK, true},	{"be", ">f8", "2", MPFS_OK, false},
+		{"b", "|b1", "1,2", MPFS_OK, false},	{"u8", "<u8", "1", MPFS_OK, false},
+		{"s", "<f4", "", MPFS_OK, false},	{"obj", NULL, NULL, MPFS_E_DTYPE, false},
+		{"u3", "<U3", "1", MPFS_OK, false},	{"rec", NULL, NULL, MPFS_E_ARRAY, false},
+		{"dt", "<M8[D]", "1", MPFS_OK, false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *path;
@@ -1090,10 +1090,11 @@ Test(npy_parse, missing_or_broken_fields)
 		{"", MPFS_E_ARRAY},
 		/* dtypes that are not plain numbers */
 		{"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
-		{"{'descr': '<U3', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
-		{"{'descr': '|S3', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
-		{"{'descr': '<M8[D]', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
-		{"{'descr': '<f16', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
+		{"{'descr': '<U0', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
+		{"{'descr': '|S0', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
+		{"{'descr': '<U268435457', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
+		{"{'descr': '<M8[Q]', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
+		{"{'descr': '<f32', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '<i3', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '|f8', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
 		{"{'descr': '', 'fortran_order': False, 'shape': (1,), }", MPFS_E_DTYPE},
@@ -1367,9 +1368,11 @@ Test(encode_array, nested_refusals)
 		unsigned ndim;
 		enum mpfs_codec_err code;
 	} cases[] = {
-		{"<c16", 1, MPFS_E_DTYPE}, {"<c8", 1, MPFS_E_DTYPE}, {">c16", 2, MPFS_E_DTYPE},
-		{"<f2", 1, MPFS_E_DTYPE},  {"<f8", 0, MPFS_E_ARRAY}, {"|b1", 0, MPFS_E_ARRAY},
-		{"<i8", 0, MPFS_E_ARRAY},
+		{"<c16", 1, MPFS_E_DTYPE},   {"<c8", 1, MPFS_E_DTYPE}, {">c16", 2, MPFS_E_DTYPE},
+		{"<f2", 1, MPFS_E_DTYPE},    {"<f8", 0, MPFS_E_ARRAY}, {"|b1", 0, MPFS_E_ARRAY},
+		{"<i8", 0, MPFS_E_ARRAY},    {"<U2", 1, MPFS_E_DTYPE}, {"|S3", 2, MPFS_E_DTYPE},
+		{"<M8[D]", 1, MPFS_E_DTYPE}, {"<m8", 1, MPFS_E_DTYPE}, {"<f16", 1, MPFS_E_DTYPE},
+		{">c32", 1, MPFS_E_DTYPE},
 	};
 	uint8_t data[64] = {0};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -2154,4 +2157,28 @@ Test(encode_oom, arrays_and_documents)
 	cr_assert_eq(sink_len,
 		     d.n - (get(&d, "params")->items[2].off - get(&d, "params")->items[0].off));
 	tu_doc_free(&d);
+}
+
+/* A string array (numpy.save of str data) stored compact: its dtype and
+ * bytes as they are, read back as the same array. */
+Test(encode_array, compact_string_array)
+{
+	struct mpfs_array a = arr("<U2", 1, SHAPE(3)), b;
+	uint8_t data[24] = {'a', 0, 0, 0, 'b', 0, 0, 0, 'c', 0, 0, 0};
+	struct mpfs_strbuf out;
+	struct mpfs_error err = {0};
+	struct tu_doc d;
+
+	cr_assert_eq(a.itemsize, 8);
+	cr_assert_eq(a.nbytes, 24);
+	mpfs_strbuf_init(&out);
+	cr_assert_eq(mpfs_encode_array(NULL, NULL, &a, data, &out, &err), MPFS_OK, "%s", err.msg);
+	tu_doc_bytes(&d, (const uint8_t *)out.p, out.len);
+	cr_assert(mpfs_array_is_compact(&d.doc, &d.doc.root));
+	cr_assert_eq(mpfs_array_compact(&d.doc, &d.doc.root, &b, &err), MPFS_OK, "%s", err.msg);
+	cr_assert_str_eq(b.descr, "<U2");
+	cr_assert_eq(b.nbytes, 24);
+	cr_assert(memcmp(d.doc.buf + b.data_off, data, 24) == 0);
+	tu_doc_free(&d);
+	mpfs_strbuf_destroy(&out);
 }

@@ -659,8 +659,10 @@ Test(fs_new, new_npy_is_a_compact_array)
 	cr_assert_eq(m->type, MPFS_MAP);
 	static const char *const keys[] = {"nd", "type", "kind", "shape", "data"};
 	cr_assert_eq(m->len, 5);
+	/* the archive's compact arrays have bin keys, as msgpack-numpy writes
+	 * them (its decode finds no other): so does the new one */
 	for (int i = 0; i < 5; i++) {
-		cr_assert_eq(m->items[2 * i].type, MPFS_STR);
+		cr_assert_eq(m->items[2 * i].type, MPFS_BIN);
 		cr_assert(mpfs_val_is(&a.doc, &m->items[2 * i], keys[i]));
 	}
 	cr_assert_eq(mpfs_array_compact(&a.doc, m, &got, &err), MPFS_OK, "%s", err.msg);
@@ -1441,5 +1443,186 @@ Test(fs_readdir, pending_files_are_listed_once)
 	/* readdir of a file, of nothing */
 	cr_assert_eq(mpfs_fs_readdir(e.fs, "/params/C", fill, &(struct tb){0}), -ENOTDIR);
 	cr_assert_eq(mpfs_fs_readdir(e.fs, "/nothing", fill, &(struct tb){0}), -ENOENT);
+	env_close(&e);
+}
+
+/* ---- archives written by msgpack-numpy (issue 11) -------------------------------------- */
+
+#define PEER "peers/msgpack_numpy_logreg.mpk"
+
+/* A numpy scalar is a text file; a write keeps its dtype where the value
+ * fits, else the MsgPack rules for numbers pick a wider one. */
+Test(fs_peer, numpy_scalars_are_text_and_keep_their_dtype)
+{
+	struct env e;
+	struct arc before, a;
+	char dtype[16];
+	long n;
+
+	env_open(&e, PEER);
+	arc_load(&before, e.archive);
+	expect_cat(&e, "/xtra/zoo/u8_scalar", "200\n");
+	expect_cat(&e, "/xtra/zoo/f32_scalar", "0.5\n");
+	expect_cat(&e, "/xtra/zoo/bool_scalar", "true\n");
+	n = mpfs_fs_getxattr(e.fs, "/xtra/zoo/u8_scalar", "user.mpfs.dtype", dtype, sizeof(dtype));
+	cr_assert_eq(n, 3);
+	cr_assert(memcmp(dtype, "|u1", 3) == 0);
+	cr_assert_eq(mpfs_fs_getxattr(e.fs, "/xtra/zoo/u8_scalar", "user.mpfs.shape", dtype,
+				      sizeof(dtype)),
+		     -ENODATA);
+
+	cr_assert_eq(echo_to(&e, "/xtra/zoo/u8_scalar", "201\n", false), 0, "%s", last_log);
+	expect_cat(&e, "/xtra/zoo/u8_scalar", "201\n");
+	arc_load(&a, e.archive);
+	const struct mpfs_val *m = arc_must(&a, "xtra/zoo/u8_scalar");
+	const struct mpfs_val *old = arc_must(&before, "xtra/zoo/u8_scalar");
+	cr_assert_eq(m->end - m->off, old->end - old->off, "the map changed size");
+	cr_assert(mpfs_val_is(&a.doc, mpfs_map_get(&a.doc, m, "type"), "|u1"));
+	arc_free(&a);
+
+	cr_assert_eq(echo_to(&e, "/xtra/zoo/u8_scalar", "300\n", false), 0, "%s", last_log);
+	expect_cat(&e, "/xtra/zoo/u8_scalar", "300\n");
+	n = mpfs_fs_getxattr(e.fs, "/xtra/zoo/u8_scalar", "user.mpfs.dtype", dtype, sizeof(dtype));
+	cr_assert(n == 3 && memcmp(dtype, "<u2", 3) == 0, "300 in a uint8: %.*s", (int)n, dtype);
+
+	cr_assert_eq(echo_to(&e, "/xtra/zoo/f32_scalar", "0.1\n", false), 0, "%s", last_log);
+	expect_cat(&e, "/xtra/zoo/f32_scalar", "0.1\n");
+	n = mpfs_fs_getxattr(e.fs, "/xtra/zoo/f32_scalar", "user.mpfs.dtype", dtype, sizeof(dtype));
+	cr_assert(n == 3 && memcmp(dtype, "<f8", 3) == 0);
+
+	/* not JSON: refused, nothing changes */
+	arc_load(&a, e.archive);
+	cr_assert_eq(echo_to(&e, "/xtra/zoo/i64_scalar", "minus five\n", false), -EINVAL);
+	arc_unchanged(&a, e.archive, "refused scalar");
+	expect_cat(&e, "/xtra/zoo/i64_scalar", "-5\n");
+	arc_free(&a);
+	arc_free(&before);
+	env_close(&e);
+}
+
+/* An object array is NAME.pickle: its bytes as stored, read-only. */
+Test(fs_peer, pickles_are_read_only_raw_files)
+{
+	struct env e;
+	struct arc a;
+	struct stat st;
+	char enc[16];
+	uint64_t fh = 0;
+	size_t n;
+
+	env_open(&e, PEER);
+	arc_load(&a, e.archive);
+	const struct mpfs_val *m = arc_must(&a, "xtra/feature_names_in_");
+	const struct mpfs_val *data = mpfs_map_get(&a.doc, m, "data");
+	char *got = fs_cat(&e, "/xtra/feature_names_in_.pickle", &n);
+	cr_assert_eq(n, data->len);
+	cr_assert(memcmp(got, mpfs_val_data(&a.doc, data), n) == 0, "not the bytes as stored");
+	free(got);
+	cr_assert_eq(getattr(&e, "/xtra/feature_names_in_.pickle", &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0444);
+	cr_assert_eq(st.st_size, (off_t)data->len);
+	cr_assert_eq(mpfs_fs_getxattr(e.fs, "/xtra/feature_names_in_.pickle", "user.mpfs.encoding",
+				      enc, sizeof(enc)),
+		     6);
+	cr_assert(memcmp(enc, "pickle", 6) == 0);
+	cr_assert_eq(getattr(&e, "/xtra/feature_names_in_", NULL), -ENOENT);
+
+	static const int flags[] = {O_WRONLY, O_RDWR, O_RDONLY | O_TRUNC, O_WRONLY | O_APPEND};
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		cr_assert_eq(mpfs_fs_open_file(e.fs, "/xtra/feature_names_in_.pickle", flags[i],
+					       false, &fh),
+			     -EPERM, "flags %#x", flags[i]);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, "/xtra/feature_names_in_.pickle", 0, 0), -EPERM);
+	cr_assert_eq(
+		mpfs_fs_open_file(e.fs, "/xtra/feature_names_in_.pickle", O_RDONLY, false, &fh), 0);
+	fs_release(&e, fh);
+	arc_unchanged(&a, e.archive, "writes to a pickle");
+	arc_free(&a);
+	env_close(&e);
+}
+
+Test(fs_peer, rm_removes_a_pickle)
+{
+	struct env e;
+	struct arc a;
+
+	env_open(&e, PEER);
+	cr_assert_eq(mpfs_fs_unlink(e.fs, "/xtra/feature_names_in_.pickle"), 0);
+	arc_load(&a, e.archive);
+	cr_assert_eq(arc_index(&a, "xtra", "feature_names_in_"), -1);
+	cr_assert_not_null(arc_get(&a, "xtra/n_features_in_"));
+	arc_free(&a);
+	cr_assert_eq(listed(&e, "/xtra", "feature_names_in_.pickle"), 0);
+	env_close(&e);
+}
+
+/* NAME.npy written beside NAME.pickle replaces the pickled value: one key,
+ * now a string array. */
+Test(fs_peer, npy_beside_a_pickle_replaces_it)
+{
+	struct env e;
+	struct arc a;
+	struct mpfs_array na = {
+		.descr = "<U4", .itemsize = 16, .ndim = 1, .count = 2, .nbytes = 32};
+	uint32_t chars[8] = {'a', 'b', 0, 0, 'c', 'd', 'e', 'f'}, dup = 0;
+	struct mpfs_array got;
+	struct mpfs_error err;
+	size_t n;
+
+	na.shape[0] = 2;
+	uint8_t *file = npy_file(&na, chars, &n);
+	env_open(&e, PEER);
+	cr_assert_eq(put_file(&e, "/xtra/feature_names_in_.npy", file, n, true), 0, "%s", last_log);
+	arc_load(&a, e.archive);
+	const struct mpfs_val *x = arc_must(&a, "xtra");
+	for (uint32_t i = 0; i < x->len; i++)
+		dup += mpfs_val_is(&a.doc, &x->items[2 * i], "feature_names_in_");
+	cr_assert_eq(dup, 1, "the key is there %u times", dup);
+	const struct mpfs_val *m = arc_must(&a, "xtra/feature_names_in_");
+	cr_assert_eq(mpfs_array_compact(&a.doc, m, &got, &err), MPFS_OK, "%s", err.msg);
+	cr_assert_str_eq(got.descr, "<U4");
+	/* keys as msgpack-numpy writes them (its decode looks for b'nd') */
+	cr_assert_eq(m->len, 5);
+	for (uint32_t i = 0; i < m->len; i++)
+		cr_assert_eq(m->items[2 * i].type, MPFS_BIN, "key %u is no bin", i);
+	cr_assert(memcmp(a.buf + got.data_off, chars, 32) == 0);
+	arc_free(&a);
+	cr_assert_eq(listed(&e, "/xtra", "feature_names_in_.pickle"), 0);
+	cr_assert_eq(listed(&e, "/xtra", "feature_names_in_.npy"), 1);
+	size_t len;
+	char *back = fs_cat(&e, "/xtra/feature_names_in_.npy", &len);
+	cr_assert_eq(len, n);
+	cr_assert(memcmp(back, file, n) == 0);
+	free(back);
+	free(file);
+	env_close(&e);
+}
+
+/* numpy.save of a string array over one replaces it (a longer one too). */
+Test(fs_peer, string_array_replaced_by_npy)
+{
+	struct env e;
+	struct arc a;
+	struct mpfs_array na = {
+		.descr = "<U12", .itemsize = 48, .ndim = 1, .count = 1, .nbytes = 48};
+	uint32_t chars[12] = {'x', 'y', 'z'};
+	struct mpfs_array got;
+	struct mpfs_error err;
+	size_t n;
+
+	na.shape[0] = 1;
+	uint8_t *file = npy_file(&na, chars, &n);
+	env_open(&e, PEER);
+	cr_assert_eq(put_file(&e, "/xtra/classes_.npy", file, n, false), 0, "%s", last_log);
+	arc_load(&a, e.archive);
+	const struct mpfs_val *m = arc_must(&a, "xtra/classes_");
+	cr_assert_eq(mpfs_array_compact(&a.doc, m, &got, &err), MPFS_OK, "%s", err.msg);
+	cr_assert_str_eq(got.descr, "<U12");
+	cr_assert_eq(got.shape[0], 1);
+	/* msgpack-numpy's keys as written: bin, with kind */
+	cr_assert_eq(m->items[0].type, MPFS_BIN);
+	cr_assert_not_null(mpfs_map_get(&a.doc, m, "kind"));
+	arc_free(&a);
+	free(file);
 	env_close(&e);
 }

@@ -97,7 +97,8 @@ static const struct mpfs_node *at(const struct mdl *d, const char *path)
 	return n;
 }
 
-static const char *const kind_names[] = {"MAP", "LIST", "CSR", "TEXT", "ARRAY", "BYTES"};
+static const char *const kind_names[] = {"MAP",	  "LIST",  "CSR",    "TEXT",
+					 "ARRAY", "BYTES", "SCALAR", "PICKLE"};
 
 static const struct mpfs_node *expect_kind(const struct mdl *d, const char *path,
 					   enum mpfs_node_kind kind)
@@ -963,7 +964,7 @@ Test(codec_model, broken_compact_array_refuses_the_archive)
 	tb_bool(&b, true);
 	tb_str(&b, "type");
 	type_off = b.len;
-	tb_str(&b, "<U8");
+	tb_str(&b, "Z"); /* no dtype at all (strings are arrays now) */
 	tb_str(&b, "shape");
 	tb_hex(&b, "91 01");
 	tb_str(&b, "data");
@@ -1224,5 +1225,81 @@ Test(codec_model, types_index_matches_like_a_scan)
 	expect_kind(&d, "xtra/-7", MPFS_N_TEXT);
 	cr_assert_eq(d.m.root.children[2].children[4].kind, MPFS_N_TEXT, "str \"7\" is not 7");
 	expect_kind(&d, "xtra/c", MPFS_N_CSR);
+	mdl_free(&d);
+}
+
+/* ---- archives written by msgpack-numpy itself (issue 11) ---------------------------- */
+
+Test(codec_model, msgpack_numpy_peer_fixture)
+{
+	struct mdl d;
+	const struct mpfs_node *n;
+
+	mdl_fixture(&d, "peers/msgpack_numpy_logreg.mpk");
+	expect_array(&d, "xtra/classes_", "<U10", "3", MPFS_ENC_COMPACT);
+	expect_array(&d, "xtra/zoo/bytes_arr", "|S2", "2", MPFS_ENC_COMPACT);
+	expect_array(&d, "xtra/zoo/big_endian", ">f8", "5", MPFS_ENC_COMPACT);
+	expect_array(&d, "xtra/zoo/f16", "<f2", "4", MPFS_ENC_COMPACT);
+	expect_array(&d, "xtra/zoo/zero_d", "<f8", "", MPFS_ENC_COMPACT);
+	expect_array(&d, "xtra/zoo/empty", "<f8", "0,4", MPFS_ENC_COMPACT);
+	static const char *const scalars[][2] = {{"xtra/zoo/i64_scalar", "<i8"},
+						 {"xtra/zoo/u8_scalar", "|u1"},
+						 {"xtra/zoo/f32_scalar", "<f4"},
+						 {"xtra/zoo/bool_scalar", "|b1"}};
+	for (size_t i = 0; i < 4; i++) {
+		n = expect_kind(&d, scalars[i][0], MPFS_N_SCALAR);
+		cr_assert_not_null(n->array);
+		cr_assert_str_eq(n->array->descr, scalars[i][1], "%s", scalars[i][0]);
+		cr_assert_eq(n->array->ndim, 0);
+	}
+	n = expect_kind(&d, "xtra/feature_names_in_", MPFS_N_PICKLE);
+	cr_assert_str_eq(n->array->descr, "|O");
+	cr_assert_eq(n->array->nbytes, mpfs_map_get(&d.m.doc, n->val, "data")->len);
+	/* msgpack-numpy writes Python's float64 as a plain float */
+	expect_text(&d, "params/C", "0.75");
+	mdl_free(&d);
+}
+
+/* {nd: false, ...} near misses stay maps; a complex scalar is a 0-d array;
+ * a scalar or a pickle anywhere (params, a list) is classified the same. */
+Test(codec_model, numpy_scalars_and_pickles_anywhere)
+{
+	struct tb b = {0};
+	struct mdl d;
+
+	tb_map(&b, 2);
+	tb_str(&b, "params");
+	tb_map(&b, 3);
+	tb_str(&b, "s");
+	tb_hex(&b, "83 a2 6e 64 c2 a4 74 79 70 65 a3 3c 69 32 a4 64 61 74 61 c4 02 05 00");
+	tb_str(&b, "c");
+	tb_hex(&b, "83 a2 6e 64 c2 a4 74 79 70 65 a3 3c 63 38 a4 64 61 74 61 c4 08 "
+		   "00 00 80 3f 00 00 00 40");
+	tb_str(&b, "near");
+	tb_hex(&b, "83 a2 6e 64 c2 a4 74 79 70 65 a3 3c 69 32 a4 64 61 74 61 c4 01 05");
+	tb_str(&b, "l");
+	tb_arr(&b, 2);
+	tb_hex(&b, "83 a2 6e 64 c2 a4 74 79 70 65 a3 7c 62 31 a4 64 61 74 61 c4 01 01");
+	/* kind O with a type that is a list, as msgpack-numpy writes it */
+	tb_hex(&b, "85 a2 6e 64 c3 a4 74 79 70 65 91 92 a0 a2 7c 4f a4 6b 69 6e 64 c4 01 4f "
+		   "a5 73 68 61 70 65 91 02 a4 64 61 74 61 c4 02 80 2e");
+	mdl_tb(&d, &b);
+	expect_kind(&d, "params/s", MPFS_N_SCALAR);
+	expect_array(&d, "params/c", "<c8", "", MPFS_ENC_COMPACT);
+	expect_kind(&d, "params/near", MPFS_N_MAP);
+	expect_kind(&d, "l", MPFS_N_LIST);
+	expect_kind(&d, "l/0", MPFS_N_SCALAR);
+	const struct mpfs_node *p = expect_kind(&d, "l/1", MPFS_N_PICKLE);
+	cr_assert_eq(p->array->nbytes, 2);
+	cr_assert_eq(p->array->shape[0], 2);
+	mdl_free(&d);
+
+	/* a pickle whose data is no bytes refuses the archive */
+	tb_map(&b, 1);
+	tb_str(&b, "x");
+	tb_hex(&b, "83 a2 6e 64 c3 a4 6b 69 6e 64 a1 4f a4 64 61 74 61 05");
+	mdl_bytes(&d, b.p, b.len);
+	tb_free(&b);
+	cr_assert_eq(d.rc, MPFS_E_ARRAY, "%s", d.err.msg);
 	mdl_free(&d);
 }

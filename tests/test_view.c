@@ -305,6 +305,8 @@ Test(fs_view, trees_match_expect_json, .timeout = 60)
 			char *path = tu_fixture_path(tu_good_fixtures[i]), *out;
 			cr_assert(asprintf(&out, "%s/%s%s", dir, tu_good_fixtures[i],
 					   raw ? ".raw" : "") > 0);
+			for (char *c = out + strlen(dir) + 1; *c; c++)
+				*c = *c == '/' ? '#' : *c; /* peers/NAME.mpk: peers#NAME.mpk */
 			cr_assert_eq(mkdir(out, 0755), 0);
 			struct mpfs_view *v = open_path(path, raw);
 			walk_view(v, path, out, NULL, NULL);
@@ -335,7 +337,8 @@ Test(fs_view, trees_match_expect_json, .timeout = 60)
 	      "    if name.endswith('.raw') or not name.endswith('.mpk'):\n"
 	      "        continue\n"
 	      "    root, rawroot = os.path.join(top, name), os.path.join(top, name + '.raw')\n"
-	      "    expect = json.load(open(os.path.join(fixtures, name[:-4] + '.expect.json')))\n"
+	      "    stem = name[:-4].replace('#', '/')\n"
+	      "    expect = json.load(open(os.path.join(fixtures, stem + '.expect.json')))\n"
 	      "    for path, e in expect.items():\n"
 	      "        p = os.path.join(root, path)\n"
 	      "        checked += 1\n"
@@ -360,6 +363,9 @@ Test(fs_view, trees_match_expect_json, .timeout = 60)
 	      "                if h != e['sha256']: fail(name, path, 'sha256 of the data', mode)\n"
 	      "            assert path.endswith('.npy')\n"
 	      "            b = open(os.path.join(rawroot, path[:-4] + '.bin'), 'rb').read()\n"
+	      "            if e['dtype'][0] == '>':  # .bin files are little-endian\n"
+	      "                le = numpy.frombuffer(b, dtype='<' + e['dtype'][1:])\n"
+	      "                b = le.astype(e['dtype']).tobytes()\n"
 	      "            if hashlib.sha256(b).hexdigest() != e['sha256']:\n"
 	      "                fail(name, path, 'sha256 of the .bin')\n"
 	      "        else:\n"
@@ -1378,4 +1384,39 @@ Test(fs_view, truncated_in_place_gives_eio_not_sigbus)
 	cr_assert_eq(mpfs_view_lookup(v, "/weights", &id), 0, "named at open: the root");
 	mpfs_view_close(v);
 	unlink_kept(path);
+}
+
+/* ---- archives written by msgpack-numpy itself (issue 11) ---------------------------- */
+
+Test(fs_view, msgpack_numpy_peer)
+{
+	for (int raw = 0; raw < 2; raw++) {
+		struct mpfs_view *v = open_fixture("peers/msgpack_numpy_logreg.mpk", raw);
+		const char *classes = raw ? "/xtra/classes_.bin" : "/xtra/classes_.npy";
+
+		/* numpy scalars: text, with only a dtype besides the key */
+		expect_content(v, "/xtra/zoo/i64_scalar", "-5\n");
+		expect_content(v, "/xtra/zoo/u8_scalar", "200\n");
+		expect_content(v, "/xtra/zoo/f32_scalar", "0.5\n");
+		expect_content(v, "/xtra/zoo/bool_scalar", "true\n");
+		expect_xattr(v, "/xtra/zoo/i64_scalar", "user.mpfs.dtype", "<i8");
+		expect_xattr_list(v, "/xtra/zoo/u8_scalar", "user.mpfs.key;user.mpfs.dtype");
+		/* pickles: NAME.pickle, also with -o raw */
+		expect_xattr(v, "/xtra/feature_names_in_.pickle", "user.mpfs.encoding", "pickle");
+		expect_xattr(v, "/xtra/feature_names_in_.pickle", "user.mpfs.dtype", "|O");
+		expect_xattr(v, "/xtra/feature_names_in_.pickle", "user.mpfs.shape", "4");
+		expect_xattr_list(
+			v, "/xtra/feature_names_in_.pickle",
+			"user.mpfs.key;user.mpfs.dtype;user.mpfs.shape;user.mpfs.encoding");
+		/* string arrays */
+		expect_xattr(v, classes, "user.mpfs.dtype", "<U10");
+		expect_xattr(v, classes, "user.mpfs.encoding", "compact");
+		size_t len;
+		char *c = read_all(v, id_of(v, classes), 4096, &len);
+		cr_assert_eq(len, (raw ? 0 : 128) + 3 * 40);
+		if (!raw)
+			cr_assert(memmem(c, len, "'descr': '<U10'", 15), "no <U10 in the header");
+		free(c);
+		mpfs_view_close(v);
+	}
 }

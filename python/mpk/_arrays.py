@@ -94,6 +94,19 @@ def is_compact(value):
     return isinstance(nd, bool) and (b"type" in value or "type" in value)
 
 
+def is_pickled(value):
+    """A msgpack-numpy object array: a compact map with kind 'O', whose data
+    is a pickle.  Never unpickled: loading one would run code."""
+    if not is_compact(value):
+        return False
+    kind = value.get(b"kind", value.get("kind"))
+    return kind in (b"O", "O")
+
+
+PICKLED = ("pickled object array (msgpack-numpy writes object arrays as a pickle, "
+           "which is never unpickled)")
+
+
 def decode_compact(m, path):
     """Decode a msgpack-numpy map.  Returns an ndarray (nd true) or a numpy
     scalar (nd false, as msgpack-numpy writes numpy scalars)."""
@@ -112,6 +125,8 @@ def decode_compact(m, path):
         if req not in fields:
             raise FormatError(f"{path}/{req}", "missing from compact array")
     kind = fields.get("kind", b"")
+    if kind in (b"O", "O"):
+        raise FormatError(path, PICKLED)
     if not isinstance(kind, (bytes, str)) or len(kind) != 0:
         raise FormatError(f"{path}/kind", "only plain dtypes are allowed (kind must be empty; "
                           "structured and object arrays are refused)")

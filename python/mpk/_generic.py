@@ -341,6 +341,11 @@ def _dec_plain(d, val, path, depth):
     if isinstance(val, list):
         return [_dec_plain(d, x, join(path, i), depth + 1) for i, x in enumerate(val)]
     if isinstance(val, dict):
+        if A.is_compact(val) and val.get(b"nd", val.get("nd")) is False:
+            v = A.decode_compact(val, path)  # a numpy scalar (msgpack-numpy)
+            if isinstance(v, np.ndarray):
+                raise FormatError(path, "expected a number, got array")
+            return v
         if A.is_compact(val):
             raise FormatError(path, "unexpected array (types does not name it ndarray)")
         if "class_name" in val or b"class_name" in val:

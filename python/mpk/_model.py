@@ -57,6 +57,8 @@ def _plain(value, path, depth=0):
     if isinstance(value, list):
         return [_plain(v, _join(path, i), depth + 1) for i, v in enumerate(value)]
     if isinstance(value, dict):
+        if A.is_compact(value) and not _compact_nd(value):  # a numpy scalar (msgpack-numpy)
+            return _numpy_scalar(value, path, None, "biufc")
         if A.is_compact(value):
             raise FormatError(path, "unexpected array (types does not name it ndarray)")
         out = {}
@@ -532,22 +534,67 @@ def _check(spec, values, path):
             raise FormatError(at("intercept_"), f"shape {b.shape} does not match coef_ {c.shape}")
 
 
-def loads(data, where="", unknown_params="error"):
+def loads(data, where="", unknown_params="error", skip_pickled=False):
     """Decode archive bytes to a fitted estimator.
 
     A parameter the archive lacks gets the installed class's default, with a
     ParamDefaultWarning naming it; one the installed class does not know is a
-    FormatError, or is dropped with a warning when unknown_params="drop"."""
+    FormatError, or is dropped with a warning when unknown_params="drop".
+
+    A pickled object array (msgpack-numpy writes object arrays, such as the
+    feature_names_in_ of a model fitted on a DataFrame, as a pickle) is never
+    unpickled: it is a FormatError naming it; with skip_pickled=True one
+    that prediction does not need (NOT_FOR_PREDICTION) is dropped with a
+    UserWarning naming it instead."""
     if unknown_params not in ("error", "drop"):
         raise ValueError("unknown_params must be 'error' or 'drop'")
     _UNKNOWN_PARAMS.append(unknown_params)
     try:
-        return _loads(data, where)
+        return _loads(data, where, skip_pickled)
     finally:
         _UNKNOWN_PARAMS.pop()
 
 
-def _loads(data, where):
+# Fitted attributes that predict/transform never read: a pickled one can be
+# dropped (load(..., skip_pickled=True)).
+NOT_FOR_PREDICTION = frozenset({
+    "feature_names_in_", "n_iter_", "loss_curve_", "validation_scores_",
+    "best_validation_score_", "best_loss_", "stop_words_",
+})
+
+
+def _drop_pickled(value, path, skip, section=False, depth=0):
+    """Finds pickled object arrays anywhere in the decoded archive: drops
+    those skip allows (attributes of a model's xtra or weights map that
+    prediction does not need, with a warning), refuses the others."""
+    if depth > 2 * MAX_MODEL_DEPTH + 64:
+        raise FormatError(path, "nested too deeply")
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _drop_pickled(v, _join(path, i), skip, False, depth + 1)
+        return
+    if not isinstance(value, dict) or (A.is_compact(value) and not A.is_pickled(value)):
+        return
+    if A.is_pickled(value):
+        raise FormatError(path, A.PICKLED + "; load(..., skip_pickled=True) drops one that "
+                          "prediction does not need")
+    model = b"class_name" in value or "class_name" in value
+    for k in list(value):
+        name = k.decode("utf-8", "replace") if isinstance(k, (bytes, bytearray)) else k
+        p = _join(path, name)
+        if section and A.is_pickled(value[k]):
+            if skip and name in NOT_FOR_PREDICTION:
+                warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)",
+                              UserWarning, stacklevel=5)
+                del value[k]
+                continue
+            why = "load(..., skip_pickled=True) drops it" if name in NOT_FOR_PREDICTION else \
+                "prediction needs it"
+            raise FormatError(p, f"{A.PICKLED}; {why}")
+        _drop_pickled(value[k], p, skip, model and name in ("xtra", "weights"), depth + 1)
+
+
+def _loads(data, where, skip_pickled=False):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
     try:
@@ -559,19 +606,22 @@ def _loads(data, where):
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
     try:
+        _drop_pickled(obj, "", skip_pickled)
         return _build(obj, "", 0)
     except RecursionError:
         raise FormatError("", f"{where}nested too deeply") from None
 
 
-def load(path, unknown_params="error"):
+def load(path, unknown_params="error", skip_pickled=False):
     """Read a model archive and return the fitted estimator.
 
     Raises FormatError (a ValueError) naming the place inside the archive for
-    anything that is not a valid archive of an allow-listed class."""
+    anything that is not a valid archive of an allow-listed class, pickled
+    object arrays included; skip_pickled=True drops those prediction does
+    not need, with a warning (see loads)."""
     with open(path, "rb") as f:
         data = f.read()
-    return loads(data, unknown_params=unknown_params)
+    return loads(data, unknown_params=unknown_params, skip_pickled=skip_pickled)
 
 
 # ======================================================================

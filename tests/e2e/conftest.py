@@ -31,8 +31,10 @@ def archive_copies(tmp_path_factory):
     """Private copies of every fixture archive: the shared files are never
     the mount source, so nothing can write to them."""
     folder = tmp_path_factory.mktemp("archives")
-    for src in FIXTURES.glob("*.mpk"):
-        shutil.copyfile(src, folder / src.name)
+    for src in list(FIXTURES.glob("*.mpk")) + list(FIXTURES.glob("peers/*.mpk")):
+        dest = folder / src.relative_to(FIXTURES)
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copyfile(src, dest)
     return folder
 
 

@@ -38,9 +38,12 @@ TIMEOUT = 10.0  # seconds, for mounting, unmounting and refusing bad input
 SANITIZED = b"libasan" in subprocess.run(["ldd", str(MPFS_BIN)], capture_output=True).stdout
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
-# Valid archives: each must mount and show its NAME.expect.json.
+# Valid archives: each must mount and show its NAME.expect.json. Those in
+# peers/ were written by other tools (msgpack-numpy itself): named
+# "peers/NAME".
 GOOD_ARCHIVES = sorted(
-    p.stem for p in FIXTURES.glob("*.mpk") if not p.name.startswith("bad_")
+    [p.stem for p in FIXTURES.glob("*.mpk") if not p.name.startswith("bad_")]
+    + [f"peers/{p.stem}" for p in FIXTURES.glob("peers/*.mpk")]
 )
 # Archives that must be refused (bad_key_traversal is valid: test_read.py).
 BAD_ARCHIVES = sorted(
@@ -54,6 +57,21 @@ def load_expect(name):
     """The parsed NAME.expect.json: {relative path: description}."""
     with open(FIXTURES / f"{name}.expect.json", encoding="utf-8") as f:
         return json.load(f)
+
+
+def raw_sha256(data, dtype):
+    """The sha256 an expect.json gives for an array of DTYPE (its bytes as
+    numpy holds them) from DATA, the bytes of its -o raw .bin file: those
+    are little-endian, so a big-endian array's are swapped back first."""
+    if dtype.startswith(">"):
+        import numpy as np  # harness itself needs no numpy
+        data = np.frombuffer(data, dtype="<" + dtype[1:]).astype(dtype).tobytes()
+    return sha256(data)
+
+
+def raw_dtype(dtype):
+    """user.mpfs.dtype of an array of DTYPE shown as .bin (little-endian)."""
+    return "<" + dtype[1:] if dtype.startswith(">") else dtype
 
 
 def expected_encoding(name):

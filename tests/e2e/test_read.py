@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import expected_encoding, fail_on, json_same, mounted, sha256, walk
+from harness import (expected_encoding, fail_on, json_same, mounted, raw_dtype, raw_sha256,
+                     sha256, walk)
 
 ARRAY_XATTRS = ("user.mpfs.dtype", "user.mpfs.shape", "user.mpfs.encoding")
 
@@ -83,8 +84,9 @@ def check_bin(path, want):
     problems = []
     if len(data) != size:
         problems.append(f"{len(data)} bytes != {size} (shape x itemsize)")
-    if sha256(data) != want["sha256"]:
-        problems.append(f"sha256 {sha256(data)} != {want['sha256']}")
+    got = raw_sha256(data, want["dtype"])
+    if got != want["sha256"]:
+        problems.append(f"sha256 {got} != {want['sha256']}")
     return problems
 
 
@@ -207,7 +209,7 @@ def test_bin_xattrs(raw_model):
         if want["kind"] == "array":
             rel = array_file(rel, raw=True)
             problems += [f"{rel}: {p}" for p in xattr_problems(
-                raw_model.mnt / rel, want["dtype"], want["shape"], encoding)]
+                raw_model.mnt / rel, raw_dtype(want["dtype"]), want["shape"], encoding)]
     fail_on(problems, f"{raw_model.name} -o raw")
 
 

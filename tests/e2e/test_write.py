@@ -340,9 +340,9 @@ def format_problem(old_format, new_format, new_value):
 
 def private_copy(tmp_path, name):
     """A copy of fixture NAME alone in its own folder, and its bytes."""
-    folder = tmp_path / f"archive-{name}"
+    folder = tmp_path / f"archive-{name.replace('/', '-')}"
     folder.mkdir(exist_ok=True)
-    archive = folder / f"{name}.mpk"
+    archive = folder / f"{Path(name).name}.mpk"
     shutil.copyfile(FIXTURES / f"{name}.mpk", archive)
     return archive, archive.read_bytes()
 
@@ -1034,9 +1034,13 @@ def test_reading_everything_changes_nothing(tmp_path, name):
             (mnt / rel).read_bytes()
             for attr in os.listxattr(mnt / rel):
                 os.getxattr(mnt / rel, attr)
+            if rel.suffix == ".pickle":  # pickled object arrays are never written
+                with pytest.raises(PermissionError):
+                    open(mnt / rel, "r+b")
+                continue
             with open(mnt / rel, "r+b") as f:  # opened for writing, nothing written
                 f.read(3)
-        for rel in files[:5]:
+        for rel in [f for f in files if f.suffix != ".pickle"][:5]:
             mode = stat.S_IMODE(os.stat(mnt / rel).st_mode)
             os.chmod(mnt / rel, mode)
             os.utime(mnt / rel)
