@@ -20,6 +20,11 @@ int mpfs_tool_array_load(struct mpfs_fs *fs, const char *path, char **bytes,
 
 	memset(a, 0, sizeof(*a));
 	*bytes = NULL;
+	/* A pickled object array is raw bytes, never parsed (or unpickled). */
+	char enc[16];
+	n = mpfs_fs_getxattr(fs, path, "user.mpfs.encoding", enc, sizeof(enc) - 1);
+	if (n == 6 && !memcmp(enc, "pickle", 6))
+		return -ENODATA;
 	n = mpfs_fs_getxattr(fs, path, "user.mpfs.dtype", a->dtype, sizeof(a->dtype) - 1);
 	if (n < 0)
 		return (int)n;
