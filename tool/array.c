@@ -44,7 +44,7 @@ int mpfs_tool_array_load(struct mpfs_fs *fs, const char *path, char **bytes,
 	a->count = arr.count;
 	a->itemsize = arr.itemsize;
 	a->kind = arr.descr[1];
-	memcpy(a->dtype, arr.descr, sizeof(a->dtype));
+	snprintf(a->dtype, sizeof(a->dtype), "%s", arr.descr);
 	return 0;
 }
 
@@ -93,10 +93,24 @@ static double number(char byteorder, char kind, unsigned size, const uint8_t *p)
 	}
 }
 
+bool mpfs_tool_array_numeric(const struct mpfs_tool_array *a)
+{
+	switch (a->kind) {
+	case 'b':
+	case 'i':
+	case 'u': return a->itemsize <= 8;
+	case 'f': return a->itemsize == 2 || a->itemsize == 4 || a->itemsize == 8;
+	case 'c': return a->itemsize == 8 || a->itemsize == 16;
+	default: return false; /* strings, times, long doubles: bytes only */
+	}
+}
+
 double mpfs_tool_array_at(const struct mpfs_tool_array *a, uint64_t i)
 {
 	const uint8_t *p = a->data + i * a->itemsize;
 
+	if (!mpfs_tool_array_numeric(a))
+		return NAN;
 	if (a->kind == 'c')
 		return number(a->dtype[0], 'f', a->itemsize / 2u, p);
 	return number(a->dtype[0], a->kind, a->itemsize, p);
@@ -106,7 +120,7 @@ double mpfs_tool_array_imag(const struct mpfs_tool_array *a, uint64_t i)
 {
 	const uint8_t *p = a->data + i * a->itemsize;
 
-	if (a->kind != 'c')
+	if (a->kind != 'c' || !mpfs_tool_array_numeric(a))
 		return 0;
 	return number(a->dtype[0], 'f', a->itemsize / 2u, p + a->itemsize / 2u);
 }

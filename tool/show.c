@@ -43,7 +43,7 @@ int mpfs_tool_array_line(struct mpfs_fs *fs, const char *path, FILE *out)
 		return rc;
 	mpfs_tool_hash(a.data, a.count * a.itemsize, hash);
 	fprintf(out, "%s: %s (%s) hash %s", path + 1, a.dtype, a.shape, hash);
-	if (a.count && a.kind != 'c') {
+	if (a.count && a.kind != 'c' && mpfs_tool_array_numeric(&a)) {
 		for (uint64_t i = 0; i < a.count; i++) {
 			double v = mpfs_tool_array_at(&a, i);
 			lo = fmin(lo, v);

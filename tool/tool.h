@@ -81,7 +81,7 @@ const struct mpfs_tool_entry *mpfs_tool_tree_find(const struct mpfs_tool_tree *t
 /* ---- array.c: the numbers of an .npy or .bin file ---- */
 
 struct mpfs_tool_array {
-	char dtype[8];	 /* "<f8" */
+	char dtype[24];	 /* "<f8", "<U10" */
 	char shape[400]; /* "3,4" */
 	uint64_t count;
 	uint8_t itemsize;
@@ -96,6 +96,10 @@ int mpfs_tool_array_load(struct mpfs_fs *fs, const char *path, char **bytes,
 			 struct mpfs_tool_array *a);
 void mpfs_tool_array_free(char *bytes, struct mpfs_tool_array *a);
 /* Element i as a double (complex: the real part; use _imag for the other). */
+/* True for dtypes read as numbers (bool, int, uint, float16/32/64,
+ * complex64/128); others (strings, times, long doubles) are compared and
+ * hashed as bytes only. */
+bool mpfs_tool_array_numeric(const struct mpfs_tool_array *a);
 double mpfs_tool_array_at(const struct mpfs_tool_array *a, uint64_t i);
 double mpfs_tool_array_imag(const struct mpfs_tool_array *a, uint64_t i);
 
