@@ -45,17 +45,34 @@ static int run(struct mpfs_fs *fs, struct txn *t, struct inode *in)
 	return rc;
 }
 
+/* Every namespace change: read-only mounts refuse it; it holds commit_mu
+ * and fs->lock as writer from begin to end, and commits at most one t. */
+static int begin(struct mpfs_fs *fs, struct txn *t, const char *what)
+{
+	if (fs->opts.ro)
+		return -EROFS;
+	mpfs_txn_init(t, what);
+	pthread_mutex_lock(&fs->commit_mu);
+	pthread_rwlock_wrlock(&fs->lock);
+	return 0;
+}
+
+static int end(struct mpfs_fs *fs, struct txn *t, int rc)
+{
+	pthread_rwlock_unlock(&fs->lock);
+	pthread_mutex_unlock(&fs->commit_mu);
+	mpfs_txn_destroy(t);
+	return rc;
+}
+
 int mpfs_fs_unlink(struct mpfs_fs *fs, const char *path)
 {
 	struct txn t;
 	struct loc l;
 	int rc;
 
-	if (fs->opts.ro)
-		return -EROFS;
-	mpfs_txn_init(&t, path);
-	pthread_mutex_lock(&fs->commit_mu);
-	pthread_rwlock_wrlock(&fs->lock);
+	if ((rc = begin(fs, &t, path)))
+		return rc;
 	if ((rc = mpfs_resolve(fs, path, &l, NULL)))
 		goto out;
 	if (mpfs_loc_is_dir(fs, &l)) {
@@ -70,10 +87,7 @@ int mpfs_fs_unlink(struct mpfs_fs *fs, const char *path)
 	if (rc && l.in)
 		mpfs_inode_gc(fs, l.in);
 out:
-	pthread_rwlock_unlock(&fs->lock);
-	pthread_mutex_unlock(&fs->commit_mu);
-	mpfs_txn_destroy(&t);
-	return rc;
+	return end(fs, &t, rc);
 }
 
 int mpfs_fs_mkdir(struct mpfs_fs *fs, const char *path)
@@ -83,11 +97,8 @@ int mpfs_fs_mkdir(struct mpfs_fs *fs, const char *path)
 	struct loc l;
 	int rc;
 
-	if (fs->opts.ro)
-		return -EROFS;
-	mpfs_txn_init(&t, path);
-	pthread_mutex_lock(&fs->commit_mu);
-	pthread_rwlock_wrlock(&fs->lock);
+	if ((rc = begin(fs, &t, path)))
+		return rc;
 	rc = mpfs_resolve(fs, path, &l, &missing);
 	if (rc == 0 || (missing && l.dir_in && mpfs_inode_kid(l.dir_in, mpfs_path_base(path))))
 		rc = -EEXIST; /* also over a hidden file: its key still exists */
@@ -100,10 +111,7 @@ int mpfs_fs_mkdir(struct mpfs_fs *fs, const char *path)
 		else if ((rc = mpfs_edit_mkdir(fs, &t, l.dir_id, mpfs_path_base(path))) == 0)
 			rc = run(fs, &t, NULL);
 	}
-	pthread_rwlock_unlock(&fs->lock);
-	pthread_mutex_unlock(&fs->commit_mu);
-	mpfs_txn_destroy(&t);
-	return rc;
+	return end(fs, &t, rc);
 }
 
 int mpfs_fs_rmdir(struct mpfs_fs *fs, const char *path)
@@ -112,11 +120,8 @@ int mpfs_fs_rmdir(struct mpfs_fs *fs, const char *path)
 	struct loc l;
 	int rc;
 
-	if (fs->opts.ro)
-		return -EROFS;
-	mpfs_txn_init(&t, path);
-	pthread_mutex_lock(&fs->commit_mu);
-	pthread_rwlock_wrlock(&fs->lock);
+	if ((rc = begin(fs, &t, path)))
+		return rc;
 	if ((rc = mpfs_resolve(fs, path, &l, NULL)))
 		goto out;
 	if (!mpfs_loc_is_dir(fs, &l))
@@ -129,10 +134,7 @@ int mpfs_fs_rmdir(struct mpfs_fs *fs, const char *path)
 		 (rc = run(fs, &t, l.in)) == 0 && l.in)
 		mpfs_inode_unlink(fs, l.in);
 out:
-	pthread_rwlock_unlock(&fs->lock);
-	pthread_mutex_unlock(&fs->commit_mu);
-	mpfs_txn_destroy(&t);
-	return rc;
+	return end(fs, &t, rc);
 }
 
 static bool has_whiteout(const struct inode *in)
@@ -265,11 +267,8 @@ int mpfs_fs_rename(struct mpfs_fs *fs, const char *from, const char *to, bool no
 	struct txn t;
 	int rc;
 
-	if (fs->opts.ro)
-		return -EROFS;
-	mpfs_txn_init(&t, from);
-	pthread_mutex_lock(&fs->commit_mu);
-	pthread_rwlock_wrlock(&fs->lock);
+	if ((rc = begin(fs, &t, from)))
+		return rc;
 	if ((rc = mpfs_resolve(fs, from, &fl, NULL)))
 		goto out;
 	/* Into itself (rename(2) says EINVAL): the directory would vanish. */
@@ -360,8 +359,5 @@ out_rehide:
 	if (rc && w && !w->unlinked && mpfs_whiteout_add(fs, w))
 		fs->opts.log("%s: could not hide it again", to);
 out:
-	pthread_rwlock_unlock(&fs->lock);
-	pthread_mutex_unlock(&fs->commit_mu);
-	mpfs_txn_destroy(&t);
-	return rc;
+	return end(fs, &t, rc);
 }
