@@ -13,6 +13,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+/* Extents are shared in blocks of this size (XFS and btrfs: 4 KiB). */
+#define MPFS_CLONE_BLOCK 4096
+
 /* The archive's base name in temporary names, cut to fit NAME_MAX. */
 #define MPFS_TEMP_BASE "%.200s"
 
@@ -43,13 +46,24 @@ static int drain(struct out *o, const void *p, size_t n)
 	return 0;
 }
 
-/* Copies n bytes at offset off of the old archive; falls back to write. */
+/* Copies n bytes at offset off of the old archive; falls back to write.
+ * Where the span lies at the same place within a block in both files (an
+ * edit that kept the archive's length keeps every offset), the head up to
+ * a block boundary goes first: the kernel then shares the aligned body's
+ * extents on file systems that can (copy_file_range tries a reflink first
+ * on XFS and btrfs, and clones only whole blocks), instead of copying the
+ * whole span because its start was not aligned. */
 static int copy_span(struct out *o, const uint8_t *p, size_t n)
 {
 	loff_t off = (loff_t)(p - o->base);
+	loff_t at = lseek(o->fd, 0, SEEK_CUR);
+	size_t head = 0;
 
+	if (at >= 0 && (off - at) % MPFS_CLONE_BLOCK == 0 && off % MPFS_CLONE_BLOCK)
+		head = (size_t)(MPFS_CLONE_BLOCK - off % MPFS_CLONE_BLOCK);
 	while (n && o->src >= 0) {
-		ssize_t c = copy_file_range(o->src, &off, o->fd, NULL, n, 0);
+		size_t want = head && head < n ? head : n;
+		ssize_t c = copy_file_range(o->src, &off, o->fd, NULL, want, 0);
 		if (c < 0 && errno == EINTR)
 			continue;
 		if (c <= 0) {
@@ -58,6 +72,7 @@ static int copy_span(struct out *o, const uint8_t *p, size_t n)
 		}
 		p += c;
 		n -= (size_t)c;
+		head = head > (size_t)c ? head - (size_t)c : 0;
 	}
 	return n ? drain(o, p, n) : 0;
 }

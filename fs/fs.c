@@ -266,6 +266,56 @@ long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint6
 	return rc;
 }
 
+/* A descriptor of the current archive that stays open as long as h: one
+ * copy per snapshot the handle read from; -EAGAIN when it holds too many
+ * (the caller copies instead). Called with fs->lock held. */
+static int handle_fd(struct mpfs_fs *fs, struct handle *h)
+{
+	int fd = -EAGAIN;
+
+	pthread_mutex_lock(&h->mu);
+	if (h->nfds && h->fd_gen == fs->snap->gen) {
+		fd = h->fds[h->nfds - 1];
+	} else if (h->nfds < HANDLE_FDS) {
+		fd = fcntl(mpfs_view_fd(fs->snap->v), F_DUPFD_CLOEXEC, 0);
+		if (fd >= 0) {
+			h->fds[h->nfds++] = fd;
+			h->fd_gen = fs->snap->gen;
+		} else {
+			fd = -EAGAIN; /* out of descriptors: copy */
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return fd;
+}
+
+int mpfs_fs_read_spans(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t off,
+		       char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2])
+{
+	struct handle *h = handle_of(fh);
+	struct inode *in = h->in;
+	int rc, fd;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if (in->c && (h->writer || others_see_content(in)))
+		rc = -EAGAIN; /* pending content: memory */
+	else if (mpfs_inode_id(in) == NO_ID)
+		rc = 0; /* a new file the last writer left empty */
+	else
+		rc = mpfs_view_spans(fs->snap->v, in->id, size, off, hdr, sp);
+	for (int i = 0; i < rc; i++) {
+		if (sp[i].mem)
+			continue;
+		if ((fd = handle_fd(fs, h)) < 0) {
+			rc = fd;
+			break;
+		}
+		sp[i].fd = fd;
+	}
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
 long mpfs_fs_getxattr(struct mpfs_fs *fs, const char *path, const char *name, char *buf,
 		      size_t size)
 {
@@ -367,6 +417,7 @@ int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool crea
 		free(h);
 		return -EROFS;
 	}
+	pthread_mutex_init(&h->mu, NULL);
 	if (create)
 		pthread_mutex_lock(&fs->commit_mu);
 	pthread_rwlock_wrlock(&fs->lock);
@@ -401,6 +452,7 @@ int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool crea
 		h->writer = wr;
 		*fh = (uint64_t)(uintptr_t)h;
 	} else {
+		pthread_mutex_destroy(&h->mu);
 		free(h);
 		if (in)
 			mpfs_inode_gc(fs, in);
@@ -542,6 +594,9 @@ int mpfs_fs_release(struct mpfs_fs *fs, uint64_t fh)
 	pthread_rwlock_unlock(&fs->lock);
 	if (h->writer)
 		pthread_mutex_unlock(&fs->commit_mu);
+	for (unsigned i = 0; i < h->nfds; i++)
+		close(h->fds[i]);
+	pthread_mutex_destroy(&h->mu);
 	free(h);
 	return 0;
 }

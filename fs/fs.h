@@ -53,6 +53,24 @@ long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint6
 long mpfs_fs_write(struct mpfs_fs *fs, uint64_t fh, const char *buf, size_t size, uint64_t off);
 /* fh is 0 for a truncate by path. */
 int mpfs_fs_truncate(struct mpfs_fs *fs, const char *path, uint64_t fh, uint64_t size);
+/* A piece of a read: size bytes at mem, or (mem NULL) at offset off of
+ * the file fd. */
+struct mpfs_span {
+	const void *mem;
+	int fd;
+	uint64_t off;
+	size_t len;
+};
+#define MPFS_SPAN_HDR_MAX 1024
+
+/* Where the bytes [off, off+size) of fh's file lie, for a zero-copy read:
+ * up to two spans, a header copied into hdr, then a span of the archive's
+ * file, whose descriptor stays open until fh is released. Returns the count
+ * of spans (0 past the end); -EAGAIN when the file is not served from the
+ * archive as it is (edited content, text, nested arrays: mpfs_fs_read gives
+ * it); -EIO if the archive was cut short underneath; -ENOMEM. */
+int mpfs_fs_read_spans(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t off,
+		       char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2]);
 /* Commits the file's edit if it changed and is not empty: -EINVAL when its
  * content is refused (the file then reads back as stored), -ESTALE when the
  * archive was changed by someone else, -EIO when writing failed. */

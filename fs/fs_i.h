@@ -61,6 +61,7 @@
 struct snap {
 	struct mpfs_view *v;
 	unsigned refs;
+	uint64_t gen; /* one more than the snapshot it replaced */
 };
 
 struct content {
@@ -94,10 +95,20 @@ struct inode {
 	uint32_t id;		   /* ORIGIN_ARCHIVE: the entry of its name in fs->snap */
 };
 
+/* Copies of the archive's descriptor a handle has handed out for zero-copy
+ * reads. libfuse splices from it after the read call returned, so it must
+ * stay open until the handle is released (the kernel releases a file after
+ * its last read is answered), even if a commit closed the snapshot's. */
+#define HANDLE_FDS 8
+
 struct handle {
 	struct inode *in;
 	bool writer;
-	bool late; /* written since this handle's last flush */
+	bool late;	     /* written since this handle's last flush */
+	pthread_mutex_t mu;  /* guards the fields below */
+	int fds[HANDLE_FDS]; /* fds[nfds - 1] is of snapshot fd_gen */
+	unsigned nfds;
+	uint64_t fd_gen;
 };
 
 struct mpfs_fs {

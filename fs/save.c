@@ -84,6 +84,7 @@ int mpfs_txn_commit(struct mpfs_fs *fs, struct txn *t)
 	/* In place (perhaps with an error from the directory's fsync). */
 	ns->v = nv;
 	ns->refs = 1;
+	ns->gen = fs->snap->gen + 1;
 	mpfs_snap_put(fs->snap);
 	fs->snap = ns;
 out_clear:

@@ -758,6 +758,51 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 	return more < 0 ? more : (long)got + more;
 }
 
+int mpfs_view_spans(struct mpfs_view *v, uint32_t id, size_t size, uint64_t off,
+		    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2])
+{
+	const struct mpfs_node *n = node_of(v, id);
+	uint64_t start, len, hdr_len = 0;
+	int k = 0, rc;
+
+	_Static_assert(MPFS_NPY_HEADER_MAX <= MPFS_SPAN_HDR_MAX, "NPY header fits a span");
+	if (mpfs_node_is_dir(n))
+		return -EISDIR;
+	if (needs_making(v, n) || (n->kind != MPFS_N_ARRAY && n->kind != MPFS_N_BYTES))
+		return -EAGAIN;
+	if (n->kind == MPFS_N_BYTES) {
+		start = (uint64_t)(mpfs_val_data(&v->model.doc, n->val) - v->model.doc.buf);
+		len = n->val->len;
+	} else {
+		hdr_len = header(v, n, hdr);
+		start = n->array->data_off;
+		len = n->array->nbytes;
+	}
+	if (off < hdr_len && size) {
+		size_t got = (size_t)(hdr_len - off) < size ? (size_t)(hdr_len - off) : size;
+		sp[k++] = (struct mpfs_span){.mem = hdr + off, .fd = -1, .len = got};
+		off += got;
+		size -= got;
+	}
+	off -= hdr_len;
+	if (size && off < len) {
+		/* The splice reads the file after this returns: a file cut short
+		 * by then gives a short read, never SIGBUS. One cut short before
+		 * gives EIO, as the copying read does. */
+		if ((rc = intact(v)))
+			return rc;
+		if (size > len - off)
+			size = (size_t)(len - off);
+		sp[k++] = (struct mpfs_span){.fd = v->fd, .off = start + off, .len = size};
+	}
+	return k;
+}
+
+int mpfs_view_fd(const struct mpfs_view *v)
+{
+	return v->fd;
+}
+
 /* ---- extended attributes ----------------------------------------------- */
 
 /* Arrays and pickled object arrays have a shape and an encoding; numpy

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "codec/value.h"
+#include "fs/fs.h"
 
 struct mpfs_view;
 
@@ -44,6 +45,17 @@ const char *mpfs_view_child(const struct mpfs_view *v, uint32_t id, uint32_t i, 
 /* Copies up to size bytes of the file's content from off into buf; returns
  * the count (0 at or past the end). -EISDIR, -ENOMEM. */
 long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, uint64_t off);
+
+/* For a zero-copy read of [off, off+size) of file id when it is served
+ * from the archive as it is (compact arrays, bins, exts): up to two spans,
+ * the NPY header (copied into hdr) and then the archive's bytes, as an
+ * offset in mpfs_view_fd. Returns the count of spans (0 past the end),
+ * -EAGAIN for content that is made (text, nested or swapped arrays: use
+ * mpfs_view_read), -EISDIR, or -EIO if the archive was cut short. */
+int mpfs_view_spans(struct mpfs_view *v, uint32_t id, size_t size, uint64_t off,
+		    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2]);
+/* The archive, open for reading while the view lives. */
+int mpfs_view_fd(const struct mpfs_view *v);
 
 /* Extended attributes (user.mpfs.*). getxattr returns the value's length,
  * copying it when size > 0; -ENODATA if absent, -ERANGE if size is too

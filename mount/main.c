@@ -165,6 +165,27 @@ static void logline(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Tells ops.c the device number of the mount at mnt (the last mount there
+ * in /proc/self/mountinfo), for its read-ahead. */
+static void find_bdi(const char *mnt)
+{
+	unsigned major, minor, found = 0, fmaj = 0, fmin = 0;
+	char line[PATH_MAX + 256], point[PATH_MAX];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &major, &minor, point) == 3 &&
+		    !strcmp(point, mnt)) {
+			fmaj = major, fmin = minor;
+			found = 1;
+		}
+	fclose(f);
+	if (found)
+		mpfs_ops_set_readahead_dev(fmaj, fmin);
+}
+
 static int run(struct fuse_args *args, const struct cli *c, struct mpfs_fs *v)
 {
 	struct fuse_loop_config *loop;
@@ -176,6 +197,7 @@ static int run(struct fuse_args *args, const struct cli *c, struct mpfs_fs *v)
 		return 1; /* libfuse said why */
 	if (fuse_mount(fuse, c->mountpoint))
 		goto out_destroy;
+	find_bdi(c->mountpoint);
 	if (fuse_set_signal_handlers(fuse_get_session(fuse)))
 		goto out_unmount;
 	if (!c->foreground) {
@@ -260,6 +282,9 @@ int main(int argc, char *argv[])
 
 	/* An archive we cannot replace gives a read-only mount. */
 	if (mpfs_fs_readonly(v) && !c.ro && fuse_opt_add_arg(&args, "-oro"))
+		goto out_close;
+	/* libfuse takes max_read from the mount options (see mount/ops.h). */
+	if (fuse_opt_add_arg(&args, MPFS_READ_MAX_OPT))
 		goto out_close;
 	fsname = fsname_opt(c.archive);
 	if (!fsname || fuse_opt_add_arg(&args, fsname)) {

@@ -6,6 +6,9 @@
 #include <stdio.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -24,19 +27,26 @@ static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Weights are read in big sequential runs (cat, numpy.load, mmap):
-	 * let the kernel read ahead and send 1 MiB at a time. */
-	conn->max_readahead = 1 << 20;
+	 * let the kernel read ahead and send nearly 1 MiB at a time. */
+	conn->max_readahead = MPFS_READ_MAX;
+	conn->max_read = MPFS_READ_MAX;
 	conn->max_write = 1 << 20;
+	/* Archive data is spliced from the archive's descriptor (read_buf). */
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
 	/* Names and attributes may be cached for a second: the kernel sees
 	 * every change made through the mount, and a commit that changes what
 	 * a file shows tells it (mount/notify.c). Pages are kept between opens
-	 * while size and mtime stay the same; every entry carries the archive's
-	 * mtime, so any commit drops them. */
+	 * and across commits that did not touch the file: every entry carries
+	 * the archive's mtime, which each commit moves, so the kernel must not
+	 * drop pages on an mtime change (AUTO_INVAL_DATA); the files a commit
+	 * changed are dropped by name. A change of size drops them anyway. */
 	cfg->attr_timeout = 1.0;
 	cfg->entry_timeout = 1.0;
 	cfg->negative_timeout = 0;
-	cfg->kernel_cache = 0;
-	cfg->auto_cache = 1;
+	cfg->kernel_cache = 1;
+	cfg->auto_cache = 0;
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* fs/ keeps an unlinked file readable for its open handles (its
 	 * inode lives on): no .fuse_hidden renames. */
 	cfg->hard_remove = 1;
@@ -72,9 +82,35 @@ static int mpfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t
 	return mpfs_fs_readdir(fs(), path, fill_one, &c);
 }
 
+static char bdi_path[64];
+static pthread_once_t bdi_once = PTHREAD_ONCE_INIT;
+
+void mpfs_ops_set_readahead_dev(unsigned major, unsigned minor)
+{
+	snprintf(bdi_path, sizeof(bdi_path), "/sys/class/bdi/%u:%u/read_ahead_kb", major, minor);
+}
+
+/* After INIT, which set the read-ahead to min(kernel's offer, ours). */
+static void raise_readahead(void)
+{
+	FILE *f = bdi_path[0] ? fopen(bdi_path, "w") : NULL;
+
+	if (f) {
+		fprintf(f, "%u\n", MPFS_READ_MAX >> 10);
+		fclose(f); /* a refusal leaves the kernel's default */
+	}
+}
+
 static int mpfs_open(const char *path, struct fuse_file_info *fi)
 {
-	return mpfs_fs_open_file(fs(), path, fi->flags, false, &fi->fh);
+	int rc;
+
+	pthread_once(&bdi_once, raise_readahead);
+	rc = mpfs_fs_open_file(fs(), path, fi->flags, false, &fi->fh);
+	/* A reader's close commits nothing: spare it the FLUSH round trip. */
+	if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC))
+		fi->noflush = 1;
+	return rc;
 }
 
 static int mpfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
@@ -87,6 +123,81 @@ static int mpfs_read(const char *path, char *buf, size_t size, off_t off, struct
 {
 	(void)path;
 	return (int)mpfs_fs_read(fs(), fi->fh, buf, size, (uint64_t)off);
+}
+
+/* A bufvec of n buffers; libfuse frees it (and the memory buffers'
+ * mem) with free() once the reply is sent. */
+static struct fuse_bufvec *bufvec_new(size_t n)
+{
+	struct fuse_bufvec *v = calloc(1, sizeof(*v) + (n - 1) * sizeof(v->buf[0]));
+
+	if (v)
+		v->count = n;
+	return v;
+}
+
+/* The copying read, for content that is made or edited here. */
+static int read_copy(struct fuse_bufvec **bufp, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fuse_bufvec *v = bufvec_new(1);
+	void *mem = malloc(size ? size : 1);
+	long n;
+
+	if (!v || !mem) {
+		free(v);
+		free(mem);
+		return -ENOMEM;
+	}
+	n = mpfs_fs_read(fs(), fi->fh, mem, size, (uint64_t)off);
+	if (n < 0) {
+		free(v);
+		free(mem);
+		return (int)n;
+	}
+	v->buf[0] = (struct fuse_buf){.size = (size_t)n, .mem = mem};
+	*bufp = v;
+	return 0;
+}
+
+/* Archive data goes from the archive's descriptor to the kernel by splice,
+ * never through our memory (libfuse's passthrough_fh does the same); the
+ * NPY header before it is a small memory buffer in the same vector. */
+static int mpfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+			 struct fuse_file_info *fi)
+{
+	char hdr[MPFS_SPAN_HDR_MAX];
+	struct mpfs_span sp[2];
+	struct fuse_bufvec *v;
+	int n;
+
+	(void)path;
+	n = mpfs_fs_read_spans(fs(), fi->fh, size, (uint64_t)off, hdr, sp);
+	if (n == -EAGAIN)
+		return read_copy(bufp, size, off, fi);
+	if (n < 0)
+		return n;
+	if (!(v = bufvec_new(n ? (size_t)n : 1)))
+		return -ENOMEM;
+	v->count = (size_t)n;
+	for (int i = 0; i < n; i++) {
+		struct fuse_buf *b = &v->buf[i];
+		b->size = sp[i].len;
+		if (!sp[i].mem) {
+			b->flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY;
+			b->fd = sp[i].fd;
+			b->pos = (off_t)sp[i].off;
+		} else if ((b->mem = malloc(sp[i].len))) {
+			memcpy(b->mem, sp[i].mem, sp[i].len);
+		} else {
+			for (int j = 0; j < i; j++)
+				if (!(v->buf[j].flags & FUSE_BUF_IS_FD))
+					free(v->buf[j].mem);
+			free(v);
+			return -ENOMEM;
+		}
+	}
+	*bufp = v;
+	return 0;
 }
 
 static int mpfs_write(const char *path, const char *buf, size_t size, off_t off,
@@ -202,6 +313,7 @@ const struct fuse_operations mpfs_ops = {
 	.open = mpfs_open,
 	.create = mpfs_create,
 	.read = mpfs_read,
+	.read_buf = mpfs_read_buf,
 	.write = mpfs_write,
 	.truncate = mpfs_truncate,
 	.flush = mpfs_flush,

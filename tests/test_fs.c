@@ -1626,3 +1626,102 @@ Test(fs_peer, string_array_replaced_by_npy)
 	free(file);
 	env_close(&e);
 }
+
+/* Reads [off, off+size) of fh through mpfs_fs_read_spans, as mount/ops.c
+ * hands it to the kernel: the memory span, then the archive's descriptor. */
+static long span_read(struct env *e, uint64_t fh, char *buf, size_t size, uint64_t off)
+{
+	char hdr[MPFS_SPAN_HDR_MAX];
+	struct mpfs_span sp[2];
+	size_t got = 0;
+	int n = mpfs_fs_read_spans(e->fs, fh, size, off, hdr, sp);
+
+	if (n < 0)
+		return n;
+	cr_assert_leq(n, 2);
+	for (int i = 0; i < n; i++) {
+		if (sp[i].mem) {
+			cr_assert_eq(i, 0, "memory comes first");
+			memcpy(buf + got, sp[i].mem, sp[i].len);
+		} else {
+			cr_assert_eq(pread(sp[i].fd, buf + got, sp[i].len, (off_t)sp[i].off),
+				     (ssize_t)sp[i].len);
+		}
+		got += sp[i].len;
+	}
+	return (long)got;
+}
+
+Test(fs_spans, compact_arrays_are_served_from_the_archive_descriptor)
+{
+	struct env e;
+	char a[4096], b[4096];
+	struct stat st;
+
+	env_open(&e, "logreg_compact.mpk");
+	cr_assert_eq(mpfs_fs_getattr(e.fs, "/weights/coef_.npy", &st), 0);
+	uint64_t fh = fs_open(&e, "/weights/coef_.npy", O_RDONLY, false);
+	/* every way a read can fall: in the header, across it, in the data,
+	 * across the end, past it */
+	static const uint64_t offs[] = {0, 5, 100, 127, 128, 129, 1000};
+	static const size_t sizes[] = {1, 10, 128, 200, 4096};
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		for (size_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++) {
+			long n = mpfs_fs_read(e.fs, fh, a, sizes[j], offs[i]);
+			cr_assert_eq(span_read(&e, fh, b, sizes[j], offs[i]), n, "at %" PRIu64,
+				     offs[i]);
+			cr_assert_eq(memcmp(a, b, (size_t)n), 0, "at %" PRIu64, offs[i]);
+		}
+	cr_assert_eq(span_read(&e, fh, b, 10, (uint64_t)st.st_size), 0);
+	/* A commit of another file: the descriptor handed out stays usable
+	 * until release, and reads go on from the new archive. */
+	char hdr[MPFS_SPAN_HDR_MAX];
+	struct mpfs_span sp[2];
+	int n = mpfs_fs_read_spans(e.fs, fh, 8, (uint64_t)st.st_size - 8, hdr, sp);
+	cr_assert_eq(n, 1);
+	int old_fd = sp[0].fd;
+	uint64_t w = fs_open(&e, "/params/C", O_WRONLY | O_TRUNC, false);
+	fs_write(&e, w, "7.5\n", 4, 0);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), 0, "%s", last_log);
+	fs_release(&e, w);
+	cr_assert_eq(fcntl(old_fd, F_GETFD) >= 0, true, "the old descriptor is still open");
+	long got = mpfs_fs_read(e.fs, fh, a, sizeof(a), 0);
+	cr_assert_eq(span_read(&e, fh, b, sizeof(b), 0), got);
+	cr_assert_eq(memcmp(a, b, (size_t)got), 0);
+	/* Cut short underneath: EIO, never a fault. */
+	cr_assert_eq(truncate(e.archive, 100), 0);
+	cr_assert_eq(mpfs_fs_read_spans(e.fs, fh, 10, 130, hdr, sp), -EIO);
+	cr_assert_eq(mpfs_fs_read(e.fs, fh, a, 10, 130), -EIO);
+	fs_release(&e, fh);
+	env_close(&e);
+}
+
+Test(fs_spans, made_and_edited_content_is_copied)
+{
+	struct env e;
+	char hdr[MPFS_SPAN_HDR_MAX];
+	struct mpfs_span sp[2];
+
+	env_open(&e, "logreg_seed.mpk"); /* nested lists: made, not served */
+	uint64_t fh = fs_open(&e, "/weights/coef_.npy", O_RDONLY, false);
+	cr_assert_eq(mpfs_fs_read_spans(e.fs, fh, 10, 130, hdr, sp), -EAGAIN);
+	fs_release(&e, fh);
+	fh = fs_open(&e, "/params/C", O_RDONLY, false); /* text */
+	cr_assert_eq(mpfs_fs_read_spans(e.fs, fh, 10, 0, hdr, sp), -EAGAIN);
+	fs_release(&e, fh);
+	env_close(&e);
+
+	env_open(&e, "logreg_compact.mpk");
+	uint64_t w = fs_open(&e, "/weights/coef_.npy", O_RDWR, false);
+	fh = fs_open(&e, "/weights/coef_.npy", O_RDONLY, false);
+	cr_assert_geq(mpfs_fs_read_spans(e.fs, fh, 10, 130, hdr, sp), 1);
+	double x = 42.0;
+	fs_write(&e, w, &x, 8, 136);
+	/* pending content: its writer and, once dirty, everyone read memory */
+	cr_assert_eq(mpfs_fs_read_spans(e.fs, w, 10, 130, hdr, sp), -EAGAIN);
+	cr_assert_eq(mpfs_fs_read_spans(e.fs, fh, 10, 130, hdr, sp), -EAGAIN);
+	fs_release(&e, fh);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), 0, "%s", last_log);
+	fs_release(&e, w);
+	env_close(&e);
+}

@@ -5,7 +5,10 @@ and read-only mounts."""
 import errno
 import json
 import os
+import shutil
 import stat
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -285,3 +288,47 @@ def test_ro_option_refuses_every_change(archive_copies, name):
              for k, v in results.items() if v != errno.EROFS}
     assert not wrong, f"-o ro: expected EROFS, got {wrong}"
     assert archive.read_bytes() == before, "archive changed under -o ro"
+
+
+def _cached_pages(path):
+    """Pages of PATH in the page cache (fincore), without reading it."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--raw", "-o", "RES",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[0])
+
+
+@pytest.mark.skipif(shutil.which("fincore") is None, reason="needs fincore (util-linux)")
+def test_page_cache_is_kept_across_opens_and_unrelated_commits(tmp_path):
+    """A big array read once stays in the kernel's page cache when it is
+    opened again, and when a commit changed another file; the file a
+    commit changed reads back as committed."""
+    import msgpack
+    a = np.arange(1 << 18, dtype="<f8")  # 2 MiB
+    arch = tmp_path / "big.mpk"
+    arch.write_bytes(msgpack.packb(
+        {"class_name": "X", "types": {}, "params": {"alpha": 0.5},
+         "weights": {"coef_": {"nd": True, "type": "<f8", "kind": b"",
+                               "shape": [a.size], "data": a.tobytes()}}},
+        use_bin_type=True))
+    with mounted(arch) as mnt:
+        npy = mnt / "weights" / "coef_.npy"
+        np.testing.assert_array_equal(np.load(npy), a)
+        assert _cached_pages(npy) >= a.nbytes
+        np.testing.assert_array_equal(np.load(npy), a)
+        assert _cached_pages(npy) >= a.nbytes, "dropped between opens"
+        (mnt / "params" / "alpha").write_text("0.25\n")
+        assert (mnt / "params" / "alpha").read_text() == "0.25\n"
+        time.sleep(1.2)  # past the attribute timeout: the kernel asks again
+        os.stat(npy)  # new attributes, new mtime: the pages stay
+        assert _cached_pages(npy) >= a.nbytes, "dropped by a commit that did not touch it"
+        np.testing.assert_array_equal(np.load(npy), a)
+        assert _cached_pages(npy) >= a.nbytes, "dropped at the open after a commit"
+        # the file that a commit changed is read again
+        b = a.copy()
+        b[7] = -1.0
+        with open(npy, "r+b") as f:
+            f.seek(128 + 7 * 8)
+            f.write(b[7:8].tobytes())
+        np.testing.assert_array_equal(np.load(npy), b)
+    with mounted(arch) as mnt:
+        np.testing.assert_array_equal(np.load(mnt / "weights" / "coef_.npy"), b)
