@@ -2,7 +2,9 @@
  * what no edit touches. */
 #include "codec/encode.h"
 
+#include <inttypes.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,11 +127,16 @@ static void pack_element(msgpack_packer *pk, const struct mpfs_array *a, const u
 	}
 }
 
+/* Packs the lists of a from depth d on, elements from p on; returns where
+ * the elements it packed end, or NULL once memory ran out (so a failure
+ * stops the walk instead of going on for nothing). */
 static const uint8_t *pack_nested(msgpack_packer *pk, const struct mpfs_array *a, unsigned d,
 				  const uint8_t *p)
 {
+	const struct mpfs_strbuf *out = pk->data;
+
 	msgpack_pack_array(pk, (size_t)a->shape[d]);
-	for (uint64_t i = 0; i < a->shape[d]; i++) {
+	for (uint64_t i = 0; i < a->shape[d] && !out->oom; i++) {
 		if (d + 1 < a->ndim) {
 			p = pack_nested(pk, a, d + 1, p);
 		} else {
@@ -137,7 +144,7 @@ static const uint8_t *pack_nested(msgpack_packer *pk, const struct mpfs_array *a
 			p += a->itemsize;
 		}
 	}
-	return p;
+	return out->oom ? NULL : p;
 }
 
 static void pack_shape(msgpack_packer *pk, const struct mpfs_array *a)
@@ -153,25 +160,88 @@ static void pack_text(msgpack_packer *pk, const struct mpfs_doc *doc, const stru
 	mpfs_pack_str_like(pk, doc, old, s, strlen(s));
 }
 
+/* MsgPack lists and bins hold at most 2^32 - 1 items or bytes. */
+#define MSGPACK_MAX_LEN UINT32_MAX
+
+/* The shape of a as numpy prints it: "(0, 5)", "(3,)". */
+static const char *shape_text(const struct mpfs_array *a, unsigned ndim, char *buf, size_t cap)
+{
+	struct mpfs_array b = *a;
+	size_t n;
+
+	b.ndim = (uint8_t)ndim;
+	buf[0] = '(';
+	n = 1 + mpfs_array_shape_str(&b, buf + 1, cap - 3);
+	snprintf(buf + n, cap - n, "%s)", ndim == 1 ? "," : "");
+	return buf;
+}
+
+/* Refuses what nested lists cannot hold. Every check costs at most one
+ * pass over the data, never a loop over a declared dimension. */
+static enum mpfs_codec_err nested_fits(const struct mpfs_array *a, const uint8_t *data,
+				       struct mpfs_error *err)
+{
+	char k = a->descr[1], sa[MPFS_MAX_DIMS * 22];
+	uint64_t lists = 1, level = 1;
+
+	(void)data;
+	if (k == 'c' || (k == 'f' && a->itemsize == 2))
+		return mpfs_error_set(err, MPFS_E_DTYPE, 0,
+				      "dtype %s cannot be stored as nested lists", a->descr);
+	if (a->ndim == 0)
+		return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+				      "a 0-d array cannot be stored as nested lists");
+	for (unsigned d = 0; d < a->ndim; d++)
+		if (a->shape[d] > MSGPACK_MAX_LEN)
+			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+					      "dimension %u of shape %s is over 4294967295, the "
+					      "most items a MsgPack list holds",
+					      d, shape_text(a, a->ndim, sa, sizeof(sa)));
+	if (a->count)
+		return MPFS_OK; /* lists bounded by the elements */
+	/* No data bounds the lists of an empty array: a 128-byte .npy of shape
+	 * (10**12, 0) would be 10^12 lists. Bound them here. */
+	for (unsigned d = 0; d + 1 < a->ndim; d++) {
+		level *= a->shape[d]; /* at most MPFS_NESTED_EMPTY_LISTS * 2^32 */
+		lists += level;
+		if (lists > MPFS_NESTED_EMPTY_LISTS)
+			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+					      "an empty array of shape %s is more than %d empty "
+					      "nested lists",
+					      shape_text(a, a->ndim, sa, sizeof(sa)),
+					      MPFS_NESTED_EMPTY_LISTS);
+	}
+	return MPFS_OK;
+}
+
 enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
 				      const struct mpfs_array *a, const uint8_t *data,
 				      struct mpfs_strbuf *out, struct mpfs_error *err)
 {
+	struct mpfs_array sized = *a;
+	size_t mark = out->len;
 	msgpack_packer pk;
+	enum mpfs_codec_err rc;
 
+	/* The loops below trust the shape: it must be one numpy can make and
+	 * agree with the element and byte counts the data was checked for. */
+	if (!mpfs_array_sized(&sized) || sized.count != a->count || sized.nbytes != a->nbytes)
+		return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+				      "array shape does not give %" PRIu64
+				      " elements of %s, or needs 2^63 bytes or more",
+				      a->count, a->descr);
 	mpfs_pack_init(&pk, out);
 	if (old && old->encoding == MPFS_ENC_NESTED) {
-		char k = a->descr[1];
-		if (k == 'c' || (k == 'f' && a->itemsize == 2))
-			return mpfs_error_set(err, MPFS_E_DTYPE, 0,
-					      "dtype %s cannot be stored as nested lists",
-					      a->descr);
-		if (a->ndim == 0)
-			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
-					      "a 0-d array cannot be stored as nested lists");
+		if ((rc = nested_fits(a, data, err)))
+			return rc;
 		pack_nested(&pk, a, 0, data);
-		return MPFS_OK;
+		goto done;
 	}
+	if (a->nbytes > MSGPACK_MAX_LEN)
+		return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+				      "array data of %" PRIu64 " bytes: a compact array's data "
+				      "(a MsgPack bin) holds at most 4294967295",
+				      a->nbytes);
 	if (!old) {
 		msgpack_pack_map(&pk, 5);
 		pack_text(&pk, doc, NULL, "nd");
@@ -185,7 +255,7 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 		pack_text(&pk, doc, NULL, "data");
 		msgpack_pack_bin(&pk, a->nbytes);
 		msgpack_pack_bin_body(&pk, data, a->nbytes);
-		return MPFS_OK;
+		goto done;
 	}
 	/* Keep the map as written: its keys, their order and spelling. */
 	const struct mpfs_val *m = old->src;
@@ -204,7 +274,11 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 			mpfs_strbuf_add(out, doc->buf + val->off, val->end - val->off);
 		}
 	}
-	return MPFS_OK;
+done:
+	if (!out->oom)
+		return MPFS_OK;
+	out->len = mark;
+	return mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory");
 }
 
 /* ---- the archive ------------------------------------------------------------ */

@@ -1167,14 +1167,34 @@ Test(npy_parse, shape_overflow)
 		npy_build(&b, 1, dict_of("<f8", true, shapes[i]), data, 8);
 		npy_bad(&b, MPFS_E_ARRAY, shapes[i]);
 	}
-	/* a zero dimension makes a huge one harmless */
-	struct tb b = {0};
-	struct npy p;
-	npy_build(&b, 1, dict_of("<f8", true, "(0, 18446744073709551615)"), NULL, 0);
-	npy_parse(&p, &b);
-	cr_assert_eq(p.rc, MPFS_OK, "%s", p.err.msg);
-	cr_assert_eq(p.a.nbytes, 0);
-	npy_free(&p);
+	/* numpy's limit counts only the nonzero dimensions: a zero does not
+	 * make the others harmless (before, these were read, without data) */
+	static const char *const huge[] = {
+		"(0, 18446744073709551615)",   "(0, 9223372036854775808)",
+		"(1152921504606846976, 0)", /* 2^60 * 8 = 2^63 */
+		"(0, 4611686018427387904, 4)", "(3037000500, 0, 3037000500)",
+	};
+	for (size_t i = 0; i < sizeof(huge) / sizeof(huge[0]); i++) {
+		struct tb b = {0};
+		npy_build(&b, 1, dict_of("<f8", false, huge[i]), NULL, 0);
+		npy_bad(&b, MPFS_E_ARRAY, huge[i]);
+		npy_build(&b, 1, dict_of("<f8", true, huge[i]), NULL, 0);
+		npy_bad(&b, MPFS_E_ARRAY, huge[i]);
+	}
+	/* what numpy makes is read: np.empty((10**12, 0)), the largest
+	 * nonzero product, and both at once (nbytes 0: no data) */
+	static const char *const empty[] = {"(1000000000000, 0)", "(0, 1152921504606846975)",
+					    "(1152921504606846975, 0, 1)"};
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		struct tb b = {0};
+		struct npy p;
+		npy_build(&b, 1, dict_of("<f8", true, empty[i]), NULL, 0);
+		npy_parse(&p, &b);
+		cr_assert_eq(p.rc, MPFS_OK, "%s: %s", empty[i], p.err.msg);
+		cr_assert_eq(p.a.count, 0);
+		cr_assert_eq(p.a.nbytes, 0);
+		npy_free(&p);
+	}
 }
 
 /* ---- arrays ------------------------------------------------------------------------------ */
@@ -1384,6 +1404,114 @@ Test(encode_array, nested_refusals)
 		cr_assert(err.msg[0]);
 		cr_assert_eq(out.len, 0, "%s: output written on refusal", cases[i].descr);
 		mpfs_strbuf_destroy(&out);
+	}
+}
+
+/* Hostile shapes through the write path (issue 7, item 7): each is refused
+ * at once, with nothing written, however large its declared dimensions;
+ * none may loop over a dimension that no data backs. */
+
+/* a (with data, which may be much shorter than a claims: a refusal reads
+ * none of it) must be refused by the encoding of old with code. */
+static void encode_refused(const struct mpfs_array *old, const struct mpfs_array *a,
+			   const void *data, enum mpfs_codec_err code, const char *what)
+{
+	struct mpfs_strbuf out;
+	struct mpfs_error err = {0};
+
+	mpfs_strbuf_init(&out);
+	mpfs_strbuf_add(&out, "x", 1); /* a refusal leaves what was there */
+	cr_assert_eq(mpfs_encode_array(&nested_doc.doc, old, a, data, &out, &err), code,
+		     "%s (%s): %d, expected %d (%s)", what, old ? "nested" : "compact", err.code,
+		     code, err.msg);
+	cr_assert_eq(err.code, code);
+	cr_assert(err.msg[0], "%s: no message", what);
+	cr_assert_eq(out.len, 1, "%s: output written on refusal", what);
+	mpfs_strbuf_destroy(&out);
+}
+
+/* The 128-byte .npy of np.empty((10**12, 0)): before, nested encoding wrote
+ * 10^12 empty lists (the mount hung); compact holds it as it is. */
+Test(encode_array, zero_size_with_huge_dimensions, .timeout = 10)
+{
+	struct mpfs_array a = arr("<f8", 2, SHAPE(1000000000000ULL, 0)), b;
+	struct mpfs_strbuf out;
+	struct mpfs_error err;
+	struct tu_doc e;
+
+	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(10**12, 0)");
+	a = arr("<f8", 3, SHAPE(1000000, 1000000, 0));
+	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(10**6, 10**6, 0)");
+	a = arr("<f8", 2, SHAPE(UINT32_MAX, 0));
+	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(2**32 - 1, 0)");
+	/* the bound on empty lists: the outer one and 65535 inside it fit */
+	a = arr("<f8", 2, SHAPE(MPFS_NESTED_EMPTY_LISTS - 1, 0));
+	mpfs_strbuf_init(&out);
+	cr_assert_eq(mpfs_encode_array(&nested_doc.doc, &nested_old, &a, NULL, &out, &err), MPFS_OK,
+		     "%s", err.msg);
+	cr_assert_eq(out.len, 3 + (MPFS_NESTED_EMPTY_LISTS - 1));
+	decode_out(&e, &out, "65535 empty lists");
+	cr_assert(mpfs_array_nested(&e.doc.root, &b));
+	expect_shape(&b, "<f8", "65535,0");
+	tu_doc_free(&e);
+	mpfs_strbuf_destroy(&out);
+	a = arr("<f8", 2, SHAPE(MPFS_NESTED_EMPTY_LISTS, 0));
+	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "one list too many");
+	a = arr("<f8", 3, SHAPE(256, 255, 0)); /* 1 + 256 + 65280 */
+	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(256, 255, 0)");
+
+	/* compact keeps the shape: a few bytes whatever the dimensions */
+	a = arr("<f8", 2, SHAPE(1000000000000ULL, 0));
+	mpfs_strbuf_init(&out);
+	cr_assert_eq(mpfs_encode_array(&nested_doc.doc, NULL, &a, NULL, &out, &err), MPFS_OK, "%s",
+		     err.msg);
+	cr_assert_lt(out.len, 64);
+	decode_out(&e, &out, "compact (10**12, 0)");
+	cr_assert_eq(mpfs_array_compact(&e.doc, &e.doc.root, &b, &err), MPFS_OK, "%s", err.msg);
+	expect_shape(&b, "<f8", "1000000000000,0");
+	tu_doc_free(&e);
+	mpfs_strbuf_destroy(&out);
+}
+
+/* A MsgPack list holds at most 2^32 - 1 items, a bin 2^32 - 1 bytes. Before,
+ * the counts were cut to 32 bits and the data read past its end. The data
+ * here is 8 bytes, whatever the shape claims: it must not be read. */
+Test(encode_array, dimensions_over_2_32, .timeout = 10)
+{
+	static const uint8_t data[8];
+	struct mpfs_array a = arr("|b1", 1, SHAPE(1ULL << 32));
+
+	encode_refused(&nested_old, &a, data, MPFS_E_ARRAY, "(2**32,) nested");
+	encode_refused(NULL, &a, data, MPFS_E_ARRAY, "(2**32,) compact");
+	a = arr("<f8", 2, SHAPE(1, 1ULL << 32));
+	encode_refused(&nested_old, &a, data, MPFS_E_ARRAY, "(1, 2**32) nested");
+	a = arr("<f8", 1, SHAPE(1ULL << 29)); /* 2^32 bytes */
+	encode_refused(NULL, &a, data, MPFS_E_ARRAY, "2**32 bytes compact");
+	a = arr("<f8", 2, SHAPE(1ULL << 32, 0));
+	encode_refused(&nested_old, &a, data, MPFS_E_ARRAY, "(2**32, 0) nested");
+}
+
+/* Shapes numpy cannot make (2^63 bytes or more, counting only nonzero
+ * dimensions), and an array whose counts disagree with its shape: refused
+ * in both encodings rather than trusted by the loops. */
+Test(encode_array, shapes_whose_product_overflows, .timeout = 10)
+{
+	static const uint8_t data[8];
+	struct mpfs_array a = arr("<f8", 3, SHAPE(0, 1ULL << 62, 1ULL << 62));
+	const struct mpfs_array *olds[] = {&nested_old, NULL};
+
+	for (int k = 0; k < 2; k++) {
+		encode_refused(olds[k], &a, data, MPFS_E_ARRAY, "(0, 2**62, 2**62)");
+		struct mpfs_array b = arr("<f8", 2, SHAPE(1ULL << 63, 0));
+		encode_refused(olds[k], &b, data, MPFS_E_ARRAY, "(2**63, 0)");
+		b = arr("|u1", 2, SHAPE(UINT64_MAX, 0));
+		encode_refused(olds[k], &b, data, MPFS_E_ARRAY, "(2**64 - 1, 0)");
+		b = arr("<f8", 2, SHAPE(1ULL << 32, 1ULL << 32)); /* count wraps to 0 */
+		b.count = 0, b.nbytes = 0;
+		encode_refused(olds[k], &b, data, MPFS_E_ARRAY, "wrapped count");
+		b = arr("<f8", 1, SHAPE(1000));
+		b.count = 1, b.nbytes = 8; /* counts that disagree with the shape */
+		encode_refused(olds[k], &b, data, MPFS_E_ARRAY, "count 1 for shape (1000,)");
 	}
 }
 
@@ -2113,9 +2241,10 @@ Test(encode_oom, arrays_and_documents)
 {
 	struct tu_doc d;
 	tu_doc_fixture(&d, "edge_values.mpk");
-	struct mpfs_array old, a = arr("<i4", 2, SHAPE(3, 2));
+	struct mpfs_array old, a = arr("<i4", 2, SHAPE(3, 2)), a8 = arr("<i8", 2, SHAPE(3, 2));
 	struct mpfs_error err;
 	static const int32_t v[6] = {1, 2, 3, 4, 5, 6};
+	static const int64_t v8[6] = {1, 2, 3, 4, 5, 6}; /* nested lists read back int64 */
 	cr_assert_eq(mpfs_array_compact(&d.doc, get(&d, "weights/i32"), &old, &err), MPFS_OK);
 
 	for (int which = 0; which < 3; which++)
@@ -2125,16 +2254,22 @@ Test(encode_oom, arrays_and_documents)
 			mpfs_strbuf_init(&out);
 			tu_track_allocs();
 			tu_allocs.fail_at = k;
-			enum mpfs_codec_err rc =
-				mpfs_encode_array(which == 2 ? &nested_doc.doc : &d.doc,
-						  which == 0   ? &old
-						  : which == 1 ? NULL
-							       : &nested_old,
-						  &a, (const uint8_t *)v, &out, &err);
+			enum mpfs_codec_err rc = mpfs_encode_array(
+				which == 2 ? &nested_doc.doc : &d.doc,
+				which == 0   ? &old
+				: which == 1 ? NULL
+					     : &nested_old,
+				which == 2 ? &a8 : &a,
+				which == 2 ? (const void *)v8 : (const void *)v, &out, &err);
 			tu_allocs.on = false;
 			bool failed = tu_allocs.calls >= k;
-			cr_assert(!failed || out.oom || rc == MPFS_E_NOMEM,
-				  "encoding %d, allocation %zu", which, k);
+			/* before: MPFS_OK with out.oom set, so a commit would store
+			 * a cut array */
+			cr_assert(!failed || (rc == MPFS_E_NOMEM && err.code == MPFS_E_NOMEM &&
+					      out.len == 0),
+				  "encoding %d, allocation %zu failing: %d, %zu bytes out", which,
+				  k, rc, out.len);
+			cr_assert(failed || rc == MPFS_OK, "encoding %d: %s", which, err.msg);
 			mpfs_strbuf_destroy(&out);
 			if (!failed)
 				break;
