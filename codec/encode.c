@@ -163,28 +163,49 @@ static void pack_text(msgpack_packer *pk, const struct mpfs_doc *doc, const stru
 /* MsgPack lists and bins hold at most 2^32 - 1 items or bytes. */
 #define MSGPACK_MAX_LEN UINT32_MAX
 
-/* The shape of a as numpy prints it: "(0, 5)", "(3,)". */
+/* The first ndim dimensions of a as numpy prints a shape: "(0, 5)", "(3,)". */
 static const char *shape_text(const struct mpfs_array *a, unsigned ndim, char *buf, size_t cap)
 {
-	struct mpfs_array b = *a;
-	size_t n;
+	size_t n = (size_t)snprintf(buf, cap, "(");
 
-	b.ndim = (uint8_t)ndim;
-	buf[0] = '(';
-	n = 1 + mpfs_array_shape_str(&b, buf + 1, cap - 3);
-	snprintf(buf + n, cap - n, "%s)", ndim == 1 ? "," : "");
+	for (unsigned d = 0; d < ndim && n < cap; d++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%" PRIu64, d ? ", " : "", a->shape[d]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s)", ndim == 1 ? "," : "");
 	return buf;
 }
 
-/* Refuses what nested lists cannot hold. Every check costs at most one
+/* The dtype nested lists holding a's non-empty data read back as (the
+ * rules of mpfs_array_nested, DESIGN §2): integers are int64, or uint64
+ * when a value needs it; floats keep float32 or float64; bools stay bools. */
+static const char *nested_dtype(const struct mpfs_array *a, const uint8_t *data)
+{
+	switch (a->descr[1]) {
+	case 'b': return "|b1";
+	case 'f': return a->itemsize == 4 ? "<f4" : "<f8";
+	case 'i': return "<i8";
+	default:
+		if (a->itemsize < 8)
+			return "<i8";
+		for (uint64_t i = 0; i < a->count; i++)
+			if (load(data + i * a->itemsize, a->itemsize, a->descr[0] == '>') >
+			    INT64_MAX)
+				return "<u8";
+		return "<i8";
+	}
+}
+
+/* Nested lists hold numbers and lengths, nothing else: a is refused unless
+ * the lists read back as a, with its shape and dtype (byte order aside:
+ * nested arrays read back little-endian). Every check costs at most one
  * pass over the data, never a loop over a declared dimension. */
 static enum mpfs_codec_err nested_fits(const struct mpfs_array *a, const uint8_t *data,
 				       struct mpfs_error *err)
 {
-	char k = a->descr[1], sa[MPFS_MAX_DIMS * 22];
+	char k = a->descr[1], sa[MPFS_MAX_DIMS * 22 + 4], sb[MPFS_MAX_DIMS * 22 + 4];
+	const char *want;
 	uint64_t lists = 1, level = 1;
 
-	(void)data;
 	if (k == 'c' || (k == 'f' && a->itemsize == 2))
 		return mpfs_error_set(err, MPFS_E_DTYPE, 0,
 				      "dtype %s cannot be stored as nested lists", a->descr);
@@ -197,8 +218,30 @@ static enum mpfs_codec_err nested_fits(const struct mpfs_array *a, const uint8_t
 					      "dimension %u of shape %s is over 4294967295, the "
 					      "most items a MsgPack list holds",
 					      d, shape_text(a, a->ndim, sa, sizeof(sa)));
-	if (a->count)
-		return MPFS_OK; /* lists bounded by the elements */
+	if (a->count) {
+		want = nested_dtype(a, data);
+		if (want[1] != k || (unsigned)(want[2] - '0') != a->itemsize)
+			return mpfs_error_set(err, MPFS_E_DTYPE, 0,
+					      "nested lists keep numbers, not their dtype: %s data "
+					      "would read back as %s; save it as %s",
+					      a->descr, want, want);
+		return MPFS_OK;
+	}
+	/* Empty: the lists stop at the first empty one, and hold no number. */
+	for (unsigned d = 0; d + 1 < a->ndim; d++)
+		if (a->shape[d] == 0)
+			return mpfs_error_set(
+				err, MPFS_E_ARRAY, 0,
+				"an empty array of shape %s would read back as %s "
+				"from nested lists (an empty list says nothing of the "
+				"dimensions after it)",
+				shape_text(a, a->ndim, sa, sizeof(sa)),
+				shape_text(a, d + 1, sb, sizeof(sb)));
+	if (k != 'f' || a->itemsize != 8)
+		return mpfs_error_set(err, MPFS_E_DTYPE, 0,
+				      "an empty %s array would read back as <f8 from nested "
+				      "lists (an empty list has no dtype)",
+				      a->descr);
 	/* No data bounds the lists of an empty array: a 128-byte .npy of shape
 	 * (10**12, 0) would be 10^12 lists. Bound them here. */
 	for (unsigned d = 0; d + 1 < a->ndim; d++) {

@@ -35,9 +35,10 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
  * MPFS_E_ARRAY when a's shape is no array numpy makes or disagrees with its
  * counts, when the data is over 4 GiB - 1 (a bin's limit) in compact form,
  * or when nested lists cannot hold the shape: 0-d, a dimension over
- * 2^32 - 1, an empty array whose lists exceed the bound above; with
- * MPFS_E_DTYPE for dtypes nested lists cannot hold (complex, float16);
- * with MPFS_E_NOMEM. */
+ * 2^32 - 1, an empty array whose lists would lose a dimension (a zero
+ * before the last) or exceed the bound above; with MPFS_E_DTYPE when nested
+ * lists would not read back with a's dtype (byte order aside; see
+ * nested_fits); with MPFS_E_NOMEM. */
 enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
 				      const struct mpfs_array *a, const uint8_t *data,
 				      struct mpfs_strbuf *out, struct mpfs_error *err);

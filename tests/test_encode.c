@@ -1249,46 +1249,27 @@ static void nested_is(const struct mpfs_array *a, const void *data, const char *
 
 TestSuite(encode_array, .init = nested_setup, .fini = nested_teardown);
 
-Test(encode_array, nested_bool_and_small_ints)
+Test(encode_array, nested_bool_and_int64)
 {
 	static const uint8_t b[3] = {1, 0, 2};
 	struct mpfs_array a = arr("|b1", 1, SHAPE(3));
 	nested_is(&a, b, "93 c3 c2 c3");
 
-	static const uint8_t i1[5] = {0x7f, 0x80, 0xff, 0x00, 0xe0};
-	a = arr("|i1", 1, SHAPE(5));
-	nested_is(&a, i1, "95 7f d0 80 ff 00 e0");
-
-	static const int16_t i2[4] = {32767, -32768, -1, -33};
-	a = arr("<i2", 1, SHAPE(4));
-	nested_is(&a, i2, "94 cd 7f ff d1 80 00 ff d0 df");
-
-	static const int32_t i4[4] = {INT32_MIN, -1, 5, INT32_MAX};
-	a = arr("<i4", 1, SHAPE(4));
-	nested_is(&a, i4, "94 d2 80 00 00 00 ff 05 ce 7f ff ff ff");
-
-	static const int64_t i8[3] = {INT64_MIN, INT64_MAX, -129};
-	a = arr("<i8", 1, SHAPE(3));
-	nested_is(&a, i8, "93 d3 80 00 00 00 00 00 00 00 cf 7f ff ff ff ff ff ff ff d1 ff 7f");
+	/* each number in its smallest form, as msgpack-python writes them */
+	static const int64_t i8[7] = {INT64_MIN, INT64_MAX, -129, 127, -128, 255, -33};
+	a = arr("<i8", 1, SHAPE(7));
+	nested_is(
+		&a, i8,
+		"97 d3 80 00 00 00 00 00 00 00 cf 7f ff ff ff ff ff ff ff d1 ff 7f 7f d0 80 cc ff "
+		"d0 df");
 }
 
 Test(encode_array, nested_unsigned)
 {
-	static const uint8_t u1[2] = {255, 127};
-	struct mpfs_array a = arr("|u1", 1, SHAPE(2));
-	nested_is(&a, u1, "92 cc ff 7f");
-
-	static const uint16_t u2[1] = {65535};
-	a = arr("<u2", 1, SHAPE(1));
-	nested_is(&a, u2, "91 cd ff ff");
-
-	static const uint32_t u4[1] = {UINT32_MAX};
-	a = arr("<u4", 1, SHAPE(1));
-	nested_is(&a, u4, "91 ce ff ff ff ff");
-
-	/* above INT64_MAX: uint64, not a negative number */
+	/* above INT64_MAX: uint64, not a negative number; a value that needs
+	 * it makes the lists read back as <u8 */
 	static const uint64_t u8[3] = {UINT64_MAX, 1ULL << 63, 3};
-	a = arr("<u8", 1, SHAPE(3));
+	struct mpfs_array a = arr("<u8", 1, SHAPE(3));
 	nested_is(&a, u8, "93 cf ff ff ff ff ff ff ff ff cf 80 00 00 00 00 00 00 00 03");
 }
 
@@ -1315,17 +1296,18 @@ Test(encode_array, nested_big_endian_input)
 	a = arr(">f4", 1, SHAPE(1));
 	nested_is(&a, f4, "91 ca 3f c0 00 00");
 
-	static const uint8_t i4[8] = {0xff, 0xff, 0xff, 0xfe, 0, 0, 1, 0};
-	a = arr(">i4", 1, SHAPE(2));
-	nested_is(&a, i4, "92 fe cd 01 00");
+	static const uint8_t i8[16] = {0x80, 0,	   0,	 0,    0,    0,	   0,	 0,
+				       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe};
+	a = arr(">i8", 1, SHAPE(2));
+	nested_is(&a, i8, "92 d3 80 00 00 00 00 00 00 00 fe");
 
-	static const uint8_t u2[2] = {0x01, 0x02};
-	a = arr(">u2", 1, SHAPE(1));
-	nested_is(&a, u2, "91 cd 01 02");
+	static const uint8_t u8[8] = {0xff, 0, 0, 0, 0, 0, 1, 2};
+	a = arr(">u8", 1, SHAPE(1));
+	nested_is(&a, u8, "91 cf ff 00 00 00 00 00 01 02");
 
-	static const uint8_t i8[8] = {0x80, 0, 0, 0, 0, 0, 0, 0};
-	a = arr(">i8", 1, SHAPE(1));
-	nested_is(&a, i8, "91 d3 80 00 00 00 00 00 00 00");
+	static const uint8_t b1[1] = {1};
+	a = arr("|b1", 1, SHAPE(1));
+	nested_is(&a, b1, "91 c3");
 }
 
 Test(encode_array, nested_shapes)
@@ -1405,6 +1387,141 @@ Test(encode_array, nested_refusals)
 		cr_assert_eq(out.len, 0, "%s: output written on refusal", cases[i].descr);
 		mpfs_strbuf_destroy(&out);
 	}
+}
+
+/* Nested lists hold numbers and lengths, not a dtype or the dimensions
+ * after an empty list (issue 7, item 6b): a write the lists would read
+ * back changed is refused, never silently changed. Before, (0, 5) was
+ * written as [] and read back (0,), an empty int array read back <f8,
+ * and int32 read back int64. */
+Test(encode_array, nested_refuses_what_would_read_back_changed)
+{
+	static const uint8_t data[64];
+	static const struct {
+		const char *descr;
+		unsigned ndim;
+		uint64_t shape[3];
+		enum mpfs_codec_err code;
+		const char *says; /* in the message: what it would read back as */
+	} cases[] = {
+		/* dimensions after the first zero are lost */
+		{"<f8", 2, {0, 5}, MPFS_E_ARRAY, "(0,)"},
+		{"<f8", 3, {2, 0, 3}, MPFS_E_ARRAY, "(2, 0)"},
+		{"<f8", 2, {0, 0}, MPFS_E_ARRAY, "(0,)"},
+		/* an empty list has no dtype: it reads back <f8 */
+		{"<i8", 1, {0}, MPFS_E_DTYPE, "<f8"},
+		{"|b1", 2, {3, 0}, MPFS_E_DTYPE, "<f8"},
+		{"<f4", 1, {0}, MPFS_E_DTYPE, "<f8"},
+		{"<u8", 1, {0}, MPFS_E_DTYPE, "<f8"},
+		{"<i4", 2, {2, 0}, MPFS_E_DTYPE, "<f8"},
+		/* integers read back int64 (uint64 where a value needs it) */
+		{"|i1", 1, {2}, MPFS_E_DTYPE, "<i8"},
+		{"<i2", 1, {2}, MPFS_E_DTYPE, "<i8"},
+		{"<i4", 2, {2, 2}, MPFS_E_DTYPE, "<i8"},
+		{">i4", 1, {2}, MPFS_E_DTYPE, "<i8"},
+		{"|u1", 1, {2}, MPFS_E_DTYPE, "<i8"},
+		{"<u2", 1, {2}, MPFS_E_DTYPE, "<i8"},
+		{"<u4", 1, {2}, MPFS_E_DTYPE, "<i8"},
+		{"<u8", 1, {2}, MPFS_E_DTYPE, "<i8"}, /* zeros: no value needs uint64 */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mpfs_array a = arr(cases[i].descr, cases[i].ndim, cases[i].shape);
+		struct mpfs_strbuf out;
+		struct mpfs_error err = {0};
+
+		mpfs_strbuf_init(&out);
+		cr_assert_eq(mpfs_encode_array(&nested_doc.doc, &nested_old, &a, data, &out, &err),
+			     cases[i].code, "case %zu, %s: %d, expected %d", i, cases[i].descr,
+			     err.code, cases[i].code);
+		cr_assert(strstr(err.msg, cases[i].says), "case %zu: %s", i, err.msg);
+		cr_assert_eq(out.len, 0);
+		mpfs_strbuf_destroy(&out);
+	}
+
+	/* what reads back as written is taken */
+	struct mpfs_array a = arr("<f8", 1, SHAPE(0));
+	nested_is(&a, data, "90");
+	a = arr(">f8", 1, SHAPE(0));
+	nested_is(&a, data, "90");
+	a = arr("<f8", 2, SHAPE(3, 0));
+	nested_is(&a, data, "93 90 90 90");
+	a = arr("<f8", 3, SHAPE(1, 2, 0));
+	nested_is(&a, data, "91 92 90 90");
+}
+
+/* Every dtype and shape, both byte orders: the nested encoding either
+ * refuses, writing nothing, or writes lists that read back as the very
+ * same array (dtype apart from byte order, shape, little-endian bytes). */
+Test(encode_array, nested_reads_back_as_written)
+{
+	static const char *const dtypes[] = {"|b1", "|i1", "<i2", "<i4", "<i8", ">i8",
+					     "|u1", "<u2", "<u4", "<u8", ">u8", "<f2",
+					     "<f4", ">f4", "<f8", ">f8", "<c8", ">c16"};
+	static const struct {
+		unsigned ndim;
+		uint64_t shape[4];
+	} shapes[] = {
+		{0, {0}},	{1, {1}},	   {1, {5}},	   {2, {2, 3}},
+		{3, {1, 1, 1}}, {1, {0}},	   {2, {3, 0}},	   {2, {0, 3}},
+		{3, {2, 0, 2}}, {4, {2, 2, 2, 0}}, {3, {2, 2, 2}},
+	};
+	uint8_t data[8 * 16], le[8 * 16], back[8 * 16];
+	int taken = 0, refused = 0;
+
+	for (int big = 0; big < 2; big++)
+		for (size_t t = 0; t < sizeof(dtypes) / sizeof(dtypes[0]); t++)
+			for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+				struct mpfs_array a =
+					arr(dtypes[t], shapes[s].ndim, shapes[s].shape);
+				struct mpfs_array b;
+				struct mpfs_strbuf out;
+				struct mpfs_error err = {0};
+				struct tu_doc d;
+				char what[64], want[64], got[64];
+
+				/* small numbers, and with big: the top bit set (a
+				 * uint64 that needs it, negative ints, NaNs) */
+				for (size_t i = 0; i < sizeof(data); i++)
+					data[i] =
+						(uint8_t)(big && i % a.itemsize == 0 ? 0x80 | i
+										     : (i * 7) % 3);
+				if (a.descr[1] == 'b')
+					for (size_t i = 0; i < sizeof(data); i++)
+						data[i] &= 1;
+				snprintf(what, sizeof(what), "%s, shape %zu, %s", a.descr, s,
+					 big ? "big" : "small");
+				mpfs_strbuf_init(&out);
+				enum mpfs_codec_err rc = mpfs_encode_array(
+					&nested_doc.doc, &nested_old, &a, data, &out, &err);
+				if (rc) {
+					cr_assert(rc == MPFS_E_ARRAY || rc == MPFS_E_DTYPE,
+						  "%s: %d", what, rc);
+					cr_assert_eq(out.len, 0, "%s", what);
+					mpfs_strbuf_destroy(&out);
+					refused++;
+					continue;
+				}
+				taken++;
+				decode_out(&d, &out, what);
+				cr_assert(mpfs_array_nested(&d.doc.root, &b), "%s: not an array",
+					  what);
+				cr_assert_str_eq(b.descr + 1, a.descr + 1, "%s: reads back %s",
+						 what, b.descr);
+				mpfs_array_shape_str(&a, want, sizeof(want));
+				mpfs_array_shape_str(&b, got, sizeof(got));
+				cr_assert_str_eq(got, want, "%s: reads back (%s)", what, got);
+				if (a.descr[0] == '>')
+					mpfs_array_swap(&a, data, le);
+				else
+					memcpy(le, data, sizeof(le));
+				mpfs_array_fill(&d.doc, &b, back);
+				cr_assert(memcmp(back, le, a.nbytes) == 0, "%s: other values",
+					  what);
+				tu_doc_free(&d);
+				mpfs_strbuf_destroy(&out);
+			}
+	cr_assert_geq(taken, 40);
+	cr_assert_geq(refused, 100);
 }
 
 /* Hostile shapes through the write path (issue 7, item 7): each is refused
