@@ -438,6 +438,69 @@ Test(encode_json, nesting_limit)
 	free(deep);
 }
 
+/* A nesting bomb as a text file's content (issue 7): 1M '[' or 1M '{"a":'
+ * is refused at the level too many, at once, on a stack of MPFS_MAX_DEPTH
+ * frames and with memory that does not grow with the text; where a string
+ * was (or for a new file) it is taken as the string it is. */
+Test(encode_json, nesting_bomb_refused_quickly_in_bounded_memory, .timeout = 10)
+{
+	const size_t n = 1000000;
+	char *brackets = malloc(n), *objects = malloc(5 * n);
+	struct mpfs_strbuf out;
+	struct mpfs_error err;
+
+	cr_assert(brackets && objects);
+	memset(brackets, '[', n);
+	for (size_t i = 0; i < n; i++)
+		memcpy(objects + 5 * i, "{\"a\":", 5);
+	static const char *const olds[] = {"c0", "05", "cb 3f f8 00 00 00 00 00 00", "91 01"};
+	for (size_t k = 0; k < sizeof(olds) / sizeof(olds[0]); k++)
+		for (int obj = 0; obj < 2; obj++) {
+			size_t len = obj ? 5 * n : n;
+			char *t = (char *)tu_dup(obj ? objects : brackets, len);
+			struct tu_doc d;
+
+			tu_doc_hex(&d, olds[k]);
+			mpfs_strbuf_init(&out);
+			tu_track_allocs();
+			enum mpfs_codec_err rc =
+				mpfs_encode_json(&d.doc, &d.doc.root, t, len, &out, &err);
+			tu_allocs.on = false;
+			cr_assert_eq(rc, MPFS_E_ARRAY, "old %s: %d", olds[k], rc);
+			cr_assert_eq(err.off, obj ? 5 * MPFS_MAX_DEPTH : MPFS_MAX_DEPTH, "%s",
+				     err.msg);
+			cr_assert(strstr(err.msg, "nesting too deep"), "%s", err.msg);
+			cr_assert_eq(out.len, 0);
+			cr_assert_lt(tu_allocs.total, 64 * 1024,
+				     "old %s: %zu bytes allocated to refuse", olds[k],
+				     tu_allocs.total);
+			mpfs_strbuf_destroy(&out);
+			tu_doc_free(&d);
+			free(t);
+		}
+
+	/* a string, or a new file: the text itself, trimmed, in one buffer */
+	for (int k = 0; k < 2; k++) {
+		char *t = (char *)tu_dup(brackets, n);
+		struct tu_doc d;
+
+		tu_doc_hex(&d, "a1 78");
+		mpfs_strbuf_init(&out);
+		tu_track_allocs();
+		cr_assert_eq(mpfs_encode_json(&d.doc, k ? &d.doc.root : NULL, t, n, &out, &err),
+			     MPFS_OK, "%s", err.msg);
+		tu_allocs.on = false;
+		cr_assert_eq(out.len, 5 + n);
+		cr_assert_lt(tu_allocs.total, 4 * n, "%zu bytes allocated for a %zu-byte string",
+			     tu_allocs.total, n);
+		mpfs_strbuf_destroy(&out);
+		tu_doc_free(&d);
+		free(t);
+	}
+	free(brackets);
+	free(objects);
+}
+
 /* Integers keep the old value's width where they fit, else the smallest. */
 Test(encode_json, integer_width_kept)
 {
