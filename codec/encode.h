@@ -24,9 +24,11 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
 				     const char *text, size_t len, struct mpfs_strbuf *out,
 				     struct mpfs_error *err);
 
-/* Most empty lists an empty array may write as nested lists: no data
- * bounds them, so a shape of (10**12, 0) must be refused, not looped over. */
-#define MPFS_NESTED_EMPTY_LISTS 65536
+/* Most lists an empty array may write as nested lists, the outer one
+ * included: no data bounds them, so a shape of (10**12, 0) must be refused,
+ * not looped over. Small, so a 128-byte .npy costs at most a few KiB and a
+ * few thousand decoded values; real empty arrays have a handful of lists. */
+#define MPFS_NESTED_EMPTY_LISTS 4096
 
 /* Encodes an array of dtype/shape a, whose bytes are data (a->nbytes of
  * them), in the encoding of old (a compact map keeps its keys as written)

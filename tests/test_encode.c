@@ -1624,21 +1624,30 @@ Test(encode_array, zero_size_with_huge_dimensions, .timeout = 10)
 	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(10**6, 10**6, 0)");
 	a = arr("<f8", 2, SHAPE(UINT32_MAX, 0));
 	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(2**32 - 1, 0)");
-	/* the bound on empty lists: the outer one and 65535 inside it fit */
+	/* the bound on empty lists: the outer one and 4095 inside it fit */
 	a = arr("<f8", 2, SHAPE(MPFS_NESTED_EMPTY_LISTS - 1, 0));
 	mpfs_strbuf_init(&out);
 	cr_assert_eq(mpfs_encode_array(&nested_doc.doc, &nested_old, &a, NULL, &out, &err), MPFS_OK,
 		     "%s", err.msg);
 	cr_assert_eq(out.len, 3 + (MPFS_NESTED_EMPTY_LISTS - 1));
-	decode_out(&e, &out, "65535 empty lists");
+	decode_out(&e, &out, "4095 empty lists");
 	cr_assert(mpfs_array_nested(&e.doc.root, &b));
-	expect_shape(&b, "<f8", "65535,0");
+	expect_shape(&b, "<f8", "4095,0");
 	tu_doc_free(&e);
 	mpfs_strbuf_destroy(&out);
 	a = arr("<f8", 2, SHAPE(MPFS_NESTED_EMPTY_LISTS, 0));
 	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "one list too many");
-	a = arr("<f8", 3, SHAPE(256, 255, 0)); /* 1 + 256 + 65280 */
-	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(256, 255, 0)");
+	a = arr("<f8", 3, SHAPE(64, 63, 0)); /* 1 + 64 + 4032 */
+	encode_refused(&nested_old, &a, NULL, MPFS_E_ARRAY, "(64, 63, 0)");
+	a = arr("<f8", 3, SHAPE(63, 64, 0)); /* 1 + 63 + 4032 */
+	mpfs_strbuf_init(&out);
+	cr_assert_eq(mpfs_encode_array(&nested_doc.doc, &nested_old, &a, NULL, &out, &err), MPFS_OK,
+		     "%s", err.msg);
+	decode_out(&e, &out, "4096 lists");
+	cr_assert(mpfs_array_nested(&e.doc.root, &b));
+	expect_shape(&b, "<f8", "63,64,0");
+	tu_doc_free(&e);
+	mpfs_strbuf_destroy(&out);
 
 	/* compact keeps the shape: a few bytes whatever the dimensions */
 	a = arr("<f8", 2, SHAPE(1000000000000ULL, 0));
