@@ -273,6 +273,8 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 				      "array shape does not give %" PRIu64
 				      " elements of %s, or needs 2^63 bytes or more",
 				      a->count, a->descr);
+	if (!data) /* an empty array may come without data: the packer copies none */
+		data = (const uint8_t *)"";
 	mpfs_pack_init(&pk, out);
 	if (old && old->encoding == MPFS_ENC_NESTED) {
 		if ((rc = nested_fits(a, data, err)))
