@@ -136,6 +136,25 @@ void mpfs_array_swap(const struct mpfs_array *a, const uint8_t *src, uint8_t *ds
 			dst[i + j] = src[i + unit - 1 - j];
 }
 
+bool mpfs_array_sized(struct mpfs_array *a)
+{
+	uint64_t count = 1, nonzero = a->itemsize;
+
+	if (a->ndim > MPFS_MAX_DIMS)
+		return false;
+	for (unsigned d = 0; d < a->ndim; d++) {
+		if (a->shape[d] > INT64_MAX)
+			return false;
+		count *= a->shape[d]; /* wraps only where nonzero overflows too */
+		if (a->shape[d] &&
+		    (__builtin_mul_overflow(nonzero, a->shape[d], &nonzero) || nonzero > INT64_MAX))
+			return false;
+	}
+	a->count = count;
+	a->nbytes = count * a->itemsize;
+	return true;
+}
+
 /* ---- compact maps ---------------------------------------------------- */
 
 bool mpfs_array_is_compact(const struct mpfs_doc *doc, const struct mpfs_val *v)
@@ -302,9 +321,10 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 			return mpfs_error_set(err, MPFS_E_ARRAY, e.off,
 					      "compact array: shape overflows 64 bits");
 	}
-	if (__builtin_mul_overflow(a.count, a.itemsize, &a.nbytes))
+	if (!mpfs_array_sized(&a))
 		return mpfs_error_set(err, MPFS_E_ARRAY, shape->off,
-				      "compact array: shape needs more than 2^64 bytes");
+				      "compact array: shape of more than 2^63 bytes (numpy "
+				      "cannot make it, even empty)");
 	if (a.nbytes != data->len)
 		return mpfs_error_set(err, MPFS_E_ARRAY, data->off,
 				      "compact array: data holds %u bytes, but %" PRIu64

@@ -49,6 +49,13 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
  * a->itemsize. */
 bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a);
 
+/* Sets a->count and a->nbytes from a's shape and itemsize, as numpy sizes
+ * an array. Returns false when numpy could not make an array of that shape
+ * and dtype: a dimension above INT64_MAX, or the product of the nonzero
+ * dimensions times the itemsize above INT64_MAX (numpy checks this even
+ * when another dimension is 0, so an empty array cannot declare anything). */
+bool mpfs_array_sized(struct mpfs_array *a);
+
 /* Writes the nbytes of nested array a, little-endian, C order, into out.
  * The document must be the one a was read from. */
 void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out);

@@ -2,7 +2,9 @@
  * what no edit touches. */
 #include "codec/encode.h"
 
+#include <inttypes.h>
 #include <msgpack.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -125,11 +127,16 @@ static void pack_element(msgpack_packer *pk, const struct mpfs_array *a, const u
 	}
 }
 
+/* Packs the lists of a from depth d on, elements from p on; returns where
+ * the elements it packed end, or NULL once memory ran out (so a failure
+ * stops the walk instead of going on for nothing). */
 static const uint8_t *pack_nested(msgpack_packer *pk, const struct mpfs_array *a, unsigned d,
 				  const uint8_t *p)
 {
+	const struct mpfs_strbuf *out = pk->data;
+
 	msgpack_pack_array(pk, (size_t)a->shape[d]);
-	for (uint64_t i = 0; i < a->shape[d]; i++) {
+	for (uint64_t i = 0; i < a->shape[d] && !out->oom; i++) {
 		if (d + 1 < a->ndim) {
 			p = pack_nested(pk, a, d + 1, p);
 		} else {
@@ -137,7 +144,7 @@ static const uint8_t *pack_nested(msgpack_packer *pk, const struct mpfs_array *a
 			p += a->itemsize;
 		}
 	}
-	return p;
+	return out->oom ? NULL : p;
 }
 
 static void pack_shape(msgpack_packer *pk, const struct mpfs_array *a)
@@ -153,25 +160,139 @@ static void pack_text(msgpack_packer *pk, const struct mpfs_doc *doc, const stru
 	mpfs_pack_str_like(pk, doc, old, s, strlen(s));
 }
 
+/* MsgPack lists and bins hold at most 2^32 - 1 items or bytes. */
+#define MSGPACK_MAX_LEN UINT32_MAX
+
+/* The first ndim dimensions of a as numpy prints a shape: "(0, 5)", "(3,)". */
+static const char *shape_text(const struct mpfs_array *a, unsigned ndim, char *buf, size_t cap)
+{
+	size_t n = (size_t)snprintf(buf, cap, "(");
+
+	for (unsigned d = 0; d < ndim && n < cap; d++)
+		n += (size_t)snprintf(buf + n, cap - n, "%s%" PRIu64, d ? ", " : "", a->shape[d]);
+	if (n < cap)
+		snprintf(buf + n, cap - n, "%s)", ndim == 1 ? "," : "");
+	return buf;
+}
+
+/* The dtype nested lists holding a's non-empty data read back as (the
+ * rules of mpfs_array_nested, DESIGN §2): integers are int64, or uint64
+ * when a value needs it; floats keep float32 or float64; bools stay bools. */
+static const char *nested_dtype(const struct mpfs_array *a, const uint8_t *data)
+{
+	switch (a->descr[1]) {
+	case 'b': return "|b1";
+	case 'f': return a->itemsize == 4 ? "<f4" : "<f8";
+	case 'i': return "<i8";
+	default:
+		if (a->itemsize < 8)
+			return "<i8";
+		for (uint64_t i = 0; i < a->count; i++)
+			if (load(data + i * a->itemsize, a->itemsize, a->descr[0] == '>') >
+			    INT64_MAX)
+				return "<u8";
+		return "<i8";
+	}
+}
+
+/* Nested lists hold numbers and lengths, nothing else: a is refused unless
+ * the lists read back as a, with its shape and dtype (byte order aside:
+ * nested arrays read back little-endian). Every check costs at most one
+ * pass over the data, never a loop over a declared dimension. */
+static enum mpfs_codec_err nested_fits(const struct mpfs_array *a, const uint8_t *data,
+				       struct mpfs_error *err)
+{
+	char k = a->descr[1], sa[MPFS_MAX_DIMS * 22 + 4], sb[MPFS_MAX_DIMS * 22 + 4];
+	const char *want;
+	uint64_t lists = 1, level = 1;
+
+	if (k == 'c' || (k == 'f' && a->itemsize == 2))
+		return mpfs_error_set(err, MPFS_E_DTYPE, 0,
+				      "dtype %s cannot be stored as nested lists", a->descr);
+	if (a->ndim == 0)
+		return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+				      "a 0-d array cannot be stored as nested lists");
+	for (unsigned d = 0; d < a->ndim; d++)
+		if (a->shape[d] > MSGPACK_MAX_LEN)
+			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+					      "dimension %u of shape %s is over 4294967295, the "
+					      "most items a MsgPack list holds",
+					      d, shape_text(a, a->ndim, sa, sizeof(sa)));
+	if (a->count) {
+		want = nested_dtype(a, data);
+		if (want[1] != k || (unsigned)(want[2] - '0') != a->itemsize)
+			return mpfs_error_set(err, MPFS_E_DTYPE, 0,
+					      "nested lists keep numbers, not their dtype: %s data "
+					      "would read back as %s; save it as %s",
+					      a->descr, want, want);
+		return MPFS_OK;
+	}
+	/* Empty: the lists stop at the first empty one, and hold no number. */
+	for (unsigned d = 0; d + 1 < a->ndim; d++)
+		if (a->shape[d] == 0)
+			return mpfs_error_set(
+				err, MPFS_E_ARRAY, 0,
+				"an empty array of shape %s would read back as %s "
+				"from nested lists (an empty list says nothing of the "
+				"dimensions after it)",
+				shape_text(a, a->ndim, sa, sizeof(sa)),
+				shape_text(a, d + 1, sb, sizeof(sb)));
+	if (k != 'f' || a->itemsize != 8)
+		return mpfs_error_set(err, MPFS_E_DTYPE, 0,
+				      "an empty %s array would read back as <f8 from nested "
+				      "lists (an empty list has no dtype)",
+				      a->descr);
+	/* No data bounds the lists of an empty array: a 128-byte .npy of shape
+	 * (10**12, 0) would be 10^12 lists. Bound them here. */
+	for (unsigned d = 0; d + 1 < a->ndim; d++) {
+		level *= a->shape[d]; /* at most MPFS_NESTED_EMPTY_LISTS * 2^32 */
+		lists += level;
+		if (lists > MPFS_NESTED_EMPTY_LISTS)
+			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+					      "an empty array of shape %s is more than %d empty "
+					      "nested lists",
+					      shape_text(a, a->ndim, sa, sizeof(sa)),
+					      MPFS_NESTED_EMPTY_LISTS);
+	}
+	return MPFS_OK;
+}
+
 enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
 				      const struct mpfs_array *a, const uint8_t *data,
 				      struct mpfs_strbuf *out, struct mpfs_error *err)
 {
+	struct mpfs_array sized = *a;
+	size_t mark = out->len;
 	msgpack_packer pk;
+	enum mpfs_codec_err rc;
 
+	/* The loops below trust the shape: it must be one numpy can make and
+	 * agree with the element and byte counts the data was checked for. */
+	if (!mpfs_array_sized(&sized) || sized.count != a->count || sized.nbytes != a->nbytes)
+		return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+				      "array shape does not give %" PRIu64
+				      " elements of %s, or needs 2^63 bytes or more",
+				      a->count, a->descr);
+	if (!data) /* an empty array may come without data: the packer copies none */
+		data = (const uint8_t *)"";
 	mpfs_pack_init(&pk, out);
 	if (old && old->encoding == MPFS_ENC_NESTED) {
 		char k = a->descr[1];
+		/* Strings, times and long doubles have no nested form. */
 		if (!strchr("biuf", k) || (k == 'f' && a->itemsize != 4 && a->itemsize != 8))
 			return mpfs_error_set(err, MPFS_E_DTYPE, 0,
 					      "dtype %s cannot be stored as nested lists",
 					      a->descr);
-		if (a->ndim == 0)
-			return mpfs_error_set(err, MPFS_E_ARRAY, 0,
-					      "a 0-d array cannot be stored as nested lists");
+		if ((rc = nested_fits(a, data, err)))
+			return rc;
 		pack_nested(&pk, a, 0, data);
-		return MPFS_OK;
+		goto done;
 	}
+	if (a->nbytes > MSGPACK_MAX_LEN)
+		return mpfs_error_set(err, MPFS_E_ARRAY, 0,
+				      "array data of %" PRIu64 " bytes: a compact array's data "
+				      "(a MsgPack bin) holds at most 4294967295",
+				      a->nbytes);
 	if (!old) {
 		msgpack_pack_map(&pk, 5);
 		pack_text(&pk, doc, NULL, "nd");
@@ -185,7 +306,7 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 		pack_text(&pk, doc, NULL, "data");
 		msgpack_pack_bin(&pk, a->nbytes);
 		msgpack_pack_bin_body(&pk, data, a->nbytes);
-		return MPFS_OK;
+		goto done;
 	}
 	/* Keep the map as written: its keys, their order and spelling. */
 	const struct mpfs_val *m = old->src;
@@ -204,7 +325,11 @@ enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct m
 			mpfs_strbuf_add(out, doc->buf + val->off, val->end - val->off);
 		}
 	}
-	return MPFS_OK;
+done:
+	if (!out->oom)
+		return MPFS_OK;
+	out->len = mark;
+	return mpfs_error_set(err, MPFS_E_NOMEM, 0, "out of memory");
 }
 
 /* ---- the archive ------------------------------------------------------------ */

@@ -24,10 +24,23 @@ enum mpfs_codec_err mpfs_encode_json(const struct mpfs_doc *doc, const struct mp
 				     const char *text, size_t len, struct mpfs_strbuf *out,
 				     struct mpfs_error *err);
 
-/* Encodes an array of dtype/shape a, whose bytes are data, in the encoding
- * of old (a compact map keeps its keys as written) or compact when old is
- * NULL. Nested encoding takes bool, int, uint and float (f4, f8) dtypes;
- * others fail with MPFS_E_DTYPE. */
+/* Most lists an empty array may write as nested lists, the outer one
+ * included: no data bounds them, so a shape of (10**12, 0) must be refused,
+ * not looped over. Small, so a 128-byte .npy costs at most a few KiB and a
+ * few thousand decoded values; real empty arrays have a handful of lists. */
+#define MPFS_NESTED_EMPTY_LISTS 4096
+
+/* Encodes an array of dtype/shape a, whose bytes are data (a->nbytes of
+ * them), in the encoding of old (a compact map keeps its keys as written)
+ * or compact when old is NULL. Work and output are bounded by the data
+ * (plus MPFS_NESTED_EMPTY_LISTS). Fails, with nothing appended to out, with
+ * MPFS_E_ARRAY when a's shape is no array numpy makes or disagrees with its
+ * counts, when the data is over 4 GiB - 1 (a bin's limit) in compact form,
+ * or when nested lists cannot hold the shape: 0-d, a dimension over
+ * 2^32 - 1, an empty array whose lists would lose a dimension (a zero
+ * before the last) or exceed the bound above; with MPFS_E_DTYPE when nested
+ * lists would not read back with a's dtype (byte order aside; see
+ * nested_fits); with MPFS_E_NOMEM. */
 enum mpfs_codec_err mpfs_encode_array(const struct mpfs_doc *doc, const struct mpfs_array *old,
 				      const struct mpfs_array *a, const uint8_t *data,
 				      struct mpfs_strbuf *out, struct mpfs_error *err);

@@ -114,7 +114,6 @@ enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_a
 	p = dict_value(dict, hl, "shape");
 	if (!p || *p != '(')
 		return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: no 'shape' tuple");
-	a->count = 1;
 	for (p++;;) {
 		char *e;
 		unsigned long long d;
@@ -127,14 +126,19 @@ enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_a
 			return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: bad shape");
 		errno = 0;
 		d = strtoull(p, &e, 10);
-		if (errno || __builtin_mul_overflow(a->count, d, &a->count))
+		if (errno)
 			return mpfs_error_set(err, MPFS_E_ARRAY, start,
 					      "NPY header: shape overflows");
 		a->shape[a->ndim++] = d;
 		p = e;
 	}
-	if (__builtin_mul_overflow(a->count, a->itemsize, &a->nbytes) ||
-	    a->nbytes != len - start - hl)
+	/* numpy's own limit, zero dimensions or not: a shape of 2^63 bytes
+	 * or more is no array numpy makes, and nothing may loop over it */
+	if (!mpfs_array_sized(a))
+		return mpfs_error_set(err, MPFS_E_ARRAY, start,
+				      "NPY header: shape overflows (2^63 bytes or more, counting "
+				      "only nonzero dimensions)");
+	if (a->nbytes != len - start - hl)
 		return mpfs_error_set(
 			err, MPFS_E_ARRAY, start + hl,
 			"NPY data is %zu bytes, the header's shape and dtype need %llu",

@@ -770,11 +770,26 @@ Test(codec_array, compact_rejects_overflow)
 	cr_assert_eq(try_compact(F8, "91 cf 20 00 00 00 00 00 00 00", "c4 00", &err, &s, &dt),
 		     MPFS_E_ARRAY);
 	cr_assert_eq(err.off, s);
-	/* [UINT64_MAX] of bytes: fits, but the data does not match */
+	/* [INT64_MAX] of bytes: fits, but the data does not match */
 	cr_assert_eq(
-		try_compact("a3 7c 75 31", "91 cf ff ff ff ff ff ff ff ff", "c4 00", &err, &s, &dt),
+		try_compact("a3 7c 75 31", "91 cf 7f ff ff ff ff ff ff ff", "c4 00", &err, &s, &dt),
 		MPFS_E_ARRAY);
 	cr_assert_eq(err.off, dt);
+	/* numpy cannot make these, empty or not: 2^63 bytes or more, counting
+	 * only nonzero dimensions (before, the zero made them pass) */
+	static const char *const shapes[] = {
+		"91 cf ff ff ff ff ff ff ff ff",    /* [2^64 - 1] of bytes */
+		"92 00 cf 80 00 00 00 00 00 00 00", /* [0, 2^63] */
+		"93 cf 40 00 00 00 00 00 00 00 00 cf 00 00 00 00 00 00 00 04", /* [2^62, 0, 4] */
+	};
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		cr_assert_eq(try_compact("a3 7c 75 31", shapes[i], "c4 00", &err, &s, &dt),
+			     MPFS_E_ARRAY, "%s", shapes[i]);
+		cr_assert_eq(err.off, s, "%s: %s", shapes[i], err.msg);
+	}
+	/* np.empty((10**12, 0)) is an array numpy makes */
+	cr_assert_eq(try_compact(F8, "92 cf 00 00 00 e8 d4 a5 10 00 00", "c4 00", &err, &s, &dt),
+		     MPFS_OK, "%s", err.msg);
 }
 
 Test(codec_array, compact_rejects_data_size_mismatch)
