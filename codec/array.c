@@ -87,7 +87,7 @@ static uint8_t *fill_leaf(const struct mpfs_doc *doc, const struct mpfs_val *v, 
 		uint64_t bits;
 		uint32_t bits32;
 
-		off = mpfs_scalar_at(doc->buf, off, &e);
+		off = mpfs_scalar_next(doc->buf, doc->size, off, &e);
 		switch (kind) {
 		case 'b': *out++ = e.b; break;
 		case 'i':
@@ -309,7 +309,7 @@ enum mpfs_codec_err mpfs_array_compact(const struct mpfs_doc *doc, const struct 
 	a.ndim = (uint8_t)shape->len;
 	off = shape->off + shape->hdr;
 	for (unsigned d = 0; d < a.ndim; d++) {
-		off = mpfs_scalar_at(doc->buf, off, &e);
+		off = mpfs_scalar_next(doc->buf, doc->size, off, &e);
 		if (e.type == MPFS_INT)
 			return mpfs_error_set(err, MPFS_E_ARRAY, e.off,
 					      "compact array: negative dimension %" PRId64, e.i);

@@ -405,7 +405,7 @@ static int enc_val(struct enc *e, const struct mpfs_val *v)
 	off = v->off + v->hdr;
 	for (uint32_t i = 0; i < v->len; i++) {
 		if (!v->items) { /* a leaf array: its scalars lie in the buffer */
-			uint64_t next = mpfs_scalar_at(doc->buf, off, &item);
+			uint64_t next = mpfs_scalar_next(doc->buf, doc->size, off, &item);
 			if (!dropped(e, v, i) && e->write(e->ctx, doc->buf + off, next - off))
 				return -1;
 			off = next;

@@ -63,7 +63,7 @@ enum mpfs_codec_err mpfs_numpy_pickled(const struct mpfs_doc *doc, const struct 
 	ok = shape && shape->type == MPFS_ARRAY && !shape->items && shape->len <= MPFS_MAX_DIMS;
 	off = ok ? shape->off + shape->hdr : 0;
 	for (uint32_t d = 0; ok && d < shape->len; d++) {
-		off = mpfs_scalar_at(doc->buf, off, &e);
+		off = mpfs_scalar_next(doc->buf, doc->size, off, &e);
 		ok = e.type == MPFS_UINT && !__builtin_mul_overflow(count, e.u, &count);
 		a.shape[d] = e.u;
 	}
