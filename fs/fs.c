@@ -512,7 +512,7 @@ int mpfs_fs_truncate(struct mpfs_fs *fs, const char *path, uint64_t fh, uint64_t
 		in->err = 0;
 		/* truncate(2) of a file nobody writes: committed at once, as a
 		 * close would. */
-		if (!fh && !in->nwriters && in->origin == ORIGIN_ARCHIVE) {
+		if (!fh && !in->nwriters && in->origin == ORIGIN_ARCHIVE && !in->whiteout) {
 			in->busy++;
 			rc = mpfs_file_commit(fs, in, true);
 			in->busy--;
