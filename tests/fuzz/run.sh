@@ -19,7 +19,7 @@ mkdir -p "$out"
 target=${2:-archive}
 clang -g -O2 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. \
 	codec/decode.c codec/json.c codec/jsonparse.c codec/array.c codec/npy.c \
-	codec/model.c codec/strbuf.c codec/encode.c "tests/fuzz/fuzz_$target.c" \
+	codec/model.c codec/strbuf.c codec/encode.c codec/numpy.c "tests/fuzz/fuzz_$target.c" \
 	$(pkg-config --cflags --libs msgpack) -o "$out/fuzz_$target"
 seeds=$(mktemp -d)
 [ "$target" = archive ] && cp ../shared/fixtures/*.mpk "$seeds"/ 2>/dev/null
