@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Benchmark mpk against pickle and joblib (not a test).
 
-    PYTHONPATH=python /usr/bin/python3 python/bench_mpk.py [--repeat N]
+    PYTHONPATH=python nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--only mlp,tfidf,forest,hgb]
 
-Two models: an MLPClassifier with hidden layers (256, 128) on 500 features
-(trained briefly on random data; convergence does not matter) and a
-TfidfVectorizer with about 100k terms (synthetic documents).  For each it
-writes the model with
+Four models: an MLPClassifier with hidden layers (256, 128) on 500 features
+(trained briefly on random data; convergence does not matter), a
+TfidfVectorizer with about 100k terms (synthetic documents), a 50-tree
+RandomForestClassifier (5,000 samples, 20 features, full-depth trees) and a
+HistGradientBoostingClassifier (100 iterations, 3 classes, so 300 tree
+predictors).  For each it writes the model with
 
   mpk compact   mpk.save(m, arrays="compact")
   mpk nested    mpk.save(m, arrays="nested")
@@ -56,6 +58,20 @@ def make_tfidf(n_terms=100_000, n_docs=2_000, per_doc=60):
     docs = [" ".join(terms[ids[i::n_docs]]) for i in range(n_docs)]
     vec = TfidfVectorizer().fit(docs)
     return vec, docs[:50]
+
+
+def make_forest(n_trees=50):
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+    X, y = make_classification(5000, 20, n_informative=10, random_state=0)
+    return RandomForestClassifier(n_trees, random_state=0).fit(X, y), X[:200]
+
+
+def make_hgb():
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    X, y = make_classification(5000, 20, n_informative=10, n_classes=3, random_state=0)
+    return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0).fit(X, y), X[:200]
 
 
 def plain_content(obj):
@@ -116,6 +132,7 @@ def bench(name, est, sample, d, repeat):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", help="comma-separated subset: mlp,tfidf,forest,hgb")
     ap.add_argument("--repeat", type=int, default=15, help="load repetitions (median is reported)")
     args = ap.parse_args()
     import sklearn
@@ -123,11 +140,20 @@ def main():
           f"msgpack {'.'.join(map(str, msgpack.version))}, joblib {joblib.__version__}")
     results = []
     with tempfile.TemporaryDirectory() as d:
-        mlp, xs = make_mlp()
-        results.append(("MLP 500-256-128-10", bench("mlp", mlp, xs, d, args.repeat)))
-        vec, docs = make_tfidf()
-        label = f"TF-IDF {len(vec.vocabulary_) // 1000}k terms"
-        results.append((label, bench("tfidf", vec, docs, d, args.repeat)))
+        only = set(args.only.split(",")) if args.only else {"mlp", "tfidf", "forest", "hgb"}
+        if "mlp" in only:
+            mlp, xs = make_mlp()
+            results.append(("MLP 500-256-128-10", bench("mlp", mlp, xs, d, args.repeat)))
+        if "tfidf" in only:
+            vec, docs = make_tfidf()
+            label = f"TF-IDF {len(vec.vocabulary_) // 1000}k terms"
+            results.append((label, bench("tfidf", vec, docs, d, args.repeat)))
+        if "forest" in only:
+            rf, xs = make_forest()
+            results.append(("RandomForest 50 trees", bench("forest", rf, xs, d, args.repeat)))
+        if "hgb" in only:
+            hgb, xs = make_hgb()
+            results.append(("HistGB 100 it, 3 cl", bench("hgb", hgb, xs, d, args.repeat)))
     print()
     print(f"{'model':<22} {'format':<12} {'size':>12} {'size/mpk':>9} {'load ms':>10} {'load/mpk':>9}")
     print("-" * 78)

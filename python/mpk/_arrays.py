@@ -69,10 +69,20 @@ def type_name(value):
 
 
 def check_dtype(text, path):
+    if isinstance(text, (str, bytes)):
+        d = _DTYPE_CACHE.get(text)
+        if d is not None:
+            return d
+        key = text
+    else:
+        key = None
     text = as_text(text, path, "dtype string")
     if not _DTYPE_RE.match(text):
         raise FormatError(path, f"dtype {text!r} is not allowed (only bool, int, uint, float, complex, str)")
-    return np.dtype(text)
+    d = np.dtype(text)
+    if key is not None and len(_DTYPE_CACHE) < _DTYPE_CACHE_MAX:
+        _DTYPE_CACHE[key] = d
+    return d
 
 
 def _native(a):
@@ -107,13 +117,23 @@ PICKLED = ("pickled object array (msgpack-numpy writes object arrays as a pickle
            "which is never unpickled)")
 
 
+_COMPACT_KEYS = {k: k for k in ("nd", "type", "kind", "shape", "data")}
+_COMPACT_KEYS.update({k.encode(): k for k in _COMPACT_KEYS})
+
+# check_dtype's answers for the dtype strings seen so far (bounded: only
+# strings that passed the check are kept, at most _DTYPE_CACHE_MAX of them)
+_DTYPE_CACHE = {}
+_DTYPE_CACHE_MAX = 512
+
+
 def decode_compact(m, path):
     """Decode a msgpack-numpy map.  Returns an ndarray (nd true) or a numpy
     scalar (nd false, as msgpack-numpy writes numpy scalars)."""
     fields = {}
     for k, v in m.items():
-        name = key_text(k, path)
-        if name not in ("nd", "type", "kind", "shape", "data"):
+        name = _COMPACT_KEYS.get(k) if isinstance(k, (bytes, str)) else None
+        if name is None:
+            name = key_text(k, path)
             raise FormatError(f"{path}/{name}", "unexpected key in compact array")
         if name in fields:
             raise FormatError(f"{path}/{name}", "duplicate key in compact array")

@@ -594,6 +594,17 @@ def _drop_pickled(value, path, skip, section=False, depth=0):
         _drop_pickled(value[k], p, skip, model and name in ("xtra", "weights"), depth + 1)
 
 
+def _may_hold_pickle(data):
+    """False when no MsgPack str or bin of the file can equal "O": a pickled
+    object array needs kind "O", whose encodings all end in 0xa1 'O' (fixstr)
+    or a length field of 1 then 'O' (bin/str 8/16/32).  Then the walk that
+    looks for pickled arrays (_drop_pickled) can be skipped; decode_compact
+    refuses kind "O" on its own anyway."""
+    if not isinstance(data, (bytes, bytearray)):
+        return True
+    return b"\xa1O" in data or b"\x01O" in data
+
+
 def _loads(data, where, skip_pickled=False):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
@@ -606,7 +617,8 @@ def _loads(data, where, skip_pickled=False):
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
     try:
-        _drop_pickled(obj, "", skip_pickled)
+        if _may_hold_pickle(data):
+            _drop_pickled(obj, "", skip_pickled)
         return _build(obj, "", 0)
     except RecursionError:
         raise FormatError("", f"{where}nested too deeply") from None

@@ -527,3 +527,17 @@ print(loaded, refused)
     assert r.returncode == 0, r.stderr[-2000:]
     loaded, refused = map(int, r.stdout.split())
     assert loaded > 0 and refused > 0
+
+
+def test_pickle_prescan_sees_every_encoding_of_kind_O():
+    """loads skips the walk for pickled object arrays only when no MsgPack
+    str/bin in the file can be "O" (_may_hold_pickle); every encoding of a
+    one-byte "O" must be seen."""
+    from mpk._model import _may_hold_pickle
+    encodings = [msgpack.packb("O"), msgpack.packb(b"O", use_bin_type=True),
+                 msgpack.packb(b"O", use_bin_type=False),
+                 b"\xd9\x01O", b"\xda\x00\x01O", b"\xdb\x00\x00\x00\x01O",
+                 b"\xc4\x01O", b"\xc5\x00\x01O", b"\xc6\x00\x00\x00\x01O"]
+    for e in encodings:
+        assert _may_hold_pickle(b"\x81\xa4kind" + e), e
+    assert not _may_hold_pickle(msgpack.packb({"kind": "", "type": "<f8"}))
