@@ -192,9 +192,6 @@ void mpfs_inode_unlink(struct mpfs_fs *fs, struct inode *in);
 void mpfs_inode_gc(struct mpfs_fs *fs, struct inode *in);
 /* The path of in into buf; -ENAMETOOLONG, -ENOENT if unlinked. */
 int mpfs_inode_path(const struct inode *in, char *buf, size_t cap);
-/* True if in is a file whose bytes are c's for everyone (not only its
- * writers): it is dirty, new or scratch. */
-bool mpfs_inode_shows_content(const struct inode *in);
 /* Drops c (and the snapshot it reads from). */
 void mpfs_inode_drop_content(struct mpfs_fs *fs, struct inode *in);
 /* Records in as hidden (-ENOMEM). */

@@ -129,8 +129,6 @@ int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last
 	struct inode *in = fs->root;
 	uint32_t id = MPFS_ROOT_ID;
 	const char *p = path;
-	char prefix[PATH_MAX];
-	size_t plen = 0;
 
 	*l = (struct loc){.in = in, .id = id, .dir_in = NULL, .dir_id = NO_ID, .name = ""};
 	if (last_missing)
@@ -142,20 +140,16 @@ int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last
 			break;
 		const char *q = strchrnul(p, '/');
 		size_t n = (size_t)(q - p);
-		char name[MPFS_NAME_MAX + 1];
+		char *name = l->name; /* an alias below puts the real name there */
 
-		if (n > MPFS_NAME_MAX || plen + n + 2 > sizeof(prefix))
+		if (n > MPFS_NAME_MAX)
 			return -ENAMETOOLONG;
 		memcpy(name, p, n);
 		name[n] = '\0';
-		memcpy(l->name, name, n + 1);
 		if (!is_dir(fs, in, id))
 			return -ENOTDIR;
 		l->dir_in = in;
 		l->dir_id = id;
-		prefix[plen++] = '/';
-		memcpy(prefix + plen, name, n + 1);
-		plen += n;
 		struct inode *k = in ? mpfs_inode_kid(in, name) : NULL;
 		bool found = false;
 		if (k) {
@@ -164,7 +158,7 @@ int mpfs_resolve(struct mpfs_fs *fs, const char *path, struct loc *l, bool *last
 			id = mpfs_inode_id(k);
 		} else if (id != NO_ID) {
 			uint32_t dir = id;
-			int rc = mpfs_view_lookup(fs->snap->v, prefix, &id);
+			int rc = mpfs_view_lookup_child(fs->snap->v, dir, name, &id);
 			if (rc && rc != -ENOENT)
 				return rc; /* EIO: the archive was cut short */
 			found = rc == 0;
@@ -272,11 +266,6 @@ void mpfs_inode_drop_content(struct mpfs_fs *fs, struct inode *in)
 	mpfs_content_free(fs, in->c);
 	in->c = NULL;
 	in->dirty = false;
-}
-
-bool mpfs_inode_shows_content(const struct inode *in)
-{
-	return in->c && (in->dirty || in->origin != ORIGIN_ARCHIVE || in->unlinked);
 }
 
 static bool held(const struct inode *in)

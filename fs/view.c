@@ -504,6 +504,28 @@ static int find_child(const struct mpfs_view *v, uint32_t dir, const char *name,
 	return -ENOENT;
 }
 
+/* The child of directory dir named name[0..len). A directory is named when
+ * it is first looked up, so that listing it (mpfs_view_child) cannot fail
+ * afterwards. */
+static int child_of(const struct mpfs_view *v, uint32_t dir, const char *name, size_t len,
+		    uint32_t *id)
+{
+	const struct vdir *d;
+	uint32_t cur;
+	int rc;
+
+	if (len > MPFS_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!mpfs_node_is_dir(node_of(v, dir)))
+		return -ENOTDIR;
+	if ((rc = find_child(v, dir, name, len, &cur)))
+		return rc;
+	if (mpfs_node_is_dir(node_of(v, cur)) && (rc = named(v, cur, &d)))
+		return rc;
+	*id = cur;
+	return 0;
+}
+
 int mpfs_view_lookup(const struct mpfs_view *v, const char *path, uint32_t *id)
 {
 	uint32_t cur = MPFS_ROOT_ID;
@@ -520,20 +542,19 @@ int mpfs_view_lookup(const struct mpfs_view *v, const char *path, uint32_t *id)
 			break;
 		end = strchr(path, '/');
 		len = end ? (size_t)(end - path) : strlen(path);
-		if (len > MPFS_NAME_MAX)
-			return -ENAMETOOLONG;
-		if (!mpfs_node_is_dir(node_of(v, cur)))
-			return -ENOTDIR;
-		if ((rc = find_child(v, cur, path, len, &cur)))
+		if ((rc = child_of(v, cur, path, len, &cur)))
 			return rc;
 		path += len;
 	}
-	/* A directory is named when it is first looked up, so that listing it
-	 * (mpfs_view_child) cannot fail afterwards. */
-	if (mpfs_node_is_dir(node_of(v, cur)) && (rc = named(v, cur, &d)))
+	if (cur == MPFS_ROOT_ID && (rc = named(v, cur, &d)))
 		return rc;
 	*id = cur;
 	return 0;
+}
+
+int mpfs_view_lookup_child(const struct mpfs_view *v, uint32_t dir, const char *name, uint32_t *id)
+{
+	return child_of(v, dir, name, strlen(name), id);
 }
 
 bool mpfs_view_is_dir(const struct mpfs_view *v, uint32_t id)

@@ -35,6 +35,10 @@ int mpfs_view_lookup(const struct mpfs_view *v, const char *path, uint32_t *id);
  * times and the caller's uid/gid. -ENOMEM if rendering the content failed. */
 int mpfs_view_stat(struct mpfs_view *v, uint32_t id, struct stat *st);
 
+/* The entry named name in directory dir (one path component). Errors as
+ * mpfs_view_lookup. */
+int mpfs_view_lookup_child(const struct mpfs_view *v, uint32_t dir, const char *name, uint32_t *id);
+
 bool mpfs_view_is_dir(const struct mpfs_view *v, uint32_t id);
 
 /* Directory entries in archive order: count, and the name and id of the

@@ -77,45 +77,61 @@ char *mpfs_tool_abspath(const char *path)
 	return s;
 }
 
-int mpfs_tool_read(struct mpfs_fs *fs, const char *path, char **buf, size_t *len)
+/* Reads everything rd gives (a count, 0 at the end, or -errno) into a
+ * NUL-terminated buffer of its own. */
+static int read_all(long (*rd)(void *ctx, char *buf, size_t n, uint64_t off), void *ctx, char **buf,
+		    size_t *len)
 {
 	size_t cap = 4096, n = 0;
 	char *b = malloc(cap + 1), *nb;
-	uint64_t fh;
 	long got;
-	int rc;
 
 	if (!b)
 		return -ENOMEM;
-	rc = mpfs_fs_open_file(fs, path, O_RDONLY, false, &fh);
-	if (rc)
-		goto out_free;
 	for (;;) {
 		if (n == cap) {
-			nb = realloc(b, 2 * cap + 1);
-			if (!nb) {
-				rc = -ENOMEM;
-				break;
+			if (!(nb = realloc(b, 2 * cap + 1))) {
+				free(b);
+				return -ENOMEM;
 			}
 			b = nb;
 			cap *= 2;
 		}
-		got = mpfs_fs_read(fs, fh, b + n, cap - n, n);
-		if (got <= 0) {
-			rc = (int)got;
-			break;
+		got = rd(ctx, b + n, cap - n, n);
+		if (got < 0) {
+			free(b);
+			return (int)got;
 		}
+		if (got == 0)
+			break;
 		n += (size_t)got;
 	}
-	mpfs_fs_release(fs, fh);
-	if (rc)
-		goto out_free;
 	b[n] = '\0';
 	*buf = b;
 	*len = n;
 	return 0;
-out_free:
-	free(b);
+}
+
+struct fs_file {
+	struct mpfs_fs *fs;
+	uint64_t fh;
+};
+
+static long fs_rd(void *ctx, char *buf, size_t n, uint64_t off)
+{
+	struct fs_file *f = ctx;
+	return mpfs_fs_read(f->fs, f->fh, buf, n, off);
+}
+
+int mpfs_tool_read(struct mpfs_fs *fs, const char *path, char **buf, size_t *len)
+{
+	struct fs_file f = {fs, 0};
+	int rc = mpfs_fs_open_file(fs, path, O_RDONLY, false, &f.fh);
+
+	if (rc)
+		return rc;
+	rc = read_all(fs_rd, &f, buf, len);
+	mpfs_fs_release(fs, f.fh);
 	return rc;
 }
 
@@ -144,48 +160,24 @@ int mpfs_tool_write(struct mpfs_fs *fs, const char *path, const void *data, size
 	return rc ? rc : rrc;
 }
 
+static long fd_rd(void *ctx, char *buf, size_t n, uint64_t off)
+{
+	ssize_t got;
+
+	(void)off;
+	while ((got = read(*(int *)ctx, buf, n)) < 0 && errno == EINTR)
+		;
+	return got < 0 ? -errno : (long)got;
+}
+
 int mpfs_tool_slurp(const char *file, char **buf, size_t *len)
 {
 	int fd = strcmp(file, "-") ? open(file, O_RDONLY) : 0;
-	size_t cap = 4096, n = 0;
-	char *b, *nb;
-	ssize_t got;
-	int rc = 0;
+	int rc;
 
 	if (fd < 0)
 		return -errno;
-	b = malloc(cap + 1);
-	if (!b) {
-		rc = -ENOMEM;
-		goto out_close;
-	}
-	for (;;) {
-		if (n == cap) {
-			nb = realloc(b, 2 * cap + 1);
-			if (!nb) {
-				rc = -ENOMEM;
-				break;
-			}
-			b = nb;
-			cap *= 2;
-		}
-		got = read(fd, b + n, cap - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			rc = got < 0 ? -errno : 0;
-			break;
-		}
-		n += (size_t)got;
-	}
-	if (rc) {
-		free(b);
-	} else {
-		b[n] = '\0';
-		*buf = b;
-		*len = n;
-	}
-out_close:
+	rc = read_all(fd_rd, &fd, buf, len);
 	if (fd > 0)
 		close(fd);
 	return rc;
