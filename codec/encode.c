@@ -375,6 +375,16 @@ static int write_header(struct enc *e, const struct mpfs_val *v, uint64_t count)
 	return rc;
 }
 
+static int write_replace(struct enc *e, const struct mpfs_edit *ed)
+{
+	if (!ed->pieces)
+		return e->write(e->ctx, ed->bytes, ed->len);
+	for (size_t i = 0; i < ed->npieces; i++)
+		if (e->write(e->ctx, ed->pieces[i].p, ed->pieces[i].len))
+			return -1;
+	return 0;
+}
+
 static int enc_val(struct enc *e, const struct mpfs_val *v)
 {
 	const struct mpfs_doc *doc = e->doc;
@@ -387,7 +397,7 @@ static int enc_val(struct enc *e, const struct mpfs_val *v)
 	for (size_t i = 0; i < e->nedits; i++) {
 		const struct mpfs_edit *ed = &e->edits[i];
 		if (ed->op == MPFS_EDIT_REPLACE && ed->target == v)
-			return e->write(e->ctx, ed->bytes, ed->len);
+			return write_replace(e, ed);
 		if (inside(ed->target, v))
 			touched = true;
 		if (ed->target == v && ed->op == MPFS_EDIT_INSERT && v->type == MPFS_MAP)

@@ -64,6 +64,14 @@ enum mpfs_edit_op {
 	MPFS_EDIT_INSERT,  /* target: a map; key and bytes appended as a new pair */
 };
 
+/* Bytes to write in turn: a value given in pieces, some of which may point
+ * into the document's own buffer (so a writer can copy those from the old
+ * file instead). */
+struct mpfs_piece {
+	const uint8_t *p;
+	size_t len;
+};
+
 struct mpfs_edit {
 	enum mpfs_edit_op op;
 	const struct mpfs_val *target;
@@ -72,6 +80,8 @@ struct mpfs_edit {
 	size_t key_len;
 	const uint8_t *bytes; /* REPLACE, INSERT: an encoded value */
 	size_t len;
+	const struct mpfs_piece *pieces; /* REPLACE: the value in pieces, if not NULL */
+	size_t npieces;
 };
 
 /* Writes doc with the edits applied through write(ctx, bytes, n), which

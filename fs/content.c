@@ -279,8 +279,16 @@ int mpfs_content_flatten(struct mpfs_fs *fs, struct content *c, const uint8_t **
 		*out = empty;
 		return 0;
 	}
-	if (c->len > MPFS_FLAT_MEM_MAX)
-		return mpfs_content_map(fs, c, NULL, 0, 0, out, cookie);
+	if (c->len > MPFS_FLAT_MEM_MAX) {
+		struct content_split sp;
+		int rc = mpfs_content_split(fs, c, 0, NULL, NULL, &sp);
+		if (rc)
+			return rc;
+		free(sp.pieces); /* one piece: all of the mapping */
+		*out = sp.map;
+		*cookie = SPILLED; /* a mapping: unflatten unmaps it */
+		return 0;
+	}
 	if (!(buf = malloc((size_t)c->len)))
 		return -ENOMEM;
 	got = mpfs_content_read(c, (char *)buf, (size_t)c->len, 0);
@@ -293,44 +301,135 @@ int mpfs_content_flatten(struct mpfs_fs *fs, struct content *c, const uint8_t **
 	return 0;
 }
 
-int mpfs_content_map(struct mpfs_fs *fs, struct content *c, const void *prefix, size_t plen,
-		     uint64_t from, const uint8_t **out, void **cookie)
+/* Whether chunk k still reads the base's bytes: never written, and below
+ * the cut up to its end (or the content's). */
+static bool kept(const struct content *c, uint64_t k)
 {
-	uint64_t off = from, total = plen + (c->len - from);
-	uint8_t *buf;
-	long got;
-	int fd, rc;
+	uint64_t end = (k + 1) * CHUNK < c->len ? (k + 1) * CHUNK : c->len;
+	return (k >= c->nchunks || !c->chunks[k]) && end <= c->cut;
+}
 
-	/* In a file, mapped: the memory is the page cache's, not ours. */
+/* Copies content [off, off + n) to fd at at. */
+static int copy_out(struct content *c, int fd, uint64_t off, uint64_t n, uint64_t at, char *buf)
+{
+	while (n) {
+		long got = mpfs_content_read(c, buf, (size_t)(n < CHUNK * 16 ? n : CHUNK * 16), off);
+		int rc = got <= 0 ? (got ? (int)got : -EIO) : pwrite_all(fd, buf, (size_t)got, at);
+		if (rc)
+			return rc;
+		off += (uint64_t)got;
+		at += (uint64_t)got;
+		n -= (uint64_t)got;
+	}
+	return 0;
+}
+
+struct run {
+	uint64_t len;
+	bool kept;
+};
+
+/* Splits content [from, len) into runs of kept (base bytes where base says
+ * the base is usable) and changed chunks; returns how many, or -ENOMEM. */
+static long runs(const struct content *c, uint64_t from, bool base, struct run **out)
+{
+	struct run *r = NULL;
+	size_t n = 0, cap = 0;
+
+	for (uint64_t off = from; off < c->len;) {
+		uint64_t k = off / CHUNK, end = (k + 1) * CHUNK < c->len ? (k + 1) * CHUNK : c->len;
+		bool keep = base && kept(c, k);
+
+		if (n && r[n - 1].kept == keep) {
+			r[n - 1].len += end - off;
+		} else {
+			if (n == cap) {
+				struct run *q = realloc(r, (cap = cap ? 2 * cap : 16) * sizeof(*r));
+				if (!q) {
+					free(r);
+					return -ENOMEM;
+				}
+				r = q;
+			}
+			r[n++] = (struct run){end - off, keep};
+		}
+		off = end;
+	}
+	*out = r;
+	return (long)n;
+}
+
+/* Copies the changed runs into a temporary file, mapped: the memory is the
+ * page cache's, not ours. */
+static int map_changed(struct mpfs_fs *fs, struct content *c, uint64_t from,
+		       const struct run *r, size_t n, struct content_split *out)
+{
+	uint64_t changed = 0, off = from, at = 0;
+	char *buf;
+	int fd, rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		changed += r[i].kept ? 0 : r[i].len;
+	if (!changed)
+		return 0;
 	if ((fd = temp_file(fs)) < 0)
 		return fd;
-	if (!(buf = malloc(CHUNK * 16))) {
-		close(fd);
-		return -ENOMEM;
-	}
-	rc = plen ? pwrite_all(fd, prefix, plen, 0) : 0;
-	while (off < c->len && rc == 0) {
-		got = mpfs_content_read(c, (char *)buf, CHUNK * 16, off);
-		rc = got < 0 ? (int)got : pwrite_all(fd, buf, (size_t)got, plen + off - from);
-		off += got > 0 ? (uint64_t)got : 0;
+	if (!(buf = malloc(CHUNK * 16)))
+		rc = -ENOMEM;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (!r[i].kept)
+			rc = copy_out(c, fd, off, r[i].len, at, buf);
+		at += r[i].kept ? 0 : r[i].len;
+		off += r[i].len;
 	}
 	free(buf);
-	void *m =
-		rc || !total ? MAP_FAILED : mmap(NULL, (size_t)total, PROT_READ, MAP_SHARED, fd, 0);
-	if (!rc && total && m == MAP_FAILED)
-		rc = -errno;
+	if (!rc) {
+		void *m = mmap(NULL, (size_t)changed, PROT_READ, MAP_SHARED, fd, 0);
+		if (m == MAP_FAILED)
+			rc = -errno;
+		else
+			out->map = m, out->map_len = changed;
+	}
 	close(fd);
-	if (rc || !total)
-		return rc ? rc : -EINVAL;
-	*out = m;
-	*cookie = SPILLED; /* a mapping: unflatten unmaps it */
+	return rc;
+}
+
+int mpfs_content_split(struct mpfs_fs *fs, struct content *c, uint64_t from,
+		       const uint8_t *base, const struct mpfs_piece *head, struct content_split *out)
+{
+	struct run *r = NULL;
+	long n = runs(c, from, base != NULL, &r);
+	size_t first = head ? 1 : 0;
+	uint64_t off = from, at = 0;
+	int rc;
+
+	*out = (struct content_split){0};
+	if (n < 0)
+		return (int)n;
+	if ((rc = map_changed(fs, c, from, r, (size_t)n, out)) ||
+	    !(out->pieces = malloc(((size_t)n + first) * sizeof(*out->pieces)))) {
+		free(r);
+		mpfs_content_unflatten(out->map, out->map_len, SPILLED);
+		*out = (struct content_split){0};
+		return rc ? rc : -ENOMEM;
+	}
+	if (head)
+		out->pieces[0] = *head;
+	for (size_t i = 0; i < (size_t)n; i++) {
+		const uint8_t *p = r[i].kept ? base + (off - from) : out->map + at;
+		out->pieces[first + i] = (struct mpfs_piece){p, (size_t)r[i].len};
+		at += r[i].kept ? 0 : r[i].len;
+		off += r[i].len;
+	}
+	out->n = (size_t)n + first;
+	free(r);
 	return 0;
 }
 
 void mpfs_content_unflatten(const uint8_t *p, uint64_t len, void *cookie)
 {
-	if (cookie == SPILLED)
-		munmap((void *)p, (size_t)len);
-	else
+	if (cookie != SPILLED)
 		free(cookie);
+	else if (p)
+		munmap((void *)p, (size_t)len);
 }

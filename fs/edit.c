@@ -38,9 +38,9 @@ void mpfs_txn_destroy(struct txn *t)
 	for (size_t i = 0; i < t->nbufs; i++)
 		mpfs_strbuf_destroy(&t->bufs[i]);
 	t->nbufs = 0;
-	if (t->map)
-		mpfs_content_unflatten(t->map, t->map_len, (void *)1);
-	t->map = NULL;
+	mpfs_content_unflatten(t->split.map, t->split.map_len, (void *)1);
+	free(t->split.pieces);
+	t->split = (struct content_split){0};
 }
 
 static struct mpfs_strbuf *txn_buf(struct txn *t)
@@ -328,9 +328,10 @@ int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct con
 	const struct mpfs_doc *doc = doc_of(fs);
 	const struct mpfs_val *data = NULL, *m;
 	uint8_t old[MPFS_NPY_HEADER_MAX], now[MPFS_NPY_HEADER_MAX];
+	struct mpfs_piece head;
+	const uint8_t *base;
 	struct stat st;
 	uint64_t hdr;
-	void *cookie;
 	int rc;
 
 	if (n->kind != MPFS_N_ARRAY || n->array->encoding != MPFS_ENC_COMPACT)
@@ -354,12 +355,17 @@ int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct con
 			data = &m->items[2 * i + 1];
 	if (!data || data->type != MPFS_BIN || data->off + data->hdr != n->array->data_off)
 		return 0;
-	/* The data value: its bin header as stored, then the new bytes. */
-	if ((rc = mpfs_content_map(fs, c, doc->buf + data->off, data->hdr, hdr, &t->map, &cookie)))
+	/* The data value: its bin header as stored, then the new bytes, which
+	 * lie where the old ones did, so those not written since the open are
+	 * pieces of the old archive (copied, or shared, by the kernel). */
+	base = c->base == fs->snap && c->base_id == id ? doc->buf + n->array->data_off : NULL;
+	head = (struct mpfs_piece){doc->buf + data->off, data->hdr};
+	if ((rc = mpfs_content_split(fs, c, hdr, base, &head, &t->split)))
 		return rc;
-	t->map_len = data->hdr + n->array->nbytes;
-	t->ed[t->ned++] = (struct mpfs_edit){
-		.op = MPFS_EDIT_REPLACE, .target = data, .bytes = t->map, .len = t->map_len};
+	t->ed[t->ned++] = (struct mpfs_edit){.op = MPFS_EDIT_REPLACE,
+					     .target = data,
+					     .pieces = t->split.pieces,
+					     .npieces = t->split.n};
 	return 1;
 }
 

@@ -214,10 +214,22 @@ int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len);
 /* The whole content in one piece: memory for small content, a mapping of a
  * temporary file for big. Release with mpfs_content_unflatten. */
 int mpfs_content_flatten(struct mpfs_fs *fs, struct content *c, const uint8_t **out, void **cookie);
-/* prefix followed by the content from offset from, mapped from a temporary
- * file (len: plen + c->len - from). Release with mpfs_content_unflatten. */
-int mpfs_content_map(struct mpfs_fs *fs, struct content *c, const void *prefix, size_t plen,
-		     uint64_t from, const uint8_t **out, void **cookie);
+/* Content from offset from to its end, for a commit that writes it where
+ * the base's bytes lie: pieces (after head, if not NULL) that point into
+ * base (the caller's pointer to the base's byte at from; NULL: the base is
+ * not there) where the content still reads the base's bytes, and into one
+ * mapped temporary file holding every other byte (map, map_len: release
+ * with mpfs_content_unflatten(map, map_len, (void *)1); NULL if none).
+ * The memory is the page cache's, and the pieces' array is the caller's to
+ * free. */
+struct content_split {
+	struct mpfs_piece *pieces;
+	size_t n;
+	const uint8_t *map;
+	uint64_t map_len;
+};
+int mpfs_content_split(struct mpfs_fs *fs, struct content *c, uint64_t from,
+		       const uint8_t *base, const struct mpfs_piece *head, struct content_split *out);
 void mpfs_content_unflatten(const uint8_t *p, uint64_t len, void *cookie);
 
 /* ---- edits and commit (edit.c) ----------------------------------------- */
@@ -228,8 +240,7 @@ struct txn {
 	size_t ned;
 	struct mpfs_strbuf bufs[4];
 	size_t nbufs;
-	const uint8_t *map; /* a mapping the edits point into, or NULL */
-	uint64_t map_len;
+	struct content_split split; /* pieces and a mapping the edits point into */
 	const char *what; /* for the log */
 };
 void mpfs_txn_init(struct txn *t, const char *what);

@@ -496,3 +496,71 @@ Test(fs_trust, new_file_over_a_hidden_entry_is_empty_until_written)
 	arc_free(&a);
 	env_close(&e);
 }
+
+/* ---- 19. a big array edited in place ------------------------------------ */
+
+/* Writes in place to a compact array too big to hold in memory commit only
+ * what they changed: the chunks never written are copied from the old
+ * archive (the commit's pieces of it), those written from the content, a
+ * cut-and-regrown tail reads as zeros; every other byte of the archive
+ * stays. Twice: the second edit's base is the first commit's archive. */
+Test(fs_trust, big_array_edited_in_place_commits_exactly_the_writes)
+{
+	const size_t n = (12u << 20) / 8;
+	double *w = malloc(n * 8);
+	struct tb b = {0};
+	struct env e;
+	struct stat st;
+	struct arc a, before;
+
+	for (size_t i = 0; i < n; i++)
+		w[i] = (double)i * 0.5;
+	tb_map(&b, 2);
+	tb_str(&b, "xtra"), tb_map(&b, 1);
+	tb_str(&b, "big"), tb_map(&b, 5);
+	tb_str(&b, "nd"), tb_bool(&b, true);
+	tb_str(&b, "type"), tb_str(&b, "<f8");
+	tb_str(&b, "kind"), tb_str(&b, "");
+	tb_str(&b, "shape"), tb_arr(&b, 1), tb_uint(&b, n);
+	tb_str(&b, "data"), tb_bin(&b, w, n * 8);
+	tb_str(&b, "after"), tb_str(&b, "kept");
+	env_open_bytes(&e, b.p, b.len);
+	tb_free(&b);
+	cr_assert_eq(getattr(&e, "/xtra/big.npy", &st), 0);
+	uint64_t hdr = (uint64_t)st.st_size - n * 8;
+
+	for (int round = 0; round < 2; round++) {
+		const double one = -1.0 - round, two[2] = {7.25, 8.5};
+		const uint64_t cut = (uint64_t)st.st_size - 100000;
+		arc_load(&before, e.archive);
+		uint64_t fh = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
+		fs_write(&e, fh, &one, 8, hdr);			   /* in the header's chunk */
+		fs_write(&e, fh, two, 16, (1u << 16) * 37 - 8);	   /* across a chunk edge */
+		fs_write(&e, fh, &one, 8, (uint64_t)st.st_size - 8); /* the last element */
+		cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, cut), 0);
+		cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, (uint64_t)st.st_size), 0);
+		fs_write(&e, fh, &one, 8, (uint64_t)st.st_size - 8);
+		cr_assert_eq(mpfs_fs_flush(e.fs, fh), 0, "log: %s", last_log);
+		fs_release(&e, fh);
+
+		memcpy(&w[0], &one, 8);
+		memcpy((char *)w + (1u << 16) * 37 - 8 - hdr, two, 16);
+		memset((char *)w + (cut - hdr), 0, (size_t)(st.st_size - cut));
+		memcpy(&w[n - 1], &one, 8);
+		arc_load(&a, e.archive);
+		const struct mpfs_val *d = arc_must(&a, "xtra/big/data"),
+				      *d0 = arc_must(&before, "xtra/big/data");
+		cr_assert_eq(a.n, before.n, "the archive keeps its length");
+		cr_assert_eq(d->off, d0->off);
+		cr_assert(memcmp(a.buf, before.buf, d->off + d->hdr) == 0, "bytes before the data");
+		cr_assert(memcmp(a.buf + d->end, before.buf + d->end, a.n - d->end) == 0,
+			  "bytes after the data");
+		cr_assert(memcmp(a.buf + d->off + d->hdr, w, n * 8) == 0, "the data: the writes");
+		cr_assert(mpfs_val_is(&a.doc, arc_must(&a, "after"), "kept"));
+		arc_free(&a);
+		arc_free(&before);
+	}
+	cr_assert_eq(stray_files(&e), 0);
+	free(w);
+	env_close(&e);
+}
