@@ -33,6 +33,7 @@
 #include "codec/model.h"
 #include "codec/npy.h"
 #include "codec/numpy.h"
+#include "fs/fill.h"
 #include "fs/guard.h"
 #include "fs/names.h"
 
@@ -583,14 +584,24 @@ static int make_guarded(void *arg)
 		mpfs_strbuf_add(&m->text, "\n", 1);
 		return m->text.oom ? -ENOMEM : 0;
 	}
-	m->bytes = malloc(n->array->nbytes ? n->array->nbytes : 1);
-	if (!m->bytes)
+	/* a big-endian array shown raw: little-endian bytes */
+	mpfs_array_swap(n->array, m->v->model.doc.buf + n->array->data_off, m->bytes);
+	return 0;
+}
+
+/* Makes the content of file n under the guard; a nested array's threads
+ * each have their own guard (mpfs_fill_nested). */
+static int make_content(struct making *m)
+{
+	const struct mpfs_node *n = m->n;
+
+	if (n->kind == MPFS_N_TEXT || n->kind == MPFS_N_SCALAR)
+		return mpfs_guard_run(make_guarded, m);
+	if (!(m->bytes = mpfs_fill_alloc(n->array->nbytes)))
 		return -ENOMEM;
 	if (n->array->encoding == MPFS_ENC_NESTED)
-		mpfs_array_fill(&m->v->model.doc, n->array, m->bytes);
-	else /* a big-endian array shown raw: little-endian bytes */
-		mpfs_array_swap(n->array, m->v->model.doc.buf + n->array->data_off, m->bytes);
-	return 0;
+		return mpfs_fill_nested(&m->v->model.doc, n->array, m->bytes, 0);
+	return mpfs_guard_run(make_guarded, m);
 }
 
 /* Makes the content of a text file or nested array; called with the lock. */
@@ -607,7 +618,7 @@ static int make(struct mpfs_view *v, uint32_t id, struct vfile **out)
 		return -ENOMEM;
 	mpfs_strbuf_init(&m.text);
 	mpfs_scalar_bound(v->model.doc.buf, v->model.doc.size, &outer);
-	rc = mpfs_guard_run(make_guarded, &m);
+	rc = make_content(&m);
 	mpfs_scalar_unbound(&outer);
 	if (rc) {
 		mpfs_strbuf_destroy(&m.text);

@@ -1,11 +1,13 @@
 /* Making nested-list arrays fast: codec/array.c's row loops against the
  * general per-element decoder (mpfs_array_fill_slow), rows filled in any
- * split, and archives rewritten under the mapping. */
+ * split, archives rewritten under the mapping, and fs/fill.c's threads. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
 
 #include "codec/array.h"
+#include "fs/fill.h"
+#include "fs/guard.h"
 #include "testutil.h"
 
 /* ---- random nested arrays ------------------------------------------------ */
@@ -279,6 +281,8 @@ Test(codec_fill, empty_rows_and_empty_arrays_write_nothing)
 		mpfs_array_fill(&d.doc, &a, &out);
 		mpfs_array_fill_rows(&d.doc, &a, 0, 5, &out);
 		cr_assert_eq(out, 0xee, "%s: wrote into an empty array", empties[i]);
+		cr_assert_eq(mpfs_fill_nested(&d.doc, &a, &out, 4), 0);
+		cr_assert_eq(out, 0xee);
 		tu_doc_free(&d);
 	}
 }
@@ -336,4 +340,75 @@ Test(codec_fill, rewritten_under_the_mapping_reads_nothing_past_the_end)
 		}
 		tu_doc_free(&d);
 	}
+}
+
+/* ---- threads ----------------------------------------------------------------- */
+
+Test(fs_fill, threads_write_what_one_thread_writes)
+{
+	static const uint32_t shapes[][3] = {{7, 3, 5}, {1, 1, 9}, {13, 2, 1}, {2, 2, 2}};
+	char what[64];
+
+	cr_assert_eq(mpfs_guard_init(), 0);
+	for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++)
+		for (int g = GEN_F64; g <= GEN_BOOL; g++) {
+			struct tu_doc d;
+			struct mpfs_array a;
+
+			gen_doc(&d, &a, k + 11, (enum gen)g, 3, shapes[k]);
+			uint8_t *want = slow_bytes(&d, &a);
+			for (unsigned t = 1; t <= MPFS_FILL_MAX_THREADS + 2; t++) {
+				uint8_t *got = mpfs_fill_alloc(a.nbytes);
+
+				memset(got, 0, a.nbytes);
+				snprintf(what, sizeof(what), "%s, shape %zu, %u threads",
+					 gen_descr[g], k, t);
+				cr_assert_eq(mpfs_fill_nested(&d.doc, &a, got, t), 0, "%s", what);
+				same_bytes(got, want, a.nbytes, what);
+				free(got);
+			}
+			free(want);
+			tu_doc_free(&d);
+		}
+}
+
+/* The same for an array big enough to be split by itself, with a buffer
+ * from mpfs_fill_alloc (huge pages). */
+Test(fs_fill, a_big_array_is_split_and_comes_out_the_same)
+{
+	static const uint32_t shape[] = {1500, 500};
+	struct tu_doc d;
+	struct mpfs_array a;
+
+	cr_assert_eq(mpfs_guard_init(), 0);
+	gen_doc(&d, &a, 5, GEN_MIXED, 2, shape);
+	cr_assert_eq(a.nbytes, 6000000);
+	uint8_t *want = slow_bytes(&d, &a), *got = mpfs_fill_alloc(a.nbytes);
+	cr_assert_eq(mpfs_fill_nested(&d.doc, &a, got, 0), 0);
+	same_bytes(got, want, a.nbytes, "auto threads");
+	memset(got, 0, a.nbytes);
+	cr_assert_eq(mpfs_fill_nested(&d.doc, &a, got, 1), 0);
+	same_bytes(got, want, a.nbytes, "one thread");
+	free(got);
+	free(want);
+	tu_doc_free(&d);
+}
+
+Test(fs_fill, thread_count_follows_size_and_rows)
+{
+	struct mpfs_array a = {.ndim = 2, .itemsize = 8};
+
+	a.shape[0] = 1000, a.shape[1] = 100; /* 800 kB: not worth a thread */
+	cr_assert(mpfs_array_sized(&a));
+	cr_assert_eq(mpfs_fill_threads(&a), 1);
+	a.shape[0] = 1, a.shape[1] = 100000000; /* one row of 800 MB */
+	cr_assert(mpfs_array_sized(&a));
+	cr_assert_eq(mpfs_fill_threads(&a), 1);
+	a.shape[0] = 100000, a.shape[1] = 1000; /* 800 MB in 100k rows */
+	cr_assert(mpfs_array_sized(&a));
+	cr_assert_geq(mpfs_fill_threads(&a), 1);
+	cr_assert_leq(mpfs_fill_threads(&a), MPFS_FILL_MAX_THREADS);
+	a.shape[0] = 0;
+	cr_assert(mpfs_array_sized(&a));
+	cr_assert_eq(mpfs_fill_threads(&a), 1);
 }
