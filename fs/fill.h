@@ -4,15 +4,25 @@
 #ifndef MPFS_FS_FILL_H
 #define MPFS_FS_FILL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "codec/array.h"
 
 /* A buffer of n bytes (at least 1) for made content, released with
- * free(); NULL when out of memory. Big ones are aligned to 2 MiB and
- * advised for transparent huge pages: filling one then faults a few
- * dozen times instead of once per 4 KiB. */
+ * mpfs_fill_free(p, n); NULL when out of memory. A big one (see
+ * mpfs_fill_lasting) is a mapping of its own, aligned to 2 MiB and
+ * advised for transparent huge pages: filling it then faults a few dozen
+ * times instead of once per 4 KiB. */
 uint8_t *mpfs_fill_alloc(uint64_t n);
+void mpfs_fill_free(uint8_t *p, uint64_t n);
+
+/* True if a buffer of n bytes from mpfs_fill_alloc is a mapping of its
+ * own. Its pages then keep their bytes as long as anything references
+ * them, even after mpfs_fill_free: nothing else ever writes them (heap
+ * memory would be handed out again). So they may be given to the kernel
+ * by reference (vmsplice) rather than copied. */
+bool mpfs_fill_lasting(uint64_t n);
 
 /* How many threads mpfs_fill_nested would use for a by itself: 1 below
  * MPFS_FILL_THREAD_BYTES of output per thread, else up to the CPUs this

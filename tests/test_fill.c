@@ -1,13 +1,16 @@
 /* Making nested-list arrays fast: codec/array.c's row loops against the
  * general per-element decoder (mpfs_array_fill_slow), rows filled in any
- * split, archives rewritten under the mapping, and fs/fill.c's threads. */
+ * split, archives rewritten under the mapping; fs/fill.c's threads; and
+ * made arrays read by reference into a pipe (mpfs_fs_read_pipe). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 
 #include "codec/array.h"
 #include "fs/fill.h"
 #include "fs/guard.h"
+#include "fs_env.h"
 #include "testutil.h"
 
 /* ---- random nested arrays ------------------------------------------------ */
@@ -365,7 +368,7 @@ Test(fs_fill, threads_write_what_one_thread_writes)
 					 gen_descr[g], k, t);
 				cr_assert_eq(mpfs_fill_nested(&d.doc, &a, got, t), 0, "%s", what);
 				same_bytes(got, want, a.nbytes, what);
-				free(got);
+				mpfs_fill_free(got, a.nbytes);
 			}
 			free(want);
 			tu_doc_free(&d);
@@ -389,7 +392,7 @@ Test(fs_fill, a_big_array_is_split_and_comes_out_the_same)
 	memset(got, 0, a.nbytes);
 	cr_assert_eq(mpfs_fill_nested(&d.doc, &a, got, 1), 0);
 	same_bytes(got, want, a.nbytes, "one thread");
-	free(got);
+	mpfs_fill_free(got, a.nbytes);
 	free(want);
 	tu_doc_free(&d);
 }
@@ -411,4 +414,128 @@ Test(fs_fill, thread_count_follows_size_and_rows)
 	a.shape[0] = 0;
 	cr_assert(mpfs_array_sized(&a));
 	cr_assert_eq(mpfs_fill_threads(&a), 1);
+}
+
+/* ---- reads by reference -------------------------------------------------------- */
+
+#define READ_MAX 983040 /* mount/ops.h: MPFS_READ_MAX */
+
+static void reply_pipe(int fd[2])
+{
+	cr_assert_eq(pipe2(fd, O_CLOEXEC | O_NONBLOCK), 0);
+	cr_assert_geq(fcntl(fd[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+}
+
+static int in_pipe(int fd)
+{
+	int n = -1;
+
+	cr_assert_eq(ioctl(fd, FIONREAD, &n), 0);
+	return n;
+}
+
+/* Reads [off, off+size) of fh into the pipe and checks what comes out
+ * against want[0..len). */
+static void pipe_read_is(struct env *e, uint64_t fh, int fd[2], uint64_t off, size_t size,
+			 const char *want, size_t len)
+{
+	size_t expect = off >= len ? 0 : len - off < size ? len - off : size;
+	long n = mpfs_fs_read_pipe(e->fs, fh, size, off, fd[1]);
+	char *got = malloc(size + 1);
+
+	cr_assert_eq(n, (long)expect, "read %zu at %llu: %ld", size, (unsigned long long)off, n);
+	cr_assert_eq(in_pipe(fd[0]), (int)n);
+	cr_assert_eq(read(fd[0], got, size + 1), n ? n : -1);
+	cr_assert(memcmp(got, want + off, (size_t)n) == 0, "other bytes at %llu",
+		  (unsigned long long)off);
+	free(got);
+}
+
+/* An archive with a big nested array (2.9 MB: made into a buffer that
+ * lasts), a small one, a compact one and a parameter to edit. */
+static void big_and_small(struct tb *b)
+{
+	static const uint32_t big[] = {600, 600}, small[] = {3, 3};
+	uint64_t s = 9;
+
+	tb_map(b, 3);
+	tb_str(b, "class_name");
+	tb_str(b, "X");
+	tb_str(b, "params");
+	tb_map(b, 1);
+	tb_str(b, "alpha");
+	tb_uint(b, 1);
+	tb_str(b, "weights");
+	tb_map(b, 3);
+	tb_str(b, "w");
+	gen_list(b, &s, GEN_MIXED, 2, big);
+	tb_str(b, "small");
+	gen_list(b, &s, GEN_F64, 2, small);
+	tb_str(b, "c");
+	tb_map(b, 5);
+	tb_str(b, "nd");
+	tb_bool(b, true);
+	tb_str(b, "type");
+	tb_str(b, "<f8");
+	tb_str(b, "kind");
+	tb_str(b, "");
+	tb_str(b, "shape");
+	tb_arr(b, 1);
+	tb_uint(b, 1);
+	tb_str(b, "data");
+	tb_bin(b, "\0\0\0\0\0\0\xf0\x3f", 8);
+}
+
+Test(fs_fill, made_array_goes_to_a_pipe_and_outlives_its_view)
+{
+	static const char *const others[] = {"/weights/small.npy", "/weights/c.npy",
+					     "/params/alpha"};
+	struct tb b = {0};
+	struct env e;
+	size_t len;
+	int fd[2];
+
+	cr_assert_eq(mpfs_guard_init(), 0);
+	big_and_small(&b);
+	env_open_bytes(&e, b.p, b.len);
+	tb_free(&b);
+	reply_pipe(fd);
+	uint64_t fh = fs_open(&e, "/weights/w.npy", O_RDONLY, false);
+	char *want = fh_read(&e, fh, &len); /* the copying read */
+	cr_assert_eq(len, 128 + 600 * 600 * 8);
+
+	/* the header, whole requests, the end, past it, odd pieces */
+	pipe_read_is(&e, fh, fd, 0, READ_MAX, want, len);
+	pipe_read_is(&e, fh, fd, READ_MAX, READ_MAX, want, len);
+	pipe_read_is(&e, fh, fd, 5, 4000, want, len);
+	pipe_read_is(&e, fh, fd, 100, 28, want, len);
+	pipe_read_is(&e, fh, fd, len - 1000, READ_MAX, want, len);
+	pipe_read_is(&e, fh, fd, len, READ_MAX, want, len);
+	pipe_read_is(&e, fh, fd, len + 5, 10, want, len);
+
+	/* Put in the pipe, then a commit replaces the snapshot (and frees the
+	 * view that made the array): the pipe still gives the bytes. */
+	long n = mpfs_fs_read_pipe(e.fs, fh, READ_MAX, 4096, fd[1]);
+	cr_assert_eq(n, READ_MAX);
+	cr_assert_eq(echo_to(&e, "/params/alpha", "2\n", false), 0);
+	char *got = malloc(READ_MAX);
+	cr_assert_eq(read(fd[0], got, READ_MAX), READ_MAX);
+	cr_assert(memcmp(got, want + 4096, READ_MAX) == 0, "the bytes changed in the pipe");
+	free(got);
+	/* and the new snapshot makes it again */
+	pipe_read_is(&e, fh, fd, 77, READ_MAX, want, len);
+	fs_release(&e, fh);
+
+	/* Anything else is not made into a lasting buffer: nothing put. */
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		fh = fs_open(&e, others[i], O_RDONLY, false);
+		cr_assert_eq(mpfs_fs_read_pipe(e.fs, fh, READ_MAX, 0, fd[1]), -EAGAIN, "%s",
+			     others[i]);
+		cr_assert_eq(in_pipe(fd[0]), 0, "%s: put in the pipe", others[i]);
+		fs_release(&e, fh);
+	}
+	close(fd[0]);
+	close(fd[1]);
+	free(want);
+	env_close(&e);
 }
