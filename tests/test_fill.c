@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "codec/array.h"
 #include "fs/fill.h"
@@ -395,6 +396,43 @@ Test(fs_fill, a_big_array_is_split_and_comes_out_the_same)
 	mpfs_fill_free(got, a.nbytes);
 	free(want);
 	tu_doc_free(&d);
+}
+
+/* The archive cut short in place while its rows are being made: the
+ * threads whose rows lie past the new end take SIGBUS, each under its own
+ * guard, and the fill says -EIO; nothing dies. */
+Test(fs_fill, archive_cut_short_under_the_threads_gives_eio)
+{
+	static const uint32_t shape[] = {1500, 500};
+	char *dir = tu_temp_dir(), *path;
+	struct mpfs_error err;
+	struct mpfs_doc doc;
+	struct mpfs_array a;
+	struct tb b = {0};
+	uint64_t s = 21;
+
+	cr_assert_eq(mpfs_guard_init(), 0);
+	gen_list(&b, &s, GEN_F64, 2, shape);
+	cr_assert(asprintf(&path, "%s/a.mpk", dir) > 0);
+	tu_write_file(path, b.p, b.len);
+	int fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0);
+	uint8_t *map = mmap(NULL, b.len, PROT_READ, MAP_SHARED, fd, 0);
+	cr_assert_neq(map, MAP_FAILED);
+	cr_assert_eq(mpfs_doc_init(&doc, map, b.len, &err), MPFS_OK, "%s", err.msg);
+	cr_assert(mpfs_array_nested(&doc.root, &a));
+	cr_assert_eq(ftruncate(fd, 4096), 0); /* rows past the first page: gone */
+	uint8_t *out = mpfs_fill_alloc(a.nbytes);
+	for (unsigned t = 1; t <= 4; t++)
+		cr_assert_eq(mpfs_fill_nested(&doc, &a, out, t), -EIO, "%u threads", t);
+	mpfs_fill_free(out, a.nbytes);
+	mpfs_doc_destroy(&doc);
+	munmap(map, b.len);
+	close(fd);
+	tb_free(&b);
+	tu_rm_rf(dir);
+	free(path);
+	free(dir);
 }
 
 Test(fs_fill, thread_count_follows_size_and_rows)
