@@ -2,7 +2,8 @@
 throughput, a wide directory, and the cost of a commit, each next to what
 the same work costs without mpfs.
 
-    PYTHONPATH=python /usr/bin/python3 bench/bench_mpfs.py [--mb 256]
+    PYTHONPATH=python /usr/bin/python3 bench/bench_mpfs.py [--mb 256] [--nested 3000]
+        [--only compact|nested|wide]
 
 Needs root (FUSE) and a built mpfs ($MPFS_BIN, default build/mpfs).
 """
@@ -38,12 +39,16 @@ def write(path, obj):
     return os.path.getsize(path)
 
 
-def rss_kib(pid):
+def status_kib(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def rss_kib(pid):
+    return status_kib(pid, "VmRSS")
 
 
 class Mount:
@@ -62,6 +67,12 @@ class Mount:
         subprocess.run(["fusermount3", "-u", self.mnt], check=True)
         self.proc.wait()
         os.rmdir(self.mnt)
+
+
+def cat(p):
+    with open(p, "rb") as f:
+        while f.read(1 << 20):
+            pass
 
 
 def timed(fn, repeat=5):
@@ -84,116 +95,143 @@ def drop_page_cache():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=256, help="size of the big compact array")
+    ap.add_argument("--nested", type=int, default=3000, help="side of the nested-list array")
+    ap.add_argument("--only", choices=("compact", "nested", "wide"),
+                    help="run one part: the compact array, nested lists, the wide directory")
     args = ap.parse_args()
+
+    def part(name):
+        return args.only in (None, name)
     rows = []
     d = tempfile.mkdtemp(prefix="mpfs-bench-data-")
     try:
-        n = args.mb * 2**20 // 8
-        side = int(n ** 0.5)
-        big = np.random.RandomState(0).rand(side, side)
-        arch = os.path.join(d, "big.mpk")
-        size = write(arch, model({"coef_": compact(big)}))
-        ref = os.path.join(d, "coef_.npy")
-        np.save(ref, big)
+        if part("compact"):
+            n = args.mb * 2**20 // 8
+            side = int(n ** 0.5)
+            big = np.random.RandomState(0).rand(side, side)
+            arch = os.path.join(d, "big.mpk")
+            size = write(arch, model({"coef_": compact(big)}))
+            ref = os.path.join(d, "coef_.npy")
+            np.save(ref, big)
 
-        def cat(p):
-            with open(p, "rb") as f:
-                while f.read(1 << 20):
-                    pass
+            # First read through a fresh mount (FUSE cache cold, archive in the
+            # page cache) against a warm read of the local file.
+            cat(arch)
+            firsts = []
+            for _ in range(3):
+                m = Mount(arch)
+                t = time.perf_counter()
+                cat(os.path.join(m.mnt, "weights", "coef_.npy"))
+                firsts.append(time.perf_counter() - t)
+                m.close()
+            cat(ref)
+            t_r = timed(lambda: cat(ref))
+            rows.append(("first read coef_.npy, fresh mount (MB/s)",
+                         big.nbytes / 2**20 / statistics.median(firsts),
+                         big.nbytes / 2**20 / t_r, "MB/s"))
 
-        # First read through a fresh mount (FUSE cache cold, archive in the
-        # page cache) against a warm read of the local file.
-        cat(arch)
-        firsts = []
-        for _ in range(3):
             m = Mount(arch)
-            t = time.perf_counter()
-            cat(os.path.join(m.mnt, "weights", "coef_.npy"))
-            firsts.append(time.perf_counter() - t)
+            rows.append(("mount, %d MB compact archive" % (size >> 20), m.mount_s, None, ""))
+            rows.append(("daemon RSS after mount", rss_kib(m.proc.pid) / 1024, None, "MB"))
+            npy = os.path.join(m.mnt, "weights", "coef_.npy")
+
+            t_m = timed(lambda: cat(npy))
+            t_r = timed(lambda: cat(ref))
+            rows.append(("read coef_.npy again (MB/s)", big.nbytes / 2**20 / t_m,
+                         big.nbytes / 2**20 / t_r, "MB/s"))
+            t_m = timed(lambda: np.load(npy))
+            t_r = timed(lambda: np.load(ref))
+            rows.append(("numpy.load coef_.npy", t_m, t_r, "s"))
+            t_m = timed(lambda: np.load(npy, mmap_mode="r").sum())
+            t_r = timed(lambda: np.load(ref, mmap_mode="r").sum())
+            rows.append(("numpy.load mmap_mode=r + sum", t_m, t_r, "s"))
+
+            values = iter(range(300, 400))
+
+            def edit():  # a new value each time: an unchanged one writes nothing
+                with open(os.path.join(m.mnt, "params", "max_iter"), "w") as f:
+                    f.write(f"{next(values)}\n")
+
+            def copy():
+                shutil.copyfile(arch, arch + ".copy")
+                with open(arch + ".copy", "rb+") as f:
+                    os.fsync(f.fileno())
+            t_m = timed(edit)
+            t_r = timed(copy)
+            rows.append(("commit a param edit (rewrites archive)", t_m, t_r, "s  vs cp+fsync"))
             m.close()
-        cat(ref)
-        t_r = timed(lambda: cat(ref))
-        rows.append(("first read coef_.npy, fresh mount (MB/s)",
-                     big.nbytes / 2**20 / statistics.median(firsts),
-                     big.nbytes / 2**20 / t_r, "MB/s"))
+            os.unlink(arch + ".copy")
 
-        m = Mount(arch)
-        rows.append(("mount, %d MB compact archive" % (size >> 20), m.mount_s, None, ""))
-        rows.append(("daemon RSS after mount", rss_kib(m.proc.pid) / 1024, None, "MB"))
-        npy = os.path.join(m.mnt, "weights", "coef_.npy")
+        if part("nested"):
+            # Nested lists: decoded when first read, each time through a fresh
+            # mount, against numpy.load of the same array saved locally (warm);
+            # both as MB/s of the nested archive. The daemon's peak resident
+            # memory (VmHWM) before and after the first load: what decoding
+            # costs in memory, against the array's size.
+            n = args.nested
+            nested = np.random.RandomState(1).rand(n, n)
+            arch2 = os.path.join(d, "nested.mpk")
+            size2 = write(arch2, model({"coef_": nested.tolist()}))
+            ref2 = os.path.join(d, "nested.npy")
+            np.save(ref2, nested)
+            cat(arch2)
+            firsts, grown = [], []
+            for _ in range(5):
+                m = Mount(arch2)
+                p = os.path.join(m.mnt, "weights", "coef_.npy")
+                os.stat(p)
+                hwm = status_kib(m.proc.pid, "VmHWM")
+                t = time.perf_counter()
+                np.load(p)
+                firsts.append(time.perf_counter() - t)
+                grown.append(status_kib(m.proc.pid, "VmHWM") - hwm)
+                if len(firsts) < 5:
+                    m.close()
+            t_r = timed(lambda: np.load(ref2))
+            mb = size2 / 1e6
+            rows.append((f"mount, {size2 >> 20} MB nested archive", m.mount_s, None, "s"))
+            rows.append((f"first numpy.load nested {n}x{n} (MB/s of archive)",
+                         mb / statistics.median(firsts), mb / t_r, "MB/s"))
+            rows.append(("daemon peak RSS growth, first nested load",
+                         statistics.median(grown) / 1024, nested.nbytes / 2**20,
+                         "MB  vs the array"))
+            t_m = timed(lambda: np.load(p))
+            rows.append((f"numpy.load nested {n}x{n} again", t_m, t_r, "s"))
+            m.close()
+            del nested
 
-        t_m = timed(lambda: cat(npy))
-        t_r = timed(lambda: cat(ref))
-        rows.append(("read coef_.npy again (MB/s)", big.nbytes / 2**20 / t_m,
-                     big.nbytes / 2**20 / t_r, "MB/s"))
-        t_m = timed(lambda: np.load(npy))
-        t_r = timed(lambda: np.load(ref))
-        rows.append(("numpy.load coef_.npy", t_m, t_r, "s"))
-        t_m = timed(lambda: np.load(npy, mmap_mode="r").sum())
-        t_r = timed(lambda: np.load(ref, mmap_mode="r").sum())
-        rows.append(("numpy.load mmap_mode=r + sum", t_m, t_r, "s"))
+        if part("wide"):
+            # A wide directory: 50k vocabulary entries, against the same files
+            # unpacked into a local directory.
+            vocab = {f"t{i:06d}": i for i in range(50_000)}
+            plain = os.path.join(d, "plain")
+            os.mkdir(plain)
+            for k, v in vocab.items():
+                with open(os.path.join(plain, k), "w") as f:
+                    f.write(f"{v}\n")
+            arch3 = os.path.join(d, "vocab.mpk")
+            write(arch3, model({}, {"vocabulary_": vocab}))
+            m = Mount(arch3)
+            rows.append(("mount, 50k-entry directory", m.mount_s, None, "s"))
+            vdir = os.path.join(m.mnt, "xtra", "vocabulary_")
 
-        values = iter(range(300, 400))
-
-        def edit():  # a new value each time: an unchanged one writes nothing
-            with open(os.path.join(m.mnt, "params", "max_iter"), "w") as f:
-                f.write(f"{next(values)}\n")
-
-        def copy():
-            shutil.copyfile(arch, arch + ".copy")
-            with open(arch + ".copy", "rb+") as f:
-                os.fsync(f.fileno())
-        t_m = timed(edit)
-        t_r = timed(copy)
-        rows.append(("commit a param edit (rewrites archive)", t_m, t_r, "s  vs cp+fsync"))
-        m.close()
-        os.unlink(arch + ".copy")
-
-        # Nested lists: decoded when first read.
-        nested = np.random.RandomState(1).rand(1000, 1000)
-        arch2 = os.path.join(d, "nested.mpk")
-        size2 = write(arch2, model({"coef_": nested.tolist()}))
-        m = Mount(arch2)
-        rows.append(("mount, %d MB nested archive" % (size2 >> 20), m.mount_s, None, "s"))
-        p = os.path.join(m.mnt, "weights", "coef_.npy")
-        t = time.perf_counter()
-        np.load(p)
-        first = time.perf_counter() - t
-        t_m = timed(lambda: np.load(p))
-        rows.append(("numpy.load nested 1000x1000, first / again", first, t_m, "s"))
-        m.close()
-
-        # A wide directory: 50k vocabulary entries, against the same files
-        # unpacked into a local directory.
-        vocab = {f"t{i:06d}": i for i in range(50_000)}
-        plain = os.path.join(d, "plain")
-        os.mkdir(plain)
-        for k, v in vocab.items():
-            with open(os.path.join(plain, k), "w") as f:
-                f.write(f"{v}\n")
-        arch3 = os.path.join(d, "vocab.mpk")
-        write(arch3, model({}, {"vocabulary_": vocab}))
-        m = Mount(arch3)
-        rows.append(("mount, 50k-entry directory", m.mount_s, None, "s"))
-        vdir = os.path.join(m.mnt, "xtra", "vocabulary_")
-
-        def run(*cmd):
-            return lambda: subprocess.run(cmd, stdout=subprocess.DEVNULL)
-        for name, cmd in (("listdir of 50k entries", None),
-                          ("find -type f over 50k files", ["find", "DIR", "-type", "f"]),
-                          ("grep -r over 50k files", ["grep", "-r", "-l", "^49999$", "DIR"]),
-                          ("find -exec cat over 50k files",
-                           ["find", "DIR", "-type", "f", "-exec", "cat", "{}", "+"])):
-            def on(where):
-                if cmd is None:
-                    return lambda: os.listdir(where)
-                return run(*[where if a == "DIR" else a for a in cmd])
-            t_m = timed(on(vdir), repeat=3)
-            t_r = timed(on(plain), repeat=3)
-            rows.append((name, t_m, t_r, "s"))
-        rows.append(("daemon RSS after walking 50k files", rss_kib(m.proc.pid) / 1024, None,
-                     "MB"))
-        m.close()
+            def run(*cmd):
+                return lambda: subprocess.run(cmd, stdout=subprocess.DEVNULL)
+            for name, cmd in (("listdir of 50k entries", None),
+                              ("find -type f over 50k files", ["find", "DIR", "-type", "f"]),
+                              ("grep -r over 50k files", ["grep", "-r", "-l", "^49999$", "DIR"]),
+                              ("find -exec cat over 50k files",
+                               ["find", "DIR", "-type", "f", "-exec", "cat", "{}", "+"])):
+                def on(where):
+                    if cmd is None:
+                        return lambda: os.listdir(where)
+                    return run(*[where if a == "DIR" else a for a in cmd])
+                t_m = timed(on(vdir), repeat=3)
+                t_r = timed(on(plain), repeat=3)
+                rows.append((name, t_m, t_r, "s"))
+            rows.append(("daemon RSS after walking 50k files", rss_kib(m.proc.pid) / 1024, None,
+                         "MB"))
+            m.close()
     finally:
         shutil.rmtree(d)
 
