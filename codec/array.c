@@ -298,12 +298,21 @@ static uint8_t *row_int(const struct rows *r, uint64_t off, uint32_t n, uint8_t 
 		run = (end - off - 9) / w + 1;
 		if (run > n - i)
 			run = n - i;
-		for (k = 0; k < run; k++, p += w, out += 8) {
-			bits = int_bits9(p, &got);
-			if (got != w)
-				break;
-			bits = htole64(bits);
-			memcpy(out, &bits, 8);
+		if (w == 9) { /* uint64 0xcf or int64 0xd3 (either sign): the bits as they are */
+			for (k = 0; k < run && ((uint8_t)(p[0] - 0xcf) & 0xfb) == 0;
+			     k++, p += 9, out += 8) {
+				memcpy(&bits, p + 1, 8);
+				bits = htole64(be64toh(bits));
+				memcpy(out, &bits, 8);
+			}
+		} else {
+			for (k = 0; k < run; k++, p += w, out += 8) {
+				bits = int_bits9(p, &got);
+				if (got != w)
+					break;
+				bits = htole64(bits);
+				memcpy(out, &bits, 8);
+			}
 		}
 		i += (uint32_t)k;
 		off += k * w;
