@@ -77,7 +77,9 @@ static uint8_t *store_le(uint8_t *out, uint64_t bits, unsigned n)
 }
 
 /* Writes element e as the array's dtype: the reference for every value,
- * used for any element the fast loops below do not recognise. */
+ * used for any element the fast loops below do not recognise. Only a
+ * rewritten archive puts other elements in a bool array: they read as
+ * false (reading .b of an int was undefined behaviour). */
 static uint8_t *store(const struct mpfs_val *e, char kind, unsigned size, uint8_t *out)
 {
 	double f;
@@ -86,7 +88,7 @@ static uint8_t *store(const struct mpfs_val *e, char kind, unsigned size, uint8_
 	uint32_t bits32;
 
 	switch (kind) {
-	case 'b': *out++ = e->b; return out;
+	case 'b': *out++ = e->type == MPFS_BOOL && e->b; return out;
 	case 'i':
 	case 'u': return store_le(out, e->type == MPFS_INT ? (uint64_t)e->i : e->u, 8);
 	default:
