@@ -1,5 +1,6 @@
 #include "codec/array.h"
 
+#include <endian.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -75,53 +76,332 @@ static uint8_t *store_le(uint8_t *out, uint64_t bits, unsigned n)
 	return out + n;
 }
 
-static uint8_t *fill_leaf(const struct mpfs_doc *doc, const struct mpfs_val *v, char kind,
-			  unsigned size, uint8_t *out)
+/* Writes element e as the array's dtype: the reference for every value,
+ * used for any element the fast loops below do not recognise. Only a
+ * rewritten archive puts other elements in a bool array: they read as
+ * false (reading .b of an int was undefined behaviour). */
+static uint8_t *store(const struct mpfs_val *e, char kind, unsigned size, uint8_t *out)
 {
-	uint64_t off = v->off + v->hdr;
+	double f;
+	float f32;
+	uint64_t bits;
+	uint32_t bits32;
+
+	switch (kind) {
+	case 'b': *out++ = e->type == MPFS_BOOL && e->b; return out;
+	case 'i':
+	case 'u': return store_le(out, e->type == MPFS_INT ? (uint64_t)e->i : e->u, 8);
+	default:
+		f = e->type == MPFS_FLOAT ? e->f
+		    : e->type == MPFS_INT ? (double)e->i
+					  : (double)e->u;
+		if (size == 4) {
+			f32 = (float)f;
+			memcpy(&bits32, &f32, 4);
+			return store_le(out, bits32, 4);
+		}
+		memcpy(&bits, &f, 8);
+		return store_le(out, bits, 8);
+	}
+}
+
+/* Where the rows of a nested array come from and go. end bounds every
+ * read: the mapping may have been rewritten since it was validated, so an
+ * element is only trusted to lie inside the buffer, not inside its row. */
+struct rows {
+	const uint8_t *buf;
+	uint64_t end;
+	char kind;
+	unsigned size;
+	bool slow; /* every element through mpfs_scalar_next (for tests) */
+};
+
+/* The general path for one element at *off. */
+static uint8_t *one(const struct rows *r, uint64_t *off, uint8_t *out)
+{
 	struct mpfs_val e;
 
-	for (uint32_t i = 0; i < v->len; i++) {
-		double f;
-		float f32;
-		uint64_t bits;
-		uint32_t bits32;
+	*off = mpfs_scalar_next(r->buf, r->end, *off, &e);
+	return store(&e, r->kind, r->size, out);
+}
 
-		off = mpfs_scalar_next(doc->buf, doc->size, off, &e);
-		switch (kind) {
-		case 'b': *out++ = e.b; break;
-		case 'i':
-		case 'u': out = store_le(out, e.type == MPFS_INT ? (uint64_t)e.i : e.u, 8); break;
-		default:
-			f = e.type == MPFS_FLOAT ? e.f
-			    : e.type == MPFS_INT ? (double)e.i
-						 : (double)e.u;
-			if (size == 4) {
-				f32 = (float)f;
-				memcpy(&bits32, &f32, 4);
-				out = store_le(out, bits32, 4);
-			} else {
-				memcpy(&bits, &f, 8);
-				out = store_le(out, bits, 8);
-			}
+/* The integer of an int tag whose bytes lie before r->end (checked by
+ * the caller with int_width), sign-extended for 0xd0-0xd3 and negative
+ * fixints: what head() makes of it, as two's complement bits. */
+static uint64_t int_bits(const uint8_t *p)
+{
+	uint8_t t = p[0];
+	uint16_t x16;
+	uint32_t x32;
+	uint64_t x64;
+
+	if (t <= 0x7f || t >= 0xe0)
+		return (uint64_t)(int64_t)(int8_t)t;
+	switch (t) {
+	case 0xcc: return p[1];
+	case 0xd0: return (uint64_t)(int64_t)(int8_t)p[1];
+	case 0xcd:
+	case 0xd1:
+		memcpy(&x16, p + 1, 2);
+		x16 = be16toh(x16);
+		return t == 0xcd ? x16 : (uint64_t)(int64_t)(int16_t)x16;
+	case 0xce:
+	case 0xd2:
+		memcpy(&x32, p + 1, 4);
+		x32 = be32toh(x32);
+		return t == 0xce ? x32 : (uint64_t)(int64_t)(int32_t)x32;
+	default: break;
+	}
+	/* 0xcf, 0xd3: eight bytes, the bits as they are */
+	memcpy(&x64, p + 1, 8);
+	return be64toh(x64);
+}
+
+/* Bytes taken by the int at tag t, or 0 if t is no int tag. */
+static unsigned int_width(uint8_t t)
+{
+	if (t <= 0x7f || t >= 0xe0)
+		return 1;
+	if (t >= 0xcc && t <= 0xcf)
+		return 1 + (1u << (t - 0xcc));
+	if (t >= 0xd0 && t <= 0xd3)
+		return 1 + (1u << (t - 0xd0));
+	return 0;
+}
+
+/* float64 rows: runs of 0xcb are byte-swapped straight into out, with
+ * the bounds checked once per run; float32 and ints are converted as
+ * store() converts them. */
+static uint8_t *row_f64(const struct rows *r, uint64_t off, uint32_t n, uint8_t *out)
+{
+	const uint8_t *buf = r->buf;
+	uint32_t i = 0;
+
+	while (i < n) {
+		uint64_t run = (r->end - off) / 9, bits;
+		const uint8_t *p = buf + off;
+		unsigned w;
+
+		if (run > n - i)
+			run = n - i;
+		for (uint64_t k = 0; k < run && p[0] == 0xcb; k++, p += 9, out += 8) {
+			memcpy(&bits, p + 1, 8);
+			bits = htole64(be64toh(bits));
+			memcpy(out, &bits, 8);
 		}
+		i += (uint32_t)((uint64_t)(p - (buf + off)) / 9);
+		off = (uint64_t)(p - buf);
+		if (i == n)
+			break;
+		w = off == r->end ? 0 : p[0] == 0xca ? 5 : int_width(p[0]);
+		if (w == 0 || r->end - off < w) {
+			out = one(r, &off, out);
+		} else {
+			double f;
+			float f32;
+			uint32_t x32;
+
+			if (p[0] == 0xca) {
+				memcpy(&x32, p + 1, 4);
+				x32 = be32toh(x32);
+				memcpy(&f32, &x32, 4);
+				f = f32;
+			} else if (p[0] >= 0xe0 || (p[0] >= 0xd0 && p[0] <= 0xd3)) {
+				f = (double)(int64_t)int_bits(p);
+			} else {
+				f = (double)int_bits(p);
+			}
+			memcpy(&bits, &f, 8);
+			bits = htole64(bits);
+			memcpy(out, &bits, 8);
+			out += 8;
+			off += w;
+		}
+		i++;
 	}
 	return out;
 }
 
-static uint8_t *fill(const struct mpfs_doc *doc, const struct mpfs_val *v, char kind, unsigned size,
-		     uint8_t *out)
+/* float32 rows (every element a float32: the dtype says so). store()
+ * takes a float32 through double and back, which changes one thing: a
+ * signaling NaN comes back quiet (its top mantissa bit set). The compiler
+ * may fold a round trip written here away, so that is done on the bits. */
+static uint8_t *row_f32(const struct rows *r, uint64_t off, uint32_t n, uint8_t *out)
+{
+	const uint8_t *buf = r->buf; /* locals: stores to out may alias *r */
+	uint64_t end = r->end;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const uint8_t *p = buf + off;
+		uint32_t x;
+
+		if (end - off < 5 || p[0] != 0xca) {
+			out = one(r, &off, out);
+			continue;
+		}
+		memcpy(&x, p + 1, 4);
+		x = be32toh(x);
+		if ((x & 0x7f800000) == 0x7f800000 && (x & 0x007fffff))
+			x |= 0x00400000; /* a NaN, now quiet */
+		x = htole32(x);
+		memcpy(out, &x, 4);
+		out += 4;
+		off += 5;
+	}
+	return out;
+}
+
+/* The int at p, which has at least 9 bytes after it, without a branch on
+ * its tag (random signs would mispredict every other one): eight bytes
+ * holding the payload are loaded and shifted down, arithmetically for
+ * signed tags. A fixint is its own one-byte payload. *w gets the width,
+ * or 0 if the tag is no int. */
+static uint64_t int_bits9(const uint8_t *p, unsigned *w)
+{
+	uint8_t t = p[0];
+	bool fix = t <= 0x7f || t >= 0xe0;
+	unsigned nb = fix ? 1 : 1u << ((t - 0xcc) & 3), sh = 64 - 8 * nb;
+	uint64_t x, sign;
+
+	*w = fix ? 1 : t >= 0xcc && t <= 0xd3 ? 1 + nb : 0;
+	memcpy(&x, p + !fix, 8);
+	x = be64toh(x);
+	sign = -(uint64_t)(fix || t >= 0xd0); /* a mask, not a branch */
+	return ((uint64_t)((int64_t)x >> sh) & sign) | ((x >> sh) & ~sign);
+}
+
+/* int64 and uint64 rows: the same two's complement bits either way. Runs
+ * of one width (all int64s, all fixints) are walked at a fixed stride, so
+ * that finding the next element does not wait for the tag of this one. */
+static uint8_t *row_int(const struct rows *r, uint64_t off, uint32_t n, uint8_t *out)
+{
+	const uint8_t *buf = r->buf; /* locals: stores to out may alias *r */
+	uint64_t end = r->end;
+	uint32_t i = 0;
+
+	while (i < n) {
+		unsigned w = off < end ? int_width(buf[off]) : 0, got;
+		const uint8_t *p = buf + off;
+		uint64_t bits, run, k;
+
+		if (w == 0 || end - off < w) { /* no int, or cut short */
+			out = one(r, &off, out);
+			i++;
+			continue;
+		}
+		if (end - off < 9) { /* too near the end for int_bits9 */
+			bits = htole64(int_bits(p));
+			memcpy(out, &bits, 8);
+			out += 8;
+			off += w;
+			i++;
+			continue;
+		}
+		run = (end - off - 9) / w + 1;
+		if (run > n - i)
+			run = n - i;
+		if (w == 9) { /* uint64 0xcf or int64 0xd3 (either sign): the bits as they are */
+			for (k = 0; k < run && ((uint8_t)(p[0] - 0xcf) & 0xfb) == 0;
+			     k++, p += 9, out += 8) {
+				memcpy(&bits, p + 1, 8);
+				bits = htole64(be64toh(bits));
+				memcpy(out, &bits, 8);
+			}
+		} else {
+			for (k = 0; k < run; k++, p += w, out += 8) {
+				bits = int_bits9(p, &got);
+				if (got != w)
+					break;
+				bits = htole64(bits);
+				memcpy(out, &bits, 8);
+			}
+		}
+		i += (uint32_t)k;
+		off += k * w;
+	}
+	return out;
+}
+
+static uint8_t *row_bool(const struct rows *r, uint64_t off, uint32_t n, uint8_t *out)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		uint8_t t = off < r->end ? r->buf[off] : 0xc0;
+
+		if (t != 0xc2 && t != 0xc3) {
+			out = one(r, &off, out);
+			continue;
+		}
+		*out++ = t == 0xc3;
+		off++;
+	}
+	return out;
+}
+
+/* Writes leaf row v. Each row starts at its own offset, as validated. */
+static uint8_t *row(const struct rows *r, const struct mpfs_val *v, uint8_t *out)
+{
+	uint64_t off = v->off + v->hdr;
+
+	if (off >= r->end) /* cut short: every element reads as nil */
+		off = r->end;
+	if (r->slow || off == r->end) {
+		for (uint32_t i = 0; i < v->len; i++)
+			out = one(r, &off, out);
+		return out;
+	}
+	switch (r->kind) {
+	case 'b': return row_bool(r, off, v->len, out);
+	case 'i':
+	case 'u': return row_int(r, off, v->len, out);
+	default: return r->size == 4 ? row_f32(r, off, v->len, out) : row_f64(r, off, v->len, out);
+	}
+}
+
+/* Writes rows [lo, hi) of list v, which holds per rows (leaf lists). */
+static uint8_t *fill(const struct rows *r, const struct mpfs_val *v, uint64_t per, uint64_t lo,
+		     uint64_t hi, uint8_t *out)
 {
 	if (!v->items)
-		return fill_leaf(doc, v, kind, size, out);
-	for (uint32_t i = 0; i < v->len; i++)
-		out = fill(doc, &v->items[i], kind, size, out);
+		return row(r, v, out);
+	per /= v->len; /* rows under each item; v->len > 0, or there were no rows */
+	for (uint64_t i = lo / per; i < v->len && i * per < hi; i++) {
+		uint64_t first = i * per;
+
+		out = fill(r, &v->items[i], per, lo > first ? lo - first : 0,
+			   hi - first < per ? hi - first : per, out);
+	}
 	return out;
+}
+
+uint64_t mpfs_array_rows(const struct mpfs_array *a)
+{
+	return a->count ? a->count / a->shape[a->ndim - 1] : 0;
+}
+
+static void fill_rows(const struct mpfs_doc *doc, const struct mpfs_array *a, uint64_t first,
+		      uint64_t n, uint8_t *out, bool slow)
+{
+	struct rows r = {doc->buf, doc->size, a->descr[1], a->itemsize, slow};
+	uint64_t rows = mpfs_array_rows(a);
+
+	if (first < rows && n)
+		fill(&r, a->src, rows, first, n > rows - first ? rows : first + n, out);
+}
+
+void mpfs_array_fill_rows(const struct mpfs_doc *doc, const struct mpfs_array *a, uint64_t first,
+			  uint64_t n, uint8_t *out)
+{
+	fill_rows(doc, a, first, n, out, false);
 }
 
 void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out)
 {
-	fill(doc, a->src, a->descr[1], a->itemsize, out);
+	fill_rows(doc, a, 0, UINT64_MAX, out, false);
+}
+
+void mpfs_array_fill_slow(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out)
+{
+	fill_rows(doc, a, 0, UINT64_MAX, out, true);
 }
 
 void mpfs_array_swap(const struct mpfs_array *a, const uint8_t *src, uint8_t *dst)

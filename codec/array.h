@@ -57,8 +57,24 @@ bool mpfs_array_parse_dtype(const uint8_t *s, size_t n, struct mpfs_array *a);
 bool mpfs_array_sized(struct mpfs_array *a);
 
 /* Writes the nbytes of nested array a, little-endian, C order, into out.
- * The document must be the one a was read from. */
+ * The document must be the one a was read from. Reads nothing past
+ * doc->size whatever the bytes now say (elements that no longer decode
+ * as numbers come out as zero, as mpfs_scalar_next() reads them). */
 void mpfs_array_fill(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out);
+
+/* Rows of nested array a: its innermost lists, count / shape[ndim - 1]
+ * (1 for a 1-d array; 0 for an empty one). */
+uint64_t mpfs_array_rows(const struct mpfs_array *a);
+
+/* mpfs_array_fill() of rows [first, first + n) only (clipped to the rows
+ * there are), into out, which points at row first's bytes: calls on
+ * disjoint ranges may run in parallel. */
+void mpfs_array_fill_rows(const struct mpfs_doc *doc, const struct mpfs_array *a, uint64_t first,
+			  uint64_t n, uint8_t *out);
+
+/* mpfs_array_fill() with every element through the general decoder: the
+ * reference the fast loops are tested against. */
+void mpfs_array_fill_slow(const struct mpfs_doc *doc, const struct mpfs_array *a, uint8_t *out);
 
 /* Copies the nbytes of a from src to dst with each number's bytes reversed
  * (big- to little-endian and back; complex numbers part by part). */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fs/commit.h"
@@ -302,7 +303,7 @@ int mpfs_fs_read_spans(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t of
 	else if (mpfs_inode_id(in) == NO_ID)
 		rc = 0; /* a new file the last writer left empty */
 	else
-		rc = mpfs_view_spans(fs->snap->v, in->id, size, off, hdr, sp);
+		rc = mpfs_view_spans(fs->snap->v, in->id, size, off, hdr, sp, false);
 	for (int i = 0; i < rc; i++) {
 		if (sp[i].mem)
 			continue;
@@ -312,6 +313,49 @@ int mpfs_fs_read_spans(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t of
 		}
 		sp[i].fd = fd;
 	}
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+/* Writes spans of memory into pipe: those that last by reference. */
+static long to_pipe(int pipe, const struct mpfs_span *sp, int n)
+{
+	long total = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!sp[i].mem)
+			return -EAGAIN; /* the archive's: read_spans serves those */
+	for (int i = 0; i < n; i++) {
+		struct iovec iov = {(void *)sp[i].mem, sp[i].len};
+
+		while (iov.iov_len) {
+			ssize_t w = sp[i].lasting ? vmsplice(pipe, &iov, 1, SPLICE_F_NONBLOCK)
+						  : write(pipe, iov.iov_base, iov.iov_len);
+			if (w <= 0)
+				return w == 0 || errno == EAGAIN ? -EAGAIN : -errno;
+			iov.iov_base = (char *)iov.iov_base + w;
+			iov.iov_len -= (size_t)w;
+			total += w;
+		}
+	}
+	return total;
+}
+
+long mpfs_fs_read_pipe(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t off, int pipe)
+{
+	struct handle *h = handle_of(fh);
+	struct inode *in = h->in;
+	char hdr[MPFS_SPAN_HDR_MAX];
+	struct mpfs_span sp[2];
+	long rc;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if ((in->c && (h->writer || others_see_content(in))) || mpfs_inode_id(in) == NO_ID)
+		rc = -EAGAIN; /* edited or new: mpfs_fs_read */
+	else if ((rc = mpfs_view_spans(fs->snap->v, in->id, size, off, hdr, sp, true)) >= 0)
+		rc = to_pipe(pipe, sp, (int)rc); /* while the view, and so the buffer, lives */
+	else if (rc != -EAGAIN)
+		rc = mpfs_view_err(fs, (int)rc);
 	pthread_rwlock_unlock(&fs->lock);
 	return rc;
 }

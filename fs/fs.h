@@ -60,6 +60,7 @@ struct mpfs_span {
 	int fd;
 	uint64_t off;
 	size_t len;
+	bool lasting; /* mem's pages keep these bytes for good (fs/fill.h) */
 };
 #define MPFS_SPAN_HDR_MAX 1024
 
@@ -71,6 +72,16 @@ struct mpfs_span {
  * it); -EIO if the archive was cut short underneath; -ENOMEM. */
 int mpfs_fs_read_spans(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t off,
 		       char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2]);
+/* For a file whose bytes are made here and kept (a big nested-list
+ * array): puts bytes [off, off+size) of it into the pipe whose write end
+ * is pipe (O_NONBLOCK, with room for them), the header copied and the
+ * array's pages by reference (vmsplice), not copied: they keep their
+ * bytes until the pipe is drained, whatever happens to the file. Makes
+ * the array if it was not. Returns the count put (0 past the end);
+ * -EAGAIN for any other file (nothing put: use read_spans or read) or when
+ * the pipe is full; on -EAGAIN and errors the pipe may hold part of the
+ * bytes, and must be drained. -EIO, -ESTALE, -ENOMEM as mpfs_fs_read. */
+long mpfs_fs_read_pipe(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t off, int pipe);
 /* Commits the file's edit if it changed and is not empty: -EINVAL when its
  * content is refused (the file then reads back as stored), -ESTALE when the
  * archive was changed by someone else, -EIO when writing failed. */

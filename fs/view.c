@@ -33,6 +33,7 @@
 #include "codec/model.h"
 #include "codec/npy.h"
 #include "codec/numpy.h"
+#include "fs/fill.h"
 #include "fs/guard.h"
 #include "fs/names.h"
 
@@ -48,6 +49,7 @@ struct vdir {
 struct vfile {
 	uint8_t *data;
 	uint64_t size;
+	bool filled; /* an array's: from mpfs_fill_alloc */
 };
 
 /* Directories without entries share this: naming them costs nothing. */
@@ -93,7 +95,9 @@ static void vdir_free(struct vdir *d)
 
 static void vfile_free(struct vfile *f)
 {
-	if (f)
+	if (f && f->filled)
+		mpfs_fill_free(f->data, f->size);
+	else if (f)
 		free(f->data);
 	free(f);
 }
@@ -609,14 +613,24 @@ static int make_guarded(void *arg)
 		mpfs_strbuf_add(&m->text, "\n", 1);
 		return m->text.oom ? -ENOMEM : 0;
 	}
-	m->bytes = malloc(n->array->nbytes ? n->array->nbytes : 1);
-	if (!m->bytes)
+	/* a big-endian array shown raw: little-endian bytes */
+	mpfs_array_swap(n->array, m->v->model.doc.buf + n->array->data_off, m->bytes);
+	return 0;
+}
+
+/* Makes the content of file n under the guard; a nested array's threads
+ * each have their own guard (mpfs_fill_nested). */
+static int make_content(struct making *m)
+{
+	const struct mpfs_node *n = m->n;
+
+	if (n->kind == MPFS_N_TEXT || n->kind == MPFS_N_SCALAR)
+		return mpfs_guard_run(make_guarded, m);
+	if (!(m->bytes = mpfs_fill_alloc(n->array->nbytes)))
 		return -ENOMEM;
 	if (n->array->encoding == MPFS_ENC_NESTED)
-		mpfs_array_fill(&m->v->model.doc, n->array, m->bytes);
-	else /* a big-endian array shown raw: little-endian bytes */
-		mpfs_array_swap(n->array, m->v->model.doc.buf + n->array->data_off, m->bytes);
-	return 0;
+		return mpfs_fill_nested(&m->v->model.doc, n->array, m->bytes, 0);
+	return mpfs_guard_run(make_guarded, m);
 }
 
 /* Makes the content of a text file or nested array; called with the lock. */
@@ -633,11 +647,12 @@ static int make(struct mpfs_view *v, uint32_t id, struct vfile **out)
 		return -ENOMEM;
 	mpfs_strbuf_init(&m.text);
 	mpfs_scalar_bound(v->model.doc.buf, v->model.doc.size, &outer);
-	rc = mpfs_guard_run(make_guarded, &m);
+	rc = make_content(&m);
 	mpfs_scalar_unbound(&outer);
 	if (rc) {
 		mpfs_strbuf_destroy(&m.text);
-		free(m.bytes);
+		if (m.bytes)
+			mpfs_fill_free(m.bytes, m.n->array->nbytes);
 		free(f);
 		return rc;
 	}
@@ -647,6 +662,7 @@ static int make(struct mpfs_view *v, uint32_t id, struct vfile **out)
 	} else {
 		f->data = m.bytes;
 		f->size = m.n->array->nbytes;
+		f->filled = true;
 	}
 	lazy_set(v, id, f);
 	*out = f;
@@ -806,23 +822,28 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 }
 
 int mpfs_view_spans(struct mpfs_view *v, uint32_t id, size_t size, uint64_t off,
-		    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2])
+		    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2], bool made)
 {
 	const struct mpfs_node *n = node_of(v, id);
-	uint64_t start, len, hdr_len = 0;
+	uint64_t start = 0, len, hdr_len = 0;
+	struct vfile *f = NULL;
 	int k = 0, rc;
 
 	_Static_assert(MPFS_NPY_HEADER_MAX <= MPFS_SPAN_HDR_MAX, "NPY header fits a span");
 	if (mpfs_node_is_dir(n))
 		return -EISDIR;
-	if (needs_making(v, n) || (n->kind != MPFS_N_ARRAY && n->kind != MPFS_N_BYTES))
+	if (n->kind != MPFS_N_ARRAY && n->kind != MPFS_N_BYTES)
 		return -EAGAIN;
+	if (needs_making(v, n) && !(made && mpfs_fill_lasting(n->array->nbytes)))
+		return -EAGAIN; /* made: text, and small arrays */
+	if (needs_making(v, n) && (rc = ensure(v, id, &f)))
+		return rc;
 	if (n->kind == MPFS_N_BYTES) {
 		start = (uint64_t)(mpfs_val_data(&v->model.doc, n->val) - v->model.doc.buf);
 		len = n->val->len;
 	} else {
 		hdr_len = header(v, n, hdr);
-		start = n->array->data_off;
+		start = f ? 0 : n->array->data_off;
 		len = n->array->nbytes;
 	}
 	if (off < hdr_len && size) {
@@ -836,11 +857,15 @@ int mpfs_view_spans(struct mpfs_view *v, uint32_t id, size_t size, uint64_t off,
 		/* The splice reads the file after this returns: a file cut short
 		 * by then gives a short read, never SIGBUS. One cut short before
 		 * gives EIO, as the copying read does. */
-		if ((rc = intact(v)))
+		if (!f && (rc = intact(v)))
 			return rc;
 		if (size > len - off)
 			size = (size_t)(len - off);
-		sp[k++] = (struct mpfs_span){.fd = v->fd, .off = start + off, .len = size};
+		sp[k++] = f ? (struct mpfs_span){.mem = f->data + off,
+						 .fd = -1,
+						 .len = size,
+						 .lasting = true}
+			    : (struct mpfs_span){.fd = v->fd, .off = start + off, .len = size};
 	}
 	return k;
 }

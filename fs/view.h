@@ -53,11 +53,15 @@ long mpfs_view_read(struct mpfs_view *v, uint32_t id, char *buf, size_t size, ui
 /* For a zero-copy read of [off, off+size) of file id when it is served
  * from the archive as it is (compact arrays, bins, exts): up to two spans,
  * the NPY header (copied into hdr) and then the archive's bytes, as an
- * offset in mpfs_view_fd. Returns the count of spans (0 past the end),
- * -EAGAIN for content that is made (text, nested or swapped arrays: use
- * mpfs_view_read), -EISDIR, or -EIO if the archive was cut short. */
+ * offset in mpfs_view_fd. With made, also for an array made here in a
+ * buffer that lasts (nested or swapped; see mpfs_fill_lasting), made now
+ * if it was not: its bytes as a span of memory with .lasting set, which
+ * lives as long as the view. Returns the count of spans (0 past the end),
+ * -EAGAIN for other content that is made (text, small arrays: use
+ * mpfs_view_read), -EISDIR, -ENOMEM, or -EIO if the archive was cut
+ * short. */
 int mpfs_view_spans(struct mpfs_view *v, uint32_t id, size_t size, uint64_t off,
-		    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2]);
+		    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2], bool made);
 /* The archive, open for reading while the view lives. */
 int mpfs_view_fd(const struct mpfs_view *v);
 

@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "fs/fs.h"
 #include "fs/names.h"
@@ -159,6 +161,88 @@ static int read_copy(struct fuse_bufvec **bufp, size_t size, off_t off, struct f
 	return 0;
 }
 
+/* A big made array (nested lists) lies in memory that lasts (fs/fill.h):
+ * its pages go into a pipe of this thread's by reference (vmsplice), and
+ * libfuse splices that pipe into its own and on to the kernel, which
+ * copies the bytes once, into the file's page cache. Copying them into a
+ * reply buffer instead cost two copies here (the buffer, then libfuse's
+ * write into its pipe) and the faults of a fresh buffer. */
+struct reply_pipe {
+	int fd[2];
+};
+
+static pthread_key_t pipe_key;
+static pthread_once_t pipe_once = PTHREAD_ONCE_INIT;
+static int pipe_key_rc;
+
+static void reply_pipe_free(void *p)
+{
+	struct reply_pipe *rp = p;
+
+	close(rp->fd[0]);
+	close(rp->fd[1]);
+	free(rp);
+}
+
+static void pipe_key_init(void)
+{
+	pipe_key_rc = pthread_key_create(&pipe_key, reply_pipe_free);
+}
+
+/* This thread's pipe, empty and with room for a whole reply; NULL if it
+ * cannot have one (the caller copies). */
+static struct reply_pipe *reply_pipe(void)
+{
+	struct reply_pipe *rp;
+	int left = 0;
+
+	pthread_once(&pipe_once, pipe_key_init);
+	if (pipe_key_rc)
+		return NULL;
+	rp = pthread_getspecific(pipe_key);
+	if (rp && ioctl(rp->fd[0], FIONREAD, &left) == 0 && left == 0)
+		return rp;
+	if (rp) { /* what a reply that was not sent left: start afresh */
+		pthread_setspecific(pipe_key, NULL);
+		reply_pipe_free(rp);
+	}
+	if (!(rp = malloc(sizeof(*rp))))
+		return NULL;
+	if (pipe2(rp->fd, O_CLOEXEC | O_NONBLOCK)) {
+		free(rp);
+		return NULL;
+	}
+	/* Every page of the reply may take a slot of its own: MPFS_READ_MAX
+	 * leaves slots to spare in 1 MiB (and unaligned data takes one more). */
+	if (fcntl(rp->fd[1], F_SETPIPE_SZ, 1 << 20) < (1 << 20) ||
+	    pthread_setspecific(pipe_key, rp)) {
+		reply_pipe_free(rp);
+		return NULL;
+	}
+	return rp;
+}
+
+/* The read by reference, for a big made array; -EAGAIN: not one. */
+static int read_pipe(struct fuse_bufvec **bufp, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct reply_pipe *rp = reply_pipe();
+	struct fuse_bufvec *v;
+	long n;
+
+	if (!rp)
+		return -EAGAIN;
+	n = mpfs_fs_read_pipe(fs(), fi->fh, size, (uint64_t)off, rp->fd[1]);
+	if (n < 0)
+		return (int)n; /* anything it left is dropped at the next read */
+	if (!(v = bufvec_new(1)))
+		return -ENOMEM;
+	v->count = n ? 1 : 0;
+	v->buf[0] = (struct fuse_buf){
+		.size = (size_t)n, .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_RETRY, .fd = rp->fd[0]};
+	*bufp = v;
+	return 0;
+}
+
 /* Archive data goes from the archive's descriptor to the kernel by splice,
  * never through our memory (libfuse's passthrough_fh does the same); the
  * NPY header before it is a small memory buffer in the same vector. */
@@ -172,6 +256,8 @@ static int mpfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t siz
 
 	(void)path;
 	n = mpfs_fs_read_spans(fs(), fi->fh, size, (uint64_t)off, hdr, sp);
+	if (n == -EAGAIN && (n = read_pipe(bufp, size, off, fi)) != -EAGAIN)
+		return n;
 	if (n == -EAGAIN)
 		return read_copy(bufp, size, off, fi);
 	if (n < 0)

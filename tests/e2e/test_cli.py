@@ -102,6 +102,32 @@ def test_bad_archive_is_refused(archive_copies, mnt, name, foreground):
     assert res.max_rss_kib < MAX_RSS_KIB, f"{name}.mpk: {res}"
 
 
+@pytest.mark.parametrize("cut", ["mid_float", "mid_row", "lying_length"])
+def test_nested_array_cut_short_is_refused(tmp_path, mnt, cut):
+    """A nested-list array cut in the middle of a float or of a row, or a
+    row whose length says more elements than the archive holds: refused at
+    mount with the offset (rows are validated there, never read past)."""
+    import msgpack
+    import numpy as np
+    rows = np.random.RandomState(3).rand(50, 40).tolist()
+    data = msgpack.packb({"class_name": "X", "weights": {"w": rows}}, use_bin_type=True)
+    row = msgpack.packb(rows[0])  # 0xdc 00 28, then 40 float64s
+    at = data.index(row) + len(row) // 2
+    if cut == "mid_float":
+        data = data[:at + 3]
+    elif cut == "mid_row":
+        data = data[:at - (at - data.index(row) - 3) % 9]
+    else:
+        i = data.index(row)
+        data = data[:i] + b"\xdc\xff\xff" + data[i + 3:]  # 65535 elements
+    archive = tmp_path / "cut.mpk"
+    archive.write_bytes(data)
+    res = run_mpfs("-f", archive, mnt, mnt=mnt, must_not_mount=True)
+    assert res.returncode == 1, res
+    assert_one_line_error(res)
+    assert re.search(r"\boffset\b", res.stderr, re.I), res
+
+
 # --------------------------------------------------------------------------
 # Command-line errors
 

@@ -9,7 +9,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from harness import MPFS_BIN, mounted
+from harness import MPFS_BIN, daemon_of, mounted
 
 # AddressSanitizer's shadow memory and quarantine are anonymous memory too:
 # the measure means nothing for a sanitizer build.
@@ -63,6 +63,44 @@ def test_nested_arrays_are_decoded_when_first_read(tmp_path):
     # 8 MB of float64 come into being at the first read, not at mount.
     assert before < 6 * MB, f"{before / MB:.1f} MB before any read"
     assert after - before >= 7 * MB, f"only {(after - before) / MB:.1f} MB more after"
+
+
+def daemon_status_kib(mnt, key):
+    """A "Vm..." line of /proc/PID/status (KiB) of the daemon serving MNT."""
+    with open(f"/proc/{daemon_of(mnt).proc.pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {key} in the daemon's status")
+
+
+@pytest.mark.parametrize("shape", [(2000, 2000), (40, 250, 200)])
+def test_nested_first_read_peak_memory_is_the_array(tmp_path, shape):
+    """The first read of a 32 MB (2-d) or 16 MB (3-d) nested array, split
+    between threads where there are cores: the daemon's peak resident
+    memory (VmHWM) grows by the array and a small constant (the last huge
+    page, read buffers), never by a second copy; numpy reads back the very
+    bits that were stored."""
+    a = np.random.RandomState(2).standard_normal(shape)
+    a[..., ::7] = np.round(a[..., ::7] * 1000) + 0.0  # whole (and no -0.0): ints below
+    archive = tmp_path / "nested.mpk"
+    nested = a.tolist()
+    for row in (nested if a.ndim == 2 else [r for m in nested for r in m]):
+        for i in range(0, len(row), 7):
+            row[i] = int(row[i])
+    archive.write_bytes(msgpack.packb({"class_name": "N", "weights": {"w": nested}},
+                                      use_bin_type=True))
+    del nested
+    with mounted(archive) as mnt:
+        npy = mnt / "weights" / "w.npy"
+        os.stat(npy)  # looked up and sized, not decoded
+        before = daemon_status_kib(mnt, "VmHWM") * 1024
+        got = np.load(npy)
+        grown = daemon_status_kib(mnt, "VmHWM") * 1024 - before
+    assert got.dtype == np.float64 and got.shape == shape
+    assert got.tobytes() == a.tobytes(), "other bits than the archive holds"
+    assert grown <= 1.2 * a.nbytes + 4 * MB, (
+        f"peak grew by {grown / MB:.1f} MB for a {a.nbytes / MB:.1f} MB array")
 
 
 class _Sampler:

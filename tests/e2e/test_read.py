@@ -332,3 +332,51 @@ def test_page_cache_is_kept_across_opens_and_unrelated_commits(tmp_path):
         np.testing.assert_array_equal(np.load(npy), b)
     with mounted(arch) as mnt:
         np.testing.assert_array_equal(np.load(mnt / "weights" / "coef_.npy"), b)
+
+
+def test_big_made_arrays_read_back_exactly_in_any_pieces(tmp_path):
+    """Big nested arrays (and, with -o raw, big-endian compact ones) are made
+    in memory and handed to the kernel by reference through a pipe (not
+    copied): reads of any size at any offset, each through a fresh mount so
+    that no page cache answers, and several readers at once, give the bytes
+    numpy.save writes."""
+    import threading
+
+    import msgpack
+    rs = np.random.RandomState(4)
+    a = rs.standard_normal((700, 500))  # 2.8 MB: a buffer of its own
+    be = rs.standard_normal(400_000).astype(">f8")  # 3.2 MB, swapped under -o raw
+    arch = tmp_path / "made.mpk"
+    arch.write_bytes(msgpack.packb(
+        {"class_name": "X", "weights": {
+            "nested": a.tolist(),
+            "be": {"nd": True, "type": ">f8", "kind": b"", "shape": [be.size],
+                   "data": be.tobytes()}}},
+        use_bin_type=True))
+    np.save(tmp_path / "ref.npy", a)
+    want = (tmp_path / "ref.npy").read_bytes()
+    problems = []
+    for off, size in ((0, 1), (3, 4093), (128, 1 << 20), (len(want) - 5, 100),
+                      (1 << 20, 7), (12345, 983040), (len(want), 10)):
+        with mounted(arch) as mnt:
+            with open(mnt / "weights" / "nested.npy", "rb") as f:
+                got = os.pread(f.fileno(), size, off)
+        if got != want[off:off + size]:
+            problems.append(f"{size} bytes at {off}: {len(got)} other bytes")
+    with mounted(arch, "-o", "raw") as mnt:
+        if (mnt / "weights" / "be.bin").read_bytes() != be.astype("<f8").tobytes():
+            problems.append("-o raw: be.bin is not the little-endian array")
+    with mounted(arch) as mnt:
+        got = {}
+
+        def reader(chunk):
+            with open(mnt / "weights" / "nested.npy", "rb") as f:
+                got[chunk] = b"".join(iter(lambda: f.read(chunk), b""))
+        readers = [threading.Thread(target=reader, args=(c,)) for c in (4096, 65536, 1 << 20)]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join()
+        problems += [f"a reader of {c}-byte pieces got other bytes"
+                     for c, data in got.items() if data != want]
+    assert not problems, "\n".join(problems)
