@@ -313,7 +313,8 @@ static bool kept(const struct content *c, uint64_t k)
 static int copy_out(struct content *c, int fd, uint64_t off, uint64_t n, uint64_t at, char *buf)
 {
 	while (n) {
-		long got = mpfs_content_read(c, buf, (size_t)(n < CHUNK * 16 ? n : CHUNK * 16), off);
+		long got =
+			mpfs_content_read(c, buf, (size_t)(n < CHUNK * 16 ? n : CHUNK * 16), off);
 		int rc = got <= 0 ? (got ? (int)got : -EIO) : pwrite_all(fd, buf, (size_t)got, at);
 		if (rc)
 			return rc;
@@ -361,8 +362,8 @@ static long runs(const struct content *c, uint64_t from, bool base, struct run *
 
 /* Copies the changed runs into a temporary file, mapped: the memory is the
  * page cache's, not ours. */
-static int map_changed(struct mpfs_fs *fs, struct content *c, uint64_t from,
-		       const struct run *r, size_t n, struct content_split *out)
+static int map_changed(struct mpfs_fs *fs, struct content *c, uint64_t from, const struct run *r,
+		       size_t n, struct content_split *out)
 {
 	uint64_t changed = 0, off = from, at = 0;
 	char *buf;
@@ -394,8 +395,8 @@ static int map_changed(struct mpfs_fs *fs, struct content *c, uint64_t from,
 	return rc;
 }
 
-int mpfs_content_split(struct mpfs_fs *fs, struct content *c, uint64_t from,
-		       const uint8_t *base, const struct mpfs_piece *head, struct content_split *out)
+int mpfs_content_split(struct mpfs_fs *fs, struct content *c, uint64_t from, const uint8_t *base,
+		       const struct mpfs_piece *head, struct content_split *out)
 {
 	struct run *r = NULL;
 	long n = runs(c, from, base != NULL, &r);

@@ -228,8 +228,8 @@ struct content_split {
 	const uint8_t *map;
 	uint64_t map_len;
 };
-int mpfs_content_split(struct mpfs_fs *fs, struct content *c, uint64_t from,
-		       const uint8_t *base, const struct mpfs_piece *head, struct content_split *out);
+int mpfs_content_split(struct mpfs_fs *fs, struct content *c, uint64_t from, const uint8_t *base,
+		       const struct mpfs_piece *head, struct content_split *out);
 void mpfs_content_unflatten(const uint8_t *p, uint64_t len, void *cookie);
 
 /* ---- edits and commit (edit.c) ----------------------------------------- */
@@ -241,7 +241,7 @@ struct txn {
 	struct mpfs_strbuf bufs[4];
 	size_t nbufs;
 	struct content_split split; /* pieces and a mapping the edits point into */
-	const char *what; /* for the log */
+	const char *what;	    /* for the log */
 };
 void mpfs_txn_init(struct txn *t, const char *what);
 void mpfs_txn_destroy(struct txn *t);

@@ -534,8 +534,8 @@ Test(fs_trust, big_array_edited_in_place_commits_exactly_the_writes)
 		const uint64_t cut = (uint64_t)st.st_size - 100000;
 		arc_load(&before, e.archive);
 		uint64_t fh = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
-		fs_write(&e, fh, &one, 8, hdr);			   /* in the header's chunk */
-		fs_write(&e, fh, two, 16, (1u << 16) * 37 - 8);	   /* across a chunk edge */
+		fs_write(&e, fh, &one, 8, hdr);			     /* in the header's chunk */
+		fs_write(&e, fh, two, 16, (1u << 16) * 37 - 8);	     /* across a chunk edge */
 		fs_write(&e, fh, &one, 8, (uint64_t)st.st_size - 8); /* the last element */
 		cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, cut), 0);
 		cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, (uint64_t)st.st_size), 0);
