@@ -15,9 +15,12 @@
  * Whatever reads the mapping (names come from keys, text and nested arrays
  * from values, xattrs from keys) runs under the SIGBUS guard, so an archive
  * truncated in place gives -EIO, and bounded by the mapping's size, so one
- * rewritten in place cannot lead a walk past its end. */
-#define _GNU_SOURCE /* qsort_r */
-#include "fs/view.h"
+ * rewritten in place cannot lead a walk past its end.
+ *
+ * Here: opening, lookup, attributes and contents; naming directories is in
+ * view_names.c, extended attributes in view_xattr.c, what they share in
+ * view_i.h. */
+#include "fs/view_i.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,62 +40,6 @@
 #include "fs/guard.h"
 #include "fs/names.h"
 
-/* A named directory. */
-struct vdir {
-	char *pool;	   /* the entries' names, NUL-terminated, back to back */
-	uint32_t *off;	   /* off[i]: where entry i's name starts in pool */
-	uint32_t *sorted;  /* entry indexes in name order; NULL for lists */
-	uint32_t nsubdirs; /* entries that are directories */
-};
-
-/* The made content of a text file or nested-list (or swapped) array. */
-struct vfile {
-	uint8_t *data;
-	uint64_t size;
-	bool filled; /* an array's: from mpfs_fill_alloc */
-};
-
-/* Directories without entries share this: naming them costs nothing. */
-static struct vdir empty_dir;
-
-struct mpfs_view {
-	struct mpfs_model model;
-	/* By entry id: NULL until made, then a struct vdir (directories) or
-	 * struct vfile (files). Written once, under lock. */
-	void **lazy;
-	void *map;
-	size_t map_len;
-	int fd;		/* the archive, to notice it being changed under the mapping */
-	struct stat st; /* the archive's */
-	bool raw;
-	pthread_mutex_t lock;
-};
-
-static const struct mpfs_node *node_of(const struct mpfs_view *v, uint32_t id)
-{
-	return mpfs_model_node(&v->model, id);
-}
-
-static void *lazy_get(const struct mpfs_view *v, uint32_t id)
-{
-	return __atomic_load_n(&v->lazy[id], __ATOMIC_ACQUIRE);
-}
-
-static void lazy_set(const struct mpfs_view *v, uint32_t id, void *p)
-{
-	__atomic_store_n(&v->lazy[id], p, __ATOMIC_RELEASE);
-}
-
-static void vdir_free(struct vdir *d)
-{
-	if (!d || d == &empty_dir)
-		return;
-	free(d->pool);
-	free(d->off);
-	free(d->sorted);
-	free(d);
-}
-
 static void vfile_free(struct vfile *f)
 {
 	if (f && f->filled)
@@ -100,236 +47,6 @@ static void vfile_free(struct vfile *f)
 	else if (f)
 		free(f->data);
 	free(f);
-}
-
-/* -EIO if the archive was cut short in place since it was mapped: past its
- * new end the mapping gives zeros or SIGBUS, not the archive. A fstat is
- * cheap next to the FUSE request that brought us here. Every walk of the
- * mapping is bounded by its size in any case. */
-static int intact(const struct mpfs_view *v)
-{
-	struct stat st;
-	return fstat(v->fd, &st) == 0 && (uint64_t)st.st_size >= v->map_len ? 0 : -EIO;
-}
-
-/* Also -EIO if it was written since (its mtime moved): a rewrite in place
- * shows through the private mapping wherever nothing was read yet, so text
- * or an array made from it now would mix two archives. (Our own commits
- * rename a new file over the archive: that moves only the new file's
- * ctime, so ctime cannot tell. A rewrite that also puts the mtime back
- * gives wrong values, never a read past the end; commit refuses to
- * overwrite it, comparing ctime too.) */
-static int unwritten(const struct mpfs_view *v)
-{
-	struct stat st;
-	return fstat(v->fd, &st) == 0 && (uint64_t)st.st_size >= v->map_len &&
-			       st.st_mtim.tv_sec == v->st.st_mtim.tv_sec &&
-			       st.st_mtim.tv_nsec == v->st.st_mtim.tv_nsec
-		       ? 0
-		       : -EIO;
-}
-
-/* ---- naming -------------------------------------------------------------- */
-
-static const char *suffix_of(const struct mpfs_view *v, const struct mpfs_node *n)
-{
-	if (n->kind == MPFS_N_PICKLE)
-		return ".pickle";
-	if (n->kind != MPFS_N_ARRAY)
-		return "";
-	return v->raw ? ".bin" : ".npy";
-}
-
-struct naming {
-	struct mpfs_view *v;
-	const struct mpfs_node *dir;
-	struct vdir *d;		 /* being made: freed by the caller on failure */
-	struct mpfs_strbuf json; /* a key's JSON text: likewise */
-	size_t pool_len, pool_cap;
-};
-
-/* Writes into buf the name entry i of the directory would have if nothing
- * clashed (escaped if unsafe); returns its length, or -ENOMEM. */
-static long base_name(struct naming *g, uint32_t i, char buf[MPFS_NAME_MAX + 1])
-{
-	const struct mpfs_node *n = &g->dir->children[i];
-	const struct mpfs_doc *doc = &g->v->model.doc;
-	const char *suffix = suffix_of(g->v, n);
-	size_t len;
-
-	if (!n->key) {
-		const char *label = mpfs_node_label(n);
-		if (label)
-			return snprintf(buf, MPFS_NAME_MAX + 1, "%s%s", label, suffix);
-		return snprintf(buf, MPFS_NAME_MAX + 1, "%" PRIu32 "%s", i, suffix);
-	}
-	if (n->key->type == MPFS_STR || n->key->type == MPFS_BIN) {
-		const uint8_t *k = mpfs_val_data(doc, n->key);
-		if (!mpfs_name_is_plain(k, n->key->len, suffix))
-			return (long)mpfs_name_escape(k, n->key->len, "", suffix, i, buf);
-		return snprintf(buf, MPFS_NAME_MAX + 1, "%.*s%s", (int)n->key->len, k, suffix);
-	}
-	/* Other keys (ints, mostly) are named by their JSON text. */
-	g->json.len = 0;
-	mpfs_json_render(doc, n->key, &g->json);
-	mpfs_strbuf_add(&g->json, "", 1); /* NUL-terminated */
-	if (g->json.oom)
-		return -ENOMEM;
-	len = g->json.len - 1;
-	if (mpfs_name_is_plain((uint8_t *)g->json.p, len, suffix))
-		return snprintf(buf, MPFS_NAME_MAX + 1, "%s%s", g->json.p, suffix);
-	return (long)mpfs_name_escape((uint8_t *)g->json.p, len, "#", suffix, i, buf);
-}
-
-/* Appends name[0..len] (with its NUL) to the pool as entry i's name. */
-static int pool_put(struct naming *g, uint32_t i, const char *name, size_t len)
-{
-	if (len + 1 > g->pool_cap - g->pool_len) {
-		size_t cap = g->pool_cap + g->pool_cap / 2 + len + 1;
-		char *p;
-		if (cap > UINT32_MAX)
-			return -ENOMEM; /* offsets are 32 bits: 4 GiB of names */
-		if (!(p = realloc(g->d->pool, cap)))
-			return -ENOMEM;
-		g->d->pool = p;
-		g->pool_cap = cap;
-	}
-	memcpy(g->d->pool + g->pool_len, name, len + 1);
-	g->d->off[i] = (uint32_t)g->pool_len;
-	g->pool_len += len + 1;
-	return 0;
-}
-
-static int by_name(const void *a, const void *b, void *arg)
-{
-	const struct vdir *d = arg;
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-	int c = strcmp(d->pool + d->off[x], d->pool + d->off[y]);
-	return c ? c : (x > y) - (x < y);
-}
-
-/* Sorts the entries by name, escaping the later (in archive order) of two
- * clashing names until no two are equal. A list's names (its indexes) never
- * clash, and it is searched by index: it is not sorted. */
-static int resolve_clashes(struct naming *g)
-{
-	const struct mpfs_node *n = g->dir;
-	const struct mpfs_doc *doc = &g->v->model.doc;
-	struct vdir *d = g->d;
-	bool clash = true;
-	int rc;
-
-	if (!(d->sorted = malloc(n->nchildren * sizeof(*d->sorted))))
-		return -ENOMEM;
-	for (uint32_t i = 0; i < n->nchildren; i++)
-		d->sorted[i] = i;
-	while (clash) {
-		clash = false;
-		qsort_r(d->sorted, n->nchildren, sizeof(*d->sorted), by_name, d);
-		for (uint32_t i = 1; i < n->nchildren; i++) {
-			uint32_t later = d->sorted[i];
-			const struct mpfs_node *c = &n->children[later];
-			const char *suffix = suffix_of(g->v, c);
-			char buf[MPFS_NAME_MAX + 1];
-			size_t len;
-
-			if (strcmp(d->pool + d->off[d->sorted[i - 1]], d->pool + d->off[later]))
-				continue;
-			/* Escape the later entry: the sort keeps archive order. */
-			if (c->key && (c->key->type == MPFS_STR || c->key->type == MPFS_BIN)) {
-				len = mpfs_name_escape(mpfs_val_data(doc, c->key), c->key->len, "",
-						       suffix, later, buf);
-			} else {
-				const char *s = d->pool + d->off[later];
-				len = mpfs_name_escape((const uint8_t *)s,
-						       strlen(s) - strlen(suffix), "#", suffix,
-						       later, buf);
-			}
-			if (!strcmp(buf, d->pool + d->off[later])) /* equal keys: by position */
-				len = (size_t)snprintf(buf, sizeof(buf), "%%~%u~%s", later, suffix);
-			if ((rc = pool_put(g, later, buf, len)))
-				return rc;
-			clash = true;
-		}
-	}
-	return 0;
-}
-
-/* Names the entries of g->dir into g->d; reads keys from the mapping, so
- * it runs under the guard, and everything it allocates hangs from g. */
-static int name_guarded(void *arg)
-{
-	struct naming *g = arg;
-	const struct mpfs_node *n = g->dir;
-	char buf[MPFS_NAME_MAX + 1];
-	size_t total = 0;
-	long len;
-	int rc;
-
-	if (!(g->d->off = malloc(n->nchildren * sizeof(*g->d->off))))
-		return -ENOMEM;
-	/* Sized by a first pass, so the pool is allocated once. */
-	for (uint32_t i = 0; i < n->nchildren; i++) {
-		if ((len = base_name(g, i, buf)) < 0)
-			return (int)len;
-		total += (size_t)len + 1;
-		g->d->nsubdirs += mpfs_node_is_dir(&n->children[i]);
-	}
-	if (total > UINT32_MAX || !(g->d->pool = malloc(total)))
-		return -ENOMEM;
-	g->pool_cap = total;
-	for (uint32_t i = 0; i < n->nchildren; i++) {
-		if ((len = base_name(g, i, buf)) < 0)
-			return (int)len;
-		if ((rc = pool_put(g, i, buf, (size_t)len)))
-			return rc;
-	}
-	return n->kind == MPFS_N_LIST ? 0 : resolve_clashes(g);
-}
-
-/* The named directory id: named now if it was not. 0, -ENOMEM, -EIO. */
-static int named(const struct mpfs_view *cv, uint32_t id, const struct vdir **out)
-{
-	struct mpfs_view *v = (struct mpfs_view *)cv; /* naming is a cache */
-	const struct mpfs_node *n = node_of(v, id);
-	struct naming g = {.v = v, .dir = n};
-	struct mpfs_scalar_bound outer;
-	int rc = 0;
-
-	if ((*out = lazy_get(v, id)))
-		return 0;
-	if (n->nchildren == 0) {
-		*out = &empty_dir;
-		return 0;
-	}
-	pthread_mutex_lock(&v->lock);
-	if ((*out = lazy_get(v, id)))
-		goto out_unlock;
-	if ((rc = intact(v)))
-		goto out_unlock;
-	if (!(g.d = calloc(1, sizeof(*g.d)))) {
-		rc = -ENOMEM;
-		goto out_unlock;
-	}
-	mpfs_strbuf_init(&g.json);
-	mpfs_scalar_bound(v->model.doc.buf, v->model.doc.size, &outer);
-	rc = mpfs_guard_run(name_guarded, &g);
-	mpfs_scalar_unbound(&outer);
-	mpfs_strbuf_destroy(&g.json);
-	if (rc) {
-		vdir_free(g.d);
-		goto out_unlock;
-	}
-	lazy_set(v, id, g.d);
-	*out = g.d;
-out_unlock:
-	pthread_mutex_unlock(&v->lock);
-	return rc;
-}
-
-static const char *name_at(const struct vdir *d, uint32_t i)
-{
-	return d->pool + d->off[i];
 }
 
 /* ---- opening ------------------------------------------------------------- */
@@ -405,7 +122,7 @@ int mpfs_view_open(struct mpfs_view **out, const char *path, const struct mpfs_v
 		goto out_free_view;
 	}
 	/* The root is always listed: name it while the archive is at hand. */
-	if ((rc = named(v, MPFS_ROOT_ID, &root))) {
+	if ((rc = mpfs_view_named(v, MPFS_ROOT_ID, &root))) {
 		snprintf(err->msg, sizeof(err->msg), "%s",
 			 rc == -ENOMEM ? "out of memory"
 				       : "the archive was cut short while being read");
@@ -416,7 +133,7 @@ int mpfs_view_open(struct mpfs_view **out, const char *path, const struct mpfs_v
 
 out_free_view:
 	if (v->lazy)
-		vdir_free(v->lazy[MPFS_ROOT_ID]);
+		mpfs_vdir_free(v->lazy[MPFS_ROOT_ID]);
 	free(v->lazy);
 	if (o.started)
 		mpfs_model_destroy(&v->model);
@@ -464,7 +181,7 @@ void mpfs_view_close(struct mpfs_view *v)
 		return;
 	for (uint32_t id = 0; id < v->model.nnodes; id++) {
 		if (mpfs_node_is_dir(node_of(v, id)))
-			vdir_free(v->lazy[id]);
+			mpfs_vdir_free(v->lazy[id]);
 		else
 			vfile_free(v->lazy[id]);
 	}
@@ -498,7 +215,8 @@ static int find_in_list(const struct mpfs_view *v, const struct mpfs_node *n, co
 		i = i * 10 + (uint64_t)(name[k] - '0');
 	if (k == 0 || i >= n->nchildren)
 		return -ENOENT;
-	if (strncmp(name_at(d, (uint32_t)i), name, len) || name_at(d, (uint32_t)i)[len])
+	if (strncmp(mpfs_vdir_name(d, (uint32_t)i), name, len) ||
+	    mpfs_vdir_name(d, (uint32_t)i)[len])
 		return -ENOENT;
 	*id = child_id(v, n, (uint32_t)i);
 	return 0;
@@ -512,13 +230,13 @@ static int find_child(const struct mpfs_view *v, uint32_t dir, const char *name,
 	size_t lo = 0, hi = n->nchildren;
 	int rc;
 
-	if ((rc = named(v, dir, &d)))
+	if ((rc = mpfs_view_named(v, dir, &d)))
 		return rc;
 	if (!d->sorted)
 		return n->nchildren ? find_in_list(v, n, d, name, len, id) : -ENOENT;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		const char *cn = name_at(d, d->sorted[mid]);
+		const char *cn = mpfs_vdir_name(d, d->sorted[mid]);
 		int c = strncmp(cn, name, len);
 		if (c == 0 && cn[len])
 			c = 1;
@@ -550,7 +268,7 @@ static int child_of(const struct mpfs_view *v, uint32_t dir, const char *name, s
 		return -ENOTDIR;
 	if ((rc = find_child(v, dir, name, len, &cur)))
 		return rc;
-	if (mpfs_node_is_dir(node_of(v, cur)) && (rc = named(v, cur, &d)))
+	if (mpfs_node_is_dir(node_of(v, cur)) && (rc = mpfs_view_named(v, cur, &d)))
 		return rc;
 	*id = cur;
 	return 0;
@@ -576,7 +294,7 @@ int mpfs_view_lookup(const struct mpfs_view *v, const char *path, uint32_t *id)
 			return rc;
 		path += len;
 	}
-	if (cur == MPFS_ROOT_ID && (rc = named(v, cur, &d)))
+	if (cur == MPFS_ROOT_ID && (rc = mpfs_view_named(v, cur, &d)))
 		return rc;
 	*id = cur;
 	return 0;
@@ -669,12 +387,6 @@ static int make(struct mpfs_view *v, uint32_t id, struct vfile **out)
 	return 0;
 }
 
-/* With -o raw, arrays are little-endian bytes: a big-endian one is swapped. */
-static bool swapped(const struct mpfs_view *v, const struct mpfs_node *n)
-{
-	return v->raw && n->kind == MPFS_N_ARRAY && n->array->descr[0] == '>';
-}
-
 /* Content that is made, not served from the mapping as it is. */
 static bool needs_making(const struct mpfs_view *v, const struct mpfs_node *n)
 {
@@ -723,7 +435,7 @@ int mpfs_view_stat(struct mpfs_view *v, uint32_t id, struct stat *st)
 	case MPFS_N_BYTES: size = n->val->len; break;
 	case MPFS_N_PICKLE: size = n->array->nbytes; break;
 	default: /* link counts need the subdirectories */
-		if ((rc = named(v, id, &d)))
+		if ((rc = mpfs_view_named(v, id, &d)))
 			return rc;
 	}
 	memset(st, 0, sizeof(*st));
@@ -760,9 +472,9 @@ const char *mpfs_view_child(const struct mpfs_view *v, uint32_t id, uint32_t i, 
 	*child = child_id(v, n, i);
 	/* Named already if id came from mpfs_view_lookup; if naming fails
 	 * now, a name that no lookup finds (the caller has no error path). */
-	if (named(v, id, &d))
+	if (mpfs_view_named(v, id, &d))
 		return "%~unnamed~";
-	return name_at(d, i);
+	return mpfs_vdir_name(d, i);
 }
 
 /* ---- contents ------------------------------------------------------------ */
@@ -873,120 +585,6 @@ int mpfs_view_spans(struct mpfs_view *v, uint32_t id, size_t size, uint64_t off,
 int mpfs_view_fd(const struct mpfs_view *v)
 {
 	return v->fd;
-}
-
-/* ---- extended attributes ----------------------------------------------- */
-
-/* Arrays and pickled object arrays have a shape and an encoding; numpy
- * scalars only a dtype. */
-static bool has_shape(const struct mpfs_node *n)
-{
-	return n->kind == MPFS_N_ARRAY || n->kind == MPFS_N_PICKLE;
-}
-
-/* Reads the mapping (keys): run under the guard. */
-static long xattr_value(struct mpfs_view *v, const struct mpfs_node *n, const char *name,
-			struct mpfs_strbuf *out)
-{
-	char shape[MPFS_MAX_DIMS * 21];
-
-	if (!strcmp(name, "user.mpfs.key") && n->key) {
-		mpfs_json_render(&v->model.doc, n->key, out);
-	} else if (mpfs_node_has_array(n) && !strcmp(name, "user.mpfs.dtype")) {
-		if (swapped(v, n)) /* what the .bin file holds */
-			mpfs_strbuf_add(out, "<", 1);
-		mpfs_strbuf_puts(out, n->array->descr + swapped(v, n));
-	} else if (has_shape(n) && !strcmp(name, "user.mpfs.shape")) {
-		mpfs_array_shape_str(n->array, shape, sizeof(shape));
-		mpfs_strbuf_puts(out, shape);
-	} else if (has_shape(n) && !strcmp(name, "user.mpfs.encoding")) {
-		mpfs_strbuf_puts(out, n->kind == MPFS_N_PICKLE		      ? "pickle"
-				      : n->array->encoding == MPFS_ENC_NESTED ? "nested"
-									      : "compact");
-	} else if (n->val->type == MPFS_EXT && !strcmp(name, "user.mpfs.ext")) {
-		mpfs_strbuf_printf(out, "%d", n->val->ext_type);
-	} else {
-		return -ENODATA;
-	}
-	return out->oom ? -ENOMEM : 0;
-}
-
-static long give(const char *val, size_t len, char *buf, size_t size)
-{
-	if (size == 0)
-		return (long)len;
-	if (size < len)
-		return -ERANGE;
-	memcpy(buf, val, len);
-	return (long)len;
-}
-
-static const char *const xattr_names[] = {"user.mpfs.key", "user.mpfs.dtype", "user.mpfs.shape",
-					  "user.mpfs.encoding", "user.mpfs.ext"};
-#define NXATTRS (sizeof(xattr_names) / sizeof(xattr_names[0]))
-
-/* Whether entry n has the i-th xattr: from the model alone, so listing
- * reads nothing of the mapping. (Checked against xattr_value by a test.) */
-static bool has_xattr(const struct mpfs_node *n, size_t i)
-{
-	switch (i) {
-	case 0: return n->key != NULL;
-	case 1: return mpfs_node_has_array(n);
-	case 2:
-	case 3: return has_shape(n);
-	default: return n->val->type == MPFS_EXT;
-	}
-}
-
-struct xattr_call {
-	struct mpfs_view *v;
-	const struct mpfs_node *n;
-	const char *name;
-	struct mpfs_strbuf *out;
-};
-
-static int xattr_guarded(void *arg)
-{
-	struct xattr_call *c = arg;
-	return (int)xattr_value(c->v, c->n, c->name, c->out);
-}
-
-long mpfs_view_getxattr(struct mpfs_view *v, uint32_t id, const char *name, char *buf, size_t size)
-{
-	struct mpfs_strbuf out;
-	struct xattr_call c = {v, node_of(v, id), name, &out};
-	struct mpfs_scalar_bound outer;
-	long rc;
-
-	mpfs_strbuf_init(&out);
-	if (!strcmp(name, "user.mpfs.key")) { /* the only one that reads the mapping */
-		if ((rc = intact(v)) == 0) {
-			mpfs_scalar_bound(v->model.doc.buf, v->model.doc.size, &outer);
-			rc = mpfs_guard_run(xattr_guarded, &c);
-			mpfs_scalar_unbound(&outer);
-		}
-	} else {
-		rc = xattr_value(v, c.n, name, &out);
-	}
-	if (rc == 0)
-		rc = give(out.p ? out.p : "", out.len, buf, size);
-	mpfs_strbuf_destroy(&out);
-	return rc;
-}
-
-long mpfs_view_listxattr(struct mpfs_view *v, uint32_t id, char *buf, size_t size)
-{
-	const struct mpfs_node *n = node_of(v, id);
-	char list[128];
-	size_t len = 0;
-
-	for (size_t i = 0; i < NXATTRS; i++) {
-		if (!has_xattr(n, i))
-			continue;
-		memcpy(list + len, xattr_names[i], strlen(xattr_names[i]) + 1);
-		len += strlen(xattr_names[i]) + 1;
-	}
-	return give(list, len, buf, size);
 }
 
 /* ---- for the edit layer -------------------------------------------------- */
