@@ -160,9 +160,9 @@ def bench_read(d, rows, args):
         tb = statistics.median(t for _, t in times)
         speed = statistics.median(b / a for a, b in times)
         rows.add(f"first read, {args.mb} MiB compact array, dd bs=1M", big.nbytes / MB / ta,
-                 big.nbytes / MB / tb, speed, "MB/s", ">= 0.5 (speed)")
+                 big.nbytes / MB / tb, speed, "MiB/s", ">= 0.5 (speed)")
     with mounted(arch) as m:
-        rows.add(f"mount, {arch.stat().st_size >> 20} MB compact archive", m.mount_s,
+        rows.add(f"mount, {arch.stat().st_size >> 20} MiB compact archive", m.mount_s,
                  unit="s")
         rows.add("daemon RSS after mount", status_kib(m.proc.pid, "VmRSS") / 1024, unit="MiB")
         npy = m.path("weights", "coef_.npy")
@@ -170,7 +170,7 @@ def bench_read(d, rows, args):
             dd(npy)
             a, b, r = paired(lambda: dd(npy), lambda: dd(ref), args.pairs)
             rows.add("read again (FUSE page cache warm), dd bs=1M", big.nbytes / MB / a,
-                     big.nbytes / MB / b, 1 / r, "MB/s", "(speed)")
+                     big.nbytes / MB / b, 1 / r, "MiB/s", "(speed)")
         if "mmap" in args.only:
             np.load(npy, mmap_mode="r").sum()
             a, b, r = paired(lambda: np.load(npy, mmap_mode="r").sum(),
@@ -205,9 +205,9 @@ def bench_nested(d, rows, args):
             grew.append(grown)
     ta = statistics.median(t for t, _ in times)
     tb = statistics.median(t for _, t in times)
-    rows.add(f"first numpy.load, {n}x{n} nested ({size >> 20} MB archive)",
+    rows.add(f"first numpy.load, {n}x{n} nested ({size >> 20} MiB archive)",
              size / MB / ta, size / MB / tb, statistics.median(b / a for a, b in times),
-             "MB/s arch", ">= 1000 MB/s")
+             "MiB/s arch", ">= 1 GB/s")
     rows.add("  daemon peak memory growth / array size", statistics.median(grew),
              unit="x", goal="<= 1.2")
 
