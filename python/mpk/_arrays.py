@@ -115,6 +115,9 @@ def is_pickled(value):
 
 PICKLED = ("pickled object array (msgpack-numpy writes object arrays as a pickle, "
            "which is never unpickled)")
+# the same, for one that is not an attribute of a model (a parameter, an item
+# of a list, ...): never dropped
+PICKLED_ELSEWHERE = PICKLED + "; load(..., skip_pickled=True) drops one that prediction does not need"
 
 
 _COMPACT_KEYS = {k: k for k in ("nd", "type", "kind", "shape", "data")}
@@ -146,7 +149,7 @@ def decode_compact(m, path):
             raise FormatError(f"{path}/{req}", "missing from compact array")
     kind = fields.get("kind", b"")
     if kind in (b"O", "O"):
-        raise FormatError(path, PICKLED)
+        raise FormatError(path, PICKLED_ELSEWHERE)
     if not isinstance(kind, (bytes, str)) or len(kind) != 0:
         raise FormatError(f"{path}/kind", "only plain dtypes are allowed (kind must be empty; "
                           "structured and object arrays are refused)")

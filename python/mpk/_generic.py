@@ -30,6 +30,7 @@ below, and "function"/"class_name" values are keys into fixed tables.
 """
 
 import types as _pytypes
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -347,6 +348,8 @@ def _dec_plain(d, val, path, depth):
                 raise FormatError(path, "expected a number, got array")
             return v
         if A.is_compact(val):
+            if A.is_pickled(val):
+                raise FormatError(path, A.PICKLED_ELSEWHERE)
             raise FormatError(path, "unexpected array (types does not name it ndarray)")
         if "class_name" in val or b"class_name" in val:
             return d(val, path, depth + 1)
@@ -469,6 +472,34 @@ def text_map(value, path):
     return out
 
 
+# load(..., skip_pickled=...) for the duration of one loads() call
+SKIP_PICKLED = [False]
+
+# Fitted attributes that predict/transform never read: a pickled one can be
+# dropped (load(..., skip_pickled=True)).
+NOT_FOR_PREDICTION = frozenset({
+    "feature_names_in_", "n_iter_", "loss_curve_", "validation_scores_",
+    "best_validation_score_", "best_loss_", "stop_words_",
+})
+
+
+def drop_pickled(section, path):
+    """The attributes of a model's xtra or weights map (a str-keyed dict):
+    a pickled object array (msgpack-numpy writes object arrays as a pickle)
+    is never unpickled: it is a FormatError naming it, or, with
+    load(..., skip_pickled=True) and an attribute prediction does not need
+    (NOT_FOR_PREDICTION), dropped from section with a warning naming it."""
+    for name in [n for n, v in section.items() if type(v) is dict and A.is_pickled(v)]:
+        p = join(path, name)
+        if SKIP_PICKLED[-1] and name in NOT_FOR_PREDICTION:
+            warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)", UserWarning,
+                          stacklevel=2)
+            del section[name]
+            continue
+        why = "load(..., skip_pickled=True) drops it" if name in NOT_FOR_PREDICTION else "prediction needs it"
+        raise FormatError(p, f"{A.PICKLED}; {why}")
+
+
 class ModelIn:
     """One model map being loaded: its sections, decoded on demand."""
 
@@ -483,6 +514,8 @@ class ModelIn:
         self.sections = {}
         for s in ("params", "xtra", "weights"):
             self.sections[s] = text_map(fields[s], join(path, s)) if s in fields else {}
+        drop_pickled(self.sections["xtra"], join(path, "xtra"))
+        drop_pickled(self.sections["weights"], join(path, "weights"))
 
     def names(self, section):
         return list(self.sections[section])

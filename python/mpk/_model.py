@@ -60,6 +60,8 @@ def _plain(value, path, depth=0):
         if A.is_compact(value) and not _compact_nd(value):  # a numpy scalar (msgpack-numpy)
             return _numpy_scalar(value, path, None, "biufc")
         if A.is_compact(value):
+            if A.is_pickled(value):
+                raise FormatError(path, A.PICKLED_ELSEWHERE)
             raise FormatError(path, "unexpected array (types does not name it ndarray)")
         out = {}
         for k, v in value.items():
@@ -355,7 +357,9 @@ def _build(m, path, depth):
         if section not in fields:
             continue
         sp_ = _join(path, section)
-        for name, value in _text_map(fields[section], sp_).items():
+        attrs = _text_map(fields[section], sp_)
+        G.drop_pickled(attrs, sp_)
+        for name, value in attrs.items():
             p = _join(sp_, name)
             attr = spec.attrs.get(name)
             if attr is None:
@@ -549,63 +553,21 @@ def loads(data, where="", unknown_params="error", skip_pickled=False):
     if unknown_params not in ("error", "drop"):
         raise ValueError("unknown_params must be 'error' or 'drop'")
     _UNKNOWN_PARAMS.append(unknown_params)
+    G.SKIP_PICKLED.append(bool(skip_pickled))
     try:
-        return _loads(data, where, skip_pickled)
+        return _loads(data, where)
     finally:
+        G.SKIP_PICKLED.pop()
         _UNKNOWN_PARAMS.pop()
 
 
-# Fitted attributes that predict/transform never read: a pickled one can be
-# dropped (load(..., skip_pickled=True)).
-NOT_FOR_PREDICTION = frozenset({
-    "feature_names_in_", "n_iter_", "loss_curve_", "validation_scores_",
-    "best_validation_score_", "best_loss_", "stop_words_",
-})
+# Fitted attributes whose pickled form load(..., skip_pickled=True) drops
+# (kept here under its old name; the check is _generic.drop_pickled, run on
+# every model's xtra and weights maps while they are decoded).
+NOT_FOR_PREDICTION = G.NOT_FOR_PREDICTION
 
 
-def _drop_pickled(value, path, skip, section=False, depth=0):
-    """Finds pickled object arrays anywhere in the decoded archive: drops
-    those skip allows (attributes of a model's xtra or weights map that
-    prediction does not need, with a warning), refuses the others."""
-    if depth > 2 * MAX_MODEL_DEPTH + 64:
-        raise FormatError(path, "nested too deeply")
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            _drop_pickled(v, _join(path, i), skip, False, depth + 1)
-        return
-    if not isinstance(value, dict) or (A.is_compact(value) and not A.is_pickled(value)):
-        return
-    if A.is_pickled(value):
-        raise FormatError(path, A.PICKLED + "; load(..., skip_pickled=True) drops one that "
-                          "prediction does not need")
-    model = b"class_name" in value or "class_name" in value
-    for k in list(value):
-        name = k.decode("utf-8", "replace") if isinstance(k, (bytes, bytearray)) else k
-        p = _join(path, name)
-        if section and A.is_pickled(value[k]):
-            if skip and name in NOT_FOR_PREDICTION:
-                warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)",
-                              UserWarning, stacklevel=5)
-                del value[k]
-                continue
-            why = "load(..., skip_pickled=True) drops it" if name in NOT_FOR_PREDICTION else \
-                "prediction needs it"
-            raise FormatError(p, f"{A.PICKLED}; {why}")
-        _drop_pickled(value[k], p, skip, model and name in ("xtra", "weights"), depth + 1)
-
-
-def _may_hold_pickle(data):
-    """False when no MsgPack str or bin of the file can equal "O": a pickled
-    object array needs kind "O", whose encodings all end in 0xa1 'O' (fixstr)
-    or a length field of 1 then 'O' (bin/str 8/16/32).  Then the walk that
-    looks for pickled arrays (_drop_pickled) can be skipped; decode_compact
-    refuses kind "O" on its own anyway."""
-    if not isinstance(data, (bytes, bytearray)):
-        return True
-    return b"\xa1O" in data or b"\x01O" in data
-
-
-def _loads(data, where, skip_pickled=False):
+def _loads(data, where):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
     try:
@@ -617,8 +579,6 @@ def _loads(data, where, skip_pickled=False):
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
     try:
-        if _may_hold_pickle(data):
-            _drop_pickled(obj, "", skip_pickled)
         return _build(obj, "", 0)
     except RecursionError:
         raise FormatError("", f"{where}nested too deeply") from None

@@ -529,15 +529,37 @@ print(loaded, refused)
     assert loaded > 0 and refused > 0
 
 
-def test_pickle_prescan_sees_every_encoding_of_kind_O():
-    """loads skips the walk for pickled object arrays only when no MsgPack
-    str/bin in the file can be "O" (_may_hold_pickle); every encoding of a
-    one-byte "O" must be seen."""
-    from mpk._model import _may_hold_pickle
+def test_pickled_array_seen_in_every_encoding_of_kind_O(tmp_path):
+    """Pickled object arrays are found where the decoder reads each value
+    (no separate walk, no byte pre-scan): whatever encoding its kind "O"
+    has (fixstr, str 8/16/32, old raw, bin 8/16/32), an attribute holding
+    one is refused naming it, or dropped with skip_pickled=True when
+    prediction does not need it; in a parameter it is always refused."""
+    marker = tmp_path / "pwned"
     encodings = [msgpack.packb("O"), msgpack.packb(b"O", use_bin_type=True),
                  msgpack.packb(b"O", use_bin_type=False),
                  b"\xd9\x01O", b"\xda\x00\x01O", b"\xdb\x00\x00\x00\x01O",
                  b"\xc4\x01O", b"\xc5\x00\x01O", b"\xc6\x00\x00\x00\x01O"]
-    for e in encodings:
-        assert _may_hold_pickle(b"\x81\xa4kind" + e), e
-    assert not _may_hold_pickle(msgpack.packb({"kind": "", "type": "<f8"}))
+    placeholder = b"KIND-PLACEHOLDER"
+    est = LogisticRegression().fit(X, Y)
+    for section, name in (("xtra", "classes_"), ("xtra", "n_iter_"), ("params", "class_weight")):
+        m = archive(est)
+        m[section][name] = {b"nd": True, b"type": "|O", b"kind": placeholder, b"shape": [1],
+                            b"data": pickle.dumps(Boom(str(marker)))}
+        data = msgpack.packb(m, use_bin_type=True)
+        packed = msgpack.packb(placeholder, use_bin_type=True)
+        assert data.count(packed) == 1
+        for e in encodings:
+            d = data.replace(packed, e)
+            with pytest.raises(mpk.FormatError) as ei:
+                mpk.loads(d)
+            assert ei.value.path == f"{section}/{name}", (e, str(ei.value))
+            assert "pickled object array" in str(ei.value), (e, str(ei.value))
+            if name == "n_iter_":
+                with pytest.warns(UserWarning, match="xtra/n_iter_: pickled"):
+                    got = mpk.loads(d, skip_pickled=True)
+                assert not hasattr(got, "n_iter_") and (got.predict(X) == est.predict(X)).all()
+            else:
+                with pytest.raises(mpk.FormatError, match=f"{section}/{name}: pickled"):
+                    mpk.loads(d, skip_pickled=True)
+    assert not marker.exists()
