@@ -459,18 +459,7 @@ class ModelOut:
         return m
 
 
-def text_map(value, path):
-    """A map with str keys -> dict (key order kept)."""
-    if not isinstance(value, dict) or A.is_compact(value):
-        raise FormatError(path, f"expected map, got {type_name(value)}")
-    out = {}
-    for k, v in value.items():
-        name = key_text(k, path)
-        if name in out:
-            raise FormatError(join(path, name), "duplicate key")
-        out[name] = v
-    return out
-
+text_map = A.text_map
 
 # load(..., skip_pickled=...) for the duration of one loads() call
 SKIP_PICKLED = [False]

@@ -209,17 +209,7 @@ def _compact_nd(value):
     return nd is not False
 
 
-def _text_map(value, path):
-    """A map with str keys -> dict (key order kept)."""
-    if not isinstance(value, dict) or A.is_compact(value):
-        raise FormatError(path, f"expected map, got {type_name(value)}")
-    out = {}
-    for k, v in value.items():
-        name = key_text(k, path)
-        if name in out:
-            raise FormatError(_join(path, name), "duplicate key")
-        out[name] = v
-    return out
+_text_map = A.text_map
 
 
 # how load() treats parameters the installed class does not know ("error" or
@@ -246,9 +236,71 @@ def _missing_params(allowed, given, path, cname):
                       f"scikit-learn?); {cname}'s default is used", ParamDefaultWarning, stacklevel=4)
 
 
+_PARAM_NAMES = {}
+
+
+def _param_names(cls):
+    """The constructor's parameter names (a frozenset), looked up once per
+    class (inspect.signature is slow)."""
+    names = _PARAM_NAMES.get(cls)
+    if names is None:
+        if hasattr(cls, "_get_param_names"):
+            names = cls._get_param_names()
+        else:
+            import inspect
+            sig = inspect.signature(cls.__init__)
+            names = [p.name for p in sig.parameters.values()
+                     if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        names = _PARAM_NAMES[cls] = frozenset(names)
+    return names
+
+
+# (class, name, type, value) of the parameter values scikit-learn's own
+# validation (est._validate_params()) has accepted in this process.
+# validate_parameter_constraints checks each parameter on its own against the
+# class's fixed _parameter_constraints, so an immutable value (None, bool,
+# int, float, str, or a flat tuple of those; its type is part of the key, so
+# 1, 1.0 and True stay apart) that passed once passes again: a model whose
+# every parameter is in here skips the call.  Anything else is validated.
+_VALID_PARAMS = set()
+_VALID_PARAMS_MAX = 8192
+_SCALARS = (type(None), bool, int, float, str)
+
+
+def _param_key(cls, name, v):
+    t = type(v)
+    if t in _SCALARS:
+        return (cls, name, t, v)
+    if t is tuple and all(type(x) in _SCALARS for x in v):
+        return (cls, name, t, tuple(map(type, v)), v)
+    return None
+
+
+def _validate_params(est, cls, params, path, complete):
+    """scikit-learn's parameter validation of est, built as cls(**params);
+    complete: params names every parameter of cls (nothing defaulted)."""
+    if not hasattr(cls, "_parameter_constraints") or not hasattr(est, "_validate_params"):
+        return
+    keys = None
+    if complete:
+        keys = [_param_key(cls, n, v) for n, v in params.items()]
+        if None in keys:
+            keys = None
+        elif _VALID_PARAMS.issuperset(keys):
+            return
+    try:
+        est._validate_params()
+    except (TypeError, ValueError) as e:
+        raise FormatError(_join(path, "params"), str(e)) from None
+    if keys:
+        if len(_VALID_PARAMS) + len(keys) > _VALID_PARAMS_MAX:
+            _VALID_PARAMS.clear()
+        _VALID_PARAMS.update(keys)
+
+
 def _decode_params(spec, raw, types, dtypes, path, depth):
     cls = spec.cls
-    allowed = set(cls._get_param_names())
+    allowed = _param_names(cls)
     params = {}
     raw = _text_map(raw, _join(path, "params"))
     _missing_params(allowed, raw, path, spec.name)
@@ -289,11 +341,7 @@ def _decode_params(spec, raw, types, dtypes, path, depth):
         est = cls(**params)
     except (TypeError, ValueError) as e:
         raise FormatError(_join(path, "params"), f"rejected by {spec.name}: {e}") from None
-    if hasattr(cls, "_parameter_constraints"):
-        try:
-            est._validate_params()
-        except (TypeError, ValueError) as e:
-            raise FormatError(_join(path, "params"), str(e)) from None
+    _validate_params(est, cls, params, path, len(params) == len(allowed))
     return est
 
 
@@ -410,15 +458,6 @@ def _build(m, path, depth):
     return est
 
 
-def _param_names(cls):
-    if hasattr(cls, "_get_param_names"):
-        return cls._get_param_names()
-    import inspect
-    sig = inspect.signature(cls.__init__)
-    return sorted(p.name for p in sig.parameters.values()
-                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
-
-
 def _skip(cname):
     return set(R.SKIP["*"]) | set(R.SKIP.get(cname, ()))
 
@@ -430,7 +469,7 @@ def _build_generic(cname, fields, path, depth):
     cls = R.resolve(R.CLASS_MODULES, cname)
     schema = _schema.SCHEMA.get(cname, {}) if LEARN is None else {}
     plain = cname in G.PLAIN
-    pnames = set() if plain else set(_param_names(cls))
+    pnames = frozenset() if plain else _param_names(cls)
     params = {}
     if not plain:
         _missing_params(pnames, mi.names("params"), path, cname)
@@ -458,11 +497,7 @@ def _build_generic(cname, fields, path, depth):
             est = cls(**params)
         except (TypeError, ValueError) as e:
             raise FormatError(_join(path, "params"), f"rejected by {cname}: {e}") from None
-        if hasattr(cls, "_parameter_constraints") and hasattr(est, "_validate_params"):
-            try:
-                est._validate_params()
-            except (TypeError, ValueError) as e:
-                raise FormatError(_join(path, "params"), str(e)) from None
+        _validate_params(est, cls, params, path, len(params) == len(pnames))
     _checks.check(cname, est, attrs, path)
     est.__dict__.update(attrs)
     _checks.post(cname, est, path, schema)
