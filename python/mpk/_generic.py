@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _arrays as A
+from . import _forest as F
 from . import _registry as R
 from ._arrays import SCALAR_TYPE_NAMES, as_text, key_text, type_name
 from .errors import FormatError
@@ -340,6 +341,9 @@ def _dec_plain(d, val, path, depth):
     if isinstance(val, (bytes, bytearray)):
         return as_text(val, path)
     if isinstance(val, list):
+        if len(val) > 1 and F.is_tree_map(val[0]):     # a forest's trees: batched
+            return F.build_list(val, [join(path, i) for i in range(len(val))],
+                                lambda x, p: _dec_plain(d, x, p, depth + 1))
         return [_dec_plain(d, x, join(path, i), depth + 1) for i, x in enumerate(val)]
     if isinstance(val, dict):
         if A.is_compact(val) and val.get(b"nd", val.get("nd")) is False:
@@ -412,7 +416,11 @@ def _dec_objarray(d, val, shape, tags, path, depth):
         walk(val, shape, path)
     if tags is not None and (not isinstance(tags, list) or len(tags) != len(flat)):
         raise FormatError(path, "object array tags do not match its items")
-    items = [dec(d, v, None if tags is None else tags[i], None, p, depth + 1) for i, (v, p) in enumerate(flat)]
+    if tags is None and len(flat) > 1 and F.is_tree_map(flat[0][0]):   # boosting's trees: batched
+        items = F.build_list([v for v, _ in flat], [p for _, p in flat],
+                             lambda x, p: dec(d, x, None, None, p, depth + 1))
+    else:
+        items = [dec(d, v, None if tags is None else tags[i], None, p, depth + 1) for i, (v, p) in enumerate(flat)]
     try:
         a = np.empty(tuple(shape), dtype=object)
     except (ValueError, MemoryError, OverflowError) as e:

@@ -298,6 +298,46 @@ def _validate_params(est, cls, params, path, complete):
         _VALID_PARAMS.update(keys)
 
 
+_NO_VALIDATION = object()
+_CONSTRAINTS = {}       # (class, parameter) -> its scikit-learn constraint objects
+
+
+def check_param_values(cls, values):
+    """values: {parameter: [value, ...]}.  True when every value passes
+    scikit-learn's constraints for its parameter, checked as
+    validate_parameter_constraints checks one parameter (the value is valid
+    when one of the constraints is satisfied; "no_validation" or no entry:
+    anything is), with the class's constraints made once, and the values
+    already accepted (_VALID_PARAMS) skipped."""
+    constraints = getattr(cls, "_parameter_constraints", None)
+    if constraints is None:
+        return True
+    new = []
+    for name, vals in values.items():
+        made = _CONSTRAINTS.get((cls, name))
+        if made is None:
+            from sklearn.utils._param_validation import make_constraint
+            if name not in constraints or constraints[name] == "no_validation":
+                made = _NO_VALIDATION
+            else:
+                made = tuple(make_constraint(c) for c in constraints[name])
+            _CONSTRAINTS[(cls, name)] = made
+        if made is _NO_VALIDATION:
+            continue
+        for v in vals:
+            key = _param_key(cls, name, v)
+            if key is not None and key in _VALID_PARAMS:
+                continue
+            if not any(c.is_satisfied_by(v) for c in made):
+                return False
+            if key is not None:
+                new.append(key)
+    if len(_VALID_PARAMS) + len(new) > _VALID_PARAMS_MAX:
+        _VALID_PARAMS.clear()
+    _VALID_PARAMS.update(new)
+    return True
+
+
 def _decode_params(spec, raw, types, dtypes, path, depth):
     cls = spec.cls
     allowed = _param_names(cls)
