@@ -161,15 +161,16 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
         if not isinstance(value, dict):
             raise FormatError(path, f"expected map of str to int, got {type_name(value)}")
         vocab = _fast_vocab(value)
-        if vocab is None:       # slow path, for the precise error message
-            vocab = {}
-            for k, v in value.items():
-                term = key_text(k, path)
-                if not _is_int(v):
-                    raise FormatError(_join(path, term), f"expected int, got {type_name(v)}")
-                if term in vocab:
-                    raise FormatError(_join(path, term), "duplicate term")
-                vocab[term] = v
+        if vocab is not None:
+            return vocab
+        vocab = {}              # the slow way, for the precise error message
+        for k, v in value.items():
+            term = key_text(k, path)
+            if not _is_int(v):
+                raise FormatError(_join(path, term), f"expected int, got {type_name(v)}")
+            if term in vocab:
+                raise FormatError(_join(path, term), "duplicate term")
+            vocab[term] = v
         idx = vocab.values()
         n = len(vocab)
         if n and (min(idx) < 0 or max(idx) >= n or len(set(idx)) != n):
@@ -185,18 +186,39 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
 
 
 def _fast_vocab(value):
-    """map of str/bin -> int, decoded in bulk; None if anything is off."""
+    """A vocabulary (map of str/bin term -> int index, the indices a
+    permutation of 0..n-1) decoded in bulk, or None when anything is off
+    (the caller then goes term by term and names the problem).
+
+    The terms (bytes: str and bin both arrive as bytes) are joined with NUL
+    and decoded as UTF-8 in one call, then split again: valid UTF-8 exactly
+    when every term is (a NUL never completes a multi-byte sequence), and
+    the split gives the terms back when none holds a NUL (counted).  The
+    indices are checked with numpy: exactly int (no bool, no float), each in
+    range, none twice."""
+    n = len(value)
+    if not n:
+        return {}
     try:
-        keys = list(map(bytes.decode, value))      # old raw / bin keys (raw=True)
-    except (UnicodeDecodeError, TypeError):
-        keys = list(value)
-        if set(map(type, keys)) - {str}:
-            return None
-    vals = list(value.values())
-    if vals and set(map(type, vals)) != {int}:
+        blob = b"\0".join(value)
+    except TypeError:               # a key that is not bytes (an int key, ...)
         return None
-    vocab = dict(zip(keys, vals))
-    return vocab if len(vocab) == len(vals) else None
+    if blob.count(b"\0") != n - 1:
+        return None
+    try:
+        terms = blob.decode("utf-8").split("\0")
+    except UnicodeDecodeError:
+        return None
+    vals = list(value.values())
+    if set(map(type, vals)) != {int}:
+        return None
+    try:
+        idx = np.fromiter(vals, dtype=np.int64, count=n)
+    except OverflowError:
+        return None
+    if idx.min() < 0 or idx.max() >= n or np.count_nonzero(np.bincount(idx, minlength=n)) != n:
+        return None
+    return dict(zip(terms, vals))
 
 
 def _decode_attr_kind(kind, attr, *args):
@@ -259,12 +281,16 @@ def _param_names(cls):
 # validation (est._validate_params()) has accepted in this process.
 # validate_parameter_constraints checks each parameter on its own against the
 # class's fixed _parameter_constraints, so an immutable value (None, bool,
-# int, float, str, or a flat tuple of those; its type is part of the key, so
-# 1, 1.0 and True stay apart) that passed once passes again: a model whose
-# every parameter is in here skips the call.  Anything else is validated.
+# int, float, str, a flat tuple of those, a numpy scalar type such as
+# np.float64; its type is part of the key, so 1, 1.0 and True stay apart)
+# that passed once passes again: a model whose every parameter is in here
+# skips the call.  Anything else is validated.
 _VALID_PARAMS = set()
 _VALID_PARAMS_MAX = 8192
 _SCALARS = (type(None), bool, int, float, str)
+
+
+_SCALAR_TYPES = frozenset(SCALAR_TYPE_NAMES.values())    # dtype=np.float64 and the like
 
 
 def _param_key(cls, name, v):
@@ -273,6 +299,8 @@ def _param_key(cls, name, v):
         return (cls, name, t, v)
     if t is tuple and all(type(x) in _SCALARS for x in v):
         return (cls, name, t, tuple(map(type, v)), v)
+    if t is type and v in _SCALAR_TYPES:
+        return (cls, name, t, v)
     return None
 
 

@@ -232,6 +232,50 @@ def test_vocabulary_checks():
     refuse(m, "xtra/vocabulary_/bb: ", "expected int")
 
 
+def _vocab_archive(vocab, raw_keys=()):
+    """A TfidfVectorizer archive whose vocabulary is vocab; keys in raw_keys
+    are written as these raw bytes (bin), the rest as str."""
+    m = archive(_tfidf())
+    m["xtra"]["vocabulary_"] = vocab
+    idf = m["transformer"]["xtra"]["_idf_diag"]
+    n = len(vocab)
+    idf["shape"] = [n, n]
+    idf["arg1"] = [{b"nd": True, b"type": "<f8", b"kind": b"", b"shape": [n], b"data": np.ones(n).tobytes()},
+                   {b"nd": True, b"type": "<i4", b"kind": b"", b"shape": [n], b"data": np.arange(n, dtype="<i4").tobytes()},
+                   {b"nd": True, b"type": "<i4", b"kind": b"", b"shape": [n + 1],
+                    b"data": np.arange(n + 1, dtype="<i4").tobytes()}]
+    return m
+
+
+@pytest.mark.parametrize("vocab,prefix,fragment", [
+    ({"a": 0, "b": 1, "c": 1}, "xtra/vocabulary_: ", "permutation"),          # an index twice
+    ({"a": 0, "b": 1, "c": 3}, "xtra/vocabulary_: ", "permutation"),          # out of range
+    ({"a": 0, "b": -1, "c": 2}, "xtra/vocabulary_: ", "permutation"),
+    ({"a": 0, "b": 2**64 - 1, "c": 2}, "xtra/vocabulary_: ", "permutation"),  # too big for int64
+    ({"a": 0, "b": True, "c": 2}, "xtra/vocabulary_/b: ", "expected int"),    # a bool is not an index
+    ({"a": 0, "b": 1.0, "c": 2}, "xtra/vocabulary_/b: ", "expected int"),
+    ({"a": 0, "b": None, "c": 2}, "xtra/vocabulary_/b: ", "expected int"),
+    ({"a": 0, 7: 1, "c": 2}, "xtra/vocabulary_: ", "expected str key"),       # an int key
+])
+def test_vocabulary_checked_in_bulk_and_named(vocab, prefix, fragment):
+    refuse(_vocab_archive(vocab), prefix, fragment)
+
+
+def test_vocabulary_odd_terms():
+    """Terms holding NUL, non-ASCII text, bin keys and the empty string load
+    as they are; a term that is not UTF-8 is refused naming the map."""
+    vocab = {"a\x00b": 0, "\u00e9t\u00e9": 1, "": 2, "\x00": 3, "z": 4}
+    got = mpk.loads(msgpack.packb(_vocab_archive(vocab), use_bin_type=True))
+    assert got.vocabulary_ == vocab
+    m = _vocab_archive({"a": 0, "b": 1})
+    m["xtra"]["vocabulary_"] = {b"a": 0, b"\xc3\xa9": 1}        # bin keys, UTF-8
+    assert mpk.loads(msgpack.packb(m, use_bin_type=True)).vocabulary_ == {"a": 0, "\u00e9": 1}
+    m["xtra"]["vocabulary_"] = {b"a": 0, b"\xff": 1}             # not UTF-8
+    refuse(m, "xtra/vocabulary_: ", "not UTF-8")
+    m = _vocab_archive({})
+    assert mpk.loads(msgpack.packb(m, use_bin_type=True)).vocabulary_ == {}
+
+
 def test_nested_model_errors_have_full_path():
     pipe = Pipeline([("s", StandardScaler()), ("c", LogisticRegression())]).fit(X, Y)
     m = archive(pipe)
