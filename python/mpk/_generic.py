@@ -29,6 +29,7 @@ Nothing in a tag is ever imported or called: tags select one of the decoders
 below, and "function"/"class_name" values are keys into fixed tables.
 """
 
+import threading
 import types as _pytypes
 import warnings
 
@@ -469,8 +470,10 @@ class ModelOut:
 
 text_map = A.text_map
 
-# load(..., skip_pickled=...) for the duration of one loads() call
-SKIP_PICKLED = [False]
+# The options of the loads() call running in this thread (skip_pickled,
+# unknown_params): per thread, so that a load with skip_pickled=True never
+# relaxes another thread's load.
+OPTIONS = threading.local()
 
 # Fitted attributes that predict/transform never read: a pickled one can be
 # dropped (load(..., skip_pickled=True)).
@@ -488,7 +491,7 @@ def drop_pickled(section, path):
     (NOT_FOR_PREDICTION), dropped from section with a warning naming it."""
     for name in [n for n, v in section.items() if type(v) is dict and A.is_pickled(v)]:
         p = join(path, name)
-        if SKIP_PICKLED[-1] and name in NOT_FOR_PREDICTION:
+        if getattr(OPTIONS, "skip_pickled", False) and name in NOT_FOR_PREDICTION:
             warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)", UserWarning,
                           stacklevel=2)
             del section[name]

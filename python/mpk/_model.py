@@ -234,9 +234,6 @@ def _compact_nd(value):
 _text_map = A.text_map
 
 
-# how load() treats parameters the installed class does not know ("error" or
-# "drop"); set for the duration of one loads() call
-_UNKNOWN_PARAMS = ["error"]
 
 
 class ParamDefaultWarning(UserWarning):
@@ -244,7 +241,7 @@ class ParamDefaultWarning(UserWarning):
 
 
 def _unknown_param(p, name, cname):
-    if _UNKNOWN_PARAMS[-1] == "drop":
+    if getattr(G.OPTIONS, "unknown_params", "error") == "drop":
         warnings.warn(f"{p}: {name!r} is not a parameter of the installed {cname}; dropped", UserWarning,
                       stacklevel=4)
         return
@@ -655,13 +652,13 @@ def loads(data, where="", unknown_params="error", skip_pickled=False):
     UserWarning naming it instead."""
     if unknown_params not in ("error", "drop"):
         raise ValueError("unknown_params must be 'error' or 'drop'")
-    _UNKNOWN_PARAMS.append(unknown_params)
-    G.SKIP_PICKLED.append(bool(skip_pickled))
+    opts = G.OPTIONS                # this thread's (see _generic.OPTIONS)
+    saved = getattr(opts, "unknown_params", "error"), getattr(opts, "skip_pickled", False)
+    opts.unknown_params, opts.skip_pickled = unknown_params, bool(skip_pickled)
     try:
         return _loads(data, where)
     finally:
-        G.SKIP_PICKLED.pop()
-        _UNKNOWN_PARAMS.pop()
+        opts.unknown_params, opts.skip_pickled = saved
 
 
 # Fitted attributes whose pickled form load(..., skip_pickled=True) drops

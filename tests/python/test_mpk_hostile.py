@@ -70,6 +70,49 @@ def test_pickled_object_array_is_refused(tmp_path):
     assert not marker.exists()
 
 
+def test_skip_pickled_of_one_thread_does_not_relax_another(tmp_path, monkeypatch):
+    """skip_pickled=True is an option of one load: a load with it that
+    starts in another thread while this thread's load runs does not make
+    this one drop the pickle."""
+    import threading
+    marker = tmp_path / "pwned"
+    est = LogisticRegression().fit(X, Y)
+    m = archive(est)
+    m["xtra"]["n_iter_"] = {b"nd": True, b"type": "|O", b"kind": b"O", b"shape": [1],
+                            b"data": pickle.dumps(Boom(str(marker)))}
+    data = msgpack.packb(m, use_bin_type=True)
+    main = threading.current_thread()
+    main_in, worker_in, release, got = threading.Event(), threading.Event(), threading.Event(), []
+    real_build = mpk._model._build
+
+    def build(*a, **k):         # the first model of each load waits for the other thread
+        t = threading.current_thread()
+        if t is main and not main_in.is_set():
+            main_in.set()
+            worker_in.wait(30)
+        elif t is worker and not worker_in.is_set():
+            worker_in.set()
+            release.wait(30)
+        return real_build(*a, **k)
+
+    def other():
+        main_in.wait(30)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got.append(mpk.loads(data, skip_pickled=True))
+
+    monkeypatch.setattr(mpk._model, "_build", build)
+    worker = threading.Thread(target=other)
+    worker.start()
+    try:
+        with pytest.raises(mpk.FormatError, match="xtra/n_iter_: pickled"):
+            mpk.loads(data)
+    finally:
+        release.set()
+        worker.join(30)
+    assert worker_in.is_set() and got and not hasattr(got[0], "n_iter_") and not marker.exists()
+
+
 def test_structured_and_datetime_dtypes_refused():
     m = archive(LogisticRegression().fit(X, Y))
     m["weights"]["coef_"] = {b"nd": True, b"type": "<f8", b"kind": b"V", b"shape": [0], b"data": b""}
