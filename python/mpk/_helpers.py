@@ -90,6 +90,11 @@ _TREE_COLS = (("children_left", "left_child"), ("children_right", "right_child")
               ("weighted_n_node_samples", "weighted_n_node_samples"))
 
 
+# integer node fields written as int32 when every value fits (always, short
+# of a tree with 2**31 nodes or samples); loading casts them back to intp
+_SMALL_INT_COLS = ("left_child", "right_child", "feature", "n_node_samples")
+
+
 def tree_encode(w, t, path):
     o = ModelOut(w, "Tree", path)
     st = t.__getstate__()
@@ -100,7 +105,10 @@ def tree_encode(w, t, path):
     o.put("xtra", "max_depth", int(st["max_depth"]))
     o.put("xtra", "node_count", int(st["node_count"]))
     for col, field in _TREE_COLS:
-        o.put("weights", col, np.ascontiguousarray(nodes[field]))
+        a = nodes[field]
+        if field in _SMALL_INT_COLS and a.size and -2**31 <= a.min() and a.max() < 2**31:
+            a = a.astype("<i4")         # node indices, features, counts: half the bytes of intp
+        o.put("weights", col, np.ascontiguousarray(a))
     o.put("weights", "value", st["values"])
     return o.done()
 

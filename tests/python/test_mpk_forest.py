@@ -264,3 +264,24 @@ def test_random_mutations_agree_with_the_generic_way():
         kind = same_both_ways(m)[0]
         outcomes[kind] += 1
     assert outcomes["loaded"] > 20 and outcomes["refused"] > 100, outcomes
+
+
+def test_integer_node_columns_are_int32_and_int64_archives_still_load(batches):
+    """Node indices, features and sample counts are written as int32 (all
+    fit); archives of earlier mpk versions hold them as int64 and load the
+    same, batched too."""
+    est = _rf()
+    data = mpk.dumps(est)
+    m = archive(est)
+    n_trees = len(est.estimators_)
+    for i in range(n_trees):
+        for col in ("children_left", "children_right", "feature", "n_node_samples"):
+            assert _tree(m, i)["weights"][col][b"type"] == "<i4"
+            _set_col(m, i, col, _col(m, i, col).astype("<i8"))
+        assert _tree(m, i)["weights"]["threshold"][b"type"] == "<f8"
+    kind, got, _ = same_both_ways(m)
+    assert kind == "loaded" and got == data           # re-encoded: int32 again
+    assert batches[0] == n_trees - 1
+    back = mpk.loads(pack(m))
+    assert (back.predict_proba(X) == est.predict_proba(X)).all()
+    assert back.estimators_[1].tree_.children_left.dtype == est.estimators_[1].tree_.children_left.dtype
