@@ -190,25 +190,17 @@ def _fast_vocab(value):
     permutation of 0..n-1) decoded in bulk, or None when anything is off
     (the caller then goes term by term and names the problem).
 
-    The terms (bytes: str and bin both arrive as bytes) are joined with NUL
-    and decoded as UTF-8 in one call, then split again: valid UTF-8 exactly
-    when every term is (a NUL never completes a multi-byte sequence), and
-    the split gives the terms back when none holds a NUL (counted).  The
-    indices are checked with numpy: exactly int (no bool, no float), each in
-    range, none twice."""
+    The indices are checked with numpy: exactly int (no bool, no float),
+    each in range, none twice.  The terms (bytes: str and bin both arrive as
+    bytes) are joined with NUL and decoded as UTF-8 in one call, then split
+    again: valid UTF-8 exactly when every term is (a NUL never completes a
+    multi-byte sequence), and the split gives the terms back when none holds
+    a NUL (counted).  Once everything has passed, the decoded archive's own
+    map (value) is emptied before the str terms are made, so that the 100k
+    bytes keys are freed first and their memory is reused for the terms."""
     n = len(value)
     if not n:
         return {}
-    try:
-        blob = b"\0".join(value)
-    except TypeError:               # a key that is not bytes (an int key, ...)
-        return None
-    if blob.count(b"\0") != n - 1:
-        return None
-    try:
-        terms = blob.decode("utf-8").split("\0")
-    except UnicodeDecodeError:
-        return None
     vals = list(value.values())
     if set(map(type, vals)) != {int}:
         return None
@@ -218,7 +210,20 @@ def _fast_vocab(value):
         return None
     if idx.min() < 0 or idx.max() >= n or np.count_nonzero(np.bincount(idx, minlength=n)) != n:
         return None
-    return dict(zip(terms, vals))
+    del idx
+    try:
+        blob = b"\0".join(value)
+    except TypeError:               # a key that is not bytes (an int key, ...)
+        return None
+    if blob.count(b"\0") != n - 1:
+        return None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    del blob
+    value.clear()
+    return dict(zip(text.split("\0"), vals))
 
 
 def _decode_attr_kind(kind, attr, *args):
