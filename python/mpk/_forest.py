@@ -51,7 +51,6 @@ _ENABLED = [True]       # tests switch the batch off to compare with the generic
 _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
 _PACK = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-_TREE = object()        # marks where each tree's own Tree goes among the template's attributes
 
 
 def is_tree_map(v):
@@ -83,12 +82,25 @@ def build_list(vals, paths, one):
 def _fixed(m):
     """The parts of a tree's model map that every tree of the batch shares
     with the template (all but its parameter values, node_count, max_depth
-    and node-table arrays)."""
+    and node-table arrays), as (names, numbers): names holds only keys,
+    class names and type tags -- bytes, where == is exact -- and numbers
+    the rest, compared re-packed (so that 1, 1.0 and True differ)."""
     w = m[b"weights"]
     t = w[b"tree_"]
-    return [list(m), m[b"class_name"], m[b"types"], m[b"xtra"], list(m[b"params"]),
-            [(k, v) for k, v in w.items() if k != b"tree_"], list(w),
-            list(t), t[b"class_name"], t[b"types"], t[b"params"], list(t[b"xtra"]), list(t[b"weights"])]
+    names = [list(m), m[b"class_name"], m[b"types"], list(m[b"params"]), list(w),
+             list(t), t[b"class_name"], t[b"types"], list(t[b"xtra"]), list(t[b"weights"])]
+    numbers = [m[b"xtra"], [(k, v) for k, v in w.items() if k != b"tree_"], t[b"params"]]
+    return names, numbers
+
+
+def _only_bytes(v):
+    if type(v) is bytes:
+        return True
+    if type(v) is list:
+        return all(map(_only_bytes, v))
+    if type(v) is dict:
+        return all(map(_only_bytes, v)) and all(map(_only_bytes, v.values()))
+    return False
 
 
 class _Template:
@@ -113,7 +125,10 @@ class _Template:
         self = cls()
         self.cls = type(est)
         try:
-            self.sig = _PACK(_fixed(m))
+            self.names_part, numbers = _fixed(m)
+            if not _only_bytes(self.names_part):
+                return None
+            self.sig = _PACK(numbers)
             names = [A.key_text(k, "") for k in m[b"params"]]
             xnames = [A.key_text(k, "") for k in m[b"xtra"]]
             wnames = [A.key_text(k, "") for k in m[b"weights"]]
@@ -136,7 +151,7 @@ class _Template:
         self.attrs = []
         for n in xnames + wnames:
             if n == "tree_":
-                self.attrs.append((n, _TREE))
+                self.attrs.append((n, None))         # each tree's own Tree
                 continue
             v = state.get(n)
             if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
@@ -166,7 +181,8 @@ class _Template:
         if not is_tree_map(m):
             return False
         try:
-            return _PACK(_fixed(m)) == self.sig
+            names, numbers = _fixed(m)
+            return names == self.names_part and _PACK(numbers) == self.sig
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
             return False
 
@@ -234,22 +250,23 @@ class _Template:
         values = cols[b"value"].reshape(-1, self.n_outputs, self.max_classes)
         out = []
         cls, nf, ncls, nout = self.cls, self.n_features, self.n_classes, self.n_outputs
-        ends = (offs + ns).tolist()
-        starts = offs.tolist()
-        counts = ns.tolist()
-        depths = depth.tolist()
-        for i in range(k):
+        base_params = dict(zip(self.names, self.params))
+        base_attrs = dict(self.attrs)       # in the template's order; tree_ and arrays replaced below
+        arrays = [n for n, v in self.attrs if isinstance(v, np.ndarray)]
+        starts, ends = offs.tolist(), (offs + ns).tolist()
+        for i, count, d in zip(range(k), nl, depth.tolist()):
             tree = Tree(nf, ncls, nout)
             a, b = starts[i], ends[i]
-            tree.__setstate__({"max_depth": depths[i], "node_count": counts[i],
-                               "nodes": nodes[a:b], "values": values[a:b]})
-            params = dict(zip(self.names, self.params))
+            tree.__setstate__({"max_depth": d, "node_count": count, "nodes": nodes[a:b], "values": values[a:b]})
+            params = base_params.copy()
             for name, vals in varying.items():
                 params[name] = vals[i]
             est = cls(**params)
-            d = est.__dict__
-            for name, v in self.attrs:
-                d[name] = tree if v is _TREE else (v.copy() if isinstance(v, np.ndarray) else v)
+            attrs = base_attrs.copy()
+            attrs["tree_"] = tree
+            for n in arrays:
+                attrs[n] = attrs[n].copy()
+            est.__dict__.update(attrs)
             out.append(est)
         return out
 

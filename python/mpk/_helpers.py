@@ -50,6 +50,8 @@ def _cast(a, dtype, path):
     dtype = np.dtype(dtype)
     if a.dtype == dtype:
         return np.ascontiguousarray(a)
+    if np.can_cast(a.dtype, dtype, "safe"):     # int32 -> intp, ...: every value fits
+        return np.ascontiguousarray(a, dtype=dtype)
     if dtype.kind in "iu" and a.dtype.kind not in "biu":
         raise FormatError(path, f"expected integers, got {a.dtype}")
     with np.errstate(all="ignore"):
