@@ -161,16 +161,15 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
         if not isinstance(value, dict):
             raise FormatError(path, f"expected map of str to int, got {type_name(value)}")
         vocab = _fast_vocab(value)
-        if vocab is not None:
-            return vocab
-        vocab = {}              # the slow way, for the precise error message
-        for k, v in value.items():
-            term = key_text(k, path)
-            if not _is_int(v):
-                raise FormatError(_join(path, term), f"expected int, got {type_name(v)}")
-            if term in vocab:
-                raise FormatError(_join(path, term), "duplicate term")
-            vocab[term] = v
+        if vocab is None:       # slow path, for the precise error message
+            vocab = {}
+            for k, v in value.items():
+                term = key_text(k, path)
+                if not _is_int(v):
+                    raise FormatError(_join(path, term), f"expected int, got {type_name(v)}")
+                if term in vocab:
+                    raise FormatError(_join(path, term), "duplicate term")
+                vocab[term] = v
         idx = vocab.values()
         n = len(vocab)
         if n and (min(idx) < 0 or max(idx) >= n or len(set(idx)) != n):
@@ -186,44 +185,18 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
 
 
 def _fast_vocab(value):
-    """A vocabulary (map of str/bin term -> int index, the indices a
-    permutation of 0..n-1) decoded in bulk, or None when anything is off
-    (the caller then goes term by term and names the problem).
-
-    The indices are checked with numpy: exactly int (no bool, no float),
-    each in range, none twice.  The terms (bytes: str and bin both arrive as
-    bytes) are joined with NUL and decoded as UTF-8 in one call, then split
-    again: valid UTF-8 exactly when every term is (a NUL never completes a
-    multi-byte sequence), and the split gives the terms back when none holds
-    a NUL (counted).  Once everything has passed, the decoded archive's own
-    map (value) is emptied before the str terms are made, so that the 100k
-    bytes keys are freed first and their memory is reused for the terms."""
-    n = len(value)
-    if not n:
-        return {}
+    """map of str/bin -> int, decoded in bulk; None if anything is off."""
+    try:
+        keys = list(map(bytes.decode, value))      # old raw / bin keys (raw=True)
+    except (UnicodeDecodeError, TypeError):
+        keys = list(value)
+        if set(map(type, keys)) - {str}:
+            return None
     vals = list(value.values())
-    if set(map(type, vals)) != {int}:
+    if vals and set(map(type, vals)) != {int}:
         return None
-    try:
-        idx = np.fromiter(vals, dtype=np.int64, count=n)
-    except OverflowError:
-        return None
-    if idx.min() < 0 or idx.max() >= n or np.count_nonzero(np.bincount(idx, minlength=n)) != n:
-        return None
-    del idx
-    try:
-        blob = b"\0".join(value)
-    except TypeError:               # a key that is not bytes (an int key, ...)
-        return None
-    if blob.count(b"\0") != n - 1:
-        return None
-    try:
-        text = blob.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    del blob
-    value.clear()
-    return dict(zip(text.split("\0"), vals))
+    vocab = dict(zip(keys, vals))
+    return vocab if len(vocab) == len(vals) else None
 
 
 def _decode_attr_kind(kind, attr, *args):
@@ -237,8 +210,6 @@ def _compact_nd(value):
 
 
 _text_map = A.text_map
-
-
 
 
 class ParamDefaultWarning(UserWarning):
@@ -290,8 +261,6 @@ def _param_names(cls):
 _VALID_PARAMS = set()
 _VALID_PARAMS_MAX = 8192
 _SCALARS = (type(None), bool, int, float, str)
-
-
 _SCALAR_TYPES = frozenset(SCALAR_TYPE_NAMES.values())    # dtype=np.float64 and the like
 
 
