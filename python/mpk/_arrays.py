@@ -93,7 +93,8 @@ def _native(a):
 
 # Map keys seen so far (bytes -> str): the same few dozen names (params,
 # n_features_in_, children_left, ...) recur in every model map of a file.
-# Bounded; only short keys that decoded cleanly are kept.
+# Bounded: only short keys that decoded cleanly are kept, and it starts over
+# when full (so that the terms of one big map cannot crowd out the names).
 _KEY_CACHE = {}
 _KEY_CACHE_MAX = 4096
 
@@ -104,7 +105,9 @@ def key_text(k, path):
         if s is not None:
             return s
         s = as_text(k, path, "str key")
-        if len(k) <= 64 and len(_KEY_CACHE) < _KEY_CACHE_MAX:
+        if len(k) <= 64:
+            if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+                _KEY_CACHE.clear()
             _KEY_CACHE[k] = s
         return s
     return as_text(k, path, "str key")

@@ -50,7 +50,10 @@ _COLS = {b"children_left": ("left_child", _INT), b"children_right": ("right_chil
 _ENABLED = [True]       # tests switch the batch off to compare with the generic way
 _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
-_PACK = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+def _pack(v):
+    return msgpack.packb(v, use_bin_type=True)      # a Packer per call: loads may run in threads
 
 
 def is_tree_map(v):
@@ -128,7 +131,7 @@ class _Template:
             self.names_part, numbers = _fixed(m)
             if not _only_bytes(self.names_part):
                 return None
-            self.sig = _PACK(numbers)
+            self.sig = _pack(numbers)
             names = [A.key_text(k, "") for k in m[b"params"]]
             xnames = [A.key_text(k, "") for k in m[b"xtra"]]
             wnames = [A.key_text(k, "") for k in m[b"weights"]]
@@ -182,7 +185,7 @@ class _Template:
             return False
         try:
             names, numbers = _fixed(m)
-            return names == self.names_part and _PACK(numbers) == self.sig
+            return names == self.names_part and _pack(numbers) == self.sig
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
             return False
 

@@ -650,3 +650,15 @@ def test_pickled_array_seen_in_every_encoding_of_kind_O(tmp_path):
                 with pytest.raises(mpk.FormatError, match=f"{section}/{name}: pickled"):
                     mpk.loads(d, skip_pickled=True)
     assert not marker.exists()
+
+def test_many_keys_do_not_fill_the_key_cache_for_good():
+    """Map keys are decoded through a bounded cache; a map with more keys
+    than it holds (a hostile or just big DictVectorizer vocabulary) starts
+    it over instead of leaving it full of its own terms."""
+    from mpk import _arrays
+    for i in range(3 * _arrays._KEY_CACHE_MAX):
+        assert _arrays.key_text(b"term%d" % i, "x") == "term%d" % i
+    assert len(_arrays._KEY_CACHE) <= _arrays._KEY_CACHE_MAX
+    assert _arrays._KEY_CACHE.get(b"term%d" % (3 * _arrays._KEY_CACHE_MAX - 1)) is not None
+    m = archive(_mlp())
+    assert (mpk.loads(msgpack.packb(m, use_bin_type=True)).predict(X) == _mlp().predict(X)).all()
