@@ -199,9 +199,9 @@ class _Template:
         # (already decoded and validated); any other is decoded and checked
         cols = list(zip(*[list(m[b"params"].values()) for m in items]))
         varying = {}
-        for j, (name, raw0, v0) in enumerate(zip(self.names, self.raw_params, self.params)):
+        for j, (name, raw0) in enumerate(zip(self.names, self.raw_params)):
             col = cols[j]
-            if col.count(raw0) == k and set(map(type, col)) == {type(raw0)}:
+            if _pack(col) == _pack((raw0,) * k):     # identical to the bit (type, -0.0, NaN)
                 continue
             vals = []
             for v in col:
@@ -323,7 +323,9 @@ def _check_links(left, right, ns, offs):
     if not np.array_equal(leaf, right == -1):
         return None
     inner = ~leaf
-    if np.any(np.maximum.reduceat(left, offs) >= ns) or np.any(np.maximum.reduceat(right, offs) >= ns):
+    # every index in -1..n-1 of its tree (so the int32 arithmetic below is exact)
+    if np.any(np.maximum.reduceat(left, offs) >= ns) or np.any(np.maximum.reduceat(right, offs) >= ns) \
+            or left.min() < -1 or right.min() < -1:
         return None
     if not np.array_equal(2 * np.add.reduceat(inner, offs, dtype=np.int64), ns - 1):
         return None

@@ -157,6 +157,37 @@ def test_bad_links_in_a_later_tree_are_refused_naming_it(left, right, what, batc
     assert same_both_ways(m)[0] == "loaded"
 
 
+def test_child_index_that_wraps_in_32_bits_is_refused():
+    """An int64 child index that is a small number modulo 2**32 (so it would
+    pass if the check cast the column to int32 first) is refused."""
+    for shift in (-2**32, 2**32, -2**62):
+        m = archive(_rf())
+        for i in range(len(m["weights"]["estimators_"])):     # int64 columns, as earlier mpk wrote
+            for col in ("children_left", "children_right"):
+                _set_col(m, i, col, _col(m, i, col).astype(np.int64))
+        assert same_both_ways(m)[0] == "loaded"
+        left = _col(m, 3, "children_left")
+        inner = np.flatnonzero(left != -1)
+        left[inner[1]] += shift         # the same child modulo 2**32
+        _set_col(m, 3, "children_left", left)
+        kind, msg, _ = same_both_ways(m)
+        assert kind == "refused" and msg.startswith("weights/estimators_/3/weights/tree_/weights"), msg
+
+
+def test_parameters_equal_to_the_template_but_not_identical():
+    """-0.0 equals 0.0 and 1 equals 1.0 and True: a later tree's parameter
+    that only compares equal to the first tree's is its own value (or
+    refused), as the generic way has it."""
+    for name, v in (("ccp_alpha", -0.0), ("min_samples_split", 2.0), ("min_samples_leaf", True),
+                    ("min_weight_fraction_leaf", False)):
+        m = archive(_rf())
+        m["weights"]["estimators_"][3]["params"][name] = v
+        kind, got, _ = same_both_ways(m)
+        if kind == "loaded":
+            back = mpk.loads(pack(m))
+            assert repr(getattr(back.estimators_[3], name)) == repr(v), name
+
+
 def test_shared_root_is_refused():
     """A child index 0 (every tree's root) in a later tree: a root never
     has a parent."""
@@ -219,15 +250,21 @@ def test_parameter_values_of_later_trees_are_checked(where, value):
 
 def test_random_mutations_agree_with_the_generic_way():
     """Random changes to one later tree's map, parameters, numbers and node
-    arrays (values, dtypes, shapes, compact-map fields): the batch refuses
-    or builds exactly what the generic way does."""
+    arrays (values, dtypes, shapes, compact-map fields, int64 indices moved
+    by multiples of 2**32), in archives with int32 and with int64 node
+    columns: the batch refuses or builds exactly what the generic way
+    does."""
     rng = random.Random(1)
     base = archive(_rf())
     n_trees = len(base["weights"]["estimators_"])
+    old = msgpack.unpackb(pack(base), strict_map_key=False)       # int64 columns, as earlier mpk wrote
+    for i in range(n_trees):
+        for col in ("children_left", "children_right", "feature", "n_node_samples"):
+            _set_col(old, i, col, _col(old, i, col).astype(np.int64))
     odd = [-2, -1, 0, 1, 2, 3, 7, 2**31, -2**40, 1.0, True, False, None, "x", b"y", [], [1], {}]
     outcomes = {"loaded": 0, "refused": 0}
-    for k in range(400):
-        m = msgpack.unpackb(pack(base), strict_map_key=False)
+    for k in range(600):
+        m = msgpack.unpackb(pack(base if k % 3 else old), strict_map_key=False)
         i = rng.randrange(1, n_trees)
         dt = m["weights"]["estimators_"][i]
         t = dt["weights"]["tree_"]
@@ -244,9 +281,15 @@ def test_random_mutations_agree_with_the_generic_way():
                 odd + ["<i8", "<i4", "<f4", ">i4", "|b1", "<u8", b"O", [c[b"shape"][0] + 1], c[b"data"][:-1]])
         elif what == 4:
             col = rng.choice(["children_left", "children_right", "feature"])
-            a = _col(m, i, col).astype(np.int64)
-            a[rng.randrange(a.size)] = rng.choice([-2, -1, 0, 1, 2, 3, a.size - 1, a.size, 2**31 - 1])
-            _set_col(m, i, col, a.astype(rng.choice([np.int32, np.int64])))
+            a = _col(m, i, col)
+            j = rng.randrange(a.size)
+            if a.dtype == np.int64 and rng.random() < 0.5:      # the same value modulo 2**32
+                a[j] += rng.choice([-2**32, 2**32, -2**33, 2**62, -2**62])
+                _set_col(m, i, col, a)
+            else:
+                a = a.astype(np.int64)
+                a[j] = rng.choice([-2, -1, 0, 1, 2, 3, a.size - 1, a.size, 2**31 - 1])
+                _set_col(m, i, col, a.astype(rng.choice([np.int32, np.int64])))
         elif what == 5:
             col = rng.choice(list(t["weights"]))
             _set_col(m, i, col, _col(m, i, col).astype(rng.choice([np.int64, np.float64, np.float32, np.uint8])))
@@ -263,7 +306,7 @@ def test_random_mutations_agree_with_the_generic_way():
             dt["types"][rng.choice(list(dt["types"]) + ["max_depth"])] = rng.choice(["ndarray", "int64", "tuple", None])
         kind = same_both_ways(m)[0]
         outcomes[kind] += 1
-    assert outcomes["loaded"] > 20 and outcomes["refused"] > 100, outcomes
+    assert outcomes["loaded"] > 30 and outcomes["refused"] > 150, outcomes
 
 
 def test_integer_node_columns_are_int32_and_int64_archives_still_load(batches):
