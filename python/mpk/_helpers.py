@@ -128,13 +128,18 @@ def tree_decode(mi):
         raise FormatError(join(p, "params/n_classes"), f"expected {nout} class counts >= 1")
     n = _int(mi.get("xtra", "node_count"), join(p, "xtra/node_count"), 1)
     max_depth = _int(mi.get("xtra", "max_depth"), join(p, "xtra/max_depth"), 0, 2**31 - 1)
-    nodes = np.zeros(n, dtype=NODE_DTYPE)
+    columns = []
     for col, field in _TREE_COLS:
         cp = join(p, f"weights/{col}")
         a = _array(mi.get("weights", col), cp, "biuf", 1)
         if a.shape != (n,):
             raise FormatError(cp, f"expected {n} entries (node_count), got {a.shape[0]}")
-        nodes[field] = _cast(a, NODE_DTYPE.fields[field][0], cp)
+        columns.append((field, _cast(a, NODE_DTYPE.fields[field][0], cp)))
+    # allocated once the columns have shown n entries: node_count alone is
+    # only a number in the file (memory in proportion to data, not to claims)
+    nodes = np.zeros(n, dtype=NODE_DTYPE)
+    for field, a in columns:
+        nodes[field] = a
     vp = join(p, "weights/value")
     value = _array(mi.get("weights", "value"), vp, "biuf", 3)
     want = (n, nout, int(ncls.max()))

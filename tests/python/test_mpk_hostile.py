@@ -561,6 +561,15 @@ def test_tree_value_shape_and_node_count_checked():
     refuse(m, "weights/estimators_/0/weights/tree_")
 
 
+def test_huge_node_count_allocates_nothing():
+    """node_count is a number in the file: a tree claiming 2**31 nodes with
+    arrays of a few is refused without allocating a node table that big."""
+    for n in (2**31, 2**40):
+        m = archive(_forest())
+        _tree_map(m)["xtra"]["node_count"] = n
+        refuse(m, "weights/estimators_/0/weights/tree_/weights/children_left", "node_count")
+
+
 def test_hgb_predictor_links_refused():
     est = HistGradientBoostingRegressor(max_iter=3, min_samples_leaf=2, random_state=0).fit(X, X[:, 0])
     m = archive(est)
