@@ -12,6 +12,9 @@ predictors).  For each it writes the model with
 
   mpk compact   mpk.save(m, arrays="compact")
   mpk nested    mpk.save(m, arrays="nested")
+  msgpack only  the mpk compact file through msgpack.unpackb alone (as
+                mpk.load parses it), no checks, no estimator: the floor
+                for any loader that reads MsgPack with python3-msgpack
   pickle        pickle protocol 5 of the whole estimator
   pickle dict   pickle protocol 5 of a dict with the archive's content
                 (same keys, numpy arrays as arrays) -- loading it does not
@@ -19,7 +22,9 @@ predictors).  For each it writes the model with
   joblib        joblib.dump of the whole estimator (no compression)
 
 and reports the file size and the median time to load it from a (warm) file,
-with ratios relative to mpk compact.
+with ratios relative to mpk compact.  The formats are timed in turn, round
+after round, so that load from other jobs on the machine falls on all of
+them alike.
 """
 
 import argparse
@@ -85,15 +90,6 @@ def plain_content(obj):
     return obj
 
 
-def median_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def bench(name, est, sample, d, repeat):
     paths = {}
     p = os.path.join(d, f"{name}_compact.mpk")
@@ -102,6 +98,8 @@ def bench(name, est, sample, d, repeat):
     p = os.path.join(d, f"{name}_nested.mpk")
     mpk.save(est, p, arrays="nested")
     paths["mpk nested"] = (p, lambda p=p: mpk.load(p))
+    p = paths["mpk compact"][0]
+    paths["msgpack only"] = (p, lambda p=p: _unpack(p))
     p = os.path.join(d, f"{name}.pkl")
     with open(p, "wb") as f:
         pickle.dump(est, f, protocol=5)
@@ -123,11 +121,20 @@ def bench(name, est, sample, d, repeat):
         diff = (got != ref)
         assert (diff.nnz if hasattr(diff, "nnz") else diff.sum()) == 0, label
 
-    rows = []
-    for label, (p, fn) in paths.items():
+    for p, fn in paths.values():
         fn()  # warm the page cache
-        rows.append((label, os.path.getsize(p), median_time(fn, repeat)))
-    return rows
+    times = {label: [] for label in paths}
+    for _ in range(repeat):
+        for label, (p, fn) in paths.items():
+            t = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - t)
+    return [(label, os.path.getsize(p), statistics.median(times[label])) for label, (p, fn) in paths.items()]
+
+
+def _unpack(path):
+    with open(path, "rb") as f:
+        return msgpack.unpackb(f.read(), raw=True, strict_map_key=False)
 
 
 def main():

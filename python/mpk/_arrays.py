@@ -91,7 +91,25 @@ def _native(a):
     return a
 
 
+# Map keys seen so far (bytes -> str): the same few dozen names (params,
+# n_features_in_, children_left, ...) recur in every model map of a file.
+# Bounded: only short keys that decoded cleanly are kept, and it starts over
+# when full (so that the terms of one big map cannot crowd out the names).
+_KEY_CACHE = {}
+_KEY_CACHE_MAX = 4096
+
+
 def key_text(k, path):
+    if type(k) is bytes:
+        s = _KEY_CACHE.get(k)
+        if s is not None:
+            return s
+        s = as_text(k, path, "str key")
+        if len(k) <= 64:
+            if len(_KEY_CACHE) >= _KEY_CACHE_MAX:
+                _KEY_CACHE.clear()
+            _KEY_CACHE[k] = s
+        return s
     return as_text(k, path, "str key")
 
 
@@ -115,6 +133,26 @@ def is_pickled(value):
 
 PICKLED = ("pickled object array (msgpack-numpy writes object arrays as a pickle, "
            "which is never unpickled)")
+# the same, for one that is not an attribute of a model (a parameter, an item
+# of a list, ...): never dropped
+PICKLED_ELSEWHERE = PICKLED + "; load(..., skip_pickled=True) drops one that prediction does not need"
+
+
+def text_map(value, path):
+    """A map with str (or bin) keys -> dict with str keys, key order kept."""
+    if type(value) is not dict or is_compact(value):
+        raise FormatError(path, f"expected map, got {type_name(value)}")
+    get = _KEY_CACHE.get
+    names = list(map(get, value))          # every key seen before: no per-key work
+    if None not in names:
+        return dict(zip(names, value.values()))   # distinct bytes decode to distinct str
+    out = {}
+    for k, v in value.items():
+        name = key_text(k, path)
+        if name in out:
+            raise FormatError(f"{path}/{name}" if path else name, "duplicate key")
+        out[name] = v
+    return out
 
 
 _COMPACT_KEYS = {k: k for k in ("nd", "type", "kind", "shape", "data")}
@@ -126,9 +164,50 @@ _DTYPE_CACHE = {}
 _DTYPE_CACHE_MAX = 512
 
 
-def decode_compact(m, path):
+def _compact_fast(m, copy):
+    """decode_compact for the layout mpk and msgpack-numpy write (exactly the
+    five bin keys, nd true, kind empty bin, data bin, a dtype already checked,
+    a shape of non-negative ints that matches the data): the array, or None
+    for anything else (decode_compact then does the full work, and names
+    the problem)."""
+    if len(m) != 5:
+        return None
+    try:
+        nd, t, kind, shape, data = m[b"nd"], m[b"type"], m[b"kind"], m[b"shape"], m[b"data"]
+    except KeyError:
+        return None
+    if nd is not True or type(kind) is not bytes or kind or type(data) is not bytes \
+            or type(shape) is not list or len(shape) > MAX_DIMS or type(t) not in (str, bytes):
+        return None
+    dtype = _DTYPE_CACHE.get(t)
+    if dtype is None or dtype.kind == "U":
+        return None
+    count = 1
+    for n in shape:
+        if type(n) is not int or n < 0:
+            return None
+        count *= n
+    if count * dtype.itemsize != len(data):
+        return None
+    a = np.frombuffer(data, dtype=dtype)
+    if len(shape) != 1:
+        try:
+            a = a.reshape(shape)
+        except (ValueError, TypeError, MemoryError):
+            return None
+    if not dtype.isnative:
+        return a.astype(dtype.newbyteorder("="))
+    return a.copy() if copy else a
+
+
+def decode_compact(m, path, copy=True):
     """Decode a msgpack-numpy map.  Returns an ndarray (nd true) or a numpy
-    scalar (nd false, as msgpack-numpy writes numpy scalars)."""
+    scalar (nd false, as msgpack-numpy writes numpy scalars).  With
+    copy=False an array may be a read-only view of the MsgPack bin (for
+    callers that copy it anyway)."""
+    a = _compact_fast(m, copy)
+    if a is not None:
+        return a
     fields = {}
     for k, v in m.items():
         name = _COMPACT_KEYS.get(k) if isinstance(k, (bytes, str)) else None
@@ -146,7 +225,7 @@ def decode_compact(m, path):
             raise FormatError(f"{path}/{req}", "missing from compact array")
     kind = fields.get("kind", b"")
     if kind in (b"O", "O"):
-        raise FormatError(path, PICKLED)
+        raise FormatError(path, PICKLED_ELSEWHERE)
     if not isinstance(kind, (bytes, str)) or len(kind) != 0:
         raise FormatError(f"{path}/kind", "only plain dtypes are allowed (kind must be empty; "
                           "structured and object arrays are refused)")
@@ -264,9 +343,9 @@ def _flat(value):
             yield v
 
 
-def decode_array(value, path, dtype_spec=None, dtype_path=""):
+def decode_array(value, path, dtype_spec=None, dtype_path="", copy=True):
     if isinstance(value, dict) and (b"nd" in value or "nd" in value):  # (meant to be) compact
-        a = decode_compact(value, path)
+        a = decode_compact(value, path, copy)
         if not isinstance(a, np.ndarray):
             raise FormatError(path, "expected array, got a numpy scalar")
         return a

@@ -29,12 +29,15 @@ Nothing in a tag is ever imported or called: tags select one of the decoders
 below, and "function"/"class_name" values are keys into fixed tables.
 """
 
+import threading
 import types as _pytypes
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import _arrays as A
+from . import _forest as F
 from . import _registry as R
 from ._arrays import SCALAR_TYPE_NAMES, as_text, key_text, type_name
 from .errors import FormatError
@@ -339,6 +342,9 @@ def _dec_plain(d, val, path, depth):
     if isinstance(val, (bytes, bytearray)):
         return as_text(val, path)
     if isinstance(val, list):
+        if len(val) > 1 and F.is_tree_map(val[0]):     # a forest's trees: batched
+            return F.build_list(val, [join(path, i) for i in range(len(val))],
+                                lambda x, p: _dec_plain(d, x, p, depth + 1))
         return [_dec_plain(d, x, join(path, i), depth + 1) for i, x in enumerate(val)]
     if isinstance(val, dict):
         if A.is_compact(val) and val.get(b"nd", val.get("nd")) is False:
@@ -347,6 +353,8 @@ def _dec_plain(d, val, path, depth):
                 raise FormatError(path, "expected a number, got array")
             return v
         if A.is_compact(val):
+            if A.is_pickled(val):
+                raise FormatError(path, A.PICKLED_ELSEWHERE)
             raise FormatError(path, "unexpected array (types does not name it ndarray)")
         if "class_name" in val or b"class_name" in val:
             return d(val, path, depth + 1)
@@ -409,7 +417,11 @@ def _dec_objarray(d, val, shape, tags, path, depth):
         walk(val, shape, path)
     if tags is not None and (not isinstance(tags, list) or len(tags) != len(flat)):
         raise FormatError(path, "object array tags do not match its items")
-    items = [dec(d, v, None if tags is None else tags[i], None, p, depth + 1) for i, (v, p) in enumerate(flat)]
+    if tags is None and len(flat) > 1 and F.is_tree_map(flat[0][0]):   # boosting's trees: batched
+        items = F.build_list([v for v, _ in flat], [p for _, p in flat],
+                             lambda x, p: dec(d, x, None, None, p, depth + 1))
+    else:
+        items = [dec(d, v, None if tags is None else tags[i], None, p, depth + 1) for i, (v, p) in enumerate(flat)]
     try:
         a = np.empty(tuple(shape), dtype=object)
     except (ValueError, MemoryError, OverflowError) as e:
@@ -456,17 +468,36 @@ class ModelOut:
         return m
 
 
-def text_map(value, path):
-    """A map with str keys -> dict (key order kept)."""
-    if not isinstance(value, dict) or A.is_compact(value):
-        raise FormatError(path, f"expected map, got {type_name(value)}")
-    out = {}
-    for k, v in value.items():
-        name = key_text(k, path)
-        if name in out:
-            raise FormatError(join(path, name), "duplicate key")
-        out[name] = v
-    return out
+text_map = A.text_map
+
+# The options of the loads() call running in this thread (skip_pickled,
+# unknown_params): per thread, so that a load with skip_pickled=True never
+# relaxes another thread's load.
+OPTIONS = threading.local()
+
+# Fitted attributes that predict/transform never read: a pickled one can be
+# dropped (load(..., skip_pickled=True)).
+NOT_FOR_PREDICTION = frozenset({
+    "feature_names_in_", "n_iter_", "loss_curve_", "validation_scores_",
+    "best_validation_score_", "best_loss_", "stop_words_",
+})
+
+
+def drop_pickled(section, path):
+    """The attributes of a model's xtra or weights map (a str-keyed dict):
+    a pickled object array (msgpack-numpy writes object arrays as a pickle)
+    is never unpickled: it is a FormatError naming it, or, with
+    load(..., skip_pickled=True) and an attribute prediction does not need
+    (NOT_FOR_PREDICTION), dropped from section with a warning naming it."""
+    for name in [n for n, v in section.items() if type(v) is dict and A.is_pickled(v)]:
+        p = join(path, name)
+        if getattr(OPTIONS, "skip_pickled", False) and name in NOT_FOR_PREDICTION:
+            warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)", UserWarning,
+                          stacklevel=2)
+            del section[name]
+            continue
+        why = "load(..., skip_pickled=True) drops it" if name in NOT_FOR_PREDICTION else "prediction needs it"
+        raise FormatError(p, f"{A.PICKLED}; {why}")
 
 
 class ModelIn:
@@ -483,6 +514,8 @@ class ModelIn:
         self.sections = {}
         for s in ("params", "xtra", "weights"):
             self.sections[s] = text_map(fields[s], join(path, s)) if s in fields else {}
+        drop_pickled(self.sections["xtra"], join(path, "xtra"))
+        drop_pickled(self.sections["weights"], join(path, "weights"))
 
     def names(self, section):
         return list(self.sections[section])

@@ -50,6 +50,8 @@ def _cast(a, dtype, path):
     dtype = np.dtype(dtype)
     if a.dtype == dtype:
         return np.ascontiguousarray(a)
+    if np.can_cast(a.dtype, dtype, "safe"):     # int32 -> intp, ...: every value fits
+        return np.ascontiguousarray(a, dtype=dtype)
     if dtype.kind in "iu" and a.dtype.kind not in "biu":
         raise FormatError(path, f"expected integers, got {a.dtype}")
     with np.errstate(all="ignore"):
@@ -90,6 +92,11 @@ _TREE_COLS = (("children_left", "left_child"), ("children_right", "right_child")
               ("weighted_n_node_samples", "weighted_n_node_samples"))
 
 
+# integer node fields written as int32 when every value fits (always, short
+# of a tree with 2**31 nodes or samples); loading casts them back to intp
+_SMALL_INT_COLS = ("left_child", "right_child", "feature", "n_node_samples")
+
+
 def tree_encode(w, t, path):
     o = ModelOut(w, "Tree", path)
     st = t.__getstate__()
@@ -100,7 +107,10 @@ def tree_encode(w, t, path):
     o.put("xtra", "max_depth", int(st["max_depth"]))
     o.put("xtra", "node_count", int(st["node_count"]))
     for col, field in _TREE_COLS:
-        o.put("weights", col, np.ascontiguousarray(nodes[field]))
+        a = nodes[field]
+        if field in _SMALL_INT_COLS and a.size and -2**31 <= a.min() and a.max() < 2**31:
+            a = a.astype("<i4")         # node indices, features, counts: half the bytes of intp
+        o.put("weights", col, np.ascontiguousarray(a))
     o.put("weights", "value", st["values"])
     return o.done()
 
@@ -118,13 +128,18 @@ def tree_decode(mi):
         raise FormatError(join(p, "params/n_classes"), f"expected {nout} class counts >= 1")
     n = _int(mi.get("xtra", "node_count"), join(p, "xtra/node_count"), 1)
     max_depth = _int(mi.get("xtra", "max_depth"), join(p, "xtra/max_depth"), 0, 2**31 - 1)
-    nodes = np.zeros(n, dtype=NODE_DTYPE)
+    columns = []
     for col, field in _TREE_COLS:
         cp = join(p, f"weights/{col}")
         a = _array(mi.get("weights", col), cp, "biuf", 1)
         if a.shape != (n,):
             raise FormatError(cp, f"expected {n} entries (node_count), got {a.shape[0]}")
-        nodes[field] = _cast(a, NODE_DTYPE.fields[field][0], cp)
+        columns.append((field, _cast(a, NODE_DTYPE.fields[field][0], cp)))
+    # allocated once the columns have shown n entries: node_count alone is
+    # only a number in the file (memory in proportion to data, not to claims)
+    nodes = np.zeros(n, dtype=NODE_DTYPE)
+    for field, a in columns:
+        nodes[field] = a
     vp = join(p, "weights/value")
     value = _array(mi.get("weights", "value"), vp, "biuf", 3)
     want = (n, nout, int(ncls.max()))

@@ -60,6 +60,8 @@ def _plain(value, path, depth=0):
         if A.is_compact(value) and not _compact_nd(value):  # a numpy scalar (msgpack-numpy)
             return _numpy_scalar(value, path, None, "biufc")
         if A.is_compact(value):
+            if A.is_pickled(value):
+                raise FormatError(path, A.PICKLED_ELSEWHERE)
             raise FormatError(path, "unexpected array (types does not name it ndarray)")
         out = {}
         for k, v in value.items():
@@ -207,22 +209,7 @@ def _compact_nd(value):
     return nd is not False
 
 
-def _text_map(value, path):
-    """A map with str keys -> dict (key order kept)."""
-    if not isinstance(value, dict) or A.is_compact(value):
-        raise FormatError(path, f"expected map, got {type_name(value)}")
-    out = {}
-    for k, v in value.items():
-        name = key_text(k, path)
-        if name in out:
-            raise FormatError(_join(path, name), "duplicate key")
-        out[name] = v
-    return out
-
-
-# how load() treats parameters the installed class does not know ("error" or
-# "drop"); set for the duration of one loads() call
-_UNKNOWN_PARAMS = ["error"]
+_text_map = A.text_map
 
 
 class ParamDefaultWarning(UserWarning):
@@ -230,7 +217,7 @@ class ParamDefaultWarning(UserWarning):
 
 
 def _unknown_param(p, name, cname):
-    if _UNKNOWN_PARAMS[-1] == "drop":
+    if getattr(G.OPTIONS, "unknown_params", "error") == "drop":
         warnings.warn(f"{p}: {name!r} is not a parameter of the installed {cname}; dropped", UserWarning,
                       stacklevel=4)
         return
@@ -244,9 +231,115 @@ def _missing_params(allowed, given, path, cname):
                       f"scikit-learn?); {cname}'s default is used", ParamDefaultWarning, stacklevel=4)
 
 
+_PARAM_NAMES = {}
+
+
+def _param_names(cls):
+    """The constructor's parameter names (a frozenset), looked up once per
+    class (inspect.signature is slow)."""
+    names = _PARAM_NAMES.get(cls)
+    if names is None:
+        if hasattr(cls, "_get_param_names"):
+            names = cls._get_param_names()
+        else:
+            import inspect
+            sig = inspect.signature(cls.__init__)
+            names = [p.name for p in sig.parameters.values()
+                     if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        names = _PARAM_NAMES[cls] = frozenset(names)
+    return names
+
+
+# (class, name, type, value) of the parameter values scikit-learn's own
+# validation (est._validate_params()) has accepted in this process.
+# validate_parameter_constraints checks each parameter on its own against the
+# class's fixed _parameter_constraints, so an immutable value (None, bool,
+# int, float, str, a flat tuple of those, a numpy scalar type such as
+# np.float64; its type is part of the key, so 1, 1.0 and True stay apart)
+# that passed once passes again: a model whose every parameter is in here
+# skips the call.  Anything else is validated.
+_VALID_PARAMS = set()
+_VALID_PARAMS_MAX = 8192
+_SCALARS = (type(None), bool, int, float, str)
+_SCALAR_TYPES = frozenset(SCALAR_TYPE_NAMES.values())    # dtype=np.float64 and the like
+
+
+def _param_key(cls, name, v):
+    t = type(v)
+    if t in _SCALARS:
+        return (cls, name, t, v)
+    if t is tuple and all(type(x) in _SCALARS for x in v):
+        return (cls, name, t, tuple(map(type, v)), v)
+    if t is type and v in _SCALAR_TYPES:
+        return (cls, name, t, v)
+    return None
+
+
+def _validate_params(est, cls, params, path, complete):
+    """scikit-learn's parameter validation of est, built as cls(**params);
+    complete: params names every parameter of cls (nothing defaulted)."""
+    if not hasattr(cls, "_parameter_constraints") or not hasattr(est, "_validate_params"):
+        return
+    keys = None
+    if complete:
+        keys = [_param_key(cls, n, v) for n, v in params.items()]
+        if None in keys:
+            keys = None
+        elif _VALID_PARAMS.issuperset(keys):
+            return
+    try:
+        est._validate_params()
+    except (TypeError, ValueError) as e:
+        raise FormatError(_join(path, "params"), str(e)) from None
+    if keys:
+        if len(_VALID_PARAMS) + len(keys) > _VALID_PARAMS_MAX:
+            _VALID_PARAMS.clear()
+        _VALID_PARAMS.update(keys)
+
+
+_NO_VALIDATION = object()
+_CONSTRAINTS = {}       # (class, parameter) -> its scikit-learn constraint objects
+
+
+def check_param_values(cls, values):
+    """values: {parameter: [value, ...]}.  True when every value passes
+    scikit-learn's constraints for its parameter, checked as
+    validate_parameter_constraints checks one parameter (the value is valid
+    when one of the constraints is satisfied; "no_validation" or no entry:
+    anything is), with the class's constraints made once, and the values
+    already accepted (_VALID_PARAMS) skipped."""
+    constraints = getattr(cls, "_parameter_constraints", None)
+    if constraints is None:
+        return True
+    new = []
+    for name, vals in values.items():
+        made = _CONSTRAINTS.get((cls, name))
+        if made is None:
+            from sklearn.utils._param_validation import make_constraint
+            if name not in constraints or constraints[name] == "no_validation":
+                made = _NO_VALIDATION
+            else:
+                made = tuple(make_constraint(c) for c in constraints[name])
+            _CONSTRAINTS[(cls, name)] = made
+        if made is _NO_VALIDATION:
+            continue
+        for v in vals:
+            key = _param_key(cls, name, v)
+            if key is not None and key in _VALID_PARAMS:
+                continue
+            if not any(c.is_satisfied_by(v) for c in made):
+                return False
+            if key is not None:
+                new.append(key)
+    if len(_VALID_PARAMS) + len(new) > _VALID_PARAMS_MAX:
+        _VALID_PARAMS.clear()
+    _VALID_PARAMS.update(new)
+    return True
+
+
 def _decode_params(spec, raw, types, dtypes, path, depth):
     cls = spec.cls
-    allowed = set(cls._get_param_names())
+    allowed = _param_names(cls)
     params = {}
     raw = _text_map(raw, _join(path, "params"))
     _missing_params(allowed, raw, path, spec.name)
@@ -287,11 +380,7 @@ def _decode_params(spec, raw, types, dtypes, path, depth):
         est = cls(**params)
     except (TypeError, ValueError) as e:
         raise FormatError(_join(path, "params"), f"rejected by {spec.name}: {e}") from None
-    if hasattr(cls, "_parameter_constraints"):
-        try:
-            est._validate_params()
-        except (TypeError, ValueError) as e:
-            raise FormatError(_join(path, "params"), str(e)) from None
+    _validate_params(est, cls, params, path, len(params) == len(allowed))
     return est
 
 
@@ -355,7 +444,9 @@ def _build(m, path, depth):
         if section not in fields:
             continue
         sp_ = _join(path, section)
-        for name, value in _text_map(fields[section], sp_).items():
+        attrs = _text_map(fields[section], sp_)
+        G.drop_pickled(attrs, sp_)
+        for name, value in attrs.items():
             p = _join(sp_, name)
             attr = spec.attrs.get(name)
             if attr is None:
@@ -406,15 +497,6 @@ def _build(m, path, depth):
     return est
 
 
-def _param_names(cls):
-    if hasattr(cls, "_get_param_names"):
-        return cls._get_param_names()
-    import inspect
-    sig = inspect.signature(cls.__init__)
-    return sorted(p.name for p in sig.parameters.values()
-                  if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
-
-
 def _skip(cname):
     return set(R.SKIP["*"]) | set(R.SKIP.get(cname, ()))
 
@@ -426,7 +508,7 @@ def _build_generic(cname, fields, path, depth):
     cls = R.resolve(R.CLASS_MODULES, cname)
     schema = _schema.SCHEMA.get(cname, {}) if LEARN is None else {}
     plain = cname in G.PLAIN
-    pnames = set() if plain else set(_param_names(cls))
+    pnames = frozenset() if plain else _param_names(cls)
     params = {}
     if not plain:
         _missing_params(pnames, mi.names("params"), path, cname)
@@ -454,11 +536,7 @@ def _build_generic(cname, fields, path, depth):
             est = cls(**params)
         except (TypeError, ValueError) as e:
             raise FormatError(_join(path, "params"), f"rejected by {cname}: {e}") from None
-        if hasattr(cls, "_parameter_constraints") and hasattr(est, "_validate_params"):
-            try:
-                est._validate_params()
-            except (TypeError, ValueError) as e:
-                raise FormatError(_join(path, "params"), str(e)) from None
+        _validate_params(est, cls, params, path, len(params) == len(pnames))
     _checks.check(cname, est, attrs, path)
     est.__dict__.update(attrs)
     _checks.post(cname, est, path, schema)
@@ -548,64 +626,22 @@ def loads(data, where="", unknown_params="error", skip_pickled=False):
     UserWarning naming it instead."""
     if unknown_params not in ("error", "drop"):
         raise ValueError("unknown_params must be 'error' or 'drop'")
-    _UNKNOWN_PARAMS.append(unknown_params)
+    opts = G.OPTIONS                # this thread's (see _generic.OPTIONS)
+    saved = getattr(opts, "unknown_params", "error"), getattr(opts, "skip_pickled", False)
+    opts.unknown_params, opts.skip_pickled = unknown_params, bool(skip_pickled)
     try:
-        return _loads(data, where, skip_pickled)
+        return _loads(data, where)
     finally:
-        _UNKNOWN_PARAMS.pop()
+        opts.unknown_params, opts.skip_pickled = saved
 
 
-# Fitted attributes that predict/transform never read: a pickled one can be
-# dropped (load(..., skip_pickled=True)).
-NOT_FOR_PREDICTION = frozenset({
-    "feature_names_in_", "n_iter_", "loss_curve_", "validation_scores_",
-    "best_validation_score_", "best_loss_", "stop_words_",
-})
+# Fitted attributes whose pickled form load(..., skip_pickled=True) drops
+# (kept here under its old name; the check is _generic.drop_pickled, run on
+# every model's xtra and weights maps while they are decoded).
+NOT_FOR_PREDICTION = G.NOT_FOR_PREDICTION
 
 
-def _drop_pickled(value, path, skip, section=False, depth=0):
-    """Finds pickled object arrays anywhere in the decoded archive: drops
-    those skip allows (attributes of a model's xtra or weights map that
-    prediction does not need, with a warning), refuses the others."""
-    if depth > 2 * MAX_MODEL_DEPTH + 64:
-        raise FormatError(path, "nested too deeply")
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            _drop_pickled(v, _join(path, i), skip, False, depth + 1)
-        return
-    if not isinstance(value, dict) or (A.is_compact(value) and not A.is_pickled(value)):
-        return
-    if A.is_pickled(value):
-        raise FormatError(path, A.PICKLED + "; load(..., skip_pickled=True) drops one that "
-                          "prediction does not need")
-    model = b"class_name" in value or "class_name" in value
-    for k in list(value):
-        name = k.decode("utf-8", "replace") if isinstance(k, (bytes, bytearray)) else k
-        p = _join(path, name)
-        if section and A.is_pickled(value[k]):
-            if skip and name in NOT_FOR_PREDICTION:
-                warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)",
-                              UserWarning, stacklevel=5)
-                del value[k]
-                continue
-            why = "load(..., skip_pickled=True) drops it" if name in NOT_FOR_PREDICTION else \
-                "prediction needs it"
-            raise FormatError(p, f"{A.PICKLED}; {why}")
-        _drop_pickled(value[k], p, skip, model and name in ("xtra", "weights"), depth + 1)
-
-
-def _may_hold_pickle(data):
-    """False when no MsgPack str or bin of the file can equal "O": a pickled
-    object array needs kind "O", whose encodings all end in 0xa1 'O' (fixstr)
-    or a length field of 1 then 'O' (bin/str 8/16/32).  Then the walk that
-    looks for pickled arrays (_drop_pickled) can be skipped; decode_compact
-    refuses kind "O" on its own anyway."""
-    if not isinstance(data, (bytes, bytearray)):
-        return True
-    return b"\xa1O" in data or b"\x01O" in data
-
-
-def _loads(data, where, skip_pickled=False):
+def _loads(data, where):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
     try:
@@ -617,8 +653,6 @@ def _loads(data, where, skip_pickled=False):
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
     try:
-        if _may_hold_pickle(data):
-            _drop_pickled(obj, "", skip_pickled)
         return _build(obj, "", 0)
     except RecursionError:
         raise FormatError("", f"{where}nested too deeply") from None

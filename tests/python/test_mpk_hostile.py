@@ -70,6 +70,49 @@ def test_pickled_object_array_is_refused(tmp_path):
     assert not marker.exists()
 
 
+def test_skip_pickled_of_one_thread_does_not_relax_another(tmp_path, monkeypatch):
+    """skip_pickled=True is an option of one load: a load with it that
+    starts in another thread while this thread's load runs does not make
+    this one drop the pickle."""
+    import threading
+    marker = tmp_path / "pwned"
+    est = LogisticRegression().fit(X, Y)
+    m = archive(est)
+    m["xtra"]["n_iter_"] = {b"nd": True, b"type": "|O", b"kind": b"O", b"shape": [1],
+                            b"data": pickle.dumps(Boom(str(marker)))}
+    data = msgpack.packb(m, use_bin_type=True)
+    main = threading.current_thread()
+    main_in, worker_in, release, got = threading.Event(), threading.Event(), threading.Event(), []
+    real_build = mpk._model._build
+
+    def build(*a, **k):         # the first model of each load waits for the other thread
+        t = threading.current_thread()
+        if t is main and not main_in.is_set():
+            main_in.set()
+            worker_in.wait(30)
+        elif t is worker and not worker_in.is_set():
+            worker_in.set()
+            release.wait(30)
+        return real_build(*a, **k)
+
+    def other():
+        main_in.wait(30)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got.append(mpk.loads(data, skip_pickled=True))
+
+    monkeypatch.setattr(mpk._model, "_build", build)
+    worker = threading.Thread(target=other)
+    worker.start()
+    try:
+        with pytest.raises(mpk.FormatError, match="xtra/n_iter_: pickled"):
+            mpk.loads(data)
+    finally:
+        release.set()
+        worker.join(30)
+    assert worker_in.is_set() and got and not hasattr(got[0], "n_iter_") and not marker.exists()
+
+
 def test_structured_and_datetime_dtypes_refused():
     m = archive(LogisticRegression().fit(X, Y))
     m["weights"]["coef_"] = {b"nd": True, b"type": "<f8", b"kind": b"V", b"shape": [0], b"data": b""}
@@ -230,6 +273,50 @@ def test_vocabulary_checks():
     refuse(m, "xtra/vocabulary_: ", "permutation")
     m["xtra"]["vocabulary_"]["bb"] = "1"
     refuse(m, "xtra/vocabulary_/bb: ", "expected int")
+
+
+def _vocab_archive(vocab, raw_keys=()):
+    """A TfidfVectorizer archive whose vocabulary is vocab; keys in raw_keys
+    are written as these raw bytes (bin), the rest as str."""
+    m = archive(_tfidf())
+    m["xtra"]["vocabulary_"] = vocab
+    idf = m["transformer"]["xtra"]["_idf_diag"]
+    n = len(vocab)
+    idf["shape"] = [n, n]
+    idf["arg1"] = [{b"nd": True, b"type": "<f8", b"kind": b"", b"shape": [n], b"data": np.ones(n).tobytes()},
+                   {b"nd": True, b"type": "<i4", b"kind": b"", b"shape": [n], b"data": np.arange(n, dtype="<i4").tobytes()},
+                   {b"nd": True, b"type": "<i4", b"kind": b"", b"shape": [n + 1],
+                    b"data": np.arange(n + 1, dtype="<i4").tobytes()}]
+    return m
+
+
+@pytest.mark.parametrize("vocab,prefix,fragment", [
+    ({"a": 0, "b": 1, "c": 1}, "xtra/vocabulary_: ", "permutation"),          # an index twice
+    ({"a": 0, "b": 1, "c": 3}, "xtra/vocabulary_: ", "permutation"),          # out of range
+    ({"a": 0, "b": -1, "c": 2}, "xtra/vocabulary_: ", "permutation"),
+    ({"a": 0, "b": 2**64 - 1, "c": 2}, "xtra/vocabulary_: ", "permutation"),  # too big for int64
+    ({"a": 0, "b": True, "c": 2}, "xtra/vocabulary_/b: ", "expected int"),    # a bool is not an index
+    ({"a": 0, "b": 1.0, "c": 2}, "xtra/vocabulary_/b: ", "expected int"),
+    ({"a": 0, "b": None, "c": 2}, "xtra/vocabulary_/b: ", "expected int"),
+    ({"a": 0, 7: 1, "c": 2}, "xtra/vocabulary_: ", "expected str key"),       # an int key
+])
+def test_vocabulary_checked_in_bulk_and_named(vocab, prefix, fragment):
+    refuse(_vocab_archive(vocab), prefix, fragment)
+
+
+def test_vocabulary_odd_terms():
+    """Terms holding NUL, non-ASCII text, bin keys and the empty string load
+    as they are; a term that is not UTF-8 is refused naming the map."""
+    vocab = {"a\x00b": 0, "\u00e9t\u00e9": 1, "": 2, "\x00": 3, "z": 4}
+    got = mpk.loads(msgpack.packb(_vocab_archive(vocab), use_bin_type=True))
+    assert got.vocabulary_ == vocab
+    m = _vocab_archive({"a": 0, "b": 1})
+    m["xtra"]["vocabulary_"] = {b"a": 0, b"\xc3\xa9": 1}        # bin keys, UTF-8
+    assert mpk.loads(msgpack.packb(m, use_bin_type=True)).vocabulary_ == {"a": 0, "\u00e9": 1}
+    m["xtra"]["vocabulary_"] = {b"a": 0, b"\xff": 1}             # not UTF-8
+    refuse(m, "xtra/vocabulary_: ", "not UTF-8")
+    m = _vocab_archive({})
+    assert mpk.loads(msgpack.packb(m, use_bin_type=True)).vocabulary_ == {}
 
 
 def test_nested_model_errors_have_full_path():
@@ -474,6 +561,15 @@ def test_tree_value_shape_and_node_count_checked():
     refuse(m, "weights/estimators_/0/weights/tree_")
 
 
+def test_huge_node_count_allocates_nothing():
+    """node_count is a number in the file: a tree claiming 2**31 nodes with
+    arrays of a few is refused without allocating a node table that big."""
+    for n in (2**31, 2**40):
+        m = archive(_forest())
+        _tree_map(m)["xtra"]["node_count"] = n
+        refuse(m, "weights/estimators_/0/weights/tree_/weights/children_left", "node_count")
+
+
 def test_hgb_predictor_links_refused():
     est = HistGradientBoostingRegressor(max_iter=3, min_samples_leaf=2, random_state=0).fit(X, X[:, 0])
     m = archive(est)
@@ -529,15 +625,49 @@ print(loaded, refused)
     assert loaded > 0 and refused > 0
 
 
-def test_pickle_prescan_sees_every_encoding_of_kind_O():
-    """loads skips the walk for pickled object arrays only when no MsgPack
-    str/bin in the file can be "O" (_may_hold_pickle); every encoding of a
-    one-byte "O" must be seen."""
-    from mpk._model import _may_hold_pickle
+def test_pickled_array_seen_in_every_encoding_of_kind_O(tmp_path):
+    """Pickled object arrays are found where the decoder reads each value
+    (no separate walk, no byte pre-scan): whatever encoding its kind "O"
+    has (fixstr, str 8/16/32, old raw, bin 8/16/32), an attribute holding
+    one is refused naming it, or dropped with skip_pickled=True when
+    prediction does not need it; in a parameter it is always refused."""
+    marker = tmp_path / "pwned"
     encodings = [msgpack.packb("O"), msgpack.packb(b"O", use_bin_type=True),
                  msgpack.packb(b"O", use_bin_type=False),
                  b"\xd9\x01O", b"\xda\x00\x01O", b"\xdb\x00\x00\x00\x01O",
                  b"\xc4\x01O", b"\xc5\x00\x01O", b"\xc6\x00\x00\x00\x01O"]
-    for e in encodings:
-        assert _may_hold_pickle(b"\x81\xa4kind" + e), e
-    assert not _may_hold_pickle(msgpack.packb({"kind": "", "type": "<f8"}))
+    placeholder = b"KIND-PLACEHOLDER"
+    est = LogisticRegression().fit(X, Y)
+    for section, name in (("xtra", "classes_"), ("xtra", "n_iter_"), ("params", "class_weight")):
+        m = archive(est)
+        m[section][name] = {b"nd": True, b"type": "|O", b"kind": placeholder, b"shape": [1],
+                            b"data": pickle.dumps(Boom(str(marker)))}
+        data = msgpack.packb(m, use_bin_type=True)
+        packed = msgpack.packb(placeholder, use_bin_type=True)
+        assert data.count(packed) == 1
+        for e in encodings:
+            d = data.replace(packed, e)
+            with pytest.raises(mpk.FormatError) as ei:
+                mpk.loads(d)
+            assert ei.value.path == f"{section}/{name}", (e, str(ei.value))
+            assert "pickled object array" in str(ei.value), (e, str(ei.value))
+            if name == "n_iter_":
+                with pytest.warns(UserWarning, match="xtra/n_iter_: pickled"):
+                    got = mpk.loads(d, skip_pickled=True)
+                assert not hasattr(got, "n_iter_") and (got.predict(X) == est.predict(X)).all()
+            else:
+                with pytest.raises(mpk.FormatError, match=f"{section}/{name}: pickled"):
+                    mpk.loads(d, skip_pickled=True)
+    assert not marker.exists()
+
+def test_many_keys_do_not_fill_the_key_cache_for_good():
+    """Map keys are decoded through a bounded cache; a map with more keys
+    than it holds (a hostile or just big DictVectorizer vocabulary) starts
+    it over instead of leaving it full of its own terms."""
+    from mpk import _arrays
+    for i in range(3 * _arrays._KEY_CACHE_MAX):
+        assert _arrays.key_text(b"term%d" % i, "x") == "term%d" % i
+    assert len(_arrays._KEY_CACHE) <= _arrays._KEY_CACHE_MAX
+    assert _arrays._KEY_CACHE.get(b"term%d" % (3 * _arrays._KEY_CACHE_MAX - 1)) is not None
+    m = archive(_mlp())
+    assert (mpk.loads(msgpack.packb(m, use_bin_type=True)).predict(X) == _mlp().predict(X)).all()

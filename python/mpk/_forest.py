@@ -1,0 +1,346 @@
+"""Batched loading of the many fitted decision trees of one ensemble (a
+forest's ``estimators_``, a bagging or boosting ensemble's trees).
+
+Decoding a tree the generic way (_model._build: model map, parameters,
+attributes, then the ``Tree`` helper with its eight node-table arrays) costs
+a few hundred microseconds of per-value Python work, and a 50-tree forest
+spent nearly all of its load time there.  The trees of one ensemble share
+everything but their node tables and a few numbers, so:
+
+* the first tree is built the generic way, with every check; it is the
+  template;
+* every other tree whose fixed parts (key order, class name, types,
+  fitted attributes other than its node table, the Tree's parameters and
+  types, every key list) are identical to the template's -- compared as
+  re-packed MsgPack, so 1, 1.0 and True differ -- is checked in bulk:
+  its parameter values (scikit-learn's own constraints, see
+  _model.check_param_values), node_count and max_depth, and the compact
+  arrays of its node table (exact layout and dtype, shapes, byte counts);
+  then all node tables at once with numpy, by check_tree_links' rules
+  (children both -1 or both in (i, n), every node but the root exactly one
+  parent, features in range);
+* a tree that differs from the template, and every tree when a bulk check
+  fails, is built the generic way, which names the problem.
+
+So a tree accepted here is one the generic way accepts, built the same
+(tests/python/test_mpk_forest.py compares the two on valid and mutated
+ensembles).
+"""
+
+from itertools import chain
+from operator import itemgetter
+
+import msgpack
+import numpy as np
+
+from . import _arrays as A
+
+TREE_CLASSES = frozenset((b"DecisionTreeClassifier", b"DecisionTreeRegressor",
+                          b"ExtraTreeClassifier", b"ExtraTreeRegressor"))
+MIN_BATCH = 4           # fewer trees: the generic way is as fast
+
+_MODEL_KEYS = frozenset((b"class_name", b"types", b"params", b"xtra", b"weights"))
+# the Tree map's node-table arrays: (key, NODE_DTYPE field, dtypes accepted here)
+_INT = (b"<i8", b"<i4")
+_FLOAT = (b"<f8",)
+_COLS = {b"children_left": ("left_child", _INT), b"children_right": ("right_child", _INT),
+         b"feature": ("feature", _INT), b"threshold": ("threshold", _FLOAT),
+         b"impurity": ("impurity", _FLOAT), b"n_node_samples": ("n_node_samples", _INT),
+         b"weighted_n_node_samples": ("weighted_n_node_samples", _FLOAT), b"value": (None, _FLOAT)}
+_ENABLED = [True]       # tests switch the batch off to compare with the generic way
+_COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
+_IMMUTABLE = (type(None), bool, int, float, str, np.generic)
+
+
+def _pack(v):
+    return msgpack.packb(v, use_bin_type=True)      # a Packer per call: loads may run in threads
+
+
+def is_tree_map(v):
+    if type(v) is not dict:
+        return False
+    cn = v.get(b"class_name")
+    return type(cn) is bytes and cn in TREE_CLASSES
+
+
+def build_list(vals, paths, one):
+    """The decoded items of a list whose first item is a tree's model map
+    (is_tree_map).  one(value, path) decodes one item the generic way."""
+    out = [None] * len(vals)
+    out[0] = one(vals[0], paths[0])
+    tpl = _Template.make(vals[0], out[0]) if _ENABLED[0] and len(vals) >= MIN_BATCH else None
+    if tpl is not None:
+        idx = [i for i in range(1, len(vals)) if tpl.matches(vals[i])]
+        if len(idx) >= MIN_BATCH - 1:
+            built = tpl.build([vals[i] for i in idx])
+            if built is not None:
+                for i, e in zip(idx, built):
+                    out[i] = e
+    for i in range(1, len(vals)):
+        if out[i] is None:
+            out[i] = one(vals[i], paths[i])
+    return out
+
+
+def _fixed(m):
+    """The parts of a tree's model map that every tree of the batch shares
+    with the template (all but its parameter values, node_count, max_depth
+    and node-table arrays), as (names, numbers): names holds only keys,
+    class names and type tags -- bytes, where == is exact -- and numbers
+    the rest, compared re-packed (so that 1, 1.0 and True differ)."""
+    w = m[b"weights"]
+    t = w[b"tree_"]
+    names = [list(m), m[b"class_name"], m[b"types"], list(m[b"params"]), list(w),
+             list(t), t[b"class_name"], t[b"types"], list(t[b"xtra"]), list(t[b"weights"])]
+    numbers = [m[b"xtra"], [(k, v) for k, v in w.items() if k != b"tree_"], t[b"params"]]
+    return names, numbers
+
+
+def _only_bytes(v):
+    if type(v) is bytes:
+        return True
+    if type(v) is list:
+        return all(map(_only_bytes, v))
+    if type(v) is dict:
+        return all(map(_only_bytes, v)) and all(map(_only_bytes, v.values()))
+    return False
+
+
+class _Template:
+    """What the first tree of a batch, built the generic way, fixes for the
+    others."""
+
+    @classmethod
+    def make(cls, m, est):
+        from sklearn.tree._tree import NODE_DTYPE, Tree
+
+        from ._model import _param_names
+        if not np.little_endian or type(m) is not dict or set(m) != _MODEL_KEYS:
+            return None
+        tree = getattr(est, "tree_", None)
+        if type(tree) is not Tree or type(est).__name__.encode() != m[b"class_name"]:
+            return None
+        t = m[b"weights"][b"tree_"]
+        if type(t) is not dict or set(t) != _MODEL_KEYS or set(t[b"weights"]) != set(_COLS) \
+                or set(t[b"xtra"]) != {b"max_depth", b"node_count"} \
+                or set(NODE_DTYPE.names) != {f for f, _ in _COLS.values() if f}:
+            return None
+        self = cls()
+        self.cls = type(est)
+        try:
+            self.names_part, numbers = _fixed(m)
+            if not _only_bytes(self.names_part):
+                return None
+            self.sig = _pack(numbers)
+            names = [A.key_text(k, "") for k in m[b"params"]]
+            xnames = [A.key_text(k, "") for k in m[b"xtra"]]
+            wnames = [A.key_text(k, "") for k in m[b"weights"]]
+            types = A.text_map(m[b"types"], "")
+        except (A.FormatError, KeyError, TypeError, ValueError, OverflowError):
+            return None
+        # every parameter present (no default, no warning), none tagged
+        if set(names) != _param_names(self.cls) or len(names) != len(m[b"params"]) \
+                or any(n in types for n in names):
+            return None
+        self.names = names
+        self.raw_params = list(m[b"params"].values())
+        self.params = [getattr(est, n) for n in names]
+        # shared by every tree of the batch: only immutable values (a boosting
+        # ensemble's trees hold a RandomState: built the generic way, each its own)
+        if not all(isinstance(v, _IMMUTABLE) for v in self.params):
+            return None
+        # fitted attributes other than tree_: shared when immutable, else copied
+        state = vars(est)
+        self.attrs = []
+        for n in xnames + wnames:
+            if n == "tree_":
+                self.attrs.append((n, None))         # each tree's own Tree
+                continue
+            v = state.get(n)
+            if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
+                self.attrs.append((n, v))
+            elif isinstance(v, _IMMUTABLE) and n in state:
+                self.attrs.append((n, v))
+            else:
+                return None
+        if len(state) != len(names) + len(self.attrs):
+            return None
+        self.xkeys = list(t[b"xtra"])
+        self.wkeys = list(t[b"weights"])
+        self.dtypes = []
+        for k in self.wkeys:
+            a = t[b"weights"][k]
+            d = a.get(b"type") if type(a) is dict else None
+            if d not in _COLS[k][1]:
+                return None
+            self.dtypes.append(d)
+        self.n_features = tree.n_features
+        self.n_outputs = tree.n_outputs
+        self.n_classes = np.asarray(tree.n_classes, dtype=np.intp)
+        self.max_classes = int(tree.max_n_classes)
+        return self
+
+    def matches(self, m):
+        if not is_tree_map(m):
+            return False
+        try:
+            names, numbers = _fixed(m)
+            return names == self.names_part and _pack(numbers) == self.sig
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+            return False
+
+    def build(self, items):
+        """Trees for items (each matches()), or None when any check fails."""
+        from sklearn.tree._tree import NODE_DTYPE, Tree
+        from ._model import check_param_values
+        k = len(items)
+        trees = [m[b"weights"][b"tree_"] for m in items]
+        # parameters: a value identical to the template's is the template's
+        # (already decoded and validated); any other is decoded and checked
+        cols = list(zip(*[list(m[b"params"].values()) for m in items]))
+        varying = {}
+        for j, (name, raw0) in enumerate(zip(self.names, self.raw_params)):
+            col = cols[j]
+            if _pack(col) == _pack((raw0,) * k):     # identical to the bit (type, -0.0, NaN)
+                continue
+            vals = []
+            for v in col:
+                t = type(v)
+                if t is bytes:
+                    try:
+                        v = v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return None
+                elif t not in (type(None), bool, int, float):
+                    return None
+                vals.append(v)
+            varying[name] = vals
+        if varying and not check_param_values(self.cls, varying):
+            return None
+        # node_count, max_depth
+        xv = [list(t[b"xtra"].values()) for t in trees]
+        if set(map(type, chain.from_iterable(xv))) != {int}:
+            return None
+        try:
+            x = np.array(xv, dtype=np.int64)
+        except OverflowError:
+            return None
+        x = dict(zip(self.xkeys, x.T))
+        ns, depth = x[b"node_count"], x[b"max_depth"]
+        if ns.min() < 1 or depth.min() < 0 or depth.max() > 2**31 - 1 or ns.max() > 2**40:
+            return None
+        nl = ns.tolist()
+        # the node-table arrays: exactly the compact layout, one dtype per column
+        cols = {}
+        for key, dt, maps in zip(self.wkeys, self.dtypes, zip(*[list(t[b"weights"].values()) for t in trees])):
+            a = _bulk_compact(maps, dt, nl, self.n_outputs, self.max_classes, key == b"value")
+            if a is None:
+                return None
+            cols[key] = a
+        offs = np.zeros(k, dtype=np.int64)
+        np.cumsum(ns[:-1], out=offs[1:])
+        left, right = cols[b"children_left"], cols[b"children_right"]
+        inner = _check_links(left, right, ns, offs)
+        if inner is None:
+            return None
+        f = cols[b"feature"][inner]
+        if f.size and (f.min() < 0 or f.max() >= self.n_features):
+            return None
+        nodes = np.empty(int(ns.sum()), dtype=NODE_DTYPE)
+        for key, (field, _) in _COLS.items():
+            if field is not None:
+                nodes[field] = cols[key]
+        values = cols[b"value"].reshape(-1, self.n_outputs, self.max_classes)
+        out = []
+        cls, nf, ncls, nout = self.cls, self.n_features, self.n_classes, self.n_outputs
+        base_params = dict(zip(self.names, self.params))
+        base_attrs = dict(self.attrs)       # in the template's order; tree_ and arrays replaced below
+        arrays = [n for n, v in self.attrs if isinstance(v, np.ndarray)]
+        starts, ends = offs.tolist(), (offs + ns).tolist()
+        for i, count, d in zip(range(k), nl, depth.tolist()):
+            tree = Tree(nf, ncls, nout)
+            a, b = starts[i], ends[i]
+            tree.__setstate__({"max_depth": d, "node_count": count, "nodes": nodes[a:b], "values": values[a:b]})
+            params = base_params.copy()
+            for name, vals in varying.items():
+                params[name] = vals[i]
+            est = cls(**params)
+            attrs = base_attrs.copy()
+            attrs["tree_"] = tree
+            for n in arrays:
+                attrs[n] = attrs[n].copy()
+            est.__dict__.update(attrs)
+            out.append(est)
+        return out
+
+
+def _bulk_compact(maps, dt, ns, nout, ncls, is_value):
+    """One node-table column of every tree: each a compact map with exactly
+    the five keys, nd true, kind empty, type dt, shape [n] -- [n, nout,
+    ncls] for value -- with n the tree's node_count (ns, a list), and data
+    of exactly that many bytes.  Returns the columns concatenated, or None."""
+    if set(map(type, maps)) != {dict} or set(map(len, maps)) != {5}:
+        return None
+    try:
+        nd, kind, types, shapes, datas = zip(*map(_COMPACT, maps))
+    except KeyError:
+        return None
+    if set(map(id, nd)) != {id(True)} or set(map(type, kind)) != {bytes} or set(kind) != {b""} \
+            or set(map(type, types)) != {bytes} or set(types) != {dt} \
+            or set(map(type, datas)) != {bytes} or set(map(type, shapes)) != {list} \
+            or set(map(type, chain.from_iterable(shapes))) != {int}:
+        return None
+    # all ints (no bool, no float): list equality is exact
+    if is_value:
+        if list(shapes) != [[n, nout, ncls] for n in ns]:
+            return None
+    elif list(shapes) != [[n] for n in ns]:
+        return None
+    dtype = np.dtype(dt.decode())
+    per = dtype.itemsize * (nout * ncls if is_value else 1)
+    if list(map(len, datas)) != [n * per for n in ns]:
+        return None
+    return np.frombuffer(b"".join(datas), dtype=dtype)
+
+
+def _check_links(left, right, ns, offs):
+    """check_tree_links for many node tables at once: left/right are the
+    trees' children concatenated (each tree with its own node indices), ns
+    (an array) their node counts, offs where each starts.  Returns the
+    inner-node mask, or None.
+
+    In global indices (g: a node's place in the concatenation, base: where
+    its tree starts) a node is a leaf when left is -1, and then right is -1
+    too; an inner node's children lie after it (base + child > g; for a
+    leaf base - 1 < g, so this holds exactly for the inner nodes) and inside
+    its tree (each tree's largest child is below its node count).  Then the
+    n - 1 non-root nodes of a tree of n nodes have exactly one parent each,
+    the root none, when its 2 * inner child slots number n - 1 and, over all
+    trees, the children marked are as many as the slots and no root is
+    marked (so no node is a child twice)."""
+    total = left.shape[0]
+    leaf = left == -1
+    if not np.array_equal(leaf, right == -1):
+        return None
+    inner = ~leaf
+    # every index in -1..n-1 of its tree (so the int32 arithmetic below is exact)
+    if np.any(np.maximum.reduceat(left, offs) >= ns) or np.any(np.maximum.reduceat(right, offs) >= ns) \
+            or left.min() < -1 or right.min() < -1:
+        return None
+    if not np.array_equal(2 * np.add.reduceat(inner, offs, dtype=np.int64), ns - 1):
+        return None
+    it = np.int32 if total < 2**31 else np.int64
+    step = np.zeros(total, dtype=it)
+    step[offs[1:]] = ns[:-1]
+    base = np.cumsum(step, dtype=it)
+    g = np.arange(total, dtype=it)
+    gl = left.astype(it, copy=False) + base
+    gr = right.astype(it, copy=False) + base
+    if not (np.array_equal(gl > g, inner) and np.array_equal(gr > g, inner)):
+        return None
+    marked = np.zeros(total, dtype=bool)
+    marked[np.compress(inner, gl)] = True
+    marked[np.compress(inner, gr)] = True
+    if np.any(marked[offs]) or np.count_nonzero(marked) != total - len(ns):
+        return None
+    return inner

@@ -1,0 +1,330 @@
+"""The batched tree loader (python/mpk/_forest.py) against the generic one.
+
+Every test loads the same archive twice -- batched, and with the batch
+switched off (each tree the generic way) -- and wants the same outcome: the
+same FormatError text, or estimators that re-encode to the same bytes (and
+predict the same).  Mutations go to trees after the first, since the first
+tree is always built the generic way (it is the batch's template)."""
+
+import random
+import warnings
+
+import msgpack
+import numpy as np
+import pytest
+from sklearn.ensemble import (AdaBoostClassifier, BaggingRegressor, ExtraTreesClassifier,
+                              GradientBoostingRegressor, IsolationForest, RandomForestClassifier,
+                              RandomForestRegressor, RandomTreesEmbedding)
+
+import mpk
+from mpk import _forest as F
+
+X = np.random.RandomState(0).rand(80, 5)
+Y = np.arange(80) % 3
+
+
+def _rf(**kw):
+    return RandomForestClassifier(n_estimators=6, max_depth=4, random_state=0, **kw).fit(X, Y)
+
+
+def archive(est):
+    return msgpack.unpackb(mpk.dumps(est), strict_map_key=False)
+
+
+def pack(m):
+    return msgpack.packb(m, use_bin_type=True)
+
+
+def _outcome(data, batched):
+    F._ENABLED[0] = batched
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            try:
+                est = mpk.loads(data)
+            except mpk.FormatError as e:
+                return ("refused", str(e), [str(x.message) for x in w])
+            return ("loaded", mpk.dumps(est), [str(x.message) for x in w])
+    finally:
+        F._ENABLED[0] = True
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """How many trees the batch built, per load."""
+    built = []
+    orig = F._Template.build
+
+    def build(self, items):
+        r = orig(self, items)
+        built.append(0 if r is None else len(r))
+        return r
+    monkeypatch.setattr(F._Template, "build", build)
+    return built
+
+
+def same_both_ways(m):
+    data = m if isinstance(m, bytes) else pack(m)
+    a, b = _outcome(data, True), _outcome(data, False)
+    assert a == b
+    return a
+
+
+@pytest.mark.parametrize("make", [
+    lambda: _rf(),
+    lambda: RandomForestRegressor(n_estimators=5, max_depth=5, random_state=1).fit(X, np.c_[X[:, 0], X[:, 1]]),
+    lambda: ExtraTreesClassifier(n_estimators=5, random_state=2).fit(X, Y),
+    lambda: BaggingRegressor(n_estimators=5, random_state=3).fit(X, X[:, 0]),
+    lambda: IsolationForest(n_estimators=5, random_state=4).fit(X),
+    lambda: AdaBoostClassifier(n_estimators=5, random_state=5).fit(X, Y),
+    lambda: RandomTreesEmbedding(n_estimators=5, random_state=6).fit(X),
+    lambda: RandomForestClassifier(n_estimators=5, random_state=0).fit(X, np.array(["a", "b", "c", "d"])[Y]),
+])
+def test_batched_ensembles_load_as_the_generic_way(make, batches):
+    est = make()
+    data = mpk.dumps(est)
+    kind, got, warned = same_both_ways(data)
+    assert kind == "loaded" and got == data and not warned
+    assert batches and batches[0] == len(est.estimators_) - 1     # all but the template, batched
+    back = mpk.loads(data)
+    f = "predict" if hasattr(est, "predict") else "transform"
+    a, b = getattr(est, f)(X), getattr(back, f)(X)
+    assert (a != b).nnz == 0 if hasattr(a, "nnz") else (a == b).all()
+    for t, u in zip(est.estimators_, back.estimators_):
+        assert (t.tree_.apply(X.astype(np.float32)) == u.tree_.apply(X.astype(np.float32))).all()
+        assert t.tree_.max_depth == u.tree_.max_depth and t.get_params() == u.get_params()
+
+
+def test_boosting_trees_with_a_random_state_are_built_the_generic_way(batches):
+    est = GradientBoostingRegressor(n_estimators=5, max_depth=2, random_state=0).fit(X, X[:, 0])
+    data = mpk.dumps(est)
+    assert same_both_ways(data)[:2] == ("loaded", data)
+    assert batches == []        # each tree holds a RandomState (mutable): no template
+
+
+def _tree(m, i):
+    return m["weights"]["estimators_"][i]["weights"]["tree_"]
+
+
+def _col(m, i, col):
+    c = _tree(m, i)["weights"][col]
+    return np.frombuffer(c[b"data"], dtype=c[b"type"]).reshape(c[b"shape"]).copy()
+
+
+def _set_col(m, i, col, a):
+    a = np.asarray(a)
+    _tree(m, i)["weights"][col] = {b"nd": True, b"type": a.dtype.str, b"kind": b"", b"shape": list(a.shape),
+                                   b"data": a.tobytes()}
+
+
+def _set_table(m, i, left, right, feature=None):
+    """Replace tree i's node table with a hand-made one (value and the
+    other columns sized to match)."""
+    n = len(left)
+    _set_col(m, i, "children_left", np.array(left, dtype=np.int32))
+    _set_col(m, i, "children_right", np.array(right, dtype=np.int32))
+    _set_col(m, i, "feature", np.array(feature if feature is not None else
+                                       [0 if l != -1 else -2 for l in left], dtype=np.int32))
+    for col in ("threshold", "impurity", "weighted_n_node_samples"):
+        _set_col(m, i, col, np.full(n, 0.5))
+    _set_col(m, i, "n_node_samples", np.full(n, 3, dtype=np.int32))
+    v = _col(m, i, "value")
+    _set_col(m, i, "value", np.ones((n,) + v.shape[1:]))
+    _tree(m, i)["xtra"]["node_count"] = n
+
+
+GOOD = ([1, 3, -1, -1, -1], [2, 4, -1, -1, -1])          # 0 -> (1, 2), 1 -> (3, 4)
+
+
+@pytest.mark.parametrize("left,right,what", [
+    ([1, 3, -1, -1, 9], [2, 4, -1, -1, -1], "only one child"),       # a leaf with one child
+    ([1, 3, -1, -1, -1], [2, 5, -1, -1, -1], "outside the node table"),  # child out of range
+    ([1, -5, -1, -1, -1], [2, 4, -1, -1, -1], "outside the node table"),  # negative, not the leaf marker
+    ([1, 3, -1, -1, -1], [2, 1, -1, -1, -1], "cycle"),               # node 1 is its own child
+    ([1, 3, -1, 1, -1], [2, 4, -1, 2, -1], "cycle"),                 # node 3 points back up
+    ([1, 3, -1, -1, -1], [2, 3, -1, -1, -1], "outside the node table"),  # both children the same node
+    ([1, 2, -1, -1, -1], [2, 4, -1, -1, -1], "parents"),             # node 2 has two parents, 3 none
+    ([2, 3, -1, -1, -1], [1, 2, -1, -1, -1], "parents"),             # node 2 twice, reached from both sides
+])
+def test_bad_links_in_a_later_tree_are_refused_naming_it(left, right, what, batches):
+    m = archive(_rf())
+    _set_table(m, 3, left, right)
+    kind, msg, _ = same_both_ways(m)
+    assert kind == "refused" and msg.startswith("weights/estimators_/3/weights/tree_/weights"), msg
+    assert what in msg, msg
+    m = archive(_rf())
+    _set_table(m, 3, *GOOD)
+    assert same_both_ways(m)[0] == "loaded"
+
+
+def test_child_index_that_wraps_in_32_bits_is_refused():
+    """An int64 child index that is a small number modulo 2**32 (so it would
+    pass if the check cast the column to int32 first) is refused."""
+    for shift in (-2**32, 2**32, -2**62):
+        m = archive(_rf())
+        for i in range(len(m["weights"]["estimators_"])):     # int64 columns, as earlier mpk wrote
+            for col in ("children_left", "children_right"):
+                _set_col(m, i, col, _col(m, i, col).astype(np.int64))
+        assert same_both_ways(m)[0] == "loaded"
+        left = _col(m, 3, "children_left")
+        inner = np.flatnonzero(left != -1)
+        left[inner[1]] += shift         # the same child modulo 2**32
+        _set_col(m, 3, "children_left", left)
+        kind, msg, _ = same_both_ways(m)
+        assert kind == "refused" and msg.startswith("weights/estimators_/3/weights/tree_/weights"), msg
+
+
+def test_parameters_equal_to_the_template_but_not_identical():
+    """-0.0 equals 0.0 and 1 equals 1.0 and True: a later tree's parameter
+    that only compares equal to the first tree's is its own value (or
+    refused), as the generic way has it."""
+    for name, v in (("ccp_alpha", -0.0), ("min_samples_split", 2.0), ("min_samples_leaf", True),
+                    ("min_weight_fraction_leaf", False)):
+        m = archive(_rf())
+        m["weights"]["estimators_"][3]["params"][name] = v
+        kind, got, _ = same_both_ways(m)
+        if kind == "loaded":
+            back = mpk.loads(pack(m))
+            assert repr(getattr(back.estimators_[3], name)) == repr(v), name
+
+
+def test_shared_root_is_refused():
+    """A child index 0 (every tree's root) in a later tree: a root never
+    has a parent."""
+    m = archive(_rf())
+    _set_table(m, 4, [1, 0, -1, -1, -1], [2, 4, -1, -1, -1])
+    kind, msg, _ = same_both_ways(m)
+    assert kind == "refused" and msg.startswith("weights/estimators_/4/weights/tree_"), msg
+
+
+def test_unreachable_cycle_is_refused():
+    """One parent per non-root node, none for the root and every index in
+    range is not enough: nodes 1 and 2 are each other's child, a cycle that
+    the root never reaches.  Children must come after their parent."""
+    left, right = [5, 2, 1, -1, -1, -1, -1], [6, 3, 4, -1, -1, -1, -1]
+    parents = np.bincount([c for c in left + right if c != -1], minlength=7)
+    assert parents[0] == 0 and (parents[1:] == 1).all()       # passes the one-parent rule
+    m = archive(_rf())
+    _set_table(m, 2, left, right)
+    kind, msg, _ = same_both_ways(m)
+    assert kind == "refused" and "cycle" in msg, msg
+
+
+def test_check_links_on_concatenated_tables():
+    good = (np.array(GOOD[0]), np.array(GOOD[1]))
+    single = (np.array([-1]), np.array([-1]))
+
+    def run(*tables):
+        left = np.concatenate([t[0] for t in tables])
+        right = np.concatenate([t[1] for t in tables])
+        ns = np.array([len(t[0]) for t in tables])
+        offs = np.r_[0, np.cumsum(ns)[:-1]]
+        return F._check_links(left, right, ns, offs)
+
+    inner = run(good, single, good)
+    assert inner is not None and inner.tolist() == [True, True, False, False, False, False,
+                                                    True, True, False, False, False]
+    # a child pointing into the next tree (in range of the concatenation)
+    assert run((np.array([1, 3, -1, -1, -1]), np.array([2, 5, -1, -1, -1])), good) is None
+    # a tree whose child slots are short of its n - 1 non-root nodes
+    assert run(good, (np.array([1, -1, -1]), np.array([2, -1, -1])), (np.array([1, -1]), np.array([-1, -1]))) is None
+    # two parents, shared root, cycle
+    assert run(good, (np.array([1, 2, -1, -1, -1]), np.array([2, 4, -1, -1, -1]))) is None
+    assert run(good, (np.array([1, 0, -1, -1, -1]), np.array([2, 4, -1, -1, -1]))) is None
+    assert run(good, (np.array([1, 3, -1, 1, -1]), np.array([2, 4, -1, 2, -1]))) is None
+    assert run(good, (np.array([5, 2, 1, -1, -1, -1, -1]), np.array([6, 3, 4, -1, -1, -1, -1]))) is None
+
+
+@pytest.mark.parametrize("where,value", [
+    ("random_state", -3), ("random_state", 2**40), ("random_state", 1.5), ("random_state", "x"),
+    ("max_features", "cube"), ("min_samples_leaf", 0), ("min_samples_leaf", True), ("criterion", "nope"),
+    ("ccp_alpha", float("nan")), ("splitter", b"\xff\xfe"),
+])
+def test_parameter_values_of_later_trees_are_checked(where, value):
+    m = archive(_rf())
+    m["weights"]["estimators_"][2]["params"][where] = value
+    kind, msg, _ = same_both_ways(m)
+    if kind == "refused":
+        assert msg.startswith("weights/estimators_/2/params"), msg
+
+
+def test_random_mutations_agree_with_the_generic_way():
+    """Random changes to one later tree's map, parameters, numbers and node
+    arrays (values, dtypes, shapes, compact-map fields, int64 indices moved
+    by multiples of 2**32), in archives with int32 and with int64 node
+    columns: the batch refuses or builds exactly what the generic way
+    does."""
+    rng = random.Random(1)
+    base = archive(_rf())
+    n_trees = len(base["weights"]["estimators_"])
+    old = msgpack.unpackb(pack(base), strict_map_key=False)       # int64 columns, as earlier mpk wrote
+    for i in range(n_trees):
+        for col in ("children_left", "children_right", "feature", "n_node_samples"):
+            _set_col(old, i, col, _col(old, i, col).astype(np.int64))
+    odd = [-2, -1, 0, 1, 2, 3, 7, 2**31, -2**40, 1.0, True, False, None, "x", b"y", [], [1], {}]
+    outcomes = {"loaded": 0, "refused": 0}
+    for k in range(600):
+        m = msgpack.unpackb(pack(base if k % 3 else old), strict_map_key=False)
+        i = rng.randrange(1, n_trees)
+        dt = m["weights"]["estimators_"][i]
+        t = dt["weights"]["tree_"]
+        what = rng.randrange(9)
+        if what == 0:
+            dt["params"][rng.choice(list(dt["params"]))] = rng.choice(odd)
+        elif what == 1:
+            t["xtra"][rng.choice(["node_count", "max_depth"])] = rng.choice(odd + [t["xtra"]["node_count"] + 1])
+        elif what == 2:
+            dt["xtra"][rng.choice(list(dt["xtra"]))] = rng.choice(odd)
+        elif what == 3:
+            c = t["weights"][rng.choice(list(t["weights"]))]
+            c[rng.choice([b"nd", b"kind", b"type", b"shape", b"data"])] = rng.choice(
+                odd + ["<i8", "<i4", "<f4", ">i4", "|b1", "<u8", b"O", [c[b"shape"][0] + 1], c[b"data"][:-1]])
+        elif what == 4:
+            col = rng.choice(["children_left", "children_right", "feature"])
+            a = _col(m, i, col)
+            j = rng.randrange(a.size)
+            if a.dtype == np.int64 and rng.random() < 0.5:      # the same value modulo 2**32
+                a[j] += rng.choice([-2**32, 2**32, -2**33, 2**62, -2**62])
+                _set_col(m, i, col, a)
+            else:
+                a = a.astype(np.int64)
+                a[j] = rng.choice([-2, -1, 0, 1, 2, 3, a.size - 1, a.size, 2**31 - 1])
+                _set_col(m, i, col, a.astype(rng.choice([np.int32, np.int64])))
+        elif what == 5:
+            col = rng.choice(list(t["weights"]))
+            _set_col(m, i, col, _col(m, i, col).astype(rng.choice([np.int64, np.float64, np.float32, np.uint8])))
+        elif what == 6:
+            sec = rng.choice([dt, t, dt["params"], dt["xtra"], t["weights"], t["xtra"], t["params"]])
+            key = rng.choice(list(sec))
+            if rng.random() < 0.5:
+                del sec[key]
+            else:
+                sec["extra_" + str(key)] = sec[key]
+        elif what == 7:
+            t["params"][rng.choice(list(t["params"]))] = rng.choice(odd)
+        else:
+            dt["types"][rng.choice(list(dt["types"]) + ["max_depth"])] = rng.choice(["ndarray", "int64", "tuple", None])
+        kind = same_both_ways(m)[0]
+        outcomes[kind] += 1
+    assert outcomes["loaded"] > 30 and outcomes["refused"] > 150, outcomes
+
+
+def test_integer_node_columns_are_int32_and_int64_archives_still_load(batches):
+    """Node indices, features and sample counts are written as int32 (all
+    fit); archives of earlier mpk versions hold them as int64 and load the
+    same, batched too."""
+    est = _rf()
+    data = mpk.dumps(est)
+    m = archive(est)
+    n_trees = len(est.estimators_)
+    for i in range(n_trees):
+        for col in ("children_left", "children_right", "feature", "n_node_samples"):
+            assert _tree(m, i)["weights"][col][b"type"] == "<i4"
+            _set_col(m, i, col, _col(m, i, col).astype("<i8"))
+        assert _tree(m, i)["weights"]["threshold"][b"type"] == "<f8"
+    kind, got, _ = same_both_ways(m)
+    assert kind == "loaded" and got == data           # re-encoded: int32 again
+    assert batches[0] == n_trees - 1
+    back = mpk.loads(pack(m))
+    assert (back.predict_proba(X) == est.predict_proba(X)).all()
+    assert back.estimators_[1].tree_.children_left.dtype == est.estimators_[1].tree_.children_left.dtype
