@@ -510,18 +510,7 @@ static void big_and_small(struct tb *b)
 	tb_str(b, "small");
 	gen_list(b, &s, GEN_F64, 2, small);
 	tb_str(b, "c");
-	tb_map(b, 5);
-	tb_str(b, "nd");
-	tb_bool(b, true);
-	tb_str(b, "type");
-	tb_str(b, "<f8");
-	tb_str(b, "kind");
-	tb_str(b, "");
-	tb_str(b, "shape");
-	tb_arr(b, 1);
-	tb_uint(b, 1);
-	tb_str(b, "data");
-	tb_bin(b, "\0\0\0\0\0\0\xf0\x3f", 8);
+	tb_compact(b, "<f8", 1, "\0\0\0\0\0\0\xf0\x3f", 8);
 }
 
 Test(fs_fill, made_array_goes_to_a_pipe_and_outlives_its_view)

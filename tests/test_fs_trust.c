@@ -517,12 +517,7 @@ Test(fs_trust, big_array_edited_in_place_commits_exactly_the_writes)
 		w[i] = (double)i * 0.5;
 	tb_map(&b, 2);
 	tb_str(&b, "xtra"), tb_map(&b, 1);
-	tb_str(&b, "big"), tb_map(&b, 5);
-	tb_str(&b, "nd"), tb_bool(&b, true);
-	tb_str(&b, "type"), tb_str(&b, "<f8");
-	tb_str(&b, "kind"), tb_str(&b, "");
-	tb_str(&b, "shape"), tb_arr(&b, 1), tb_uint(&b, n);
-	tb_str(&b, "data"), tb_bin(&b, w, n * 8);
+	tb_str(&b, "big"), tb_compact(&b, "<f8", n, w, n * 8);
 	tb_str(&b, "after"), tb_str(&b, "kept");
 	env_open_bytes(&e, b.p, b.len);
 	tb_free(&b);

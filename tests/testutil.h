@@ -207,6 +207,18 @@ static inline void tb_map(struct tb *b, uint32_t n)
 		tb_byte(b, 0xdf), tb_be(b, n, 4);
 }
 
+/* A 1-d compact array (msgpack-numpy's map): nd, type, kind, shape, data. */
+static inline void tb_compact(struct tb *b, const char *type, uint64_t n, const void *data,
+			      size_t bytes)
+{
+	tb_map(b, 5);
+	tb_str(b, "nd"), tb_bool(b, true);
+	tb_str(b, "type"), tb_str(b, type);
+	tb_str(b, "kind"), tb_str(b, "");
+	tb_str(b, "shape"), tb_arr(b, 1), tb_uint(b, n);
+	tb_str(b, "data"), tb_bin(b, data, bytes);
+}
+
 static inline void tb_free(struct tb *b)
 {
 	free(b->p);
