@@ -245,6 +245,55 @@ out:
 	return rc;
 }
 
+int mpfs_fs_readdir_from(struct mpfs_fs *fs, const char *path, uint64_t pos,
+			 int (*fill)(void *ctx, const char *name, const struct stat *st,
+				     uint64_t next),
+			 void *ctx)
+{
+	struct loc l, kl;
+	struct stat st;
+	uint32_t n, child;
+	uint64_t at;
+	int rc;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if ((rc = mpfs_resolve(fs, path, &l, NULL)))
+		goto out;
+	if (!mpfs_loc_is_dir(fs, &l)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	/* Position i is the archive's i-th entry, shown or not; the files
+	 * that exist only here follow, in list order. */
+	n = mpfs_view_nchildren(fs->snap->v, l.id);
+	for (at = pos; at < n; at++) {
+		const char *name = mpfs_view_child(fs->snap->v, l.id, (uint32_t)at, &child);
+		struct inode *k = l.in ? mpfs_inode_kid(l.in, name) : NULL;
+		if (k && ((k->whiteout && !k->c) || k->origin != ORIGIN_ARCHIVE))
+			continue; /* hidden, or listed below */
+		kl = (struct loc){.in = k, .id = child};
+		if ((rc = stat_loc(fs, &kl, &st)))
+			goto out;
+		if (fill(ctx, name, &st, at + 1))
+			goto out;
+	}
+	at = n;
+	for (struct inode *k = l.in ? l.in->kids : NULL; k; k = k->next) {
+		if (k->origin == ORIGIN_ARCHIVE)
+			continue;
+		if (at++ < pos)
+			continue;
+		kl = (struct loc){.in = k, .id = mpfs_inode_id(k)};
+		if ((rc = stat_loc(fs, &kl, &st)))
+			goto out;
+		if (fill(ctx, k->name, &st, at))
+			break;
+	}
+out:
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
 static struct handle *handle_of(uint64_t fh)
 {
 	return (struct handle *)(uintptr_t)fh;
@@ -356,6 +405,77 @@ long mpfs_fs_read_pipe(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t of
 		rc = to_pipe(pipe, sp, (int)rc); /* while the view, and so the buffer, lives */
 	else if (rc != -EAGAIN)
 		rc = mpfs_view_err(fs, (int)rc);
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+/* ---- reading without a handle (read-only mounts) ---------------------- */
+
+/* The file at path, for a read without a handle: its inode (or NULL) and
+ * entry. Only a read-only mount reads so: its snapshot is never replaced,
+ * so the view's descriptor and buffers outlive every reply. Called with
+ * fs->lock held. */
+static int path_file(struct mpfs_fs *fs, const char *path, struct loc *l)
+{
+	int rc;
+
+	if (!fs->opts.ro)
+		return -EBADF;
+	if ((rc = mpfs_resolve(fs, path, l, NULL)))
+		return rc;
+	return mpfs_loc_is_dir(fs, l) ? -EISDIR : 0;
+}
+
+long mpfs_fs_read_path(struct mpfs_fs *fs, const char *path, char *buf, size_t size, uint64_t off)
+{
+	struct loc l;
+	long rc;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if ((rc = path_file(fs, path, &l)) == 0 && l.in && others_see_content(l.in))
+		rc = mpfs_content_read(l.in->c, buf, size, off);
+	else if (rc == 0 && l.id != NO_ID)
+		rc = mpfs_view_err(fs, (int)mpfs_view_read(fs->snap->v, l.id, buf, size, off));
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+int mpfs_fs_read_spans_path(struct mpfs_fs *fs, const char *path, size_t size, uint64_t off,
+			    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2])
+{
+	struct loc l;
+	int rc;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if ((rc = path_file(fs, path, &l)) == 0 && l.in && others_see_content(l.in))
+		rc = -EAGAIN; /* content here: memory */
+	else if (rc == 0 && l.id != NO_ID)
+		rc = mpfs_view_spans(fs->snap->v, l.id, size, off, hdr, sp, false);
+	for (int i = 0; i < rc; i++)
+		if (!sp[i].mem)
+			sp[i].fd = mpfs_view_fd(fs->snap->v); /* open until mpfs_fs_close */
+	pthread_rwlock_unlock(&fs->lock);
+	return rc;
+}
+
+long mpfs_fs_read_pipe_path(struct mpfs_fs *fs, const char *path, size_t size, uint64_t off,
+			    int pipe)
+{
+	char hdr[MPFS_SPAN_HDR_MAX];
+	struct mpfs_span sp[2];
+	struct loc l;
+	long rc;
+
+	pthread_rwlock_rdlock(&fs->lock);
+	if ((rc = path_file(fs, path, &l)))
+		goto out;
+	if ((l.in && others_see_content(l.in)) || l.id == NO_ID)
+		rc = -EAGAIN;
+	else if ((rc = mpfs_view_spans(fs->snap->v, l.id, size, off, hdr, sp, true)) >= 0)
+		rc = to_pipe(pipe, sp, (int)rc);
+	else if (rc != -EAGAIN)
+		rc = mpfs_view_err(fs, (int)rc);
+out:
 	pthread_rwlock_unlock(&fs->lock);
 	return rc;
 }

@@ -47,6 +47,17 @@ int mpfs_fs_getattr(struct mpfs_fs *fs, const char *path, struct stat *st);
 int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
 		    int (*fill)(void *ctx, const char *name, bool dir), void *ctx);
 
+/* The entries of directory path from position pos on (0: the first), each
+ * with its attributes as mpfs_fs_getattr gives them and the position of
+ * the entry after it, until fill returns non-zero. A position names the
+ * same entry only while the namespace does not change: for read-only
+ * mounts (mpfs_fs_readdir reads a listing whole). -ENOENT, -ENOTDIR,
+ * -ENOMEM. */
+int mpfs_fs_readdir_from(struct mpfs_fs *fs, const char *path, uint64_t pos,
+			 int (*fill)(void *ctx, const char *name, const struct stat *st,
+				     uint64_t next),
+			 void *ctx);
+
 /* Opens (or with create, makes) a file; *fh identifies it until release. */
 int mpfs_fs_open_file(struct mpfs_fs *fs, const char *path, int flags, bool create, uint64_t *fh);
 long mpfs_fs_read(struct mpfs_fs *fs, uint64_t fh, char *buf, size_t size, uint64_t off);
@@ -82,6 +93,15 @@ int mpfs_fs_read_spans(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t of
  * the pipe is full; on -EAGAIN and errors the pipe may hold part of the
  * bytes, and must be drained. -EIO, -ESTALE, -ENOMEM as mpfs_fs_read. */
 long mpfs_fs_read_pipe(struct mpfs_fs *fs, uint64_t fh, size_t size, uint64_t off, int pipe);
+/* Reads without a handle, by path, as mpfs_fs_read, mpfs_fs_read_spans and
+ * mpfs_fs_read_pipe do with one: only on a read-only mount, whose snapshot
+ * never changes (-EBADF on others). A span's descriptor is the archive's
+ * own, open until mpfs_fs_close. Also -ENOENT, -EISDIR. */
+long mpfs_fs_read_path(struct mpfs_fs *fs, const char *path, char *buf, size_t size, uint64_t off);
+int mpfs_fs_read_spans_path(struct mpfs_fs *fs, const char *path, size_t size, uint64_t off,
+			    char hdr[MPFS_SPAN_HDR_MAX], struct mpfs_span sp[2]);
+long mpfs_fs_read_pipe_path(struct mpfs_fs *fs, const char *path, size_t size, uint64_t off,
+			    int pipe);
 /* Commits the file's edit if it changed and is not empty: -EINVAL when its
  * content is refused (the file then reads back as stored), -ESTALE when the
  * archive was changed by someone else, -EIO when writing failed. */

@@ -23,6 +23,17 @@ static struct mpfs_fs *fs(void)
 	return fuse_get_context()->private_data;
 }
 
+/* A read-only mount can change neither through the mount nor behind it
+ * (an archive rewritten underneath is refused: EIO, ESTALE), so the kernel
+ * may keep everything for the whole mount: names and attributes, listings
+ * with their attributes (READDIRPLUS, so no LOOKUP per entry), and files
+ * opened without OPEN and RELEASE (reads by path, fh 0). Set at init. */
+static bool ro_listing_plus;
+static bool ro_no_open;
+
+/* How long the kernel may keep names and attributes on a read-only mount. */
+#define RO_TIMEOUT 86400.0
+
 static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
 	/* open(O_TRUNC) arrives as one open, not a setattr then an open. */
@@ -46,6 +57,18 @@ static void *mpfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 	cfg->attr_timeout = 1.0;
 	cfg->entry_timeout = 1.0;
 	cfg->negative_timeout = 0;
+	if (mpfs_fs_readonly(fs())) {
+		cfg->attr_timeout = cfg->entry_timeout = cfg->negative_timeout = RO_TIMEOUT;
+		/* Every listing as READDIRPLUS, not the first only: libfuse
+		 * makes the entries' nodes (no LOOKUP) when readdir gives
+		 * offsets, which are stable here. */
+		if (conn->capable & FUSE_CAP_READDIRPLUS) {
+			conn->want |= FUSE_CAP_READDIRPLUS;
+			conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+			ro_listing_plus = true;
+		}
+		ro_no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	}
 	cfg->kernel_cache = 1;
 	cfg->auto_cache = 0;
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
@@ -73,12 +96,30 @@ static int fill_one(void *ctx, const char *name, bool dir)
 	return c->fill(c->buf, name, &st, 0, 0);
 }
 
+/* Offsets given to the kernel: 1 and 2 for "." and "..", then 2 + the
+ * position after the entry (mpfs_fs_readdir_from). */
+static int fill_plus(void *ctx, const char *name, const struct stat *st, uint64_t next)
+{
+	struct fill_ctx *c = ctx;
+	return c->fill(c->buf, name, st, (off_t)(next + 2), FUSE_FILL_DIR_PLUS);
+}
+
 static int mpfs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
 			struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct fill_ctx c = {buf, fill};
 
-	(void)off, (void)fi, (void)flags;
+	(void)fi, (void)flags;
+	if (ro_listing_plus) {
+		if (off < 1 && fill(buf, ".", NULL, 1, 0))
+			return 0;
+		if (off < 2 && fill(buf, "..", NULL, 2, 0))
+			return 0;
+		return mpfs_fs_readdir_from(fs(), path, off < 2 ? 0 : (uint64_t)off - 2, fill_plus,
+					    &c);
+	}
+	/* A read-write mount gives the listing whole at offset 0: positions
+	 * shift when an entry is unlinked between two READDIRs. */
 	fill(buf, ".", NULL, 0, 0);
 	fill(buf, "..", NULL, 0, 0);
 	return mpfs_fs_readdir(fs(), path, fill_one, &c);
@@ -108,6 +149,9 @@ static int mpfs_open(const char *path, struct fuse_file_info *fi)
 	int rc;
 
 	pthread_once(&bdi_once, raise_readahead);
+	/* No OPEN or RELEASE from now on: reads come with fh 0, by path. */
+	if (ro_no_open)
+		return -ENOSYS;
 	rc = mpfs_fs_open_file(fs(), path, fi->flags, false, &fi->fh);
 	/* A reader's close commits nothing: spare it the FLUSH round trip. */
 	if ((fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_TRUNC))
@@ -121,10 +165,17 @@ static int mpfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 	return mpfs_fs_open_file(fs(), path, fi->flags, true, &fi->fh);
 }
 
+/* Reads of a handle, or (fh 0: opened without OPEN) of a path. */
+static long read_mem(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	if (!fi->fh)
+		return mpfs_fs_read_path(fs(), path, buf, size, (uint64_t)off);
+	return mpfs_fs_read(fs(), fi->fh, buf, size, (uint64_t)off);
+}
+
 static int mpfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	(void)path;
-	return (int)mpfs_fs_read(fs(), fi->fh, buf, size, (uint64_t)off);
+	return (int)read_mem(path, buf, size, off, fi);
 }
 
 /* A bufvec of n buffers; libfuse frees it (and the memory buffers'
@@ -139,7 +190,8 @@ static struct fuse_bufvec *bufvec_new(size_t n)
 }
 
 /* The copying read, for content that is made or edited here. */
-static int read_copy(struct fuse_bufvec **bufp, size_t size, off_t off, struct fuse_file_info *fi)
+static int read_copy(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+		     struct fuse_file_info *fi)
 {
 	struct fuse_bufvec *v = bufvec_new(1);
 	void *mem = malloc(size ? size : 1);
@@ -150,7 +202,7 @@ static int read_copy(struct fuse_bufvec **bufp, size_t size, off_t off, struct f
 		free(mem);
 		return -ENOMEM;
 	}
-	n = mpfs_fs_read(fs(), fi->fh, mem, size, (uint64_t)off);
+	n = read_mem(path, mem, size, off, fi);
 	if (n < 0) {
 		free(v);
 		free(mem);
@@ -223,7 +275,8 @@ static struct reply_pipe *reply_pipe(void)
 }
 
 /* The read by reference, for a big made array; -EAGAIN: not one. */
-static int read_pipe(struct fuse_bufvec **bufp, size_t size, off_t off, struct fuse_file_info *fi)
+static int read_pipe(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+		     struct fuse_file_info *fi)
 {
 	struct reply_pipe *rp = reply_pipe();
 	struct fuse_bufvec *v;
@@ -231,7 +284,10 @@ static int read_pipe(struct fuse_bufvec **bufp, size_t size, off_t off, struct f
 
 	if (!rp)
 		return -EAGAIN;
-	n = mpfs_fs_read_pipe(fs(), fi->fh, size, (uint64_t)off, rp->fd[1]);
+	if (fi->fh)
+		n = mpfs_fs_read_pipe(fs(), fi->fh, size, (uint64_t)off, rp->fd[1]);
+	else
+		n = mpfs_fs_read_pipe_path(fs(), path, size, (uint64_t)off, rp->fd[1]);
 	if (n < 0)
 		return (int)n; /* anything it left is dropped at the next read */
 	if (!(v = bufvec_new(1)))
@@ -254,12 +310,16 @@ static int mpfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t siz
 	struct fuse_bufvec *v;
 	int n;
 
-	(void)path;
-	n = mpfs_fs_read_spans(fs(), fi->fh, size, (uint64_t)off, hdr, sp);
-	if (n == -EAGAIN && (n = read_pipe(bufp, size, off, fi)) != -EAGAIN)
+	if (fi->fh) {
+		n = mpfs_fs_read_spans(fs(), fi->fh, size, (uint64_t)off, hdr, sp);
+	} else {
+		pthread_once(&bdi_once, raise_readahead); /* no open came first */
+		n = mpfs_fs_read_spans_path(fs(), path, size, (uint64_t)off, hdr, sp);
+	}
+	if (n == -EAGAIN && (n = read_pipe(path, bufp, size, off, fi)) != -EAGAIN)
 		return n;
 	if (n == -EAGAIN)
-		return read_copy(bufp, size, off, fi);
+		return read_copy(path, bufp, size, off, fi);
 	if (n < 0)
 		return n;
 	if (!(v = bufvec_new(n ? (size_t)n : 1)))
@@ -290,6 +350,8 @@ static int mpfs_write(const char *path, const char *buf, size_t size, off_t off,
 		      struct fuse_file_info *fi)
 {
 	(void)path;
+	if (!fi->fh)
+		return -EROFS; /* opened without OPEN: a read-only mount */
 	return (int)mpfs_fs_write(fs(), fi->fh, buf, size, (uint64_t)off);
 }
 
@@ -302,9 +364,14 @@ static int mpfs_truncate(const char *path, off_t size, struct fuse_file_info *fi
 
 static int mpfs_flush(const char *path, struct fuse_file_info *fi)
 {
-	int rc = mpfs_fs_flush(fs(), fi->fh);
+	int rc;
 
 	(void)path;
+	/* Opened without OPEN (read-only): nothing to commit, ever. ENOSYS
+	 * spares every later close its FLUSH. */
+	if (!fi->fh)
+		return -ENOSYS;
+	rc = mpfs_fs_flush(fs(), fi->fh);
 	mpfs_notify_sync();
 	return rc;
 }
@@ -314,6 +381,8 @@ static int mpfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 	int rc;
 
 	(void)path, (void)datasync;
+	if (!fi->fh)
+		return 0; /* opened without OPEN: a read-only mount */
 	rc = mpfs_fs_flush(fs(), fi->fh);
 	mpfs_notify_sync();
 	return rc;
@@ -321,9 +390,12 @@ static int mpfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 
 static int mpfs_release(const char *path, struct fuse_file_info *fi)
 {
-	int rc = mpfs_fs_release(fs(), fi->fh);
+	int rc;
 
 	(void)path;
+	if (!fi->fh)
+		return 0; /* not sent without OPEN; nothing to release */
+	rc = mpfs_fs_release(fs(), fi->fh);
 	mpfs_notify_sync();
 	return rc;
 }

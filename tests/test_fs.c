@@ -1725,3 +1725,167 @@ Test(fs_spans, made_and_edited_content_is_copied)
 	fs_release(&e, w);
 	env_close(&e);
 }
+
+/* ---- read-only mounts: listing from a position, reading by path ------------------------ */
+
+struct from_ctx {
+	char names[64][256];
+	struct stat st[64];
+	uint64_t next[64];
+	int n, stop_after;
+};
+
+static int fill_from(void *ctx, const char *name, const struct stat *st, uint64_t next)
+{
+	struct from_ctx *c = ctx;
+
+	if (c->n == c->stop_after)
+		return 1; /* the reply is full: this entry is given again later */
+	cr_assert_lt(c->n, 64);
+	snprintf(c->names[c->n], sizeof(c->names[0]), "%s", name);
+	c->st[c->n] = *st;
+	c->next[c->n++] = next;
+	return 0;
+}
+
+struct whole_ctx {
+	char names[64][256];
+	int n;
+};
+
+static int fill_whole(void *ctx, const char *name, bool dir)
+{
+	struct whole_ctx *c = ctx;
+
+	(void)dir;
+	cr_assert_lt(c->n, 64);
+	snprintf(c->names[c->n++], sizeof(c->names[0]), "%s", name);
+	return 0;
+}
+
+Test(fs_ro, readdir_from_resumes_at_each_position_with_getattr_attributes)
+{
+	static const char *const dirs[] = {"/", "/params", "/weights", "/weights/coefs_", "/xtra"};
+	struct env e;
+
+	env_open_opts(&e, "mlp_compact.mpk", true, false, 0644);
+	for (size_t d = 0; d < sizeof(dirs) / sizeof(dirs[0]); d++) {
+		struct whole_ctx w = {0};
+		struct from_ctx all = {.stop_after = -1};
+		char path[600];
+		struct stat st;
+
+		cr_assert_eq(mpfs_fs_readdir(e.fs, dirs[d], fill_whole, &w), 0);
+		cr_assert_eq(mpfs_fs_readdir_from(e.fs, dirs[d], 0, fill_from, &all), 0);
+		cr_assert_eq(all.n, w.n, "%s", dirs[d]);
+		for (int i = 0; i < all.n; i++) {
+			cr_assert_str_eq(all.names[i], w.names[i]);
+			cr_assert_eq(all.next[i], (uint64_t)i + 1);
+			snprintf(path, sizeof(path), "%s/%s", strcmp(dirs[d], "/") ? dirs[d] : "",
+				 all.names[i]);
+			cr_assert_eq(mpfs_fs_getattr(e.fs, path, &st), 0, "%s", path);
+			cr_assert_eq(memcmp(&st, &all.st[i], sizeof(st)), 0, "%s: attributes",
+				     path);
+			cr_assert_eq(st.st_mode & 0222, 0, "%s: read-only", path);
+		}
+		/* In pieces of one or two entries, as READDIRs resume. */
+		for (int piece = 1; piece <= 2; piece++) {
+			uint64_t pos = 0;
+			int got = 0;
+			for (;;) {
+				struct from_ctx c = {.stop_after = piece};
+				cr_assert_eq(
+					mpfs_fs_readdir_from(e.fs, dirs[d], pos, fill_from, &c), 0);
+				if (c.n == 0)
+					break;
+				for (int i = 0; i < c.n; i++)
+					cr_assert_str_eq(c.names[i], w.names[got + i]);
+				got += c.n;
+				pos = c.next[c.n - 1];
+			}
+			cr_assert_eq(got, w.n, "%s in pieces of %d", dirs[d], piece);
+		}
+		/* Past the end: nothing. */
+		struct from_ctx past = {.stop_after = -1};
+		cr_assert_eq(
+			mpfs_fs_readdir_from(e.fs, dirs[d], (uint64_t)w.n + 5, fill_from, &past),
+			0);
+		cr_assert_eq(past.n, 0);
+	}
+	struct from_ctx c = {.stop_after = -1};
+	cr_assert_eq(mpfs_fs_readdir_from(e.fs, "/params/alpha", 0, fill_from, &c), -ENOTDIR);
+	cr_assert_eq(mpfs_fs_readdir_from(e.fs, "/nothing", 0, fill_from, &c), -ENOENT);
+	env_close(&e);
+}
+
+/* Reads [off, off+size) of path through mpfs_fs_read_spans_path. */
+static long span_read_path(struct env *e, const char *path, char *buf, size_t size, uint64_t off)
+{
+	char hdr[MPFS_SPAN_HDR_MAX];
+	struct mpfs_span sp[2];
+	size_t got = 0;
+	int n = mpfs_fs_read_spans_path(e->fs, path, size, off, hdr, sp);
+
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		if (sp[i].mem)
+			memcpy(buf + got, sp[i].mem, sp[i].len);
+		else
+			cr_assert_eq(pread(sp[i].fd, buf + got, sp[i].len, (off_t)sp[i].off),
+				     (ssize_t)sp[i].len);
+		got += sp[i].len;
+	}
+	return (long)got;
+}
+
+Test(fs_ro, reads_by_path_match_reads_by_handle)
+{
+	static const char *const files[] = {"/weights/coefs_/0.npy", "/params/alpha", "/class_name",
+					    "/params/hidden_layer_sizes"};
+	static const uint64_t offs[] = {0, 1, 100, 127, 128, 129, 1000, 5000};
+	static const size_t sizes[] = {1, 10, 128, 200, 4096, 8192};
+	char a[8192], b[8192];
+	struct env e;
+
+	env_open_opts(&e, "mlp_compact.mpk", true, false, 0644);
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		uint64_t fh = fs_open(&e, files[f], O_RDONLY, false);
+		for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+			for (size_t j = 0; j < sizeof(sizes) / sizeof(sizes[0]); j++) {
+				long n = mpfs_fs_read(e.fs, fh, a, sizes[j], offs[i]);
+				cr_assert_geq(n, 0);
+				cr_assert_eq(
+					mpfs_fs_read_path(e.fs, files[f], b, sizes[j], offs[i]), n,
+					"%s", files[f]);
+				cr_assert_eq(memcmp(a, b, (size_t)n), 0);
+				long s = span_read_path(&e, files[f], b, sizes[j], offs[i]);
+				if (s == -EAGAIN)
+					continue; /* made content: read_path serves it */
+				cr_assert_eq(s, n, "%s spans", files[f]);
+				cr_assert_eq(memcmp(a, b, (size_t)n), 0);
+			}
+		fs_release(&e, fh);
+	}
+	cr_assert_eq(mpfs_fs_read_path(e.fs, "/params", a, 10, 0), -EISDIR);
+	cr_assert_eq(mpfs_fs_read_path(e.fs, "/nothing", a, 10, 0), -ENOENT);
+	cr_assert_eq(mpfs_fs_read_pipe_path(e.fs, "/params/alpha", 10, 0, -1), -EAGAIN);
+	/* Cut short underneath: EIO, never a fault. */
+	cr_assert_eq(truncate(e.archive, 100), 0);
+	cr_assert_eq(mpfs_fs_read_path(e.fs, "/weights/coefs_/0.npy", a, 10, 130), -EIO);
+	env_close(&e);
+}
+
+Test(fs_ro, reads_by_path_refused_on_read_write_mounts)
+{
+	char hdr[MPFS_SPAN_HDR_MAX], buf[16];
+	struct mpfs_span sp[2];
+	struct env e;
+
+	env_open(&e, "mlp_compact.mpk");
+	cr_assert_eq(mpfs_fs_read_path(e.fs, "/params/alpha", buf, sizeof(buf), 0), -EBADF);
+	cr_assert_eq(mpfs_fs_read_spans_path(e.fs, "/weights/coefs_/0.npy", 16, 0, hdr, sp),
+		     -EBADF);
+	cr_assert_eq(mpfs_fs_read_pipe_path(e.fs, "/weights/coefs_/0.npy", 16, 0, -1), -EBADF);
+	env_close(&e);
+}
