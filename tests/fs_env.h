@@ -297,4 +297,48 @@ static inline int stray_files(struct env *e)
 	return n;
 }
 
+/* ---- whole files and arrays ---------------------------------------------------- */
+
+/* An NPY v1 file of a (data: nbytes bytes); free(). */
+static inline uint8_t *npy_file(const struct mpfs_array *a, const void *data, size_t *len)
+{
+	char h[MPFS_NPY_HEADER_MAX];
+	size_t hn = mpfs_npy_header(a, h);
+	uint8_t *p = malloc(hn + a->nbytes + 1);
+	memcpy(p, h, hn);
+	memcpy(p + hn, data, a->nbytes);
+	*len = hn + a->nbytes;
+	return p;
+}
+
+static inline struct mpfs_array f8_array(unsigned ndim, uint64_t d0, uint64_t d1)
+{
+	struct mpfs_array a = {.descr = "<f8", .itemsize = 8, .ndim = (uint8_t)ndim};
+	a.shape[0] = d0;
+	a.shape[1] = d1;
+	a.count = ndim == 1 ? d0 : d0 * d1;
+	a.nbytes = 8 * a.count;
+	return a;
+}
+
+/* Writes a whole file: open O_TRUNC, write, flush (returned), release. */
+static inline int put_file(struct env *e, const char *path, const void *p, size_t n, bool create)
+{
+	uint64_t fh = fs_open(e, path, O_WRONLY | O_TRUNC | (create ? O_CREAT : 0), create);
+	fs_write(e, fh, p, n, 0);
+	int rc = mpfs_fs_flush(e->fs, fh);
+	fs_release(e, fh);
+	return rc;
+}
+
+static inline bool exists(const char *dir, const char *name)
+{
+	char *path;
+	struct stat st;
+	cr_assert(asprintf(&path, "%s/%s", dir, name) > 0);
+	bool r = stat(path, &st) == 0;
+	free(path);
+	return r;
+}
+
 #endif
