@@ -310,7 +310,7 @@ Test(fs_write, too_deep_for_the_archive)
 	env_close(&e);
 }
 
-/* The codec's long-number over-read (test_encode.c,
+/* The codec's long-number over-read (test_encode_json.c,
  * long_number_at_end_of_text) seen through a file: 80 digits written, the
  * file cut to 70, flushed. The number read is the 80 digits still in the
  * buffer beyond the content. */
