@@ -213,42 +213,13 @@ int mpfs_fs_getattr(struct mpfs_fs *fs, const char *path, struct stat *st)
 	return rc;
 }
 
-int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
-		    int (*fill)(void *ctx, const char *name, bool dir), void *ctx)
-{
-	struct loc l;
-	uint32_t n, child;
-	int rc;
-
-	pthread_rwlock_rdlock(&fs->lock);
-	if ((rc = mpfs_resolve(fs, path, &l, NULL)))
-		goto out;
-	if (!mpfs_loc_is_dir(fs, &l)) {
-		rc = -ENOTDIR;
-		goto out;
-	}
-	n = mpfs_view_nchildren(fs->snap->v, l.id);
-	for (uint32_t i = 0; i < n; i++) {
-		const char *name = mpfs_view_child(fs->snap->v, l.id, i, &child);
-		struct inode *k = l.in ? mpfs_inode_kid(l.in, name) : NULL;
-		if (k && ((k->whiteout && !k->c) || k->origin != ORIGIN_ARCHIVE))
-			continue; /* hidden, or listed below */
-		if (fill(ctx, name, mpfs_view_is_dir(fs->snap->v, child)))
-			goto out;
-	}
-	/* Files that exist only here: new, not yet valid, or scratch. */
-	for (struct inode *k = l.in ? l.in->kids : NULL; k; k = k->next)
-		if (k->origin != ORIGIN_ARCHIVE && fill(ctx, k->name, false))
-			break;
-out:
-	pthread_rwlock_unlock(&fs->lock);
-	return rc;
-}
-
-int mpfs_fs_readdir_from(struct mpfs_fs *fs, const char *path, uint64_t pos,
-			 int (*fill)(void *ctx, const char *name, const struct stat *st,
-				     uint64_t next),
-			 void *ctx)
+/* Lists directory path from position pos on: position i is the archive's
+ * i-th entry, shown or not; the files that exist only here follow, in list
+ * order. fill gets each entry's attributes as getattr gives them (attrs),
+ * or only its file type, and the position after it. */
+static int list_dir(struct mpfs_fs *fs, const char *path, uint64_t pos, bool attrs,
+		    int (*fill)(void *ctx, const char *name, const struct stat *st, uint64_t next),
+		    void *ctx)
 {
 	struct loc l, kl;
 	struct stat st;
@@ -263,8 +234,6 @@ int mpfs_fs_readdir_from(struct mpfs_fs *fs, const char *path, uint64_t pos,
 		rc = -ENOTDIR;
 		goto out;
 	}
-	/* Position i is the archive's i-th entry, shown or not; the files
-	 * that exist only here follow, in list order. */
 	n = mpfs_view_nchildren(fs->snap->v, l.id);
 	for (at = pos; at < n; at++) {
 		const char *name = mpfs_view_child(fs->snap->v, l.id, (uint32_t)at, &child);
@@ -272,26 +241,52 @@ int mpfs_fs_readdir_from(struct mpfs_fs *fs, const char *path, uint64_t pos,
 		if (k && ((k->whiteout && !k->c) || k->origin != ORIGIN_ARCHIVE))
 			continue; /* hidden, or listed below */
 		kl = (struct loc){.in = k, .id = child};
-		if ((rc = stat_loc(fs, &kl, &st)))
-			goto out;
-		if (fill(ctx, name, &st, at + 1))
+		st = (struct stat){.st_mode = mpfs_view_is_dir(fs->snap->v, child) ? S_IFDIR
+										   : S_IFREG};
+		if ((attrs && (rc = stat_loc(fs, &kl, &st))) || fill(ctx, name, &st, at + 1))
 			goto out;
 	}
+	/* Files that exist only here: new, not yet valid, or scratch. */
 	at = n;
 	for (struct inode *k = l.in ? l.in->kids : NULL; k; k = k->next) {
-		if (k->origin == ORIGIN_ARCHIVE)
-			continue;
-		if (at++ < pos)
+		if (k->origin == ORIGIN_ARCHIVE || at++ < pos)
 			continue;
 		kl = (struct loc){.in = k, .id = mpfs_inode_id(k)};
-		if ((rc = stat_loc(fs, &kl, &st)))
-			goto out;
-		if (fill(ctx, k->name, &st, at))
+		st = (struct stat){.st_mode = S_IFREG};
+		if ((attrs && (rc = stat_loc(fs, &kl, &st))) || fill(ctx, k->name, &st, at))
 			break;
 	}
 out:
 	pthread_rwlock_unlock(&fs->lock);
 	return rc;
+}
+
+struct names {
+	int (*fill)(void *ctx, const char *name, bool dir);
+	void *ctx;
+};
+
+static int fill_name(void *ctx, const char *name, const struct stat *st, uint64_t next)
+{
+	struct names *n = ctx;
+
+	(void)next;
+	return n->fill(n->ctx, name, S_ISDIR(st->st_mode));
+}
+
+int mpfs_fs_readdir(struct mpfs_fs *fs, const char *path,
+		    int (*fill)(void *ctx, const char *name, bool dir), void *ctx)
+{
+	struct names n = {fill, ctx};
+	return list_dir(fs, path, 0, false, fill_name, &n);
+}
+
+int mpfs_fs_readdir_from(struct mpfs_fs *fs, const char *path, uint64_t pos,
+			 int (*fill)(void *ctx, const char *name, const struct stat *st,
+				     uint64_t next),
+			 void *ctx)
+{
+	return list_dir(fs, path, pos, true, fill, ctx);
 }
 
 static struct handle *handle_of(uint64_t fh)
