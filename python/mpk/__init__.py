@@ -12,11 +12,15 @@ else raises ``mpk.FormatError`` naming the place in the archive.
 See docs/mpk.md.
 """
 
-from ._helpers import HELPERS as _HELPERS
-from ._model import ParamDefaultWarning, dumps, load, loads, save
-from ._schema import SCHEMA as _SCHEMA
-from ._specs import BY_NAME as _LEGACY
-from .errors import FormatError
+# mpk's C part (_cmpk, the decoder behind load) may sit in another folder of
+# sys.path: a meson build puts it in build/python/mpk/.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+from ._helpers import HELPERS as _HELPERS  # noqa: E402
+from ._model import ParamDefaultWarning, dumps, load, loads, save  # noqa: E402
+from ._schema import SCHEMA as _SCHEMA  # noqa: E402
+from ._specs import BY_NAME as _LEGACY  # noqa: E402
+from .errors import FormatError  # noqa: E402
 
 # every class name an archive may hold: hand-specified, generic, helpers
 ALLOWED_CLASSES = tuple(sorted(set(_LEGACY) | set(_SCHEMA) | set(_HELPERS)))

@@ -34,6 +34,7 @@ import msgpack
 import numpy as np
 
 from . import _arrays as A
+from . import _unpack
 
 TREE_CLASSES = frozenset((b"DecisionTreeClassifier", b"DecisionTreeRegressor",
                           b"ExtraTreeClassifier", b"ExtraTreeRegressor"))
@@ -191,7 +192,7 @@ class _Template:
 
     def build(self, items):
         """Trees for items (each matches()), or None when any check fails."""
-        from sklearn.tree._tree import NODE_DTYPE, Tree
+        from sklearn.tree._tree import Tree
         from ._model import check_param_values
         k = len(items)
         trees = [m[b"weights"][b"tree_"] for m in items]
@@ -231,45 +232,36 @@ class _Template:
             return None
         nl = ns.tolist()
         # the node-table arrays: exactly the compact layout, one dtype per column
-        cols = {}
+        datas = {}
         for key, dt, maps in zip(self.wkeys, self.dtypes, zip(*[list(t[b"weights"].values()) for t in trees])):
-            a = _bulk_compact(maps, dt, nl, self.n_outputs, self.max_classes, key == b"value")
-            if a is None:
+            d = _bulk_compact(maps, dt, nl, self.n_outputs, self.max_classes, key == b"value")
+            if d is None:
                 return None
-            cols[key] = a
-        offs = np.zeros(k, dtype=np.int64)
-        np.cumsum(ns[:-1], out=offs[1:])
-        left, right = cols[b"children_left"], cols[b"children_right"]
-        inner = _check_links(left, right, ns, offs)
-        if inner is None:
+            datas[key] = d
+        tables = _tables(datas, dict(zip(self.wkeys, self.dtypes)), nl, self.n_features, self.n_outputs,
+                         self.max_classes)
+        if tables is None:
             return None
-        f = cols[b"feature"][inner]
-        if f.size and (f.min() < 0 or f.max() >= self.n_features):
-            return None
-        nodes = np.empty(int(ns.sum()), dtype=NODE_DTYPE)
-        for key, (field, _) in _COLS.items():
-            if field is not None:
-                nodes[field] = cols[key]
-        values = cols[b"value"].reshape(-1, self.n_outputs, self.max_classes)
         out = []
         cls, nf, ncls, nout = self.cls, self.n_features, self.n_classes, self.n_outputs
-        base_params = dict(zip(self.names, self.params))
-        base_attrs = dict(self.attrs)       # in the template's order; tree_ and arrays replaced below
+        # an estimator's state: its parameters (a tree class's __init__ only
+        # stores them: cls(**params) is cls.__new__ plus these, as pickle
+        # builds it) and the template's fitted attributes, tree_ its own
+        base = dict(zip(self.names, self.params))
+        base.update(self.attrs)
         arrays = [n for n, v in self.attrs if isinstance(v, np.ndarray)]
-        starts, ends = offs.tolist(), (offs + ns).tolist()
-        for i, count, d in zip(range(k), nl, depth.tolist()):
+        new = cls.__new__
+        for i, count, d, (nodes, values) in zip(range(k), nl, depth.tolist(), tables):
             tree = Tree(nf, ncls, nout)
-            a, b = starts[i], ends[i]
-            tree.__setstate__({"max_depth": d, "node_count": count, "nodes": nodes[a:b], "values": values[a:b]})
-            params = base_params.copy()
+            tree.__setstate__({"max_depth": d, "node_count": count, "nodes": nodes, "values": values})
+            state = base.copy()
             for name, vals in varying.items():
-                params[name] = vals[i]
-            est = cls(**params)
-            attrs = base_attrs.copy()
-            attrs["tree_"] = tree
+                state[name] = vals[i]
+            state["tree_"] = tree
             for n in arrays:
-                attrs[n] = attrs[n].copy()
-            est.__dict__.update(attrs)
+                state[n] = state[n].copy()
+            est = new(cls)
+            est.__dict__.update(state)
             out.append(est)
         return out
 
@@ -296,11 +288,48 @@ def _bulk_compact(maps, dt, ns, nout, ncls, is_value):
             return None
     elif list(shapes) != [[n] for n in ns]:
         return None
-    dtype = np.dtype(dt.decode())
-    per = dtype.itemsize * (nout * ncls if is_value else 1)
+    per = np.dtype(dt.decode()).itemsize * (nout * ncls if is_value else 1)
     if list(map(len, datas)) != [n * per for n in ns]:
         return None
-    return np.frombuffer(b"".join(datas), dtype=dtype)
+    return datas
+
+
+def _tables(datas, dtypes, nl, n_features, nout, ncls):
+    """(nodes, values) of each tree from its checked columns (_bulk_compact:
+    lists of bytes), or None when the links of a node table are not a
+    tree's (check_tree_links' rules, see _check_links)."""
+    from sklearn.tree._tree import NODE_DTYPE
+    f8 = np.dtype("<f8")
+    if _unpack.tree_nodes is not None:       # mpk's C part: one pass, one copy
+        keys = [k for k, (field, _) in _COLS.items() if field]
+        cols = tuple(datas[k] for k in keys)
+        widths = tuple(len(c[0]) // nl[0] for c in cols)
+        offsets = tuple(NODE_DTYPE.fields[_COLS[k][0]][1] for k in keys)
+        buf = _unpack.tree_nodes(cols, nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
+        if buf is None:
+            return None
+        nodes = np.frombuffer(buf, dtype=NODE_DTYPE)
+        starts = np.cumsum([0] + nl).tolist()
+        return [(nodes[a:b], np.frombuffer(v, dtype=f8).reshape(n, nout, ncls))
+                for a, b, n, v in zip(starts, starts[1:], nl, datas[b"value"])]
+    # numpy, when the C part is not built: the columns concatenated
+    cols = {k: np.frombuffer(b"".join(d), dtype=dtypes[k].decode()) for k, d in datas.items()}
+    ns = np.asarray(nl, dtype=np.int64)
+    offs = np.zeros(len(nl), dtype=np.int64)
+    np.cumsum(ns[:-1], out=offs[1:])
+    inner = _check_links(cols[b"children_left"], cols[b"children_right"], ns, offs)
+    if inner is None:
+        return None
+    f = cols[b"feature"][inner]
+    if f.size and (f.min() < 0 or f.max() >= n_features):
+        return None
+    nodes = np.empty(int(ns.sum()), dtype=NODE_DTYPE)
+    for key, (field, _) in _COLS.items():
+        if field is not None:
+            nodes[field] = cols[key]
+    values = cols[b"value"].reshape(-1, nout, ncls)
+    starts = np.cumsum([0] + nl).tolist()
+    return [(nodes[a:b], values[a:b]) for a, b in zip(starts, starts[1:])]
 
 
 def _check_links(left, right, ns, offs):

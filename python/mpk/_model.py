@@ -15,6 +15,7 @@ from . import _checks
 from . import _generic as G
 from . import _registry as R
 from . import _schema
+from . import _unpack
 from ._arrays import SCALAR_TYPE_NAMES, as_text, key_text, type_name
 from ._helpers import HELPERS
 from ._specs import BY_CLASS, BY_NAME, TYPE_NAMES
@@ -170,9 +171,8 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
                 if term in vocab:
                     raise FormatError(_join(path, term), "duplicate term")
                 vocab[term] = v
-        idx = vocab.values()
         n = len(vocab)
-        if n and (min(idx) < 0 or max(idx) >= n or len(set(idx)) != n):
+        if not _unpack.is_permutation(vocab.values(), n):
             raise FormatError(path, f"indices must be a permutation of 0..{n - 1}")
         return vocab
     if kind == "csr":
@@ -185,15 +185,16 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
 
 
 def _fast_vocab(value):
-    """map of str/bin -> int, decoded in bulk; None if anything is off."""
+    """map of str/bin -> int, decoded in bulk; None if anything is off.
+    The C decoder gives str keys (_unpack): the map is the vocabulary."""
+    vals = value.values()
+    if vals and set(map(type, vals)) != {int}:
+        return None
+    if set(map(type, value)) == {str}:
+        return value
     try:
         keys = list(map(bytes.decode, value))      # old raw / bin keys (raw=True)
     except (UnicodeDecodeError, TypeError):
-        keys = list(value)
-        if set(map(type, keys)) - {str}:
-            return None
-    vals = list(value.values())
-    if vals and set(map(type, vals)) != {int}:
         return None
     vocab = dict(zip(keys, vals))
     return vocab if len(vocab) == len(vals) else None
@@ -645,11 +646,11 @@ def _loads(data, where):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
     try:
-        obj = msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True)
-    except msgpack.ExtraData:
-        raise FormatError("", f"{where}bytes after the end of the archive") from None
+        obj, end = _unpack.unpack(data)
     except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as e:
         raise FormatError("", f"{where}not a valid MsgPack archive ({str(e) or type(e).__name__})") from None
+    if end != len(data):
+        raise FormatError("", f"{where}bytes after the end of the archive")
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
     try:

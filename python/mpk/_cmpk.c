@@ -1,0 +1,429 @@
+/* mpk._cmpk: the MsgPack decoder behind mpk.load.
+ *
+ * unpack(data, text_maps, ext_hook) -> (object, bytes used)
+ * (is_permutation below; tree_nodes in _cmpk_tree.c)
+ *
+ * The object is what msgpack.unpackb(data, raw=True, strict_map_key=False,
+ * use_list=True) returns (python/mpk/_unpack.py falls back to exactly that
+ * when this module is not built): nil, bool, int, float (float32 widened),
+ * str and bin both as bytes, arrays as lists, maps as dicts (a later
+ * duplicate key wins; an unhashable key is a TypeError), ext through
+ * ext_hook(code, payload). Two differences, both for speed:
+ *
+ *  - short str payloads are shared: equal ones decode to one bytes object
+ *    (bytes are immutable, so no caller can tell, and their hash is then
+ *    computed once);
+ *  - a map stored under a key named in text_maps (a frozenset of bytes;
+ *    mpk passes {b"vocabulary_"}) has its str and bin keys decoded as UTF-8
+ *    str where they are valid UTF-8, straight from the buffer. A 100k-term
+ *    vocabulary then costs one dict instead of a bytes-keyed dict and a
+ *    second, str-keyed one. Keys that are not valid UTF-8 stay bytes, for
+ *    the caller to reject by name.
+ *
+ * Hostile input: every length is checked against the bytes left before
+ * anything is allocated for it (an array of n elements needs n bytes, a map
+ * 2n), nesting deeper than MAX_DEPTH containers (msgpack's own limit) is a
+ * ValueError, and every error is a ValueError naming the offset. */
+
+#include "_cmpk.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH     1024 /* containers inside one another, as msgpack allows */
+#define CACHE_SLOTS   512  /* shared short str payloads; a power of two */
+#define CACHE_MAX_LEN 32
+
+enum { LIST, MAP, TEXT_MAP }; /* containers */
+
+struct dec {
+	const unsigned char *start, *p, *end;
+	PyObject *text_maps; /* frozenset of bytes, or NULL */
+	PyObject *ext_hook;
+	int depth;
+	PyObject *cache[CACHE_SLOTS];
+};
+
+static PyObject *decode(struct dec *d);
+
+static PyObject *fail(const struct dec *d, const char *what)
+{
+	PyErr_Format(PyExc_ValueError, "%s at byte %zd", what, (Py_ssize_t)(d->p - d->start));
+	return NULL;
+}
+
+static PyObject *incomplete(const struct dec *d)
+{
+	return fail(d, "incomplete input");
+}
+
+static int need(const struct dec *d, size_t n)
+{
+	return (size_t)(d->end - d->p) >= n;
+}
+
+static uint64_t be(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* The payload length after a type byte with a 1, 2 or 4 byte length field;
+ * -1 (error set) when the field or the payload runs past the end. */
+static Py_ssize_t length(struct dec *d, int width)
+{
+	if (!need(d, (size_t)width)) {
+		incomplete(d);
+		return -1;
+	}
+	uint64_t n = be(d->p, width);
+	d->p += width;
+	if (!need(d, n)) {
+		incomplete(d);
+		return -1;
+	}
+	return (Py_ssize_t)n;
+}
+
+static uint32_t fnv1a(const unsigned char *p, Py_ssize_t n)
+{
+	uint32_t h = 2166136261u;
+	for (Py_ssize_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+/* n bytes at d->p (checked by the caller) as bytes; short str payloads
+ * come from the cache. */
+static PyObject *take_bytes(struct dec *d, Py_ssize_t n, int shareable)
+{
+	const unsigned char *p = d->p;
+	d->p += n;
+	if (!shareable || n > CACHE_MAX_LEN)
+		return PyBytes_FromStringAndSize((const char *)p, n);
+	PyObject **slot = &d->cache[fnv1a(p, n) & (CACHE_SLOTS - 1)];
+	if (*slot && PyBytes_GET_SIZE(*slot) == n &&
+	    memcmp(PyBytes_AS_STRING(*slot), p, (size_t)n) == 0) {
+		Py_INCREF(*slot);
+		return *slot;
+	}
+	PyObject *b = PyBytes_FromStringAndSize((const char *)p, n);
+	if (b) {
+		Py_XSETREF(*slot, b);
+		Py_INCREF(b);
+	}
+	return b;
+}
+
+static PyObject *take_ext(struct dec *d, Py_ssize_t n)
+{
+	if (!need(d, (size_t)n + 1))
+		return incomplete(d);
+	int code = (signed char)d->p[0];
+	d->p++;
+	PyObject *data = take_bytes(d, n, 0);
+	if (!data)
+		return NULL;
+	PyObject *r = PyObject_CallFunction(d->ext_hook, "iO", code, data);
+	Py_DECREF(data);
+	return r;
+}
+
+static PyObject *take_list(struct dec *d, Py_ssize_t n)
+{
+	if (!need(d, (size_t)n)) /* every element takes a byte at least */
+		return incomplete(d);
+	PyObject *list = PyList_New(n);
+	if (!list)
+		return NULL;
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *v = decode(d);
+		if (!v) {
+			Py_DECREF(list);
+			return NULL;
+		}
+		PyList_SET_ITEM(list, i, v);
+	}
+	return list;
+}
+
+/* A key of a text map: str or bin as str when valid UTF-8, else as usual. */
+static PyObject *take_text_key(struct dec *d)
+{
+	if (d->p >= d->end)
+		return incomplete(d);
+	unsigned char t = d->p[0];
+	Py_ssize_t n;
+	if ((t & 0xe0) == 0xa0) {
+		d->p++;
+		n = t & 0x1f;
+		if (!need(d, (size_t)n))
+			return incomplete(d);
+	} else if (t == 0xd9 || t == 0xc4 || t == 0xda || t == 0xc5 || t == 0xdb || t == 0xc6) {
+		d->p++;
+		n = length(d, t == 0xd9 || t == 0xc4 ? 1 : t == 0xda || t == 0xc5 ? 2 : 4);
+		if (n < 0)
+			return NULL;
+	} else {
+		return decode(d);
+	}
+	PyObject *s = PyUnicode_DecodeUTF8((const char *)d->p, n, NULL);
+	if (s) {
+		d->p += n;
+		return s;
+	}
+	if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+		return NULL;
+	PyErr_Clear();
+	return take_bytes(d, n, 0);
+}
+
+/* Is the next value a map stored under a name in text_maps? */
+static int is_text_map(const struct dec *d, PyObject *key)
+{
+	unsigned char t = d->p < d->end ? d->p[0] : 0;
+	if (!d->text_maps || !PyBytes_CheckExact(key) ||
+	    !((t & 0xf0) == 0x80 || t == 0xde || t == 0xdf))
+		return 0;
+	return PySet_Contains(d->text_maps, key);
+}
+
+static PyObject *take_container(struct dec *d, Py_ssize_t n, int kind);
+
+/* The map is_text_map found next, its keys as text (take_container). */
+static PyObject *take_text_map(struct dec *d)
+{
+	unsigned char t = *d->p++;
+	Py_ssize_t n = (t & 0xf0) == 0x80 ? t & 0x0f : length(d, t == 0xde ? 2 : 4);
+	return n < 0 ? NULL : take_container(d, n, TEXT_MAP);
+}
+
+static PyObject *take_map(struct dec *d, Py_ssize_t n, int text_keys)
+{
+	if ((size_t)(d->end - d->p) / 2 < (size_t)n) /* a key and a value: two bytes at least */
+		return incomplete(d);
+	PyObject *map = _PyDict_NewPresized(n);
+	if (!map)
+		return NULL;
+	for (Py_ssize_t i = 0; i < n; i++) {
+		PyObject *k = text_keys ? take_text_key(d) : decode(d);
+		if (!k)
+			goto fail;
+		int text = is_text_map(d, k);
+		PyObject *v = text > 0 ? take_text_map(d) : text == 0 ? decode(d) : NULL;
+		if (!v || PyDict_SetItem(map, k, v) < 0) {
+			Py_DECREF(k);
+			Py_XDECREF(v);
+			goto fail;
+		}
+		Py_DECREF(k);
+		Py_DECREF(v);
+	}
+	return map;
+fail:
+	Py_DECREF(map);
+	return NULL;
+}
+
+static PyObject *take_container(struct dec *d, Py_ssize_t n, int kind)
+{
+	if (++d->depth > MAX_DEPTH) {
+		d->depth--;
+		return fail(d, "nested too deeply");
+	}
+	PyObject *r = kind == LIST ? take_list(d, n) : take_map(d, n, kind == TEXT_MAP);
+	d->depth--;
+	return r;
+}
+
+static PyObject *take_int(struct dec *d, int width, int is_signed)
+{
+	if (!need(d, (size_t)width))
+		return incomplete(d);
+	uint64_t v = be(d->p, width);
+	d->p += width;
+	if (!is_signed)
+		return PyLong_FromUnsignedLongLong(v);
+	int shift = 64 - 8 * width; /* sign-extend */
+	return PyLong_FromLongLong((long long)(v << shift) >> shift);
+}
+
+static PyObject *take_float(struct dec *d, int width)
+{
+	if (!need(d, (size_t)width))
+		return incomplete(d);
+	uint64_t v = be(d->p, width);
+	d->p += width;
+	if (width == 4) {
+		uint32_t u = (uint32_t)v;
+		float f;
+		memcpy(&f, &u, sizeof f);
+		return PyFloat_FromDouble((double)f);
+	}
+	double x;
+	memcpy(&x, &v, sizeof x);
+	return PyFloat_FromDouble(x);
+}
+
+static PyObject *decode(struct dec *d)
+{
+	if (d->p >= d->end)
+		return incomplete(d);
+	unsigned char t = *d->p++;
+	Py_ssize_t n;
+	if (t <= 0x7f)
+		return PyLong_FromLong(t);
+	if (t >= 0xe0)
+		return PyLong_FromLong((signed char)t);
+	if (t <= 0x8f)
+		return take_container(d, t & 0x0f, MAP);
+	if (t <= 0x9f)
+		return take_container(d, t & 0x0f, LIST);
+	if (t <= 0xbf) {
+		n = t & 0x1f;
+		return need(d, (size_t)n) ? take_bytes(d, n, 1) : incomplete(d);
+	}
+	switch (t) {
+	case 0xc0: Py_RETURN_NONE;
+	case 0xc2: Py_RETURN_FALSE;
+	case 0xc3: Py_RETURN_TRUE;
+	case 0xc4:
+	case 0xc5:
+	case 0xc6: /* bin 8/16/32 */
+		n = length(d, 1 << (t - 0xc4));
+		return n < 0 ? NULL : take_bytes(d, n, 0);
+	case 0xc7:
+	case 0xc8:
+	case 0xc9: /* ext 8/16/32 */
+		n = length(d, 1 << (t - 0xc7));
+		return n < 0 ? NULL : take_ext(d, n);
+	case 0xca: return take_float(d, 4);
+	case 0xcb: return take_float(d, 8);
+	case 0xcc:
+	case 0xcd:
+	case 0xce:
+	case 0xcf: return take_int(d, 1 << (t - 0xcc), 0);
+	case 0xd0:
+	case 0xd1:
+	case 0xd2:
+	case 0xd3: return take_int(d, 1 << (t - 0xd0), 1);
+	case 0xd4:
+	case 0xd5:
+	case 0xd6:
+	case 0xd7:
+	case 0xd8: /* fixext 1..16 */ return take_ext(d, 1 << (t - 0xd4));
+	case 0xd9:
+	case 0xda:
+	case 0xdb: /* str 8/16/32 */
+		n = length(d, 1 << (t - 0xd9));
+		return n < 0 ? NULL : take_bytes(d, n, 1);
+	case 0xdc:
+	case 0xdd: /* array 16/32 */
+		n = length(d, t == 0xdc ? 2 : 4);
+		return n < 0 ? NULL : take_container(d, n, LIST);
+	case 0xde:
+	case 0xdf: /* map 16/32 */
+		n = length(d, t == 0xde ? 2 : 4);
+		return n < 0 ? NULL : take_container(d, n, MAP);
+	default: /* 0xc1: never used */ d->p--; return fail(d, "invalid MsgPack type byte 0xc1");
+	}
+}
+
+static PyObject *unpack(PyObject *self, PyObject *args)
+{
+	(void)self;
+	Py_buffer buf;
+	PyObject *text_maps, *ext_hook;
+	if (!PyArg_ParseTuple(args, "y*OO:unpack", &buf, &text_maps, &ext_hook))
+		return NULL;
+	if (text_maps != Py_None && !PyFrozenSet_CheckExact(text_maps)) {
+		PyBuffer_Release(&buf);
+		PyErr_SetString(PyExc_TypeError, "text_maps must be a frozenset or None");
+		return NULL;
+	}
+	struct dec *d = PyMem_Calloc(1, sizeof *d);
+	if (!d) {
+		PyBuffer_Release(&buf);
+		return PyErr_NoMemory();
+	}
+	d->start = d->p = buf.buf;
+	d->end = d->start + buf.len;
+	d->text_maps = text_maps == Py_None ? NULL : text_maps;
+	d->ext_hook = ext_hook;
+	PyObject *obj = decode(d), *r = NULL;
+	if (obj)
+		r = Py_BuildValue("(Nn)", obj, (Py_ssize_t)(d->p - d->start));
+	for (int i = 0; i < CACHE_SLOTS; i++)
+		Py_XDECREF(d->cache[i]);
+	PyMem_Free(d);
+	PyBuffer_Release(&buf);
+	return r;
+}
+
+/* is_permutation(values, n): are the ints in values exactly 0..n-1, each
+ * once? (A vocabulary's indices: one pass and n bits, not a set of n ints.) */
+static PyObject *is_permutation(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *values;
+	Py_ssize_t n, count = 0;
+	if (!PyArg_ParseTuple(args, "On:is_permutation", &values, &n))
+		return NULL;
+	if (n < 0)
+		Py_RETURN_FALSE;
+	unsigned char *seen = PyMem_Calloc((size_t)n / 8 + 1, 1);
+	PyObject *it = seen ? PyObject_GetIter(values) : NULL, *item;
+	int ok = it != NULL;
+	while (ok && (item = PyIter_Next(it))) {
+		long long v = PyLong_AsLongLong(item);
+		Py_DECREF(item);
+		if (v == -1 && PyErr_Occurred()) {
+			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+				break;
+			PyErr_Clear();
+			ok = 0;
+		} else if (v < 0 || v >= n || seen[v / 8] & 1 << v % 8) {
+			ok = 0;
+		} else {
+			seen[v / 8] |= (unsigned char)(1 << v % 8);
+			count++;
+		}
+	}
+	Py_XDECREF(it);
+	PyMem_Free(seen);
+	if (!seen)
+		return PyErr_NoMemory();
+	if (PyErr_Occurred())
+		return NULL;
+	return PyBool_FromLong(ok && count == n);
+}
+
+static PyMethodDef methods[] = {
+	{"unpack", unpack, METH_VARARGS,
+	 "unpack(data, text_maps, ext_hook) -> (object, bytes used): see the source's head "
+	 "comment"},
+	{"is_permutation", is_permutation, METH_VARARGS,
+	 "is_permutation(ints, n): exactly 0..n-1, each once?"},
+	{"tree_nodes", mpk_tree_nodes, METH_VARARGS,
+	 "decision trees' node tables, checked: see _cmpk_tree.c"},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+	PyModuleDef_HEAD_INIT,
+	"_cmpk",
+	"The MsgPack decoder behind mpk.load.",
+	-1,
+	methods,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+};
+
+PyMODINIT_FUNC PyInit__cmpk(void)
+{
+	return PyModule_Create(&module);
+}

@@ -1,0 +1,56 @@
+"""MsgPack decoding for mpk.load.
+
+unpack(data) -> (object, bytes used) is what
+``msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True)``
+returns (str and bin both as bytes), decoded by mpk's C part (_cmpk.c)
+where it is built, else by python3-msgpack.  The C decoder also returns
+the keys of a map stored under ``vocabulary_`` as str where they are valid
+UTF-8 (the rest of mpk takes both), which spares a 100k-term vocabulary a
+second dict.  ``MPK_PURE=1`` in the environment makes mpk use
+python3-msgpack even where the C part is built (the tests run both).
+"""
+
+import os
+
+import msgpack
+
+_cmpk = None
+if not os.environ.get("MPK_PURE"):
+    try:
+        from . import _cmpk
+    except ImportError:
+        pass
+
+# Where the C decoder is in use: True or False (see also mpk.info()).
+ACCELERATED = _cmpk is not None
+
+TEXT_MAPS = frozenset((b"vocabulary_",))
+
+# The node tables of many trees checked and laid out in one pass, or None
+# (_forest.py then does it with numpy).
+tree_nodes = _cmpk.tree_nodes if _cmpk is not None else None
+
+
+def _ext(code, data):
+    """An ext value as msgpack.unpackb gives it (timestamp=0)."""
+    if code == -1:
+        return msgpack.Timestamp.from_bytes(data)
+    return msgpack.ExtType(code, data)
+
+
+def unpack(data):
+    """(object, bytes used) of the first MsgPack object in data.  Raises
+    ValueError or TypeError (an unhashable map key) on bad input."""
+    if _cmpk is not None:
+        return _cmpk.unpack(data, TEXT_MAPS, _ext)
+    try:
+        return msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data)
+    except msgpack.ExtraData as e:
+        return e.unpacked, len(data) - len(e.extra)
+
+
+def is_permutation(values, n):
+    """Are values (ints) exactly 0..n-1, each once?"""
+    if _cmpk is not None:
+        return _cmpk.is_permutation(values, n)
+    return not n or (min(values) >= 0 and max(values) < n and len(set(values)) == n)

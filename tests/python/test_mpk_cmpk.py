@@ -1,0 +1,286 @@
+"""mpk's C part (python/mpk/_cmpk.c, _cmpk_tree.c) against what it replaces.
+
+unpack must return what msgpack.unpackb(raw=True, strict_map_key=False)
+returns -- for every fixture, every prefix of one, thousands of mutated
+archives and hostile lengths -- but for the keys of maps stored under
+vocabulary_, which are str.  tree_nodes must accept exactly the node tables
+that _forest._check_links (numpy) accepts and lay them out as numpy does.
+A load with the C part and one without give the same model."""
+
+import glob
+import os
+import random
+import subprocess
+import sys
+
+import msgpack
+import numpy as np
+import pytest
+
+import mpk
+from mpk import _forest as F
+from mpk import _unpack
+
+C = _unpack._cmpk
+pytestmark = pytest.mark.skipif(C is None and not os.environ.get("MPK_REQUIRE_C"),
+                                reason="mpk's C part is not built (meson compile -C build)")
+FIXTURES = os.environ.get("MPFS_FIXTURES", os.path.join(os.path.dirname(__file__), "../../../shared/fixtures"))
+SEEDS = sorted(glob.glob(os.path.join(FIXTURES, "*.mpk")))
+
+
+def test_the_c_part_is_in_use_where_it_is_required():
+    # tests/run sets MPK_REQUIRE_C: a build that lost the C part fails here
+    # instead of quietly testing only the fallback
+    if os.environ.get("MPK_REQUIRE_C") and not os.environ.get("MPK_PURE"):
+        assert _unpack.ACCELERATED and C is not None
+
+
+def reference(data):
+    try:
+        return ("ok", msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data))
+    except msgpack.ExtraData as e:
+        return ("ok", e.unpacked, len(data) - len(e.extra))
+    except (TypeError, ValueError):     # TypeError: an unhashable key
+        return ("error",)
+
+
+def ours(data, text_maps=None):
+    try:
+        obj, end = C.unpack(data, text_maps, _unpack._ext)
+        return ("ok", obj, end)
+    except (TypeError, ValueError):
+        # which of the two can differ: a map claiming more entries than
+        # there are bytes left is refused before msgpack would reach an
+        # unhashable key inside it; mpk.load reports both alike
+        return ("error",)
+
+
+def same(a, b):
+    """Equal, with the same types all the way down (1 != 1.0 != True), NaN
+    equal to NaN, and dict keys in the same order."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return a == b or (a != a and b != b)
+    if type(a) is list:
+        return len(a) == len(b) and all(map(same, a, b))
+    if type(a) is dict:
+        return len(a) == len(b) and all(map(same, a, b)) and all(map(same, a.values(), b.values()))
+    return a == b
+
+
+def agree(data):
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))     # same() on 1025 levels
+    r, o = reference(data), ours(data)
+    return r[0] == o[0] and (r[0] != "ok" or (same(r[1], o[1]) and r[2] == o[2]))
+
+
+@pytest.mark.parametrize("path", SEEDS, ids=os.path.basename)
+def test_fixtures_decode_as_msgpack_does(path):
+    data = open(path, "rb").read()
+    assert agree(data)
+    for cut in sorted(set(random.Random(path).sample(range(len(data)), min(len(data), 200)))):
+        assert agree(data[:cut]), cut
+
+
+def test_mutated_archives_decode_as_msgpack_does():
+    rnd = random.Random(5)
+    seeds = [open(p, "rb").read() for p in SEEDS if os.path.getsize(p) < 100_000]
+    assert seeds
+    for _ in range(4000):
+        d = bytearray(rnd.choice(seeds))
+        for _ in range(rnd.randint(1, 4)):
+            i = rnd.randrange(len(d) + 1)
+            op = rnd.random()
+            if op < 0.5 and i < len(d):
+                d[i] = rnd.randrange(256)
+            elif op < 0.7:
+                del d[i:]
+            else:
+                d[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 9)))
+        assert agree(bytes(d)), bytes(d)[:64]
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\xc1", b"\x92\x01", b"\xd9\x05ab", b"\x01\x02", b"\x81\x90\x01", b"\x81\x80\x01", b"\x81\xc3\x01",
+    b"\x81\xcb" + bytes(8) + b"\x01", b"\xca\x3f\x80\x00\x00", b"\xcf" + b"\xff" * 8, b"\xd3\x80" + bytes(7),
+    b"\xd0\x80", b"\xd6\xff\x00\x00\x00\x01", b"\xd5\xff\x00\x01", b"\xc7\x03\x05abc", b"\xc7\x03\x05ab",
+    b"\xd8\x01" + bytes(16), b"\xc4\x00", b"\xdc\x00\x00", b"\xde\x00\x01\xa1k\xc0",
+    b"\x91" * 1024 + b"\xc0", b"\x91" * 1025 + b"\xc0", b"\x81\xc0" * 1024 + b"\xc0", b"\x81\xc0" * 1025 + b"\xc0",
+], ids=repr)
+def test_edge_cases_decode_as_msgpack_does(data):
+    assert agree(data)
+
+
+# every length field claiming 4 GiB of what follows, and nothing following
+HUGE = [b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\xdb\xff\xff\xff\xff", b"\xc6\xff\xff\xff\xff",
+        b"\xc9\xff\xff\xff\xff\x01", b"\x81\xabvocabulary_\xdf\xff\xff\xff\xff"]
+
+
+def test_hostile_lengths_fail_before_allocating_under_a_memory_limit():
+    """Each claimed length is refused from the bytes left, in a child
+    process whose address space is capped at 1 GiB (a decoder that
+    allocated first would die there, not raise)."""
+    prog = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from mpk import _unpack\n"
+            f"for d in {HUGE!r}:\n"
+            "    try:\n"
+            "        _unpack._cmpk.unpack(d, _unpack.TEXT_MAPS, _unpack._ext)\n"
+            "    except ValueError as e:\n"
+            "        print('ValueError', e)\n")
+    r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("ValueError") == len(HUGE) and "incomplete input" in r.stdout, r.stdout
+
+
+def test_maps_under_vocabulary_have_str_keys_and_nothing_else_changes():
+    doc = {"xtra": {"vocabulary_": {"é": 0, "b": 1, b"\xff": 2, 7: 3},
+                    "other": {"a": {"vocabulary_": [1, 2]}}},
+           "vocabulary_": {"k": {"x": 1}}, "types": {"vocabulary_": "vocab"}}
+    data = msgpack.packb(doc, use_bin_type=True)
+    got = ours(data, _unpack.TEXT_MAPS)[1]
+    # str-typed and bin-typed keys alike: str when valid UTF-8, else bytes
+    assert list(got[b"xtra"][b"vocabulary_"]) == ["é", "b", b"\xff", 7]
+    # a list under vocabulary_ and a map nested inside one are as msgpack gives them
+    assert got[b"xtra"][b"other"] == {b"a": {b"vocabulary_": [1, 2]}}
+    assert got[b"vocabulary_"] == {"k": {b"x": 1}}
+    assert got[b"types"] == {b"vocabulary_": b"vocab"}
+    # and bin keys too (an archive from a writer with use_bin_type=False has str)
+    data = msgpack.packb({b"vocabulary_": {b"abc": 0}}, use_bin_type=True)
+    assert ours(data, _unpack.TEXT_MAPS)[1] == {b"vocabulary_": {"abc": 0}}
+
+
+def test_short_strings_are_shared_and_still_bytes():
+    obj = ours(msgpack.packb([{"nd": True}, {"nd": False}]))[1]
+    (a,), (b,) = obj[0], obj[1]
+    assert a is b and type(a) is bytes and a == b"nd"
+
+
+@pytest.mark.parametrize("values,n,want", [
+    ([], 0, True), ([0], 1, True), ([2, 0, 1], 3, True), ([1], 1, False), ([0, 0], 2, False),
+    ([-1, 0], 2, False), ([0, 2], 2, False), ([0, 1], 3, False), ([2**70, 0], 2, False), ([0], -1, False),
+])
+def test_is_permutation(values, n, want):
+    assert C.is_permutation(values, n) is want
+    assert (not n or (min(values) >= 0 and max(values) < n and len(set(values)) == n)) == want or n < 0
+
+
+GOOD = ([1, 3, -1, -1, -1], [2, 4, -1, -1, -1])
+
+
+def tables(*pairs, widths=(8, 8, 8), n_features=5):
+    """The C layout of node tables given as (left, right) pairs, feature 0
+    on every node, or None; with what numpy makes of them, or None."""
+    from sklearn.tree._tree import NODE_DTYPE
+    keys = [k for k, (f, _) in F._COLS.items() if f]
+    nl = [len(left) for left, _ in pairs]
+    cols = []
+    for c, key in enumerate(keys):
+        w = widths[c] if c < 3 else 4 if key == b"n_node_samples" else 8
+        dt = {4: "<i4", 8: "<i8"}[w] if key in (b"children_left", b"children_right", b"feature",
+                                               b"n_node_samples") else "<f8"
+        per = []
+        for i, (left, right) in enumerate(pairs):
+            v = {b"children_left": left, b"children_right": right}.get(key, [i + j for j in range(len(left))])
+            per.append(np.asarray(v, dtype=dt).tobytes())
+        cols.append(per)
+    offsets = tuple(NODE_DTYPE.fields[F._COLS[k][0]][1] for k in keys)
+    widths = tuple(len(c[0]) // nl[0] for c in cols)
+    buf = C.tree_nodes(tuple(cols), nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
+    left = np.concatenate([np.asarray(p[0]) for p in pairs])
+    right = np.concatenate([np.asarray(p[1]) for p in pairs])
+    ns = np.array(nl)
+    inner = F._check_links(left, right, ns, np.r_[0, np.cumsum(ns)[:-1]])
+    return buf, inner
+
+
+def test_tree_nodes_lays_out_what_numpy_does():
+    from sklearn.tree._tree import NODE_DTYPE
+    buf, inner = tables(GOOD, ([-1], [-1]), GOOD, widths=(4, 8, 4))
+    assert buf is not None and inner is not None
+    nodes = np.frombuffer(buf, dtype=NODE_DTYPE)
+    assert nodes["left_child"].tolist() == GOOD[0] + [-1] + GOOD[0]
+    assert nodes["right_child"].tolist() == GOOD[1] + [-1] + GOOD[1]
+    assert nodes["feature"].tolist() == [0, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
+    assert nodes["threshold"].tolist() == [0, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("pairs", [
+    (([1, 3, -1, -1, -1], [2, 5, -1, -1, -1]), GOOD),                  # a child in the next tree
+    (GOOD, ([1, -1, -1], [2, -1, -1]), ([1, -1], [-1, -1])),           # one child a leaf marker
+    (GOOD, ([1, 2, -1, -1, -1], [2, 4, -1, -1, -1])),                  # two parents
+    (GOOD, ([1, 0, -1, -1, -1], [2, 4, -1, -1, -1])),                  # the root as a child
+    (GOOD, ([1, 3, -1, 1, -1], [2, 4, -1, 2, -1])),                    # a cycle
+    (([5, 2, 1, -1, -1, -1, -1], [6, 3, 4, -1, -1, -1, -1]),),         # a child before its parent
+    (([1, -1, -1], [1, -1, -1]),),                                     # both children the same node
+    (([1, -1], [-1, -1]),),
+    (([-2, -1, -1], [1, -1, -1]),),
+    (([1, -1, -1, -1, -1], [2, -1, -1, -1, -1]),),                     # unreachable nodes
+    (([1, 2**33 + 3, -1, -1, -1], [2, 4, -1, -1, -1]),),               # wraps in 32 bits
+])
+def test_tree_nodes_refuses_what_check_links_refuses(pairs):
+    buf, inner = tables(*pairs)
+    assert buf is None and inner is None
+
+
+def test_tree_nodes_refuses_features_out_of_range_and_short_columns():
+    assert tables(GOOD, n_features=1)[0] is None          # feature 1 on node 1 (inner), only 1 feature
+    assert tables(GOOD, n_features=2)[0] is not None
+    from sklearn.tree._tree import NODE_DTYPE
+    col = [np.zeros(5, "<i8").tobytes()]
+    cols = (col,) * 7
+    offsets = tuple(NODE_DTYPE.fields[f][1] for f in ("left_child", "right_child", "feature", "threshold",
+                                                       "impurity", "n_node_samples", "weighted_n_node_samples"))
+    for n in (4, 6, 0, -1, 2**62):
+        assert C.tree_nodes(cols, [n], (8,) * 7, offsets, NODE_DTYPE.itemsize, 3) is None
+    with pytest.raises(ValueError):
+        C.tree_nodes(cols, [5], (8, 8, 8, 4, 8, 8, 8), offsets, NODE_DTYPE.itemsize, 3)   # a float as int32
+    with pytest.raises(ValueError):
+        C.tree_nodes(cols, [5], (8,) * 7, (0,) * 6 + (NODE_DTYPE.itemsize,), NODE_DTYPE.itemsize, 3)
+
+
+def _load_without_c(monkeypatch, data):
+    monkeypatch.setattr(_unpack, "_cmpk", None)
+    monkeypatch.setattr(_unpack, "tree_nodes", None)
+    try:
+        return mpk.loads(data)
+    finally:
+        monkeypatch.undo()
+
+
+def _models():
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    X = np.random.RandomState(0).rand(60, 4)
+    docs = ["the cat sat", "a dog ran", "the dog sat on the mat", "café au lait"]
+    return [TfidfVectorizer(ngram_range=(1, 2)).fit(docs), DictVectorizer().fit([{"a": 1, "é": 2}, {"b": 3}]),
+            RandomForestClassifier(n_estimators=8, random_state=0).fit(X, np.arange(60) % 3)]
+
+
+@pytest.mark.parametrize("est", _models(), ids=lambda e: type(e).__name__)
+def test_a_load_with_and_without_the_c_part_is_the_same_model(est, monkeypatch):
+    data = mpk.dumps(est)
+    a, b = mpk.loads(data), _load_without_c(monkeypatch, data)
+    assert mpk.dumps(a) == mpk.dumps(b) == data
+    if hasattr(est, "vocabulary_"):
+        assert a.vocabulary_ == b.vocabulary_ == est.vocabulary_
+        assert {type(k) for k in a.vocabulary_} == {str}
+
+
+@pytest.mark.parametrize("vocab,what", [
+    ({"aa": 0, "bb": 0}, "permutation"), ({"aa": 0, "bb": 2}, "permutation"), ({"aa": 0, "bb": True}, "expected int"),
+    ({"aa": 0, b"\xff": 1}, "UTF-8"), ({"aa": 0, "bb": 1.0}, "expected int"), ({"aa": -1}, "permutation"),
+])
+def test_a_bad_vocabulary_is_refused_alike_with_and_without_the_c_part(vocab, what, monkeypatch):
+    from sklearn.feature_extraction.text import CountVectorizer
+    m = msgpack.unpackb(mpk.dumps(CountVectorizer().fit(["aa bb"])), strict_map_key=False, raw=False)
+    m["xtra"]["vocabulary_"] = vocab
+    data = msgpack.packb(m, use_bin_type=True)
+    with pytest.raises(mpk.FormatError) as c_err:
+        mpk.loads(data)
+    with pytest.raises(mpk.FormatError) as py_err:
+        _load_without_c(monkeypatch, data)
+    assert str(c_err.value) == str(py_err.value) and what in str(c_err.value), str(c_err.value)
