@@ -87,7 +87,7 @@ Test(codec_decode, bad_fixtures_that_are_bad_msgpack)
 /* Each allocation of mpfs_doc_init fails in turn: the call then fails with
  * MPFS_E_NOMEM and frees what it had (LeakSanitizer checks), until every
  * allocation succeeds. Rendering into a strbuf runs out of memory as a
- * sticky flag. (mpfs_model_init: see test_model.c.) */
+ * sticky flag. (mpfs_model_init: see test_model_rejects.c.) */
 Test(codec_decode, out_of_memory_at_every_allocation, .timeout = 60)
 {
 	static const char *const names[] = {"edge_values.mpk", "mlp_seed.mpk", "tfidf_compact.mpk"};

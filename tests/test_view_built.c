@@ -244,7 +244,7 @@ Test(fs_view, lists_of_maps_and_bins)
  * (LeakSanitizer checks), until every allocation succeeds; then reads whose
  * content must be made fail with -ENOMEM, and work once memory is back.
  *
- * Blocked by the mpfs_model_init defect (see test_model.c:
+ * Blocked by the mpfs_model_init defect (see test_model_rejects.c:
  * out_of_memory_at_every_allocation), which mpfs_view_open runs into. Then
  * base_name() (view.c) returns NULL on json.oom without freeing the strbuf:
  * a leak, seen with the hand-built archive (a key whose JSON needs a second

@@ -1,4 +1,5 @@
-/* mpfs-tool's command line: the subcommand table and the usage text. */
+/* mpfs-tool's command line: the subcommand table, the usage text and the
+ * leading flags of a subcommand. */
 #include <stdio.h>
 #include <string.h>
 
@@ -76,4 +77,21 @@ int mpfs_tool_usage_error(const char *cmd)
 		if (!strcmp(cmd, commands[i].name))
 			mpfs_tool_err("usage: mpfs-tool %s %s", cmd, commands[i].args);
 	return 1;
+}
+
+int mpfs_tool_flags(const char *cmd, int *argc, char ***argv, const char *letters, bool *on)
+{
+	while (*argc > 0 && (*argv)[0][0] == '-' && (*argv)[0][1]) {
+		const char *a = (*argv)[0];
+		(*argc)--, (*argv)++;
+		if (!strcmp(a, "--"))
+			break;
+		for (a++; *a; a++) {
+			const char *k = strchr(letters, *a);
+			if (!k)
+				return mpfs_tool_usage_error(cmd);
+			on[k - letters] = true;
+		}
+	}
+	return 0;
 }

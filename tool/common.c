@@ -182,20 +182,3 @@ int mpfs_tool_slurp(const char *file, char **buf, size_t *len)
 		close(fd);
 	return rc;
 }
-
-int mpfs_tool_flags(const char *cmd, int *argc, char ***argv, const char *letters, bool *on)
-{
-	while (*argc > 0 && (*argv)[0][0] == '-' && (*argv)[0][1]) {
-		const char *a = (*argv)[0];
-		(*argc)--, (*argv)++;
-		if (!strcmp(a, "--"))
-			break;
-		for (a++; *a; a++) {
-			const char *k = strchr(letters, *a);
-			if (!k)
-				return mpfs_tool_usage_error(cmd);
-			on[k - letters] = true;
-		}
-	}
-	return 0;
-}

@@ -16,8 +16,15 @@
 /* Runs mpfs-tool with argv as on the command line; returns the exit status. */
 int mpfs_tool_main(int argc, char **argv);
 
-/* cli.c: prints the usage line of cmd as an error; returns 1. */
+/* ---- cli.c: the command line (it uses common.c; common.c does not use it) ---- */
+
+/* Prints the usage line of cmd as an error; returns 1. */
 int mpfs_tool_usage_error(const char *cmd);
+
+/* Takes the leading flags (-l, -r, -lr) out of argc and argv: letter
+ * letters[i] sets on[i]. Returns 0, or 1 after printing the usage of cmd
+ * for another flag. "--" ends the flags. */
+int mpfs_tool_flags(const char *cmd, int *argc, char ***argv, const char *letters, bool *on);
 
 /* ---- common.c: opening, errors, whole-file reads and writes ---- */
 
@@ -48,11 +55,6 @@ int mpfs_tool_write(struct mpfs_fs *fs, const char *path, const void *data, size
 /* The whole content of a real file ("-" for stdin) in a new buffer; 0 or
  * -errno. */
 int mpfs_tool_slurp(const char *file, char **buf, size_t *len);
-
-/* Takes the leading flags (-l, -r, -lr) out of argc and argv: letter
- * letters[i] sets on[i]. Returns 0, or 1 after printing the usage of cmd
- * for another flag. "--" ends the flags. */
-int mpfs_tool_flags(const char *cmd, int *argc, char ***argv, const char *letters, bool *on);
 
 /* How many lines fs/ has logged so far (mpfs_tool_log); a caller whose
  * failure was not logged says why itself. */
