@@ -1,7 +1,7 @@
 /* mpk._cmpk: the MsgPack decoder behind mpk.load.
  *
  * unpack(data, text_maps, ext_hook) -> (object, bytes used)
- * (is_permutation below; tree_nodes in _cmpk_tree.c)
+ * (is_permutation and identical below; tree_nodes in _cmpk_tree.c)
  *
  * The object is what msgpack.unpackb(data, raw=True, strict_map_key=False,
  * use_list=True) returns (python/mpk/_unpack.py falls back to exactly that
@@ -400,12 +400,72 @@ static PyObject *is_permutation(PyObject *self, PyObject *args)
 	return PyBool_FromLong(ok && count == n);
 }
 
+/* Would a and b pack to the same MsgPack bytes? Lists and tuples alike;
+ * otherwise the same type (1, 1.0 and True differ), floats bit for bit
+ * (-0.0 is not 0.0; a NaN equals itself), maps in the same key order. */
+static int same_bits(PyObject *a, PyObject *b, int depth)
+{
+	if (depth > MAX_DEPTH) {
+		PyErr_SetString(PyExc_ValueError, "nested too deeply");
+		return -1;
+	}
+	PyTypeObject *ta = Py_TYPE(a), *tb = Py_TYPE(b);
+	if ((ta == &PyList_Type || ta == &PyTuple_Type) &&
+	    (tb == &PyList_Type || tb == &PyTuple_Type)) {
+		Py_ssize_t n = PySequence_Fast_GET_SIZE(a);
+		if (n != PySequence_Fast_GET_SIZE(b))
+			return 0;
+		for (Py_ssize_t i = 0; i < n; i++) {
+			int r = same_bits(PySequence_Fast_GET_ITEM(a, i),
+					  PySequence_Fast_GET_ITEM(b, i), depth + 1);
+			if (r != 1)
+				return r;
+		}
+		return 1;
+	}
+	if (ta != tb)
+		return 0;
+	if (a == b)
+		return 1;
+	if (ta == &PyFloat_Type) {
+		double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
+		return memcmp(&x, &y, sizeof x) == 0;
+	}
+	if (ta == &PyDict_Type) {
+		Py_ssize_t pa = 0, pb = 0;
+		PyObject *ka, *va, *kb, *vb;
+		if (PyDict_GET_SIZE(a) != PyDict_GET_SIZE(b))
+			return 0;
+		while (PyDict_Next(a, &pa, &ka, &va) && PyDict_Next(b, &pb, &kb, &vb)) {
+			int r = same_bits(ka, kb, depth + 1);
+			if (r == 1)
+				r = same_bits(va, vb, depth + 1);
+			if (r != 1)
+				return r;
+		}
+		return 1;
+	}
+	return PyObject_RichCompareBool(a, b, Py_EQ);
+}
+
+static PyObject *identical(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *a, *b;
+	if (!PyArg_ParseTuple(args, "OO:identical", &a, &b))
+		return NULL;
+	int r = same_bits(a, b, 0);
+	return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
 static PyMethodDef methods[] = {
 	{"unpack", unpack, METH_VARARGS,
 	 "unpack(data, text_maps, ext_hook) -> (object, bytes used): see the source's head "
 	 "comment"},
 	{"is_permutation", is_permutation, METH_VARARGS,
 	 "is_permutation(ints, n): exactly 0..n-1, each once?"},
+	{"identical", identical, METH_VARARGS,
+	 "identical(a, b): would a and b pack to the same MsgPack bytes?"},
 	{"tree_nodes", mpk_tree_nodes, METH_VARARGS,
 	 "decision trees' node tables, checked: see _cmpk_tree.c"},
 	{NULL, NULL, 0, NULL},

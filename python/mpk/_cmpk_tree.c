@@ -13,8 +13,10 @@
  *             NODE_DTYPE, whose fields are all 8 bytes wide)
  *   itemsize  NODE_DTYPE's item size
  *
- * returns a bytearray holding the k tables one after another, each node
- * NODE_DTYPE (integers widened to int64), or None when a column's length
+ * returns a list of k bytearrays, each a tree's node table as NODE_DTYPE
+ * (integers widened to int64; one buffer per tree, of the size malloc takes
+ * from its heap and reuses, where one for all would be mapped afresh and
+ * page-faulted on every load), or None when a column's length
  * is not its tree's node count times its width, or a tree's links are not
  * a tree's: the rules of mpk's check_tree_links (_helpers.py), which the
  * caller then runs to name the problem. Node j is a leaf when its left
@@ -71,6 +73,28 @@ static int links_ok(const unsigned char *out, Py_ssize_t n, Py_ssize_t itemsize,
 	return 2 * inner == n - 1;
 }
 
+/* Tree i's node table: its columns' values in NODE_DTYPE's fields. */
+static void fill(unsigned char *table, Py_ssize_t n, PyObject *cols, Py_ssize_t i,
+		 const Py_ssize_t *width, const Py_ssize_t *off, Py_ssize_t itemsize)
+{
+	if (itemsize != 8 * NCOLS) /* bytes no field covers */
+		memset(table, 0, (size_t)(n * itemsize));
+	for (int c = 0; c < NCOLS; c++) {
+		const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(
+			PySequence_Fast_GET_ITEM(PyTuple_GET_ITEM(cols, c), i));
+		int is_int = c <= FEATURE || c == N_NODE_SAMPLES;
+		for (Py_ssize_t j = 0; j < n; j++) {
+			unsigned char *dst = table + j * itemsize + off[c];
+			if (is_int) {
+				int64_t v = get_int(src, j, (int)width[c]);
+				memcpy(dst, &v, 8);
+			} else {
+				memcpy(dst, src + 8 * j, 8);
+			}
+		}
+	}
+}
+
 PyObject *mpk_tree_nodes(PyObject *self, PyObject *args)
 {
 	(void)self;
@@ -119,40 +143,28 @@ PyObject *mpk_tree_nodes(PyObject *self, PyObject *args)
 		total += n;
 		most = n > most ? n : most;
 	}
-	PyObject *buf = PyByteArray_FromStringAndSize(NULL, total * itemsize);
+	PyObject *tables = PyList_New(k);
 	unsigned char *marks = PyMem_Malloc((size_t)most + 1);
-	if (!buf || !marks) {
-		Py_XDECREF(buf);
-		PyMem_Free(marks);
-		return PyErr_NoMemory();
-	}
-	unsigned char *out = (unsigned char *)PyByteArray_AS_STRING(buf);
-	if (itemsize != 8 * NCOLS)
-		memset(out, 0, (size_t)(total * itemsize));
-	int ok = 1;
-	for (Py_ssize_t i = 0, base = 0; i < k && ok; i++) {
+	if (!tables || !marks)
+		goto fail;
+	for (Py_ssize_t i = 0; i < k; i++) {
 		Py_ssize_t n = PyLong_AsSsize_t(PyList_GET_ITEM(ns, i));
-		unsigned char *table = out + base * itemsize;
-		for (int c = 0; c < NCOLS; c++) {
-			const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(
-				PySequence_Fast_GET_ITEM(PyTuple_GET_ITEM(cols, c), i));
-			int is_int = c <= FEATURE || c == N_NODE_SAMPLES;
-			for (Py_ssize_t j = 0; j < n; j++) {
-				unsigned char *dst = table + j * itemsize + off[c];
-				if (is_int) {
-					int64_t v = get_int(src, j, (int)width[c]);
-					memcpy(dst, &v, 8);
-				} else {
-					memcpy(dst, src + 8 * j, 8);
-				}
-			}
+		PyObject *buf = PyByteArray_FromStringAndSize(NULL, n * itemsize);
+		if (!buf)
+			goto fail;
+		PyList_SET_ITEM(tables, i, buf);
+		unsigned char *table = (unsigned char *)PyByteArray_AS_STRING(buf);
+		fill(table, n, cols, i, width, off, itemsize);
+		if (!links_ok(table, n, itemsize, off, n_features, marks)) {
+			Py_DECREF(tables);
+			PyMem_Free(marks);
+			Py_RETURN_NONE;
 		}
-		ok = links_ok(table, n, itemsize, off, n_features, marks);
-		base += n;
 	}
 	PyMem_Free(marks);
-	if (ok)
-		return buf;
-	Py_DECREF(buf);
-	Py_RETURN_NONE;
+	return tables;
+fail:
+	Py_XDECREF(tables);
+	PyMem_Free(marks);
+	return PyErr_Occurred() ? NULL : PyErr_NoMemory();
 }

@@ -12,11 +12,13 @@ everything but their node tables and a few numbers, so:
 * every other tree whose fixed parts (key order, class name, types,
   fitted attributes other than its node table, the Tree's parameters and
   types, every key list) are identical to the template's -- compared as
-  re-packed MsgPack, so 1, 1.0 and True differ -- is checked in bulk:
+  re-packed MsgPack would be (_unpack.identical), so 1, 1.0 and True
+  differ -- is checked in bulk:
   its parameter values (scikit-learn's own constraints, see
   _model.check_param_values), node_count and max_depth, and the compact
   arrays of its node table (exact layout and dtype, shapes, byte counts);
-  then all node tables at once with numpy, by check_tree_links' rules
+  then all node tables at once (mpk's C part, _cmpk_tree.c, or numpy),
+  by check_tree_links' rules
   (children both -1 or both in (i, n), every node but the root exactly one
   parent, features in range);
 * a tree that differs from the template, and every tree when a bulk check
@@ -30,7 +32,6 @@ ensembles).
 from itertools import chain
 from operator import itemgetter
 
-import msgpack
 import numpy as np
 
 from . import _arrays as A
@@ -51,10 +52,6 @@ _COLS = {b"children_left": ("left_child", _INT), b"children_right": ("right_chil
 _ENABLED = [True]       # tests switch the batch off to compare with the generic way
 _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
-
-
-def _pack(v):
-    return msgpack.packb(v, use_bin_type=True)      # a Packer per call: loads may run in threads
 
 
 def is_tree_map(v):
@@ -88,7 +85,8 @@ def _fixed(m):
     with the template (all but its parameter values, node_count, max_depth
     and node-table arrays), as (names, numbers): names holds only keys,
     class names and type tags -- bytes, where == is exact -- and numbers
-    the rest, compared re-packed (so that 1, 1.0 and True differ)."""
+    the rest, compared as re-packed (_unpack.identical: 1, 1.0 and True
+    differ)."""
     w = m[b"weights"]
     t = w[b"tree_"]
     names = [list(m), m[b"class_name"], m[b"types"], list(m[b"params"]), list(w),
@@ -132,7 +130,7 @@ class _Template:
             self.names_part, numbers = _fixed(m)
             if not _only_bytes(self.names_part):
                 return None
-            self.sig = _pack(numbers)
+            self.numbers = numbers
             names = [A.key_text(k, "") for k in m[b"params"]]
             xnames = [A.key_text(k, "") for k in m[b"xtra"]]
             wnames = [A.key_text(k, "") for k in m[b"weights"]]
@@ -186,7 +184,7 @@ class _Template:
             return False
         try:
             names, numbers = _fixed(m)
-            return names == self.names_part and _pack(numbers) == self.sig
+            return names == self.names_part and _unpack.identical(numbers, self.numbers)
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
             return False
 
@@ -202,7 +200,7 @@ class _Template:
         varying = {}
         for j, (name, raw0) in enumerate(zip(self.names, self.raw_params)):
             col = cols[j]
-            if _pack(col) == _pack((raw0,) * k):     # identical to the bit (type, -0.0, NaN)
+            if _unpack.identical(col, (raw0,) * k):     # identical to the bit (type, -0.0, NaN)
                 continue
             vals = []
             for v in col:
@@ -305,13 +303,11 @@ def _tables(datas, dtypes, nl, n_features, nout, ncls):
         cols = tuple(datas[k] for k in keys)
         widths = tuple(len(c[0]) // nl[0] for c in cols)
         offsets = tuple(NODE_DTYPE.fields[_COLS[k][0]][1] for k in keys)
-        buf = _unpack.tree_nodes(cols, nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
-        if buf is None:
+        bufs = _unpack.tree_nodes(cols, nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
+        if bufs is None:
             return None
-        nodes = np.frombuffer(buf, dtype=NODE_DTYPE)
-        starts = np.cumsum([0] + nl).tolist()
-        return [(nodes[a:b], np.frombuffer(v, dtype=f8).reshape(n, nout, ncls))
-                for a, b, n, v in zip(starts, starts[1:], nl, datas[b"value"])]
+        return [(np.frombuffer(b, dtype=NODE_DTYPE), np.frombuffer(v, dtype=f8).reshape(n, nout, ncls))
+                for b, n, v in zip(bufs, nl, datas[b"value"])]
     # numpy, when the C part is not built: the columns concatenated
     cols = {k: np.frombuffer(b"".join(d), dtype=dtypes[k].decode()) for k, d in datas.items()}
     ns = np.asarray(nl, dtype=np.int64)

@@ -49,6 +49,18 @@ def unpack(data):
         return e.unpacked, len(data) - len(e.extra)
 
 
+def identical(a, b):
+    """Would decoded values a and b pack to the same MsgPack bytes?  (So 1,
+    1.0 and True differ, and -0.0 and 0.0; lists and tuples do not.)"""
+    if _cmpk is not None:
+        return _cmpk.identical(a, b)
+    return _pack(a) == _pack(b)
+
+
+def _pack(v):
+    return msgpack.packb(v, use_bin_type=True)      # a Packer per call: loads may run in threads
+
+
 def is_permutation(values, n):
     """Are values (ints) exactly 0..n-1, each once?"""
     if _cmpk is not None:

@@ -158,6 +158,33 @@ def test_short_strings_are_shared_and_still_bytes():
     assert a is b and type(a) is bytes and a == b"nd"
 
 
+@pytest.mark.parametrize("a,b", [
+    (1, 1.0), (1, True), (0, False), (0.0, -0.0), (float("nan"), float("nan")), (b"a", "a"), (None, 0),
+    ([1, 2], (1, 2)), ([1, [2.0]], (1, (2.0,))), ({b"a": 1, b"b": 2}, {b"b": 2, b"a": 1}), ({b"a": 1}, {b"a": 1.0}),
+    ([], ()), ({}, {}), (2**63, 2**63), (-1, -1), ([b"x", {b"k": [None, True]}], [b"x", {b"k": [None, True]}]),
+    (msgpack.ExtType(1, b"z"), msgpack.ExtType(1, b"z")), (msgpack.ExtType(1, b"z"), msgpack.ExtType(2, b"z")),
+])
+def test_identical_is_equality_of_the_packed_bytes(a, b):
+    def pack(v):
+        return msgpack.packb(v, use_bin_type=True)
+    assert C.identical(a, b) is (pack(a) == pack(b))
+    assert C.identical(b, a) is (pack(a) == pack(b))
+
+
+def test_identical_on_decoded_archives_and_their_mutations():
+    rnd = random.Random(9)
+    docs = [ours(open(p, "rb").read()) for p in SEEDS if os.path.getsize(p) < 100_000]
+    docs = [d[1] for d in docs if d[0] == "ok" and isinstance(d[1], dict)]
+    assert docs
+    for _ in range(300):
+        a = rnd.choice(docs)
+        b = msgpack.unpackb(msgpack.packb(a, use_bin_type=True), raw=True, strict_map_key=False)
+        assert C.identical(a, b)
+        key = rnd.choice(list(b))
+        b[key] = rnd.choice([1, 1.0, True, None, b"x", [b[key]], -0.0])
+        assert C.identical(a, b) is (msgpack.packb(a, use_bin_type=True) == msgpack.packb(b, use_bin_type=True))
+
+
 @pytest.mark.parametrize("values,n,want", [
     ([], 0, True), ([0], 1, True), ([2, 0, 1], 3, True), ([1], 1, False), ([0, 0], 2, False),
     ([-1, 0], 2, False), ([0, 2], 2, False), ([0, 1], 3, False), ([2**70, 0], 2, False), ([0], -1, False),
@@ -188,7 +215,10 @@ def tables(*pairs, widths=(8, 8, 8), n_features=5):
         cols.append(per)
     offsets = tuple(NODE_DTYPE.fields[F._COLS[k][0]][1] for k in keys)
     widths = tuple(len(c[0]) // nl[0] for c in cols)
-    buf = C.tree_nodes(tuple(cols), nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
+    bufs = C.tree_nodes(tuple(cols), nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
+    if bufs is not None:
+        assert [len(b) for b in bufs] == [n * NODE_DTYPE.itemsize for n in nl]
+    buf = None if bufs is None else b"".join(bufs)
     left = np.concatenate([np.asarray(p[0]) for p in pairs])
     right = np.concatenate([np.asarray(p[1]) for p in pairs])
     ns = np.array(nl)
