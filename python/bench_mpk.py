@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Benchmark mpk against pickle and joblib (not a test).
 
-    PYTHONPATH=python nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--only mlp,tfidf,forest,hgb]
+    nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--only mlp,tfidf,forest,hgb]
 
 Four models: an MLPClassifier with hidden layers (256, 128) on 500 features
 (trained briefly on random data; convergence does not matter), a
@@ -10,7 +10,10 @@ RandomForestClassifier (5,000 samples, 20 features, full-depth trees) and a
 HistGradientBoostingClassifier (100 iterations, 3 classes, so 300 tree
 predictors).  For each it writes the model with
 
-  mpk compact   mpk.save(m, arrays="compact")
+  mpk compact   mpk.save(m, arrays="compact"), loaded with mpk's C part
+                (python/mpk/_cmpk.c) where it is built (build/python)
+  mpk no C      the same file, loaded without the C part (python3-msgpack
+                and numpy only, as where it is not built)
   mpk nested    mpk.save(m, arrays="nested")
   msgpack only  the mpk compact file through msgpack.unpackb alone (as
                 mpk.load parses it), no checks, no estimator: the floor
@@ -21,8 +24,9 @@ predictors).  For each it writes the model with
                 rebuild an estimator, so it is a floor for "plain data"
   joblib        joblib.dump of the whole estimator (no compression)
 
-and reports the file size and the median time to load it from a (warm) file,
-with ratios relative to mpk compact.  The formats are timed in turn, round
+and reports the file size, the median time to load it from a (warm) file
+and the minimum CPU time of a load, with ratios relative to mpk compact, then
+mpk compact against pickle.  The formats are timed in turn, round
 after round, so that load from other jobs on the machine falls on all of
 them alike.
 """
@@ -40,9 +44,22 @@ import joblib
 import msgpack
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, _HERE)
+sys.path.append(os.path.join(os.path.dirname(_HERE), "build", "python"))    # mpk's C part, if built
 import mpk  # noqa: E402
 from mpk import _arrays  # noqa: E402
+from mpk import _unpack as _mpk_unpack  # noqa: E402
+
+
+def load_pure(p):
+    """mpk.load without its C part (python3-msgpack and numpy only)."""
+    saved = _mpk_unpack._cmpk, _mpk_unpack.tree_nodes
+    _mpk_unpack._cmpk, _mpk_unpack.tree_nodes = None, None
+    try:
+        return mpk.load(p)
+    finally:
+        _mpk_unpack._cmpk, _mpk_unpack.tree_nodes = saved
 
 
 def make_mlp():
@@ -95,6 +112,8 @@ def bench(name, est, sample, d, repeat):
     p = os.path.join(d, f"{name}_compact.mpk")
     mpk.save(est, p, arrays="compact")
     paths["mpk compact"] = (p, lambda p=p: mpk.load(p))
+    if _mpk_unpack.ACCELERATED:
+        paths["mpk no C"] = (p, lambda p=p: load_pure(p))
     p = os.path.join(d, f"{name}_nested.mpk")
     mpk.save(est, p, arrays="nested")
     paths["mpk nested"] = (p, lambda p=p: mpk.load(p))
@@ -115,7 +134,9 @@ def bench(name, est, sample, d, repeat):
 
     # sanity: every full-estimator format predicts the same
     ref = est.transform(sample) if hasattr(est, "transform") else est.predict_proba(sample)
-    for label in ("mpk compact", "mpk nested", "pickle", "joblib"):
+    for label in ("mpk compact", "mpk no C", "mpk nested", "pickle", "joblib"):
+        if label not in paths:
+            continue
         m = paths[label][1]()
         got = m.transform(sample) if hasattr(m, "transform") else m.predict_proba(sample)
         diff = (got != ref)
@@ -124,12 +145,15 @@ def bench(name, est, sample, d, repeat):
     for p, fn in paths.values():
         fn()  # warm the page cache
     times = {label: [] for label in paths}
+    cpu = {label: [] for label in paths}
     for _ in range(repeat):
         for label, (p, fn) in paths.items():
-            t = time.perf_counter()
+            c, t = time.process_time(), time.perf_counter()
             fn()
             times[label].append(time.perf_counter() - t)
-    return [(label, os.path.getsize(p), statistics.median(times[label])) for label, (p, fn) in paths.items()]
+            cpu[label].append(time.process_time() - c)
+    return [(label, os.path.getsize(p), statistics.median(times[label]), min(cpu[label]))
+            for label, (p, fn) in paths.items()]
 
 
 def _unpack(path):
@@ -145,6 +169,8 @@ def main():
     import sklearn
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, sklearn {sklearn.__version__}, "
           f"msgpack {'.'.join(map(str, msgpack.version))}, joblib {joblib.__version__}")
+    print("mpk C part (_cmpk): " + (f"in use, {_mpk_unpack._cmpk.__file__}" if _mpk_unpack.ACCELERATED else
+                                    "not built or MPK_PURE set: mpk uses python3-msgpack (meson compile -C build)"))
     results = []
     with tempfile.TemporaryDirectory() as d:
         only = set(args.only.split(",")) if args.only else {"mlp", "tfidf", "forest", "hgb"}
@@ -162,14 +188,20 @@ def main():
             hgb, xs = make_hgb()
             results.append(("HistGB 100 it, 3 cl", bench("hgb", hgb, xs, d, args.repeat)))
     print()
-    print(f"{'model':<22} {'format':<12} {'size':>12} {'size/mpk':>9} {'load ms':>10} {'load/mpk':>9}")
-    print("-" * 78)
+    print(f"{'model':<22} {'format':<12} {'size':>12} {'size/mpk':>9} {'load ms':>10} {'load/mpk':>9} "
+          f"{'cpu ms':>8}")
+    print("-" * 87)
     for model, rows in results:
         base_size, base_time = rows[0][1], rows[0][2]
-        for label, size, t in rows:
+        for label, size, t, c in rows:
             print(f"{model:<22} {label:<12} {size:>12,} {size / base_size:>9.2f} {t * 1e3:>10.2f} "
-                  f"{t / base_time:>9.2f}")
-        print("-" * 78)
+                  f"{t / base_time:>9.2f} {c * 1e3:>8.2f}")
+        print("-" * 87)
+    print("\nmpk.load / pickle.load (protocol 5): median wall time, minimum CPU time; file size")
+    for model, rows in results:
+        by = {label: (size, t, c) for label, size, t, c in rows}
+        (ms, mt, mc), (ps, pt, pc) = by["mpk compact"], by["pickle"]
+        print(f"  {model:<22} load {mt / pt:5.2f}x (cpu {mc / pc:5.2f}x)   size {ms / ps:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 /* mpk._cmpk: the MsgPack decoder behind mpk.load.
  *
  * unpack(data, text_maps, ext_hook) -> (object, bytes used)
- * (is_permutation and identical below; tree_nodes in _cmpk_tree.c)
+ * (is_vocabulary and identical below; tree_nodes in _cmpk_tree.c)
  *
  * The object is what msgpack.unpackb(data, raw=True, strict_map_key=False,
  * use_list=True) returns (python/mpk/_unpack.py falls back to exactly that
@@ -149,6 +149,14 @@ static PyObject *take_list(struct dec *d, Py_ssize_t n)
 	return list;
 }
 
+static int is_ascii(const unsigned char *p, Py_ssize_t n)
+{
+	unsigned char any = 0;
+	for (Py_ssize_t i = 0; i < n; i++)
+		any |= p[i];
+	return any < 0x80;
+}
+
 /* A key of a text map: str or bin as str when valid UTF-8, else as usual. */
 static PyObject *take_text_key(struct dec *d)
 {
@@ -169,7 +177,14 @@ static PyObject *take_text_key(struct dec *d)
 	} else {
 		return decode(d);
 	}
-	PyObject *s = PyUnicode_DecodeUTF8((const char *)d->p, n, NULL);
+	PyObject *s;
+	if (is_ascii(d->p, n)) { /* most terms: no decoding to do */
+		s = PyUnicode_New(n, 127);
+		if (s)
+			memcpy(PyUnicode_DATA(s), d->p, (size_t)n);
+	} else {
+		s = PyUnicode_DecodeUTF8((const char *)d->p, n, NULL);
+	}
 	if (s) {
 		d->p += n;
 		return s;
@@ -362,42 +377,31 @@ static PyObject *unpack(PyObject *self, PyObject *args)
 	return r;
 }
 
-/* is_permutation(values, n): are the ints in values exactly 0..n-1, each
- * once? (A vocabulary's indices: one pass and n bits, not a set of n ints.) */
-static PyObject *is_permutation(PyObject *self, PyObject *args)
+/* is_vocabulary(d): is d a vocabulary as scikit-learn keeps one -- str
+ * keys, int values (not bool) that are exactly 0..len(d)-1, each once? One
+ * pass and len(d) bits. False sends mpk.load to its Python checks, which
+ * name what is wrong. */
+static PyObject *is_vocabulary(PyObject *self, PyObject *d)
 {
 	(void)self;
-	PyObject *values;
-	Py_ssize_t n, count = 0;
-	if (!PyArg_ParseTuple(args, "On:is_permutation", &values, &n))
-		return NULL;
-	if (n < 0)
+	if (!PyDict_CheckExact(d))
 		Py_RETURN_FALSE;
+	Py_ssize_t n = PyDict_GET_SIZE(d), pos = 0;
 	unsigned char *seen = PyMem_Calloc((size_t)n / 8 + 1, 1);
-	PyObject *it = seen ? PyObject_GetIter(values) : NULL, *item;
-	int ok = it != NULL;
-	while (ok && (item = PyIter_Next(it))) {
-		long long v = PyLong_AsLongLong(item);
-		Py_DECREF(item);
-		if (v == -1 && PyErr_Occurred()) {
-			if (!PyErr_ExceptionMatches(PyExc_OverflowError))
-				break;
-			PyErr_Clear();
-			ok = 0;
-		} else if (v < 0 || v >= n || seen[v / 8] & 1 << v % 8) {
-			ok = 0;
-		} else {
-			seen[v / 8] |= (unsigned char)(1 << v % 8);
-			count++;
-		}
-	}
-	Py_XDECREF(it);
-	PyMem_Free(seen);
 	if (!seen)
 		return PyErr_NoMemory();
-	if (PyErr_Occurred())
-		return NULL;
-	return PyBool_FromLong(ok && count == n);
+	PyObject *k, *v;
+	int ok = 1;
+	while (ok && PyDict_Next(d, &pos, &k, &v)) {
+		long long i = PyLong_CheckExact(v) ? PyLong_AsLongLong(v) : -1;
+		if (i == -1 && PyErr_Occurred())
+			PyErr_Clear(); /* beyond 64 bits: not an index */
+		ok = PyUnicode_CheckExact(k) && i >= 0 && i < n && !(seen[i / 8] & 1 << i % 8);
+		if (ok)
+			seen[i / 8] |= (unsigned char)(1 << i % 8);
+	}
+	PyMem_Free(seen);
+	return PyBool_FromLong(ok);
 }
 
 /* Would a and b pack to the same MsgPack bytes? Lists and tuples alike;
@@ -459,11 +463,11 @@ static PyObject *identical(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
+	{"is_vocabulary", is_vocabulary, METH_O,
+	 "is_vocabulary(d): str keys, ints 0..len(d)-1 each once?"},
 	{"unpack", unpack, METH_VARARGS,
 	 "unpack(data, text_maps, ext_hook) -> (object, bytes used): see the source's head "
 	 "comment"},
-	{"is_permutation", is_permutation, METH_VARARGS,
-	 "is_permutation(ints, n): exactly 0..n-1, each once?"},
 	{"identical", identical, METH_VARARGS,
 	 "identical(a, b): would a and b pack to the same MsgPack bytes?"},
 	{"tree_nodes", mpk_tree_nodes, METH_VARARGS,

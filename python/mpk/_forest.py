@@ -303,11 +303,13 @@ def _tables(datas, dtypes, nl, n_features, nout, ncls):
         cols = tuple(datas[k] for k in keys)
         widths = tuple(len(c[0]) // nl[0] for c in cols)
         offsets = tuple(NODE_DTYPE.fields[_COLS[k][0]][1] for k in keys)
-        bufs = _unpack.tree_nodes(cols, nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
-        if bufs is None:
+        buf = _unpack.tree_nodes(cols, nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
+        if buf is None:
             return None
-        return [(np.frombuffer(b, dtype=NODE_DTYPE), np.frombuffer(v, dtype=f8).reshape(n, nout, ncls))
-                for b, n, v in zip(bufs, nl, datas[b"value"])]
+        nodes = np.frombuffer(buf, dtype=NODE_DTYPE)
+        starts = np.cumsum([0] + nl).tolist()
+        return [(nodes[a:b], np.frombuffer(v, dtype=f8).reshape(n, nout, ncls))
+                for a, b, n, v in zip(starts, starts[1:], nl, datas[b"value"])]
     # numpy, when the C part is not built: the columns concatenated
     cols = {k: np.frombuffer(b"".join(d), dtype=dtypes[k].decode()) for k, d in datas.items()}
     ns = np.asarray(nl, dtype=np.int64)

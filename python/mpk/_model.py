@@ -161,6 +161,8 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
     if kind == "vocab":
         if not isinstance(value, dict):
             raise FormatError(path, f"expected map of str to int, got {type_name(value)}")
+        if _unpack.is_vocabulary(value):    # str keys (the C decoder's), all checked in one pass
+            return value
         vocab = _fast_vocab(value)
         if vocab is None:       # slow path, for the precise error message
             vocab = {}
@@ -171,8 +173,9 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
                 if term in vocab:
                     raise FormatError(_join(path, term), "duplicate term")
                 vocab[term] = v
+        idx = vocab.values()
         n = len(vocab)
-        if not _unpack.is_permutation(vocab.values(), n):
+        if n and (min(idx) < 0 or max(idx) >= n or len(set(idx)) != n):
             raise FormatError(path, f"indices must be a permutation of 0..{n - 1}")
         return vocab
     if kind == "csr":
@@ -185,8 +188,7 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
 
 
 def _fast_vocab(value):
-    """map of str/bin -> int, decoded in bulk; None if anything is off.
-    The C decoder gives str keys (_unpack): the map is the vocabulary."""
+    """map of str/bin -> int, decoded in bulk; None if anything is off."""
     vals = value.values()
     if vals and set(map(type, vals)) != {int}:
         return None

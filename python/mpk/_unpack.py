@@ -61,8 +61,8 @@ def _pack(v):
     return msgpack.packb(v, use_bin_type=True)      # a Packer per call: loads may run in threads
 
 
-def is_permutation(values, n):
-    """Are values (ints) exactly 0..n-1, each once?"""
-    if _cmpk is not None:
-        return _cmpk.is_permutation(values, n)
-    return not n or (min(values) >= 0 and max(values) < n and len(set(values)) == n)
+def is_vocabulary(d):
+    """Is d a dict of str to int that are exactly 0..len(d)-1, each once?
+    Answered in one pass by the C part; without it, False (the caller's
+    Python checks then decide)."""
+    return _cmpk is not None and _cmpk.is_vocabulary(d)
