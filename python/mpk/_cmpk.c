@@ -1,7 +1,7 @@
 /* mpk._cmpk: the MsgPack decoder behind mpk.load.
  *
- * unpack(data, text_maps, ext_hook) -> (object, bytes used)
- * (is_vocabulary and identical below; tree_nodes in _cmpk_tree.c)
+ * unpack(data, text_maps, ext_hook) -> (object, bytes used, vocabularies)
+ * (identical below; tree_nodes in _cmpk_tree.c)
  *
  * The object is what msgpack.unpackb(data, raw=True, strict_map_key=False,
  * use_list=True) returns (python/mpk/_unpack.py falls back to exactly that
@@ -18,7 +18,9 @@
  *    str where they are valid UTF-8, straight from the buffer. A 100k-term
  *    vocabulary then costs one dict instead of a bytes-keyed dict and a
  *    second, str-keyed one. Keys that are not valid UTF-8 stay bytes, for
- *    the caller to reject by name.
+ *    the caller to reject by name. The text maps whose keys are all str
+ *    and whose values are the ints 0..n-1, each once, as in scikit-learn's
+ *    vocabularies, are listed in vocabularies (checked while decoding).
  *
  * Hostile input: every length is checked against the bytes left before
  * anything is allocated for it (an array of n elements needs n bytes, a map
@@ -40,6 +42,7 @@ struct dec {
 	const unsigned char *start, *p, *end;
 	PyObject *text_maps; /* frozenset of bytes, or NULL */
 	PyObject *ext_hook;
+	PyObject *vocabs; /* the text maps that are vocabularies (take_map) */
 	int depth;
 	PyObject *cache[CACHE_SLOTS];
 };
@@ -215,13 +218,32 @@ static PyObject *take_text_map(struct dec *d)
 	return n < 0 ? NULL : take_container(d, n, TEXT_MAP);
 }
 
+/* Does entry (k, v) of a text map of n entries keep it a vocabulary: a str
+ * key, an int value in [0, n) not seen before (seen: n bits)? */
+static int vocab_entry(PyObject *k, PyObject *v, Py_ssize_t n, unsigned char *seen)
+{
+	if (!PyUnicode_CheckExact(k) || !PyLong_CheckExact(v))
+		return 0;
+	long long i = PyLong_AsLongLong(v);
+	if (i == -1 && PyErr_Occurred()) {
+		PyErr_Clear(); /* beyond 64 bits: not an index */
+		return 0;
+	}
+	if (i < 0 || i >= n || seen[i / 8] & 1 << i % 8)
+		return 0;
+	seen[i / 8] |= (unsigned char)(1 << i % 8);
+	return 1;
+}
+
 static PyObject *take_map(struct dec *d, Py_ssize_t n, int text_keys)
 {
 	if ((size_t)(d->end - d->p) / 2 < (size_t)n) /* a key and a value: two bytes at least */
 		return incomplete(d);
 	PyObject *map = _PyDict_NewPresized(n);
-	if (!map)
-		return NULL;
+	unsigned char *seen = text_keys ? PyMem_Calloc((size_t)n / 8 + 1, 1) : NULL;
+	int vocab = seen != NULL;
+	if (!map || (text_keys && !seen))
+		goto fail;
 	for (Py_ssize_t i = 0; i < n; i++) {
 		PyObject *k = text_keys ? take_text_key(d) : decode(d);
 		if (!k)
@@ -233,13 +255,21 @@ static PyObject *take_map(struct dec *d, Py_ssize_t n, int text_keys)
 			Py_XDECREF(v);
 			goto fail;
 		}
+		vocab = vocab && vocab_entry(k, v, n, seen);
 		Py_DECREF(k);
 		Py_DECREF(v);
 	}
+	/* every value an index once and no key twice: a vocabulary, checked here
+	 * while its entries are in the cache (a second pass cost 4x as much in a
+	 * process whose heap is fragmented) */
+	if (vocab && PyDict_GET_SIZE(map) == n && PyList_Append(d->vocabs, map) < 0)
+		goto fail;
+	PyMem_Free(seen);
 	return map;
 fail:
-	Py_DECREF(map);
-	return NULL;
+	Py_XDECREF(map);
+	PyMem_Free(seen);
+	return PyErr_Occurred() ? NULL : PyErr_NoMemory();
 }
 
 static PyObject *take_container(struct dec *d, Py_ssize_t n, int kind)
@@ -367,41 +397,16 @@ static PyObject *unpack(PyObject *self, PyObject *args)
 	d->end = d->start + buf.len;
 	d->text_maps = text_maps == Py_None ? NULL : text_maps;
 	d->ext_hook = ext_hook;
-	PyObject *obj = decode(d), *r = NULL;
+	d->vocabs = PyList_New(0);
+	PyObject *obj = d->vocabs ? decode(d) : NULL, *r = NULL;
 	if (obj)
-		r = Py_BuildValue("(Nn)", obj, (Py_ssize_t)(d->p - d->start));
+		r = Py_BuildValue("(NnO)", obj, (Py_ssize_t)(d->p - d->start), d->vocabs);
+	Py_XDECREF(d->vocabs);
 	for (int i = 0; i < CACHE_SLOTS; i++)
 		Py_XDECREF(d->cache[i]);
 	PyMem_Free(d);
 	PyBuffer_Release(&buf);
 	return r;
-}
-
-/* is_vocabulary(d): is d a vocabulary as scikit-learn keeps one -- str
- * keys, int values (not bool) that are exactly 0..len(d)-1, each once? One
- * pass and len(d) bits. False sends mpk.load to its Python checks, which
- * name what is wrong. */
-static PyObject *is_vocabulary(PyObject *self, PyObject *d)
-{
-	(void)self;
-	if (!PyDict_CheckExact(d))
-		Py_RETURN_FALSE;
-	Py_ssize_t n = PyDict_GET_SIZE(d), pos = 0;
-	unsigned char *seen = PyMem_Calloc((size_t)n / 8 + 1, 1);
-	if (!seen)
-		return PyErr_NoMemory();
-	PyObject *k, *v;
-	int ok = 1;
-	while (ok && PyDict_Next(d, &pos, &k, &v)) {
-		long long i = PyLong_CheckExact(v) ? PyLong_AsLongLong(v) : -1;
-		if (i == -1 && PyErr_Occurred())
-			PyErr_Clear(); /* beyond 64 bits: not an index */
-		ok = PyUnicode_CheckExact(k) && i >= 0 && i < n && !(seen[i / 8] & 1 << i % 8);
-		if (ok)
-			seen[i / 8] |= (unsigned char)(1 << i % 8);
-	}
-	PyMem_Free(seen);
-	return PyBool_FromLong(ok);
 }
 
 /* Would a and b pack to the same MsgPack bytes? Lists and tuples alike;
@@ -463,8 +468,6 @@ static PyObject *identical(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-	{"is_vocabulary", is_vocabulary, METH_O,
-	 "is_vocabulary(d): str keys, ints 0..len(d)-1 each once?"},
 	{"unpack", unpack, METH_VARARGS,
 	 "unpack(data, text_maps, ext_hook) -> (object, bytes used): see the source's head "
 	 "comment"},

@@ -161,8 +161,8 @@ def _decode_attr(attr, value, path, tname, dspec, dpath):
     if kind == "vocab":
         if not isinstance(value, dict):
             raise FormatError(path, f"expected map of str to int, got {type_name(value)}")
-        if _unpack.is_vocabulary(value):    # str keys (the C decoder's), all checked in one pass
-            return value
+        if any(value is v for v in getattr(G.OPTIONS, "vocabularies", ())):
+            return value                    # checked by the C decoder (str keys, a permutation)
         vocab = _fast_vocab(value)
         if vocab is None:       # slow path, for the precise error message
             vocab = {}
@@ -648,17 +648,22 @@ def _loads(data, where):
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
     try:
-        obj, end = _unpack.unpack(data)
+        obj, end, vocabularies = _unpack.unpack(data)
     except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as e:
         raise FormatError("", f"{where}not a valid MsgPack archive ({str(e) or type(e).__name__})") from None
     if end != len(data):
         raise FormatError("", f"{where}bytes after the end of the archive")
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
+    opts = G.OPTIONS
+    saved = getattr(opts, "vocabularies", ())
+    opts.vocabularies = vocabularies        # alive in obj while it is built: identity is safe
     try:
         return _build(obj, "", 0)
     except RecursionError:
         raise FormatError("", f"{where}nested too deeply") from None
+    finally:
+        opts.vocabularies = saved
 
 
 def load(path, unknown_params="error", skip_pickled=False):

@@ -1,13 +1,14 @@
 """MsgPack decoding for mpk.load.
 
-unpack(data) -> (object, bytes used) is what
+unpack(data) -> (object, bytes used, vocabularies): the object is what
 ``msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True)``
 returns (str and bin both as bytes), decoded by mpk's C part (_cmpk.c)
 where it is built, else by python3-msgpack.  The C decoder also returns
 the keys of a map stored under ``vocabulary_`` as str where they are valid
 UTF-8 (the rest of mpk takes both), which spares a 100k-term vocabulary a
-second dict.  ``MPK_PURE=1`` in the environment makes mpk use
-python3-msgpack even where the C part is built (the tests run both).
+second dict, and checks those that are vocabularies while it decodes them.
+``MPK_PURE=1`` in the environment makes mpk use python3-msgpack even where
+the C part is built (the tests run both).
 """
 
 import os
@@ -21,7 +22,7 @@ if not os.environ.get("MPK_PURE"):
     except ImportError:
         pass
 
-# Where the C decoder is in use: True or False (see also mpk.info()).
+# Whether the C decoder is in use.
 ACCELERATED = _cmpk is not None
 
 TEXT_MAPS = frozenset((b"vocabulary_",))
@@ -39,14 +40,17 @@ def _ext(code, data):
 
 
 def unpack(data):
-    """(object, bytes used) of the first MsgPack object in data.  Raises
-    ValueError or TypeError (an unhashable map key) on bad input."""
+    """(object, bytes used, vocabularies) of the first MsgPack object in
+    data: vocabularies lists the maps under vocabulary_ already checked to
+    be ones (str keys, the ints 0..n-1 each once), by the C decoder while
+    decoding; none without it.  Raises ValueError or TypeError (an
+    unhashable map key) on bad input."""
     if _cmpk is not None:
         return _cmpk.unpack(data, TEXT_MAPS, _ext)
     try:
-        return msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data)
+        return msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data), []
     except msgpack.ExtraData as e:
-        return e.unpacked, len(data) - len(e.extra)
+        return e.unpacked, len(data) - len(e.extra), []
 
 
 def identical(a, b):
@@ -59,10 +63,3 @@ def identical(a, b):
 
 def _pack(v):
     return msgpack.packb(v, use_bin_type=True)      # a Packer per call: loads may run in threads
-
-
-def is_vocabulary(d):
-    """Is d a dict of str to int that are exactly 0..len(d)-1, each once?
-    Answered in one pass by the C part; without it, False (the caller's
-    Python checks then decide)."""
-    return _cmpk is not None and _cmpk.is_vocabulary(d)

@@ -46,7 +46,7 @@ def reference(data):
 
 def ours(data, text_maps=None):
     try:
-        obj, end = C.unpack(data, text_maps, _unpack._ext)
+        obj, end, _ = C.unpack(data, text_maps, _unpack._ext)
         return ("ok", obj, end)
     except (TypeError, ValueError):
         # which of the two can differ: a map claiming more entries than
@@ -187,11 +187,21 @@ def test_identical_on_decoded_archives_and_their_mutations():
 
 @pytest.mark.parametrize("d,want", [
     ({}, True), ({"a": 0}, True), ({"a": 2, "b": 0, "c": 1}, True), ({"a": 1}, False), ({"a": 0, "b": 0}, False),
-    ({"a": -1, "b": 0}, False), ({"a": 0, "b": 2}, False), ({"a": 2**70, "b": 0}, False), ({"a": True}, False),
-    ({"a": 0.0}, False), ({b"a": 0}, False), ({0: 0}, False), ([("a", 0)], False), ({"a": 0, "b": "1"}, False),
+    ({"a": -1, "b": 0}, False), ({"a": 0, "b": 2}, False), ({"a": 2**63, "b": 0}, False), ({"a": True}, False),
+    ({"a": 0.0}, False), ({b"\xff": 0}, False), ({0: 0}, False), ({"a": 0, "b": "1"}, False),
+    ({"a": 0, "b": [1]}, False), ({"a": 0, "b": {"c": 1}}, False), ({"é": 0, b"b": 1}, True),
 ])
-def test_is_vocabulary(d, want):
-    assert C.is_vocabulary(d) is want
+def test_vocabularies_are_checked_while_decoding(d, want):
+    data = msgpack.packb({"xtra": {"vocabulary_": d}}, use_bin_type=True)
+    obj, _, vocabs = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
+    assert len(vocabs) == want and (not want or vocabs[0] is obj[b"xtra"][b"vocabulary_"])
+
+
+def test_a_key_given_twice_is_not_a_vocabulary():
+    # {"a": 0, "a": 1}: two distinct indices, one entry left
+    data = b"\x81\xabvocabulary_\x82\xa1a\x00\xa1a\x01"
+    obj, _, vocabs = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
+    assert obj == {b"vocabulary_": {"a": 1}} and vocabs == []
 
 
 GOOD = ([1, 3, -1, -1, -1], [2, 4, -1, -1, -1])
