@@ -28,7 +28,9 @@ and reports the file size, the median time to load it from a (warm) file
 and the minimum CPU time of a load, with ratios relative to mpk compact, then
 mpk compact against pickle.  The formats are timed in turn, round
 after round, so that load from other jobs on the machine falls on all of
-them alike.
+them alike, each round starting with the next format, so that none always
+follows the same other (a load right after a heavy one pays for the heap
+the heavy one left: see bench()).
 """
 
 import argparse
@@ -146,8 +148,14 @@ def bench(name, est, sample, d, repeat):
         fn()  # warm the page cache
     times = {label: [] for label in paths}
     cpu = {label: [] for label in paths}
-    for _ in range(repeat):
-        for label, (p, fn) in paths.items():
+    labels = list(paths)
+    for r in range(repeat):
+        # a different format first in every round: a load right after a
+        # heavy one (joblib's) finds the heap trimmed and page-faults its
+        # memory in afresh (1,900 faults, 3x the time, for mpk's TF-IDF
+        # load right after joblib's), so a fixed order biases every row
+        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+            p, fn = paths[label]
             c, t = time.process_time(), time.perf_counter()
             fn()
             times[label].append(time.perf_counter() - t)
