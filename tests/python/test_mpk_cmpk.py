@@ -117,6 +117,14 @@ HUGE = [b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\xdb\xff\xff\xff\xff
         b"\xc9\xff\xff\xff\xff\x01", b"\x81\xabvocabulary_\xdf\xff\xff\xff\xff"]
 
 
+@pytest.mark.parametrize("data", HUGE, ids=repr)
+def test_hostile_lengths_are_refused(data):
+    with pytest.raises(ValueError, match="incomplete input"):
+        C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
+
+
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer reserves more address space than the limit")
 def test_hostile_lengths_fail_before_allocating_under_a_memory_limit():
     """Each claimed length is refused from the bytes left, in a child
     process whose address space is capped at 1 GiB (a decoder that
