@@ -1,0 +1,119 @@
+/* fs/ when the disk runs out part way: a piece commit (a big compact array
+ * edited in place, whose unchanged chunks are copied from the old archive)
+ * that cannot write its temporary file, and edits whose changed chunks
+ * spill to disk when that fails. The limit on file sizes (RLIMIT_FSIZE,
+ * EFBIG) stands in for a full disk (ENOSPC): the same write fails at the
+ * same byte, with no other process needed. tests/e2e/test_faults_pieces.py
+ * does the same on a full tmpfs. */
+#include "fs_env.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#define MiB   (1u << 20)
+#define CHUNK (1u << 16)
+
+/* Files cannot grow past bytes from now on; the old limit in *was. */
+static void limit_files(rlim_t bytes, struct rlimit *was)
+{
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(getrlimit(RLIMIT_FSIZE, was), 0);
+	struct rlimit small = {.rlim_cur = bytes, .rlim_max = was->rlim_max};
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
+}
+
+/* An archive holding xtra/big, a compact <f8 array of n elements
+ * (element i is i / 2), and a string after it; *hdr is its .npy header's
+ * size. */
+static void open_big(struct env *e, size_t n, uint64_t *hdr)
+{
+	double *w = malloc(n * 8);
+	struct tb b = {0};
+	struct stat st;
+
+	for (size_t i = 0; i < n; i++)
+		w[i] = (double)i * 0.5;
+	tb_map(&b, 2);
+	tb_str(&b, "xtra"), tb_map(&b, 1);
+	tb_str(&b, "big"), tb_compact(&b, "<f8", n, w, n * 8);
+	tb_str(&b, "after"), tb_str(&b, "kept");
+	env_open_bytes(e, b.p, b.len);
+	tb_free(&b);
+	free(w);
+	cr_assert_eq(getattr(e, "/xtra/big.npy", &st), 0);
+	*hdr = (uint64_t)st.st_size - n * 8;
+}
+
+/* Element i of xtra/big.npy through handle fh (0: a fresh reader). */
+static double element(struct env *e, uint64_t fh, uint64_t hdr, size_t i)
+{
+	uint64_t r = fh ? fh : fs_open(e, "/xtra/big.npy", O_RDONLY, false);
+	double v;
+	cr_assert_eq(mpfs_fs_read(e->fs, r, (char *)&v, 8, hdr + 8 * i), 8);
+	if (!fh)
+		fs_release(e, r);
+	return v;
+}
+
+/* The archive's xtra/big data: element i is i / 2 but for the two given. */
+static void expect_data(struct env *e, size_t n, size_t i, double a, size_t j, double b)
+{
+	struct arc arc;
+	arc_load(&arc, e->archive);
+	const struct mpfs_val *d = arc_must(&arc, "xtra/big/data");
+	cr_assert_eq(d->len, n * 8);
+	const uint8_t *p = arc.buf + d->off + d->hdr;
+	for (size_t k = 0; k < n; k++) {
+		double v, want = k == i ? a : k == j ? b : (double)k * 0.5;
+		memcpy(&v, p + 8 * k, 8);
+		cr_assert_eq(v, want, "element %zu is %g, expected %g", k, v, want);
+	}
+	cr_assert(mpfs_val_is(&arc.doc, arc_must(&arc, "after"), "kept"));
+	arc_free(&arc);
+}
+
+/* A piece commit that cannot write its temporary file, at limit bytes
+ * (64: not even the changed chunks; half the archive: part way through
+ * copying the unchanged chunks): each flush fails with the real errno and
+ * changes nothing; the writer keeps its edit, others read the archive;
+ * with room again, the next flush commits exactly the edit. */
+static void piece_commit_fails_at(rlim_t limit_of_archive_size_per_2)
+{
+	const size_t n = (12u << 20) / 8, i = 1000, j = n - 1;
+	const double a = -1.0, b = -2.0;
+	struct env e;
+	struct arc before;
+	struct rlimit was;
+	uint64_t hdr;
+
+	open_big(&e, n, &hdr);
+	arc_load(&before, e.archive);
+	uint64_t w = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
+	fs_write(&e, w, &a, 8, hdr + 8 * i);
+	fs_write(&e, w, &b, 8, hdr + 8 * j);
+	limit_files(limit_of_archive_size_per_2 ? before.n / 2 : 64, &was);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EFBIG, "the real errno (log: %s)", last_log);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EFBIG, "still failing");
+	arc_unchanged(&before, e.archive, "failed piece commit");
+	cr_assert_eq(stray_files(&e), 0, "no temporary file left");
+	cr_assert_eq(element(&e, 0, hdr, j), (double)j * 0.5, "others read the archive");
+	cr_assert_eq(element(&e, w, hdr, j), b, "the writer reads its edit");
+	cr_assert_eq(element(&e, w, hdr, i), a);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), 0, "room again (log: %s)", last_log);
+	fs_release(&e, w);
+	expect_data(&e, n, i, a, j, b);
+	cr_assert_eq(stray_files(&e), 0);
+	arc_free(&before);
+	env_close(&e);
+}
+
+Test(fs_faults, piece_commit_without_room_for_the_changed_chunks)
+{
+	piece_commit_fails_at(0);
+}
+
+Test(fs_faults, piece_commit_running_out_while_copying_the_pieces)
+{
+	piece_commit_fails_at(1);
+}
