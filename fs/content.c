@@ -209,7 +209,7 @@ long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, 
 {
 	uint64_t end = off + size;
 	size_t done = 0;
-	int rc;
+	int rc = 0;
 
 	if (!size)
 		return 0;
@@ -220,19 +220,22 @@ long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, 
 		size_t n = (size_t)(CHUNK - in < end - off ? CHUNK - in : end - off);
 
 		if ((rc = own_chunk(fs, c, k)))
-			return rc;
+			break;
 		if (c->chunks[k] == SPILLED) {
 			if ((rc = pwrite_all(c->spill, buf + done, n, off)))
-				return rc;
+				break;
 		} else {
 			memcpy(c->chunks[k] + in, buf + done, n);
 		}
 		done += n;
 		off += n;
 	}
-	if (end > c->len)
-		c->len = end;
-	return (long)done;
+	/* A chunk that cannot be had (the disk is full) ends the write: what
+	 * went before it is written, and is reported as a short write, as
+	 * write(2) does; the size covers it (past it, bytes must read zero). */
+	if (off > c->len)
+		c->len = off;
+	return done ? (long)done : rc;
 }
 
 int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len)

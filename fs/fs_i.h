@@ -207,7 +207,9 @@ void mpfs_inode_free_all(struct mpfs_fs *fs);
 struct content *mpfs_content_new(struct snap *s, uint32_t id, uint64_t len);
 void mpfs_content_free(struct mpfs_fs *fs, struct content *c);
 long mpfs_content_read(struct content *c, char *buf, size_t size, uint64_t off);
-/* -ENOMEM, -ENOSPC, -EIO (spilling), -EFBIG is the caller's to check. */
+/* The bytes written: all of them, or fewer when a chunk could not be had
+ * (memory, or spilling to a full disk), those before it; -ENOMEM, -ENOSPC,
+ * -EIO when not even the first could. -EFBIG is the caller's to check. */
 long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, size_t size,
 			uint64_t off);
 int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len);

@@ -117,3 +117,60 @@ Test(fs_faults, piece_commit_running_out_while_copying_the_pieces)
 {
 	piece_commit_fails_at(1);
 }
+
+/* 32 MiB of 'a' in a new file: every changed chunk in memory (the budget),
+ * the next ones spill to disk. */
+static uint64_t fill_budget(struct env *e, size_t extra)
+{
+	static char buf[1 << 20];
+	uint64_t fh = fs_open(e, "/xtra/long", O_RDWR | O_CREAT, true);
+
+	memset(buf, 'a', sizeof(buf));
+	for (uint64_t off = 0; off < 32 * MiB + extra; off += sizeof(buf))
+		fs_write(e, fh, buf, off + sizeof(buf) <= 32 * MiB + extra ? sizeof(buf) : extra,
+			 off);
+	return fh;
+}
+
+/* Whether [off, off + n) of fh reads c throughout. */
+static bool reads_all(struct env *e, uint64_t fh, uint64_t off, size_t n, char c)
+{
+	char *p = malloc(n);
+	bool all = mpfs_fs_read(e->fs, fh, p, n, off) == (long)n;
+	for (size_t k = 0; all && k < n; k++)
+		all = p[k] == c;
+	free(p);
+	return all;
+}
+
+/* A write whose first chunks land (in memory) and whose next chunk cannot
+ * spill reports the bytes it wrote, as write(2) does: those bytes are in
+ * the file (and the file's size covers them). Before, it failed as a whole
+ * while the first chunks had changed, past the file's end too. */
+Test(fs_faults, write_failing_part_way_reports_what_it_wrote)
+{
+	static char bs[2 * CHUNK];
+	struct env e;
+	struct stat st;
+	struct rlimit was;
+
+	env_open(&e, "logreg_seed.mpk");
+	uint64_t fh = fill_budget(&e, 0);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB - 100), 0);
+	limit_files(32 * MiB, &was);
+	memset(bs, 'b', sizeof(bs));
+	/* chunk 511 is in memory; chunk 512 would spill past the limit */
+	cr_assert_eq(mpfs_fs_write(e.fs, fh, bs, sizeof(bs), 32 * MiB - CHUNK), CHUNK);
+	cr_assert_eq(getattr(&e, "/xtra/long", &st), 0);
+	cr_assert_eq(st.st_size, 32 * MiB, "the size covers the bytes written");
+	cr_assert(reads_all(&e, fh, 32 * MiB - CHUNK, CHUNK, 'b'));
+	cr_assert_eq(mpfs_fs_write(e.fs, fh, bs, CHUNK, 32 * MiB), -EFBIG, "nothing written");
+	cr_assert_eq(getattr(&e, "/xtra/long", &st), 0);
+	cr_assert_eq(st.st_size, 32 * MiB);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB + CHUNK), 0);
+	cr_assert(reads_all(&e, fh, 32 * MiB, CHUNK, '\0'), "past the end: zeros");
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 0), 0);
+	fs_release(&e, fh);
+	env_close(&e);
+}

@@ -71,6 +71,14 @@ def edit_in_place(path, values=(-1.0, -2.0)):
     return fd
 
 
+def pwrite_outcome(fd, data, off):
+    """What os.pwrite returned, or the errno name it raised."""
+    try:
+        return os.pwrite(fd, data, off)
+    except OSError as e:
+        return errname(e.errno)
+
+
 def element(path_or_fd, i):
     if isinstance(path_or_fd, int):
         return np.frombuffer(os.pread(path_or_fd, 8, HEADER + 8 * i), "<f8")[0]
@@ -212,3 +220,67 @@ def test_memmap_flush_on_a_full_disk_reports_enospc_and_commits_later(tmp_path):
         if others(folder, archive):
             problems.append(f"left beside the archive: {others(folder, archive)}")
     assert not problems, "\n".join(problems)
+
+
+def test_write_that_cannot_spill_is_short_and_the_rest_commits_later(tmp_path):
+    """More than 32 MiB of changed chunks go to a temporary file beside the
+    archive: on a full disk a write whose first chunk is already held and
+    whose next must spill is short (the bytes before the chunk landed),
+    never a failure that changed half of it; a write that lands nothing
+    fails with ENOSPC. fsync then fails too; once space is freed it commits
+    exactly what the writes reported."""
+    n = 40 * MB // 8
+    held = 32 * MB  # changed chunks kept in memory, all files together
+    with small_tmpfs(tmp_path, "128m") as folder:
+        archive = folder / "m.mpk"
+        want = np.arange(n, dtype="<f8")
+        archive.write_bytes(msgpack.packb(
+            {"class_name": "Pieces", "types": {}, "params": {}, "xtra": {},
+             "weights": {"w": {"nd": True, "type": "<f8", "kind": b"", "shape": [n],
+                               "data": want.tobytes()}}}, use_bin_type=True))
+        before = archive.read_bytes()
+        problems = []
+        raw = want.view(np.uint8)
+        with mounted(archive, limit_as=HOSTILE_AS) as mnt:
+            fd = os.open(mnt / "weights" / "w.npy", os.O_RDWR)
+            try:
+                ones = b"\xff" * MB
+                for off in range(0, held, MB):  # the data, not the header
+                    start = max(off, HEADER)
+                    bounded(mnt, "pwrite", STEP, os.pwrite, fd, ones[start - off:], start)
+                filler = fill(folder)
+                wrote = bounded(mnt, "pwrite across the budget", STEP, pwrite_outcome, fd,
+                                b"\xee" * (2 << 16), held - (1 << 16))
+                if wrote != 1 << 16:
+                    problems.append(f"a write half held, half spilling gave {wrote} "
+                                    "(expected a short write: 65536 bytes)")
+                nothing = bounded_errno(mnt, "pwrite past the budget", STEP, os.pwrite, fd,
+                                        b"\xdd" * 4096, held + (1 << 16))
+                if nothing != errno.ENOSPC:
+                    problems.append(f"a write that could land nothing gave {errname(nothing)}")
+                synced = bounded_errno(mnt, "fsync (disk full)", STEP, os.fsync, fd)
+                if synced != errno.ENOSPC:
+                    problems.append(f"fsync on a full disk gave {errname(synced)}")
+                if archive.read_bytes() != before:
+                    problems.append("the archive changed although the commit failed")
+                os.truncate(filler, 0)
+                synced = bounded_errno(mnt, "fsync (space freed)", STEP, os.fsync, fd)
+                if synced is not None:
+                    problems.append(f"after space was freed, fsync gave {errname(synced)}")
+            finally:
+                closed = bounded_errno(mnt, "close", STEP, os.close, fd)
+            if closed is not None:
+                problems.append(f"close gave {errname(closed)}")
+            alive(mnt)
+            log = daemon_of(mnt).stderr_text()
+        # the .npy header is 128 bytes: file offset o is data byte o - 128
+        raw[:held - HEADER] = 0xff
+        raw[held - (1 << 16) - HEADER:held - HEADER] = 0xee
+        now = stored(archive).view(np.uint8)
+        if not np.array_equal(now, raw):
+            diff = np.nonzero(now != raw)[0]
+            problems.append(f"the archive differs from what the writes reported at bytes "
+                            f"{diff[0]}..{diff[-1]} ({len(diff)} bytes)")
+        if others(folder, archive):
+            problems.append(f"left beside the archive: {others(folder, archive)}")
+    assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + log
