@@ -241,8 +241,19 @@ long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, 
 int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len)
 {
 	if (len < c->len) {
-		uint64_t first = (len + CHUNK - 1) / CHUNK, in = len % CHUNK;
+		uint64_t first = (len + CHUNK - 1) / CHUNK, in = len % CHUNK, part = len / CHUNK;
 
+		/* The kept part of the last chunk: what is cut off reads zero
+		 * from now on. In the spill file that is a write, which can
+		 * fail (disk full): first, so that a failed truncation changes
+		 * nothing. */
+		if (in && part < c->nchunks && c->chunks[part] == SPILLED) {
+			uint8_t *z = calloc(1, CHUNK);
+			int rc = z ? pwrite_all(c->spill, z, CHUNK - in, len) : -ENOMEM;
+			free(z);
+			if (rc)
+				return rc;
+		}
 		if (len < c->cut)
 			c->cut = len;
 		for (uint64_t k = first; k < c->nchunks; k++) {
@@ -253,19 +264,8 @@ int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len)
 			}
 			c->chunks[k] = NULL;
 		}
-		/* The kept part of the last chunk: clear what was cut off. */
-		uint64_t k = len / CHUNK;
-		if (in && k < c->nchunks && c->chunks[k]) {
-			if (c->chunks[k] != SPILLED) {
-				memset(c->chunks[k] + in, 0, CHUNK - in);
-			} else {
-				uint8_t *z = calloc(1, CHUNK);
-				int rc = z ? pwrite_all(c->spill, z, CHUNK - in, len) : -ENOMEM;
-				free(z);
-				if (rc)
-					return rc;
-			}
-		}
+		if (in && part < c->nchunks && c->chunks[part] && c->chunks[part] != SPILLED)
+			memset(c->chunks[part] + in, 0, CHUNK - in);
 	}
 	c->len = len;
 	return 0;

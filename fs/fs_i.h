@@ -212,6 +212,7 @@ long mpfs_content_read(struct content *c, char *buf, size_t size, uint64_t off);
  * -EIO when not even the first could. -EFBIG is the caller's to check. */
 long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, size_t size,
 			uint64_t off);
+/* A failed truncation (-ENOSPC, -EIO, -ENOMEM: spilling) changes nothing. */
 int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len);
 /* The whole content in one piece: memory for small content, a mapping of a
  * temporary file for big. Release with mpfs_content_unflatten. */

@@ -174,3 +174,29 @@ Test(fs_faults, write_failing_part_way_reports_what_it_wrote)
 	fs_release(&e, fh);
 	env_close(&e);
 }
+
+/* A truncation that cannot clear the cut-off part of a spilled chunk fails
+ * and changes nothing. Before, it dropped the chunks past the new end
+ * first: the failed truncate left zeros where the data was. */
+Test(fs_faults, truncate_failing_changes_nothing)
+{
+	struct env e;
+	struct stat st;
+	struct rlimit was;
+
+	env_open(&e, "logreg_seed.mpk");
+	uint64_t fh = fill_budget(&e, 2 * CHUNK); /* chunks 512 and 513 spilled */
+	limit_files(32 * MiB, &was);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB + 100), -EFBIG);
+	cr_assert_eq(getattr(&e, "/xtra/long", &st), 0);
+	cr_assert_eq(st.st_size, 32 * MiB + 2 * CHUNK);
+	cr_assert(reads_all(&e, fh, 32 * MiB - CHUNK, 3 * CHUNK, 'a'), "the data is intact");
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB + 100), 0);
+	cr_assert(reads_all(&e, fh, 32 * MiB, 100, 'a'));
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB + CHUNK), 0);
+	cr_assert(reads_all(&e, fh, 32 * MiB + 100, CHUNK - 100, '\0'), "the cut part: zeros");
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 0), 0);
+	fs_release(&e, fh);
+	env_close(&e);
+}
