@@ -118,6 +118,42 @@ Test(fs_faults, piece_commit_running_out_while_copying_the_pieces)
 	piece_commit_fails_at(1);
 }
 
+/* The last close after a failed piece commit: close said it failed, so
+ * the edit is not tried again behind the caller's back; it is dropped, and
+ * the log says so. The file then reads as the archive holds it, and a new
+ * edit commits once there is room. */
+Test(fs_faults, last_close_after_a_failed_piece_commit_drops_the_edit_and_says_so)
+{
+	const size_t n = (12u << 20) / 8, j = n - 1;
+	const double b = -2.0;
+	struct env e;
+	struct arc before;
+	struct rlimit was;
+	uint64_t hdr;
+
+	open_big(&e, n, &hdr);
+	arc_load(&before, e.archive);
+	uint64_t w = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
+	fs_write(&e, w, &b, 8, hdr + 8 * j);
+	limit_files(before.n / 2, &was);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EFBIG);
+	log_reset();
+	fs_release(&e, w);
+	cr_assert_eq(nlogs, 1, "the drop is logged");
+	cr_assert(strstr(last_log, "/xtra/big.npy") && strstr(last_log, "dropped"), "log: %s",
+		  last_log);
+	arc_unchanged(&before, e.archive, "dropped edit");
+	cr_assert_eq(element(&e, 0, hdr, j), (double)j * 0.5, "reads the archive again");
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
+	w = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
+	fs_write(&e, w, &b, 8, hdr + 8 * 5);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), 0, "log: %s", last_log);
+	fs_release(&e, w);
+	expect_data(&e, n, 5, b, 5, b);
+	arc_free(&before);
+	env_close(&e);
+}
+
 /* 32 MiB of 'a' in a new file: every changed chunk in memory (the budget),
  * the next ones spill to disk. */
 static uint64_t fill_budget(struct env *e, size_t extra)
