@@ -17,6 +17,7 @@ and says so in the log. The daemon runs under a memory limit (prlimit
 
 import errno
 import os
+import time
 
 import msgpack
 import numpy as np
@@ -284,3 +285,39 @@ def test_write_that_cannot_spill_is_short_and_the_rest_commits_later(tmp_path):
         if others(folder, archive):
             problems.append(f"left beside the archive: {others(folder, archive)}")
     assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + log
+
+
+def test_memmap_closed_unflushed_on_a_full_disk_is_dropped_and_logged(tmp_path):
+    """np.memmap assignments never flushed are committed when the mapping
+    goes (`del m`); on a full disk that commit fails where nobody can be
+    told but the log: the edit is dropped, the log says so, the archive is
+    untouched and the file reads as the archive holds it."""
+    with small_tmpfs(tmp_path, "16m") as folder:
+        archive, before, _ = make_archive(folder)
+        problems = []
+        with mounted(archive, limit_as=HOSTILE_AS) as mnt:
+            fill(folder, 3 * MB)
+            w = mnt / "weights" / "w.npy"
+
+            def assign_and_close():
+                m = np.load(w, mmap_mode="r+")
+                m[FIRST], m[LAST] = -1.0, -2.0
+                m._mmap.close()
+
+            bounded(mnt, "np.memmap assignments, then del m", STEP, assign_and_close)
+            # the kernel sends the release after munmap returns
+            deadline = time.monotonic() + STEP
+            while "dropped" not in daemon_of(mnt).stderr_text() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            alive(mnt)
+            seen = bounded(mnt, "read back", STEP, element, w, LAST)
+            log = daemon_of(mnt).stderr_text()
+        if seen != LAST:
+            problems.append(f"w[{LAST}] reads {seen}, the archive holds {LAST}")
+        if archive.read_bytes() != before:
+            problems.append("the archive changed although the commit failed")
+        if "dropped" not in log:
+            problems.append(f"the dropped edit is not logged:\n{log}")
+        if others(folder, archive):
+            problems.append(f"left beside the archive: {others(folder, archive)}")
+    assert not problems, "\n".join(problems)
