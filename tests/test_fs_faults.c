@@ -93,6 +93,8 @@ static void piece_commit_fails_at(rlim_t limit_of_archive_size_per_2)
 	fs_write(&e, w, &b, 8, hdr + 8 * j);
 	limit_files(limit_of_archive_size_per_2 ? before.n / 2 : 64, &was);
 	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EFBIG, "the real errno (log: %s)", last_log);
+	cr_assert(strstr(last_log, "/xtra/big.npy") && strstr(last_log, strerror(EFBIG)),
+		  "logged with the reason: %s", last_log);
 	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EFBIG, "still failing");
 	arc_unchanged(&before, e.archive, "failed piece commit");
 	cr_assert_eq(stray_files(&e), 0, "no temporary file left");
