@@ -261,6 +261,13 @@ int mpfs_edit_replace(struct mpfs_fs *fs, struct txn *t, uint32_t id, const uint
  * file: no copy of the array in memory. 1 if added, 0 if this does not
  * apply, or -errno. */
 int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct content *c);
+/* Refuses (-EINVAL, logged as any refusal) the content c of entry id, or of
+ * a new file named name (id NO_ID), if it is an array file whose size its
+ * .npy header (or, with -o raw, the array) does not allow: read from its
+ * first bytes, before big content is copied to be parsed whole. 0 if it
+ * may be stored (the rest is checked then), or -errno. */
+int mpfs_edit_check_size(struct mpfs_fs *fs, uint32_t id, const char *name, struct content *c,
+			 const char *path);
 /* Adds to t a new key named name in map dir with content data. */
 int mpfs_edit_insert(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char *name,
 		     const uint8_t *data, size_t len, const char *path);

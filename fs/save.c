@@ -211,6 +211,11 @@ static int prepare(struct mpfs_fs *fs, struct inode *in, uint32_t id, const char
 	if (id != NO_ID && in->c->len > MPFS_FLAT_MEM_MAX &&
 	    (rc = mpfs_edit_payload(fs, t, id, in->c)) != 0)
 		return rc > 0 ? 0 : not_staged(fs, path, rc);
+	/* A size the .npy header refuses is refused before the content is
+	 * copied (all 4 GiB of a `truncate -s 4G`). */
+	if (in->c->len > MPFS_FLAT_MEM_MAX &&
+	    (rc = mpfs_edit_check_size(fs, id, in->name, in->c, path)))
+		return rc;
 	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie)))
 		return in->c->len > MPFS_FLAT_MEM_MAX ? not_staged(fs, path, rc) : rc;
 	if (id != NO_ID)

@@ -238,3 +238,65 @@ Test(fs_faults, truncate_failing_changes_nothing)
 	fs_release(&e, fh);
 	env_close(&e);
 }
+
+/* An array file cut to a size its .npy header does not allow (`truncate
+ * -s 1G big.npy`; a new file of 8 MiB of zeros) is refused: EINVAL, logged,
+ * sticky until new data comes, decided from its first bytes. Before, the
+ * whole of it was copied into a temporary file to be parsed, so on a disk
+ * without room for that (here: files limited to 64 MiB) the refusal came
+ * out as a failure to write (EFBIG, ENOSPC), not logged, tried again at
+ * every fsync. */
+Test(fs_faults, size_the_header_refuses_is_refused_before_it_is_copied)
+{
+	const size_t n = (12u << 20) / 8;
+	struct env e;
+	struct arc before;
+	struct rlimit was;
+	uint64_t hdr;
+
+	open_big(&e, n, &hdr);
+	arc_load(&before, e.archive);
+	limit_files(64 * MiB, &was);
+	uint64_t w = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, w, hdr + (1u << 30)), 0);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EINVAL, "log: %s", last_log);
+	cr_assert(strstr(last_log, "refused: NPY data is 1073741824 bytes"), "log: %s", last_log);
+	cr_assert_eq(nlogs, 1);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EINVAL, "sticky");
+	cr_assert_eq(nlogs, 1, "not tried again");
+	fs_release(&e, w);
+
+	uint64_t c = fs_open(&e, "/xtra/new.npy", O_RDWR | O_CREAT, true);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, c, 8 * MiB), 0);
+	cr_assert_eq(mpfs_fs_flush(e.fs, c), -EINVAL, "log: %s", last_log);
+	cr_assert(strstr(last_log, "/xtra/new.npy: refused: not an NPY file"), "log: %s", last_log);
+	fs_release(&e, c);
+	arc_unchanged(&before, e.archive, "refused sizes");
+	cr_assert_eq(stray_files(&e), 0);
+	arc_free(&before);
+	env_close(&e);
+}
+
+/* The same with -o raw: NAME.bin must hold exactly the array's bytes. */
+Test(fs_faults, raw_size_that_does_not_fit_is_refused_before_it_is_copied)
+{
+	const size_t n = (12u << 20) / 8;
+	struct mpfs_fs_opts o = {.raw = true, .log = test_log};
+	struct mpfs_error err;
+	struct env e;
+	struct rlimit was;
+	uint64_t hdr;
+
+	open_big(&e, n, &hdr);
+	mpfs_fs_close(e.fs);
+	cr_assert_eq(mpfs_fs_open(&e.fs, e.archive, &o, &err), 0, "%s", err.msg);
+	limit_files(64 * MiB, &was);
+	uint64_t w = fs_open(&e, "/xtra/big.bin", O_RDWR, false);
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, w, 1u << 30), 0);
+	cr_assert_eq(mpfs_fs_flush(e.fs, w), -EINVAL, "log: %s", last_log);
+	cr_assert(strstr(last_log, "refused: raw array of 12582912 bytes expected, got 1073741824"),
+		  "log: %s", last_log);
+	fs_release(&e, w);
+	cr_assert_eq(stray_files(&e), 0);
+	env_close(&e);
+}

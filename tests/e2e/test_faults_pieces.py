@@ -321,3 +321,36 @@ def test_memmap_closed_unflushed_on_a_full_disk_is_dropped_and_logged(tmp_path):
         if others(folder, archive):
             problems.append(f"left beside the archive: {others(folder, archive)}")
     assert not problems, "\n".join(problems)
+
+
+def test_hostile_size_is_refused_not_copied(tmp_path):
+    """`truncate -s 4G w.npy` (data the header does not describe) is
+    refused with EINVAL, at once, again at the next fsync, and logged: it
+    was copied first (4 GiB of zeros written beside the archive), so a disk
+    with less room than that said ENOSPC, and a daemon under a memory limit
+    ENOMEM, never logged."""
+    with small_tmpfs(tmp_path, "16m") as folder:
+        archive, before, _ = make_archive(folder)
+        problems = []
+        with mounted(archive, limit_as=HOSTILE_AS) as mnt:
+            fd = os.open(mnt / "weights" / "w.npy", os.O_RDWR)
+            try:
+                os.ftruncate(fd, HEADER + (1 << 32) - 1)
+                first = bounded_errno(mnt, "fsync of a 4 GiB .npy", STEP, os.fsync, fd)
+                second = bounded_errno(mnt, "fsync again", STEP, os.fsync, fd)
+                if (first, second) != (errno.EINVAL, errno.EINVAL):
+                    problems.append(f"fsync gave {errname(first)}, then {errname(second)} "
+                                    "(expected EINVAL both times: the header says 6 MB)")
+            finally:
+                closed = bounded_errno(mnt, "close", STEP, os.close, fd)
+            if closed != errno.EINVAL:
+                problems.append(f"close gave {errname(closed)}, expected EINVAL")
+            alive(mnt)
+            log = daemon_of(mnt).stderr_text()
+        if "refused: NPY data is" not in log:
+            problems.append(f"the refusal is not logged:\n{log}")
+        if archive.read_bytes() != before:
+            problems.append("the archive changed")
+        if others(folder, archive):
+            problems.append(f"left beside the archive: {others(folder, archive)}")
+    assert not problems, "\n".join(problems)
