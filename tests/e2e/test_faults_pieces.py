@@ -13,6 +13,10 @@ stays pending while a writer has the file open, and commits once space is
 freed; a last close that cannot commit drops the edit (docs/writing.md §2)
 and says so in the log. The daemon runs under a memory limit (prlimit
 --as): the array must never be copied into its memory.
+
+Also: writes whose changed chunks must spill to the same full disk (short,
+never half-applied), and a hostile size (`truncate -s 4G w.npy`), refused
+from its header rather than copied whole first.
 """
 
 import errno
