@@ -72,28 +72,30 @@ static void to_c_order(const struct mpfs_array *a, const uint8_t *f, uint8_t *ou
 	}
 }
 
-enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_array *a,
-				   const uint8_t **data, uint8_t **copy, struct mpfs_error *err)
+enum mpfs_codec_err mpfs_npy_parse_header(const uint8_t *buf, size_t avail, uint64_t len,
+					  struct mpfs_array *a, size_t *data_off, bool *fortran,
+					  struct mpfs_error *err)
 {
-	char dict[65536 + 1];
-	bool fortran;
+	char dict[MPFS_NPY_HEAD_MAX - 12 + 1];
 	size_t hl, start;
 	const char *p, *end;
 
 	memset(a, 0, sizeof(*a));
-	if (len < NPY_PREAMBLE || memcmp(buf, "\x93NUMPY", 6))
+	if (avail > len)
+		avail = (size_t)len;
+	if (avail < NPY_PREAMBLE || memcmp(buf, "\x93NUMPY", 6))
 		return mpfs_error_set(err, MPFS_E_ARRAY, 0, "not an NPY file (bad magic)");
 	if (buf[6] == 1) {
 		hl = buf[8] | (size_t)buf[9] << 8;
 		start = 10;
-	} else if ((buf[6] == 2 || buf[6] == 3) && len >= 12) {
+	} else if ((buf[6] == 2 || buf[6] == 3) && avail >= 12) {
 		hl = buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
 		start = 12;
 	} else {
 		return mpfs_error_set(err, MPFS_E_ARRAY, 6, "NPY version %u.%u not supported",
 				      buf[6], buf[7]);
 	}
-	if (hl > len - start || hl > sizeof(dict) - 1)
+	if (hl > avail - start || hl > sizeof(dict) - 1)
 		return mpfs_error_set(err, MPFS_E_ARRAY, 8, "NPY header longer than the file");
 	memcpy(dict, buf + start, hl);
 	dict[hl] = '\0';
@@ -110,7 +112,7 @@ enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_a
 	if (!p || (strncmp(p, "False", 5) && strncmp(p, "True", 4)))
 		return mpfs_error_set(err, MPFS_E_ARRAY, start,
 				      "NPY header: fortran_order must be True or False");
-	fortran = *p == 'T';
+	*fortran = *p == 'T';
 	p = dict_value(dict, hl, "shape");
 	if (!p || *p != '(')
 		return mpfs_error_set(err, MPFS_E_ARRAY, start, "NPY header: no 'shape' tuple");
@@ -141,9 +143,22 @@ enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_a
 	if (a->nbytes != len - start - hl)
 		return mpfs_error_set(
 			err, MPFS_E_ARRAY, start + hl,
-			"NPY data is %zu bytes, the header's shape and dtype need %llu",
-			len - start - hl, (unsigned long long)a->nbytes);
-	*data = buf + start + hl;
+			"NPY data is %llu bytes, the header's shape and dtype need %llu",
+			(unsigned long long)(len - start - hl), (unsigned long long)a->nbytes);
+	*data_off = start + hl;
+	return MPFS_OK;
+}
+
+enum mpfs_codec_err mpfs_npy_parse(const uint8_t *buf, size_t len, struct mpfs_array *a,
+				   const uint8_t **data, uint8_t **copy, struct mpfs_error *err)
+{
+	enum mpfs_codec_err rc;
+	size_t off;
+	bool fortran;
+
+	if ((rc = mpfs_npy_parse_header(buf, len, len, a, &off, &fortran, err)))
+		return rc;
+	*data = buf + off;
 	*copy = NULL;
 	if (fortran && a->ndim > 1) {
 		*copy = malloc(a->nbytes ? a->nbytes : 1);

@@ -17,6 +17,18 @@
  * is aligned as numpy itself writes it. */
 size_t mpfs_npy_header(const struct mpfs_array *a, char out[MPFS_NPY_HEADER_MAX]);
 
+/* Enough of an NPY file's start for any header mpfs_npy_parse accepts. */
+#define MPFS_NPY_HEAD_MAX (12 + 65536)
+
+/* Parses the header of an NPY file of len bytes, of which buf holds the
+ * first avail (at least min(len, MPFS_NPY_HEAD_MAX) for a verdict), into *a
+ * (src and data_off unset), with the data's offset in *data_off and its
+ * order in *fortran. Fails as mpfs_npy_parse does for a broken header or a
+ * data size that does not match it: the data itself is not needed. */
+enum mpfs_codec_err mpfs_npy_parse_header(const uint8_t *buf, size_t avail, uint64_t len,
+					  struct mpfs_array *a, size_t *data_off, bool *fortran,
+					  struct mpfs_error *err);
+
 /* Parses a whole NPY file (v1, v2 or v3 header) into *a (src and data_off
  * unset) and points *data at its elements in C order: into buf, or for a
  * Fortran-order file into a reordered copy, returned in *copy for the

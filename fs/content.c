@@ -209,7 +209,7 @@ long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, 
 {
 	uint64_t end = off + size;
 	size_t done = 0;
-	int rc;
+	int rc = 0;
 
 	if (!size)
 		return 0;
@@ -220,26 +220,40 @@ long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, 
 		size_t n = (size_t)(CHUNK - in < end - off ? CHUNK - in : end - off);
 
 		if ((rc = own_chunk(fs, c, k)))
-			return rc;
+			break;
 		if (c->chunks[k] == SPILLED) {
 			if ((rc = pwrite_all(c->spill, buf + done, n, off)))
-				return rc;
+				break;
 		} else {
 			memcpy(c->chunks[k] + in, buf + done, n);
 		}
 		done += n;
 		off += n;
 	}
-	if (end > c->len)
-		c->len = end;
-	return (long)done;
+	/* A chunk that cannot be had (the disk is full) ends the write: what
+	 * went before it is written, and is reported as a short write, as
+	 * write(2) does; the size covers it (past it, bytes must read zero). */
+	if (off > c->len)
+		c->len = off;
+	return done ? (long)done : rc;
 }
 
 int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len)
 {
 	if (len < c->len) {
-		uint64_t first = (len + CHUNK - 1) / CHUNK, in = len % CHUNK;
+		uint64_t first = (len + CHUNK - 1) / CHUNK, in = len % CHUNK, part = len / CHUNK;
 
+		/* The kept part of the last chunk: what is cut off reads zero
+		 * from now on. In the spill file that is a write, which can
+		 * fail (disk full): first, so that a failed truncation changes
+		 * nothing. */
+		if (in && part < c->nchunks && c->chunks[part] == SPILLED) {
+			uint8_t *z = calloc(1, CHUNK);
+			int rc = z ? pwrite_all(c->spill, z, CHUNK - in, len) : -ENOMEM;
+			free(z);
+			if (rc)
+				return rc;
+		}
 		if (len < c->cut)
 			c->cut = len;
 		for (uint64_t k = first; k < c->nchunks; k++) {
@@ -250,19 +264,8 @@ int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len)
 			}
 			c->chunks[k] = NULL;
 		}
-		/* The kept part of the last chunk: clear what was cut off. */
-		uint64_t k = len / CHUNK;
-		if (in && k < c->nchunks && c->chunks[k]) {
-			if (c->chunks[k] != SPILLED) {
-				memset(c->chunks[k] + in, 0, CHUNK - in);
-			} else {
-				uint8_t *z = calloc(1, CHUNK);
-				int rc = z ? pwrite_all(c->spill, z, CHUNK - in, len) : -ENOMEM;
-				free(z);
-				if (rc)
-					return rc;
-			}
-		}
+		if (in && part < c->nchunks && c->chunks[part] && c->chunks[part] != SPILLED)
+			memset(c->chunks[part] + in, 0, CHUNK - in);
 	}
 	c->len = len;
 	return 0;

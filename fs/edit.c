@@ -65,6 +65,16 @@ static int refuse(struct mpfs_fs *fs, const char *path, const struct mpfs_error 
 	return -EINVAL;
 }
 
+/* With -o raw, NAME.bin holds exactly the array's data. */
+static int refuse_raw_size(struct mpfs_fs *fs, const char *path, uint64_t want, uint64_t got)
+{
+	struct mpfs_error err;
+
+	mpfs_error_set(&err, MPFS_E_ARRAY, 0, "raw array of %llu bytes expected, got %llu",
+		       (unsigned long long)want, (unsigned long long)got);
+	return refuse(fs, path, &err);
+}
+
 /* Encodes content as the new value of archive entry id (kind kept). */
 static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size_t len,
 		      struct mpfs_strbuf *out, const char *path)
@@ -91,12 +101,8 @@ static int encode_for(struct mpfs_fs *fs, uint32_t id, const uint8_t *data, size
 	case MPFS_N_ARRAY:
 		if (mpfs_view_raw(fs->snap->v)) {
 			a = *n->array;
-			if (len != a.nbytes) {
-				mpfs_error_set(&err, MPFS_E_ARRAY, 0,
-					       "raw array of %llu bytes expected, got %zu",
-					       (unsigned long long)a.nbytes, len);
-				return refuse(fs, path, &err);
-			}
+			if (len != a.nbytes)
+				return refuse_raw_size(fs, path, a.nbytes, len);
 			if (a.descr[0] == '>') { /* the file is little-endian */
 				if (!(copy = malloc(len ? len : 1)))
 					return -ENOMEM;
@@ -367,6 +373,34 @@ int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct con
 					     .pieces = t->split.pieces,
 					     .npieces = t->split.n};
 	return 1;
+}
+
+int mpfs_edit_check_size(struct mpfs_fs *fs, uint32_t id, const char *name, struct content *c,
+			 const char *path)
+{
+	size_t avail = c->len < MPFS_NPY_HEAD_MAX ? (size_t)c->len : MPFS_NPY_HEAD_MAX, off;
+	struct mpfs_error err = {0};
+	struct mpfs_array a;
+	uint8_t *head;
+	bool fortran;
+	long got;
+	int rc = 0;
+
+	if (id != NO_ID ? node_of(fs, id)->kind != MPFS_N_ARRAY : !mpfs_edit_array_name(fs, name))
+		return 0;
+	if (mpfs_view_raw(fs->snap->v))
+		return id != NO_ID && c->len != node_of(fs, id)->array->nbytes
+			       ? refuse_raw_size(fs, path, node_of(fs, id)->array->nbytes, c->len)
+			       : 0;
+	if (!(head = malloc(avail ? avail : 1)))
+		return -ENOMEM;
+	got = mpfs_content_read(c, (char *)head, avail, 0);
+	if (got < 0)
+		rc = (int)got;
+	else if (mpfs_npy_parse_header(head, (size_t)got, c->len, &a, &off, &fortran, &err))
+		rc = refuse(fs, path, &err);
+	free(head);
+	return rc;
 }
 
 /* A new entry whose key a pickled object array of map dir holds replaces

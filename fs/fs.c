@@ -724,17 +724,27 @@ int mpfs_fs_release(struct mpfs_fs *fs, uint64_t fh)
 		 * and the last close stores an emptied string. */
 		/* A commit that failed at this close's flush is not tried again
 		 * behind the caller's back: close said it failed. */
+		int rc = 0;
 		if (in->dirty && (h->late || (last && in->tried != in->seq))) {
 			in->busy++;
-			int rc = mpfs_file_commit(fs, in, last);
+			rc = mpfs_file_commit(fs, in, last);
 			in->busy--;
-			if (rc && mpfs_inode_path(in, path, sizeof(path)) == 0)
-				fs->opts.log("%s: the last writes were not committed", path);
 		}
 		/* A new file, or one replacing a hidden entry, lives on here
 		 * until it holds content that commits. */
 		bool pending = in->origin == ORIGIN_NEW || in->whiteout;
-		if (--in->nwriters == 0 && in->dirty && !pending && in->origin == ORIGIN_ARCHIVE) {
+		bool drop = --in->nwriters == 0 && in->dirty && !pending &&
+			    in->origin == ORIGIN_ARCHIVE;
+		/* Refused content was logged as such; anything else (a full
+		 * disk) might be taken for pending, unless the log says. */
+		bool dropped = drop && in->err != -EINVAL;
+		if ((rc || dropped) && mpfs_inode_path(in, path, sizeof(path)) == 0)
+			fs->opts.log(dropped ? "%s: closed with an edit that could not be "
+					       "committed: dropped (the file reads as the "
+					       "archive holds it)"
+					     : "%s: the last writes were not committed",
+				     path);
+		if (drop) {
 			/* Closed with an edit that could not be committed: the
 			 * file reads back as the archive holds it. */
 			mpfs_inode_drop_content(fs, in);

@@ -207,9 +207,12 @@ void mpfs_inode_free_all(struct mpfs_fs *fs);
 struct content *mpfs_content_new(struct snap *s, uint32_t id, uint64_t len);
 void mpfs_content_free(struct mpfs_fs *fs, struct content *c);
 long mpfs_content_read(struct content *c, char *buf, size_t size, uint64_t off);
-/* -ENOMEM, -ENOSPC, -EIO (spilling), -EFBIG is the caller's to check. */
+/* The bytes written: all of them, or fewer when a chunk could not be had
+ * (memory, or spilling to a full disk), those before it; -ENOMEM, -ENOSPC,
+ * -EIO when not even the first could. -EFBIG is the caller's to check. */
 long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, size_t size,
 			uint64_t off);
+/* A failed truncation (-ENOSPC, -EIO, -ENOMEM: spilling) changes nothing. */
 int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len);
 /* The whole content in one piece: memory for small content, a mapping of a
  * temporary file for big. Release with mpfs_content_unflatten. */
@@ -258,6 +261,13 @@ int mpfs_edit_replace(struct mpfs_fs *fs, struct txn *t, uint32_t id, const uint
  * file: no copy of the array in memory. 1 if added, 0 if this does not
  * apply, or -errno. */
 int mpfs_edit_payload(struct mpfs_fs *fs, struct txn *t, uint32_t id, struct content *c);
+/* Refuses (-EINVAL, logged as any refusal) the content c of entry id, or of
+ * a new file named name (id NO_ID), if it is an array file whose size its
+ * .npy header (or, with -o raw, the array) does not allow: read from its
+ * first bytes, before big content is copied to be parsed whole. 0 if it
+ * may be stored (the rest is checked then), or -errno. */
+int mpfs_edit_check_size(struct mpfs_fs *fs, uint32_t id, const char *name, struct content *c,
+			 const char *path);
 /* Adds to t a new key named name in map dir with content data. */
 int mpfs_edit_insert(struct mpfs_fs *fs, struct txn *t, uint32_t dir, const char *name,
 		     const uint8_t *data, size_t len, const char *path);

@@ -189,7 +189,9 @@ static int rename_here(struct mpfs_fs *fs, struct inode *in, const char *from, c
 	struct loc dl = {.in = tl->dir_in, .id = tl->dir_id};
 	if (!mpfs_loc_is_dir(fs, &dl))
 		return -ENOTDIR;
-	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie)))
+	if ((in->c->len > MPFS_FLAT_MEM_MAX &&
+	     (rc = mpfs_edit_check_size(fs, tl->id, mpfs_path_base(to), in->c, to))) ||
+	    (rc = mpfs_content_flatten(fs, in->c, &data, &cookie)))
 		return rc;
 	mpfs_txn_init(&t, to);
 	if (tl->id != NO_ID)

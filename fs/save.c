@@ -187,6 +187,17 @@ void mpfs_file_adopt_key(struct mpfs_fs *fs, struct inode *in)
 	mpfs_inode_rebind(fs, in);
 }
 
+/* Big content is copied into a temporary file beside the archive to be
+ * committed: when that fails (a full disk), the log says why, as it does
+ * for the commit's own temporary file. */
+static int not_staged(struct mpfs_fs *fs, const char *path, int rc)
+{
+	if (rc != -ENOMEM)
+		fs->opts.log("%s: cannot copy the edit beside the archive: %s", path,
+			     strerror(-rc));
+	return rc;
+}
+
 /* Adds to t the edit that stores in's content (fs->lock held, as reader
  * at least). */
 static int prepare(struct mpfs_fs *fs, struct inode *in, uint32_t id, const char *path,
@@ -199,9 +210,14 @@ static int prepare(struct mpfs_fs *fs, struct inode *in, uint32_t id, const char
 	/* Big arrays edited in place stream from disk. */
 	if (id != NO_ID && in->c->len > MPFS_FLAT_MEM_MAX &&
 	    (rc = mpfs_edit_payload(fs, t, id, in->c)) != 0)
-		return rc > 0 ? 0 : rc;
-	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie)))
+		return rc > 0 ? 0 : not_staged(fs, path, rc);
+	/* A size the .npy header refuses is refused before the content is
+	 * copied (all 4 GiB of a `truncate -s 4G`). */
+	if (in->c->len > MPFS_FLAT_MEM_MAX &&
+	    (rc = mpfs_edit_check_size(fs, id, in->name, in->c, path)))
 		return rc;
+	if ((rc = mpfs_content_flatten(fs, in->c, &data, &cookie)))
+		return in->c->len > MPFS_FLAT_MEM_MAX ? not_staged(fs, path, rc) : rc;
 	if (id != NO_ID)
 		rc = mpfs_edit_replace(fs, t, id, data, (size_t)in->c->len, path);
 	else if (in->parent && mpfs_inode_id(in->parent) != NO_ID)

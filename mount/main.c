@@ -280,8 +280,11 @@ int main(int argc, char *argv[])
 		goto out_close;
 	}
 
-	/* An archive we cannot replace gives a read-only mount. */
-	if (mpfs_fs_readonly(v) && !c.ro && fuse_opt_add_arg(&args, "-oro"))
+	/* An archive we cannot replace gives a read-only mount. And a
+	 * read-only mpfs is a read-only mount to the kernel, whatever came
+	 * after -o ro (a later rw): its files are opened without OPEN
+	 * (mount/ops.c), so only the kernel can refuse opens for writing. */
+	if (mpfs_fs_readonly(v) && fuse_opt_add_arg(&args, "-oro"))
 		goto out_close;
 	/* libfuse takes max_read from the mount options (see mount/ops.h). */
 	if (fuse_opt_add_arg(&args, MPFS_READ_MAX_OPT))

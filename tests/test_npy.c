@@ -134,6 +134,40 @@ Test(codec_npy, header_padding_for_every_length)
 	}
 }
 
+/* The header alone gives the verdict the whole file gets: the size of a
+ * file of any length is checked from its first bytes (mpfs refuses a
+ * `truncate -s 4G x.npy` without copying 4 GiB to parse it). */
+Test(codec_npy, header_only_parse_checks_the_size)
+{
+	struct mpfs_array a = array_of("<f8", 2, (const uint64_t[]){20, 16}), got;
+	char h[MPFS_NPY_HEADER_MAX];
+	struct mpfs_error err;
+	size_t n = mpfs_npy_header(&a, h), off;
+	uint64_t whole = n + a.nbytes;
+	bool fortran;
+
+	cr_assert_eq(mpfs_npy_parse_header((uint8_t *)h, n, whole, &got, &off, &fortran, &err),
+		     MPFS_OK, "%s", err.msg);
+	cr_assert_eq(off, n);
+	cr_assert_eq(got.nbytes, a.nbytes);
+	cr_assert_not(fortran);
+	cr_assert_eq(mpfs_npy_parse_header((uint8_t *)h, n, (uint64_t)4 << 30, &got, &off, &fortran,
+					   &err),
+		     MPFS_E_ARRAY);
+	cr_assert_str_eq(err.msg, "NPY data is 4294967168 bytes, the header's shape and dtype "
+				  "need 2560");
+	cr_assert_eq(mpfs_npy_parse_header((uint8_t *)h, n, whole - 1, &got, &off, &fortran, &err),
+		     MPFS_E_ARRAY);
+	/* fewer bytes than the header (the caller gave too few): refused */
+	cr_assert_eq(mpfs_npy_parse_header((uint8_t *)h, 40, whole, &got, &off, &fortran, &err),
+		     MPFS_E_ARRAY);
+	cr_assert_str_eq(err.msg, "NPY header longer than the file");
+	/* avail beyond len: only len counts */
+	cr_assert_eq(mpfs_npy_parse_header((uint8_t *)h, n, 40, &got, &off, &fortran, &err),
+		     MPFS_E_ARRAY);
+	cr_assert_str_eq(err.msg, "NPY header longer than the file");
+}
+
 /* ---- numpy reads what we write --------------------------------------------------- */
 
 struct npy_case {

@@ -253,3 +253,44 @@ def test_ro_archive_rewritten_underneath_gives_errors_not_garbage(big_archive, t
             else:
                 assert got == good, f"{rel}: other bytes than the archive held"
         assert daemon_of(ro).proc.poll() is None
+
+
+def _mount_flags(mnt):
+    target = os.path.realpath(mnt)
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == target:
+                return fields[5].split(",")
+    raise AssertionError(f"{mnt} is not mounted")
+
+
+@pytest.mark.parametrize("opts", [("-o", "ro", "-o", "rw"), ("-o", "rw,ro"), ("-o", "ro,rw")])
+def test_ro_mount_is_read_only_to_the_kernel_whatever_else_is_given(big_archive, tmp_path,
+                                                                     opts):
+    """Files of a read-only mount are opened without OPEN, so the kernel
+    itself must refuse opens for writing (a read-only mount, MS_RDONLY).
+    With `-o ro` and a later `rw`, mpfs was read-only but the kernel's
+    mount read-write: open(O_WRONLY | O_TRUNC) succeeded (and the kernel
+    dropped the file's cached size and pages for a truncation that never
+    happened), and only the write failed."""
+    archive = tmp_path / "ro.mpk"
+    shutil.copyfile(big_archive, archive)
+    before = archive.read_bytes()
+    with mounted(archive, *opts) as ro:
+        f = ro / "params" / "alpha"
+        flags = _mount_flags(ro)
+        errors = []
+        for first in (True, False):  # before and after files are opened without OPEN
+            for how in (os.O_WRONLY | os.O_TRUNC, os.O_RDWR):
+                try:
+                    os.close(os.open(f, how))
+                    errors.append(f"open({how:#o}) succeeded")
+                except OSError as e:
+                    if e.errno != errno.EROFS:
+                        errors.append(f"open({how:#o}) gave {errno.errorcode[e.errno]}")
+            if first:
+                assert f.read_text() == "0.5\n"
+        assert f.read_text() == "0.5\n"
+    assert archive.read_bytes() == before
+    assert "ro" in flags and not errors, (flags, errors)
