@@ -20,6 +20,7 @@ check tool '#include *[<"](fuse|msgpack|mount/)' 'tool/ must not include fuse, m
 check fs '#include *"tool/' 'fs/ must not include tool/'
 check codec '#include *"tool/' 'codec/ must not include tool/'
 check mount '#include *"tool/' 'mount/ must not include tool/'
+check python/mpk '#include *[<"](fuse|msgpack|codec/|fs/|mount/|tool/)' "mpk's C part stands alone (Python.h only)"
 # The build: the tool's targets must not take the fuse dependency.
 if awk '/^tool_lib|^mpfs_tool/,/^$/' meson.build | grep -q fuse_dep; then
 	echo "layering: meson.build: mpfs-tool must not depend on fuse3"; bad=1
