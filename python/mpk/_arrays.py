@@ -187,7 +187,7 @@ def _compact_fast(m, copy):
         if type(n) is not int or n < 0:
             return None
         count *= n
-    if count * dtype.itemsize != len(data):
+    if count * dtype.itemsize != len(data) or (dtype.kind == "b" and _not_bools(data)):
         return None
     a = np.frombuffer(data, dtype=dtype)
     if len(shape) != 1:
@@ -198,6 +198,12 @@ def _compact_fast(m, copy):
     if not dtype.isnative:
         return a.astype(dtype.newbyteorder("="))
     return a.copy() if copy else a
+
+
+def _not_bools(data):
+    """Bytes of a bool array other than 0 and 1 (numpy and compiled code
+    disagree on what such a bool is)."""
+    return len(data) > 0 and int(np.frombuffer(data, dtype=np.uint8).max()) > 1
 
 
 def decode_compact(m, path, copy=True):
@@ -233,6 +239,8 @@ def decode_compact(m, path, copy=True):
     data = fields["data"]
     if not isinstance(data, (bytes, bytearray)):
         raise FormatError(f"{path}/data", f"expected bin, got {type_name(data)}")
+    if dtype.kind == "b" and _not_bools(data):
+        raise FormatError(f"{path}/data", "a bool holds a byte other than 0 or 1")
     if not nd:
         if len(data) != dtype.itemsize:
             raise FormatError(f"{path}/data", f"scalar of {dtype.str} needs {dtype.itemsize} bytes, got {len(data)}")

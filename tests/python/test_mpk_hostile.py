@@ -671,3 +671,33 @@ def test_many_keys_do_not_fill_the_key_cache_for_good():
     assert _arrays._KEY_CACHE.get(b"term%d" % (3 * _arrays._KEY_CACHE_MAX - 1)) is not None
     m = archive(_mlp())
     assert (mpk.loads(msgpack.packb(m, use_bin_type=True)).predict(X) == _mlp().predict(X)).all()
+
+
+def _bool_arrays(m, path=""):
+    """(parent, key, path) of every compact bool array in an archive map."""
+    if isinstance(m, dict):
+        if m.get(b"nd") is True and m.get(b"type") in ("|b1", b"|b1"):
+            return [(None, None, path)]
+        out = []
+        for k, v in m.items():
+            p = f"{path}/{k.decode() if isinstance(k, bytes) else k}".lstrip("/")
+            for parent, key, q in _bool_arrays(v, p):
+                out.append((m, k, q) if parent is None else (parent, key, q))
+        return out
+    if isinstance(m, list):
+        return [t for i, v in enumerate(m) for t in _bool_arrays(v, f"{path}/{i}")]
+    return []
+
+
+def test_bool_array_with_bytes_other_than_0_and_1_refused():
+    from sklearn.feature_selection import RFE
+    m = archive(RFE(LogisticRegression(), n_features_to_select=2).fit(X, Y))
+    found = _bool_arrays(m)
+    assert found, "RFE keeps support_ as a bool array"
+    parent, key, path = found[0]
+    a = dict(parent[key])
+    a[b"data"] = bytes([2]) + a[b"data"][1:]
+    parent[key] = a
+    refuse(m, path + "/data: ", "a bool holds a byte other than 0 or 1")
+    a[b"data"] = bytes([1]) + a[b"data"][1:]      # 0 and 1 are bools
+    mpk.loads(msgpack.packb(m, use_bin_type=True))
