@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Benchmark mpk against pickle and joblib (not a test).
 
-    nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--only mlp,tfidf,forest,hgb]
+    nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--fresh ROUNDS] [--only mlp,tfidf,forest,hgb]
 
 Four models: an MLPClassifier with hidden layers (256, 128) on 500 features
 (trained briefly on random data; convergence does not matter), a
@@ -31,12 +31,20 @@ after round, so that load from other jobs on the machine falls on all of
 them alike, each round starting with the next format, so that none always
 follows the same other (a load right after a heavy one pays for the heap
 the heavy one left: see bench()).
+
+That is one regime: a process that has loaded, built and freed a lot, whose
+allocator has grown its thresholds.  With --fresh ROUNDS each format is
+timed instead in processes of its own (ROUNDS of them, each doing one load
+and then --repeat timed ones), as in a program that loads one model: there
+the allocator is at its defaults and maps, page-faults in and unmaps again
+whatever a load allocates in big pieces, every time.
 """
 
 import argparse
 import os
 import pickle
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,92 +117,127 @@ def plain_content(obj):
     return obj
 
 
-def bench(name, est, sample, d, repeat):
+def _msgpack_only(path):
+    with open(path, "rb") as f:
+        return msgpack.unpackb(f.read(), raw=True, strict_map_key=False)
+
+
+def _pickle_load(path):
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+# how each format is loaded, by its row label
+LOADERS = {"mpk compact": mpk.load, "mpk no C": load_pure, "mpk nested": mpk.load,
+           "msgpack only": _msgpack_only, "pickle": _pickle_load, "pickle dict": _pickle_load,
+           "joblib": joblib.load}
+
+
+def bench(name, est, sample, d, repeat, fresh):
     paths = {}
-    p = os.path.join(d, f"{name}_compact.mpk")
+    paths["mpk compact"] = p = os.path.join(d, f"{name}_compact.mpk")
     mpk.save(est, p, arrays="compact")
-    paths["mpk compact"] = (p, lambda p=p: mpk.load(p))
     if _mpk_unpack.ACCELERATED:
-        paths["mpk no C"] = (p, lambda p=p: load_pure(p))
-    p = os.path.join(d, f"{name}_nested.mpk")
+        paths["mpk no C"] = p
+    paths["mpk nested"] = p = os.path.join(d, f"{name}_nested.mpk")
     mpk.save(est, p, arrays="nested")
-    paths["mpk nested"] = (p, lambda p=p: mpk.load(p))
-    p = paths["mpk compact"][0]
-    paths["msgpack only"] = (p, lambda p=p: _unpack(p))
-    p = os.path.join(d, f"{name}.pkl")
+    paths["msgpack only"] = paths["mpk compact"]
+    paths["pickle"] = p = os.path.join(d, f"{name}.pkl")
     with open(p, "wb") as f:
         pickle.dump(est, f, protocol=5)
-    paths["pickle"] = (p, lambda p=p: pickle.load(open(p, "rb")))
     content = plain_content(msgpack.unpackb(mpk.dumps(est), strict_map_key=False))
-    p = os.path.join(d, f"{name}_dict.pkl")
+    paths["pickle dict"] = p = os.path.join(d, f"{name}_dict.pkl")
     with open(p, "wb") as f:
         pickle.dump(content, f, protocol=5)
-    paths["pickle dict"] = (p, lambda p=p: pickle.load(open(p, "rb")))
-    p = os.path.join(d, f"{name}.joblib")
+    paths["joblib"] = p = os.path.join(d, f"{name}.joblib")
     joblib.dump(est, p)
-    paths["joblib"] = (p, lambda p=p: joblib.load(p))
 
     # sanity: every full-estimator format predicts the same
     ref = est.transform(sample) if hasattr(est, "transform") else est.predict_proba(sample)
     for label in ("mpk compact", "mpk no C", "mpk nested", "pickle", "joblib"):
-        if label not in paths:
-            continue
-        m = paths[label][1]()
-        got = m.transform(sample) if hasattr(m, "transform") else m.predict_proba(sample)
-        diff = (got != ref)
-        assert (diff.nnz if hasattr(diff, "nnz") else diff.sum()) == 0, label
+        if label in paths:
+            m = LOADERS[label](paths[label])
+            got = m.transform(sample) if hasattr(m, "transform") else m.predict_proba(sample)
+            diff = (got != ref)
+            assert (diff.nnz if hasattr(diff, "nnz") else diff.sum()) == 0, label
 
-    for p, fn in paths.values():
-        fn()  # warm the page cache
-    times = {label: [] for label in paths}
-    cpu = {label: [] for label in paths}
     labels = list(paths)
+    size = {label: os.path.getsize(paths[label]) for label in labels}
+    if fresh:
+        walls = {label: [] for label in labels}
+        cpus = {label: [] for label in labels}
+        for r in range(fresh):
+            for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+                out = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", label, paths[label],
+                                      "--repeat", str(repeat)], capture_output=True, text=True, check=True)
+                wall, cpu = map(float, out.stdout.split())
+                walls[label].append(wall)
+                cpus[label].append(cpu)
+        return [(label, size[label], statistics.median(walls[label]), min(cpus[label])) for label in labels]
+    for label in labels:
+        LOADERS[label](paths[label])  # warm the page cache
+    times = {label: [] for label in labels}
+    cpu = {label: [] for label in labels}
     for r in range(repeat):
         # a different format first in every round: a load right after a
         # heavy one (joblib's) finds the heap trimmed and page-faults its
         # memory in afresh (1,900 faults, 3x the time, for mpk's TF-IDF
         # load right after joblib's), so a fixed order biases every row
         for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-            p, fn = paths[label]
             c, t = time.process_time(), time.perf_counter()
-            fn()
+            LOADERS[label](paths[label])
             times[label].append(time.perf_counter() - t)
             cpu[label].append(time.process_time() - c)
-    return [(label, os.path.getsize(p), statistics.median(times[label]), min(cpu[label]))
-            for label, (p, fn) in paths.items()]
+    return [(label, size[label], statistics.median(times[label]), min(cpu[label])) for label in labels]
 
 
-def _unpack(path):
-    with open(path, "rb") as f:
-        return msgpack.unpackb(f.read(), raw=True, strict_map_key=False)
+def _load_only(label, path, repeat):
+    """--load: in a process that loads only this format, one load (page
+    cache, imports), then repeat timed ones: prints their median wall time
+    and minimum CPU time."""
+    LOADERS[label](path)
+    walls, cpus = [], []
+    for _ in range(repeat):
+        c, t = time.process_time(), time.perf_counter()
+        LOADERS[label](path)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    print(statistics.median(walls), min(cpus))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", help="comma-separated subset: mlp,tfidf,forest,hgb")
     ap.add_argument("--repeat", type=int, default=15, help="load repetitions (median is reported)")
+    ap.add_argument("--fresh", type=int, metavar="ROUNDS", default=0,
+                    help="time each format in processes of its own, ROUNDS per format, not all in this one")
+    ap.add_argument("--load", nargs=2, metavar=("FORMAT", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.load:
+        return _load_only(args.load[0], args.load[1], args.repeat)
     import sklearn
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, sklearn {sklearn.__version__}, "
           f"msgpack {'.'.join(map(str, msgpack.version))}, joblib {joblib.__version__}")
     print("mpk C part (_cmpk): " + (f"in use, {_mpk_unpack._cmpk.__file__}" if _mpk_unpack.ACCELERATED else
                                     "not built or MPK_PURE set: mpk uses python3-msgpack (meson compile -C build)"))
+    print(f"each format in {args.fresh} fresh processes of its own per model" if args.fresh else
+          "all formats in this one process, in rotating order")
     results = []
     with tempfile.TemporaryDirectory() as d:
         only = set(args.only.split(",")) if args.only else {"mlp", "tfidf", "forest", "hgb"}
         if "mlp" in only:
             mlp, xs = make_mlp()
-            results.append(("MLP 500-256-128-10", bench("mlp", mlp, xs, d, args.repeat)))
+            results.append(("MLP 500-256-128-10", bench("mlp", mlp, xs, d, args.repeat, args.fresh)))
         if "tfidf" in only:
             vec, docs = make_tfidf()
             label = f"TF-IDF {len(vec.vocabulary_) // 1000}k terms"
-            results.append((label, bench("tfidf", vec, docs, d, args.repeat)))
+            results.append((label, bench("tfidf", vec, docs, d, args.repeat, args.fresh)))
         if "forest" in only:
             rf, xs = make_forest()
-            results.append(("RandomForest 50 trees", bench("forest", rf, xs, d, args.repeat)))
+            results.append(("RandomForest 50 trees", bench("forest", rf, xs, d, args.repeat, args.fresh)))
         if "hgb" in only:
             hgb, xs = make_hgb()
-            results.append(("HistGB 100 it, 3 cl", bench("hgb", hgb, xs, d, args.repeat)))
+            results.append(("HistGB 100 it, 3 cl", bench("hgb", hgb, xs, d, args.repeat, args.fresh)))
     print()
     print(f"{'model':<22} {'format':<12} {'size':>12} {'size/mpk':>9} {'load ms':>10} {'load/mpk':>9} "
           f"{'cpu ms':>8}")

@@ -5,6 +5,10 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#define MAX_DEPTH 1024 /* containers inside one another, as msgpack allows */
+
+PyObject *mpk_unpack(PyObject *self, PyObject *args);	  /* _cmpk_unpack.c */
+PyObject *mpk_unpack_fd(PyObject *self, PyObject *args);  /* _cmpk_unpack.c */
 PyObject *mpk_tree_nodes(PyObject *self, PyObject *args); /* _cmpk_tree.c */
 
 #endif

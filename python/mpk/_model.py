@@ -627,13 +627,20 @@ def loads(data, where="", unknown_params="error", skip_pickled=False):
     unpickled: it is a FormatError naming it; with skip_pickled=True one
     that prediction does not need (NOT_FOR_PREDICTION) is dropped with a
     UserWarning naming it instead."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError("loads() needs bytes")
+    return _with_options(unknown_params, skip_pickled,
+                         lambda: _from(lambda: _unpack.unpack(data) + (None,), where, len(data)))
+
+
+def _with_options(unknown_params, skip_pickled, fn):
     if unknown_params not in ("error", "drop"):
         raise ValueError("unknown_params must be 'error' or 'drop'")
     opts = G.OPTIONS                # this thread's (see _generic.OPTIONS)
     saved = getattr(opts, "unknown_params", "error"), getattr(opts, "skip_pickled", False)
     opts.unknown_params, opts.skip_pickled = unknown_params, bool(skip_pickled)
     try:
-        return _loads(data, where)
+        return fn()
     finally:
         opts.unknown_params, opts.skip_pickled = saved
 
@@ -644,14 +651,14 @@ def loads(data, where="", unknown_params="error", skip_pickled=False):
 NOT_FOR_PREDICTION = G.NOT_FOR_PREDICTION
 
 
-def _loads(data, where):
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError("loads() needs bytes")
+def _from(decode, where, size=None):
+    """The estimator from decode() -> (object, bytes used, vocabularies,
+    whether bytes follow it, or None to compare bytes used with size)."""
     try:
-        obj, end, vocabularies = _unpack.unpack(data)
+        obj, end, vocabularies, more = decode()
     except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as e:
         raise FormatError("", f"{where}not a valid MsgPack archive ({str(e) or type(e).__name__})") from None
-    if end != len(data):
+    if more or (more is None and end != size):
         raise FormatError("", f"{where}bytes after the end of the archive")
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
@@ -673,9 +680,8 @@ def load(path, unknown_params="error", skip_pickled=False):
     anything that is not a valid archive of an allow-listed class, pickled
     object arrays included; skip_pickled=True drops those prediction does
     not need, with a warning (see loads)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    return loads(data, unknown_params=unknown_params, skip_pickled=skip_pickled)
+    with open(path, "rb") as f:     # read in pieces by the C decoder, never whole (_unpack)
+        return _with_options(unknown_params, skip_pickled, lambda: _from(lambda: _unpack.unpack_file(f), ""))
 
 
 # ======================================================================

@@ -53,6 +53,17 @@ def unpack(data):
         return e.unpacked, len(data) - len(e.extra), []
 
 
+def unpack_file(f):
+    """unpack of a file's bytes, plus whether more bytes follow the object.
+    The C decoder reads the file in pieces, and long payloads straight into
+    their bytes objects: the whole file is never in memory at once."""
+    if _cmpk is not None:
+        return _cmpk.unpack_fd(f.fileno(), TEXT_MAPS, _ext)
+    data = f.read()
+    obj, end, vocabularies = unpack(data)
+    return obj, end, vocabularies, end != len(data)
+
+
 def identical(a, b):
     """Would decoded values a and b pack to the same MsgPack bytes?  (So 1,
     1.0 and True differ, and -0.0 and 0.0; lists and tuples do not.)"""

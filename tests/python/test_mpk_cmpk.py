@@ -117,6 +117,79 @@ HUGE = [b"\xdd\xff\xff\xff\xff", b"\xdf\xff\xff\xff\xff", b"\xdb\xff\xff\xff\xff
         b"\xc9\xff\xff\xff\xff\x01", b"\x81\xabvocabulary_\xdf\xff\xff\xff\xff"]
 
 
+def ours_fd(data, tmp_path, text_maps=None):
+    """unpack_fd of data written to a file: as ours(), and whether more
+    bytes follow the object."""
+    path = tmp_path / "in.mpk"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        try:
+            obj, end, _, more = C.unpack_fd(f.fileno(), text_maps, _unpack._ext)
+        except (TypeError, ValueError):
+            return ("error",), None
+    return ("ok", obj, end), more
+
+
+def agree_fd(data, tmp_path):
+    a = ours(data)
+    b, more = ours_fd(data, tmp_path)
+    return a[0] == b[0] and (a[0] != "ok" or (same(a[1], b[1]) and a[2] == b[2] and more == (a[2] != len(data))))
+
+
+def test_a_file_decodes_as_its_bytes(tmp_path):
+    """unpack_fd reads through a 256 KiB window and reads longer payloads
+    straight into their bytes: every fixture, every prefix of one, mutated
+    archives, and payloads and keys on both sides of the window's size."""
+    rnd = random.Random(3)
+    for p in SEEDS:
+        data = open(p, "rb").read()
+        assert agree_fd(data, tmp_path), p
+        assert agree_fd(data + b"\xc0", tmp_path), p               # a byte after the object
+        for cut in rnd.sample(range(len(data)), min(len(data), 20)):
+            assert agree_fd(data[:cut], tmp_path), (p, cut)
+    w = 256 * 1024
+    big = {"a": b"x" * (w - 7), "b": b"y" * (w + 1), "c": [b"z" * w] * 3, "d": "é" * w, "e": list(range(100_000)),
+           "vocabulary_": {"k" * (w + 5): 0, "é" * w: 1, b"\xff" * (w + 3): 2, "s": 3}}
+    data = msgpack.packb(big, use_bin_type=True)
+    assert agree_fd(data, tmp_path)
+    b, more = ours_fd(data, tmp_path, _unpack.TEXT_MAPS)
+    assert b[1] == ours(data, _unpack.TEXT_MAPS)[1] and not more
+    for cut in (len(data) - 1, len(data) // 2, w, w + 1, 2 * w + 17):
+        assert agree_fd(data[:cut], tmp_path), cut
+    assert agree_fd(msgpack.packb(b"q" * (3 * w)) + b"\x01", tmp_path)
+    # a vocabulary of many short terms: keys on every window boundary
+    vocab = {f"term{i:07d}" + "é" * (i % 3): i for i in range(60_000)}
+    data = msgpack.packb({"xtra": {"vocabulary_": vocab}}, use_bin_type=True)
+    b, more = ours_fd(data, tmp_path, _unpack.TEXT_MAPS)
+    assert b[1][b"xtra"][b"vocabulary_"] == vocab and not more
+
+
+def test_a_pipe_decodes_too():
+    r, w = os.pipe()
+    data = msgpack.packb({"a": [1, 2.5, b"x" * 300_000]}, use_bin_type=True)
+    pid = os.fork()
+    if pid == 0:            # the writer
+        os.close(r)
+        os.write(w, data)
+        os._exit(0)
+    os.close(w)
+    try:
+        obj, end, _, more = C.unpack_fd(r, None, _unpack._ext)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    assert obj == msgpack.unpackb(data, raw=True) and end == len(data) and not more
+
+
+def test_a_read_error_is_an_os_error(tmp_path):
+    d = os.open(tmp_path, os.O_RDONLY)          # a directory: read() fails with EISDIR
+    try:
+        with pytest.raises(OSError):
+            C.unpack_fd(d, None, _unpack._ext)
+    finally:
+        os.close(d)
+
+
 @pytest.mark.parametrize("data", HUGE, ids=repr)
 def test_hostile_lengths_are_refused(data):
     with pytest.raises(ValueError, match="incomplete input"):
@@ -125,10 +198,11 @@ def test_hostile_lengths_are_refused(data):
 
 @pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
                     reason="AddressSanitizer reserves more address space than the limit")
-def test_hostile_lengths_fail_before_allocating_under_a_memory_limit():
-    """Each claimed length is refused from the bytes left, in a child
-    process whose address space is capped at 1 GiB (a decoder that
-    allocated first would die there, not raise)."""
+def test_hostile_lengths_fail_before_allocating_under_a_memory_limit(tmp_path):
+    """Each claimed length is refused from the bytes left -- in a buffer,
+    and in a file by its size -- in a child process whose address space is
+    capped at 1 GiB (a decoder that allocated first would die there, not
+    raise)."""
     prog = ("import resource, sys\n"
             "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
             "from mpk import _unpack\n"
@@ -136,11 +210,17 @@ def test_hostile_lengths_fail_before_allocating_under_a_memory_limit():
             "    try:\n"
             "        _unpack._cmpk.unpack(d, _unpack.TEXT_MAPS, _unpack._ext)\n"
             "    except ValueError as e:\n"
+            "        print('ValueError', e)\n"
+            "    open('f.mpk', 'wb').write(d)\n"
+            "    f = open('f.mpk', 'rb')\n"
+            "    try:\n"
+            "        _unpack._cmpk.unpack_fd(f.fileno(), _unpack.TEXT_MAPS, _unpack._ext)\n"
+            "    except ValueError as e:\n"
             "        print('ValueError', e)\n")
     r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.count("ValueError") == len(HUGE) and "incomplete input" in r.stdout, r.stdout
+    assert r.stdout.count("ValueError") == 2 * len(HUGE) and "incomplete input" in r.stdout, r.stdout
 
 
 def test_maps_under_vocabulary_have_str_keys_and_nothing_else_changes():
