@@ -341,4 +341,26 @@ static inline bool exists(const char *dir, const char *name)
 	return r;
 }
 
+/* An archive holding xtra/big, a compact <f8 array of n elements (element
+ * i is i / 2), and a string after it; returns its .npy header's size. */
+static inline uint64_t env_open_big(struct env *e, size_t n)
+{
+	double *w = malloc(n * 8);
+	struct tb b = {0};
+	struct stat st;
+
+	cr_assert_not_null(w);
+	for (size_t i = 0; i < n; i++)
+		w[i] = (double)i * 0.5;
+	tb_map(&b, 2);
+	tb_str(&b, "xtra"), tb_map(&b, 1);
+	tb_str(&b, "big"), tb_compact(&b, "<f8", n, w, n * 8);
+	tb_str(&b, "after"), tb_str(&b, "kept");
+	env_open_bytes(e, b.p, b.len);
+	tb_free(&b);
+	free(w);
+	cr_assert_eq(getattr(e, "/xtra/big.npy", &st), 0);
+	return (uint64_t)st.st_size - n * 8;
+}
+
 #endif

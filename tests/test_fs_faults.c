@@ -22,28 +22,6 @@ static void limit_files(rlim_t bytes, struct rlimit *was)
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &small), 0);
 }
 
-/* An archive holding xtra/big, a compact <f8 array of n elements
- * (element i is i / 2), and a string after it; *hdr is its .npy header's
- * size. */
-static void open_big(struct env *e, size_t n, uint64_t *hdr)
-{
-	double *w = malloc(n * 8);
-	struct tb b = {0};
-	struct stat st;
-
-	for (size_t i = 0; i < n; i++)
-		w[i] = (double)i * 0.5;
-	tb_map(&b, 2);
-	tb_str(&b, "xtra"), tb_map(&b, 1);
-	tb_str(&b, "big"), tb_compact(&b, "<f8", n, w, n * 8);
-	tb_str(&b, "after"), tb_str(&b, "kept");
-	env_open_bytes(e, b.p, b.len);
-	tb_free(&b);
-	free(w);
-	cr_assert_eq(getattr(e, "/xtra/big.npy", &st), 0);
-	*hdr = (uint64_t)st.st_size - n * 8;
-}
-
 /* Element i of xtra/big.npy through handle fh (0: a fresh reader). */
 static double element(struct env *e, uint64_t fh, uint64_t hdr, size_t i)
 {
@@ -86,7 +64,7 @@ static void piece_commit_fails_at(rlim_t limit_of_archive_size_per_2)
 	struct rlimit was;
 	uint64_t hdr;
 
-	open_big(&e, n, &hdr);
+	hdr = env_open_big(&e, n);
 	arc_load(&before, e.archive);
 	uint64_t w = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
 	fs_write(&e, w, &a, 8, hdr + 8 * i);
@@ -133,7 +111,7 @@ Test(fs_faults, last_close_after_a_failed_piece_commit_drops_the_edit_and_says_s
 	struct rlimit was;
 	uint64_t hdr;
 
-	open_big(&e, n, &hdr);
+	hdr = env_open_big(&e, n);
 	arc_load(&before, e.archive);
 	uint64_t w = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
 	fs_write(&e, w, &b, 8, hdr + 8 * j);
@@ -254,7 +232,7 @@ Test(fs_faults, size_the_header_refuses_is_refused_before_it_is_copied)
 	struct rlimit was;
 	uint64_t hdr;
 
-	open_big(&e, n, &hdr);
+	hdr = env_open_big(&e, n);
 	arc_load(&before, e.archive);
 	limit_files(64 * MiB, &was);
 	uint64_t w = fs_open(&e, "/xtra/big.npy", O_RDWR, false);
@@ -285,9 +263,8 @@ Test(fs_faults, raw_size_that_does_not_fit_is_refused_before_it_is_copied)
 	struct mpfs_error err;
 	struct env e;
 	struct rlimit was;
-	uint64_t hdr;
 
-	open_big(&e, n, &hdr);
+	env_open_big(&e, n); /* (its .npy header does not matter here) */
 	mpfs_fs_close(e.fs);
 	cr_assert_eq(mpfs_fs_open(&e.fs, e.archive, &o, &err), 0, "%s", err.msg);
 	limit_files(64 * MiB, &was);
