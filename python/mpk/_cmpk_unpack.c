@@ -48,6 +48,12 @@
 #define CACHE_SLOTS   512 /* shared short str payloads; a power of two */
 #define CACHE_MAX_LEN 32
 #define WINDOW	      (256 * 1024) /* a file's bytes at hand */
+/* Lists are made at their full size up to this many elements and grown as
+ * they are filled beyond: a claim that the bytes left allow but that is not
+ * really there (a list of 100M elements in 100 MB of anything) then costs
+ * memory in proportion to what is decoded, not 8 times the file's size up
+ * front. (CPython caps a presized dict at 2^17 slots itself.) */
+#define PRESIZE_MAX (1 << 17)
 
 enum { LIST, MAP, TEXT_MAP }; /* containers */
 
@@ -227,6 +233,16 @@ static PyObject *take_list(struct dec *d, Py_ssize_t n)
 {
 	if (n > left(d)) /* every element takes a byte at least */
 		return incomplete(d);
+	if (n > PRESIZE_MAX) { /* grown as it is filled: see PRESIZE_MAX */
+		PyObject *list = PyList_New(0);
+		for (Py_ssize_t i = 0; list && i < n; i++) {
+			PyObject *v = decode(d);
+			if (!v || PyList_Append(list, v) < 0)
+				Py_CLEAR(list);
+			Py_XDECREF(v);
+		}
+		return list;
+	}
 	PyObject *list = PyList_New(n);
 	if (!list)
 		return NULL;

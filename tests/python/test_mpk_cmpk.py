@@ -196,6 +196,25 @@ def test_hostile_lengths_are_refused(data):
         C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
 
 
+def test_a_long_list_claim_costs_memory_as_it_is_decoded():
+    """A list of 10M elements that the bytes left allow but that fails at
+    its first element allocates nothing like 10M slots (80 MB) first."""
+    import tracemalloc
+    n = 10_000_000
+    data = b"\xdd" + n.to_bytes(4, "big") + b"\xc1" + b"\xc0" * (n - 1)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="0xc1 at byte 5"):
+            C.unpack(data, None, _unpack._ext)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, peak
+    # and a real one decodes whole
+    data = b"\xdd" + n.to_bytes(4, "big") + b"\x01" * n
+    assert ours(data) == ("ok", [1] * n, len(data))
+
+
 @pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
                     reason="AddressSanitizer reserves more address space than the limit")
 def test_hostile_lengths_fail_before_allocating_under_a_memory_limit(tmp_path):
