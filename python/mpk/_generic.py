@@ -38,6 +38,7 @@ import scipy.sparse as sp
 
 from . import _arrays as A
 from . import _forest as F
+from . import _predictors as P
 from . import _registry as R
 from ._arrays import SCALAR_TYPE_NAMES, as_text, key_text, type_name
 from .errors import FormatError
@@ -345,6 +346,8 @@ def _dec_plain(d, val, path, depth):
         if len(val) > 1 and F.is_tree_map(val[0]):     # a forest's trees: batched
             return F.build_list(val, [join(path, i) for i in range(len(val))],
                                 lambda x, p: _dec_plain(d, x, p, depth + 1))
+        if depth < MAX_VALUE_DEPTH and P.is_predictor_lists(val):   # HistGradientBoosting's: batched
+            return P.build_lists(val, lambda x, i, j: _dec_plain(d, x, join(join(path, i), j), depth + 2))
         return [_dec_plain(d, x, join(path, i), depth + 1) for i, x in enumerate(val)]
     if isinstance(val, dict):
         if A.is_compact(val) and val.get(b"nd", val.get("nd")) is False:

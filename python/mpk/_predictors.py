@@ -1,0 +1,207 @@
+"""Batched loading of a HistGradientBoosting model's predictors
+(``_predictors``: a list of n_iter lists of n_trees_per_iteration
+TreePredictor maps), as _forest.py loads a forest's trees.
+
+Decoding a predictor the generic way (_model._build, then
+_helpers.predictor_decode with its fifteen arrays) costs about a hundred
+microseconds of per-value Python work; a 100-iteration, 3-class model has
+300 of them, and spent nearly all of its load time there.  So:
+
+* the first predictor is built the generic way, with every check; it is the
+  template (taken only when it is the encoder's layout: no parameters, no
+  xtra, every array a compact map of exactly its node field's dtype);
+* every other predictor whose fixed parts (key order, class name, types,
+  key lists, the arrays' dtypes: all bytes, so == is exact) are the
+  template's is checked in bulk: its arrays exactly in the compact layout (five keys, nd true, kind
+  empty, the template's dtype, shape [n] -- [k, 8] for the bitsets -- n >= 1
+  the same for every node column, data of exactly that many bytes); then
+  all node tables at once by predictor_decode's rules (is_leaf,
+  is_categorical, missing_go_to_left 0 or 1; an inner node's children as
+  check_tree_links wants them, see _forest._check_links; a categorical
+  split's bitset_idx below both bitset tables' row counts);
+* a predictor that differs from the template, and every predictor when a
+  bulk check fails, is built the generic way, which names the problem.
+
+So a predictor accepted here is one the generic way accepts, built the same
+(tests/python/test_mpk_predictors.py compares the two on valid and mutated
+models).  _forest._ENABLED switches this batch off too.
+"""
+
+from itertools import chain
+
+import numpy as np
+
+from . import _forest as F
+
+BITSETS = (b"binned_left_cat_bitsets", b"raw_left_cat_bitsets")
+_MODEL_KEYS = frozenset((b"class_name", b"types", b"params", b"xtra", b"weights"))
+_SECTIONS = (b"params", b"xtra", b"weights")
+
+
+def _is_predictor_map(v):
+    return type(v) is dict and v.get(b"class_name") == b"TreePredictor"
+
+
+def is_predictor_lists(v):
+    """A list of lists whose first item is a TreePredictor map, and none a
+    list of trees (which _forest batches)."""
+    return bool(v) and all(type(x) is list for x in v) and bool(v[0]) and _is_predictor_map(v[0][0]) \
+        and not any(len(x) > 1 and F.is_tree_map(x[0]) for x in v)
+
+
+def build_lists(vals, one):
+    """The decoded lists of vals (is_predictor_lists).  one(value, i, j)
+    decodes vals[i][j] the generic way (raising FormatError); items are
+    decoded in the generic way's order, so the first refused is the one it
+    names."""
+    items = [x for xs in vals for x in xs]
+    first = one(items[0], 0, 0)
+    built = {}
+    tpl = _Template.make(items[0], first) if F._ENABLED[0] and len(items) >= F.MIN_BATCH else None
+    if tpl is not None:
+        idx = [k for k in range(1, len(items)) if tpl.matches(items[k])]
+        if len(idx) >= F.MIN_BATCH - 1:
+            out = tpl.build([items[k] for k in idx])
+            if out is not None:
+                built = dict(zip(idx, out))
+    built[0] = first
+    res, k = [], 0
+    for i, xs in enumerate(vals):
+        row = []
+        for j, x in enumerate(xs):
+            p = built.get(k)
+            row.append(p if p is not None else one(x, i, j))
+            k += 1
+        res.append(row)
+    return res
+
+
+def _fixed(m):
+    """The parts of a predictor's map every predictor of the batch shares
+    with the template: keys, class name and type tags only (bytes in the
+    template, so == is exact); None when a section is not a map."""
+    if any(type(m.get(s)) is not dict for s in _SECTIONS):
+        return None
+    return [list(m), m.get(b"class_name"), m.get(b"types"), list(m[b"params"]), list(m[b"xtra"]), list(m[b"weights"])]
+
+
+class _Template:
+    """What the first predictor, built the generic way, fixes for the others."""
+
+    @classmethod
+    def make(cls, m, pred):
+        from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE as D
+        from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+        if not np.little_endian or type(pred) is not TreePredictor or set(m) != _MODEL_KEYS:
+            return None
+        fixed = _fixed(m)
+        if fixed is None or not F._only_bytes(fixed) or m[b"params"] or m[b"xtra"]:
+            return None
+        w = m[b"weights"]
+        want = {n.encode(): D.fields[n][0] for n in D.names}
+        if set(w) != set(want) | set(BITSETS):
+            return None
+        want.update((b, np.dtype("<u4")) for b in BITSETS)
+        self = cls()
+        self.fixed, self.keys, self.D, self.cls = fixed, list(w), D, TreePredictor
+        self.dtypes = []
+        for k in self.keys:
+            t = w[k].get(b"type") if type(w[k]) is dict else None
+            if t != want[k].str.encode():
+                return None
+            self.dtypes.append((t, want[k]))
+        self.types = [t for t, _ in self.dtypes]
+        return self
+
+    def matches(self, m):
+        """m's fixed parts and its arrays' dtypes are the template's (a
+        predictor with a column in another dtype is left to the generic way,
+        which casts it, rather than failing the batch)."""
+        return _is_predictor_map(m) and _fixed(m) == self.fixed \
+            and [c.get(b"type") if type(c) is dict else None for c in m[b"weights"].values()] == self.types
+
+    def build(self, items):
+        """Predictors for items (each matches()), or None when any check fails."""
+        cols = {}
+        ns = None
+        for key, (t, dt), maps in zip(self.keys, self.dtypes, zip(*[list(m[b"weights"].values()) for m in items])):
+            d = _bulk_compact(maps, t, dt.itemsize, ns, key in BITSETS)
+            if d is None:
+                return None
+            if key in BITSETS:
+                cols[key] = d
+                continue
+            if ns is None:
+                ns = d[0]
+            cols[key] = np.frombuffer(b"".join(d[1]), dtype=dt)
+        if ns is None:
+            return None
+        return self._assemble(cols, ns)
+
+    def _assemble(self, cols, nl):
+        D = self.D
+        for name in (b"is_leaf", b"is_categorical", b"missing_go_to_left"):
+            if cols[name].max() > 1:
+                return None
+        ns = np.asarray(nl, dtype=np.int64)
+        offs = np.zeros(len(nl), dtype=np.int64)
+        np.cumsum(ns[:-1], out=offs[1:])
+        leaf = cols[b"is_leaf"].astype(bool)
+        left = np.where(leaf, -1, cols[b"left"].astype(np.int64))
+        right = np.where(leaf, -1, cols[b"right"].astype(np.int64))
+        inner = F._check_links(left, right, ns, offs)
+        if inner is None:
+            return None
+        (kb, binned), (kr, raw) = cols[BITSETS[0]], cols[BITSETS[1]]
+        cat = inner & cols[b"is_categorical"].astype(bool)
+        k = np.repeat(np.minimum(kb, kr), ns)
+        if np.any(cols[b"bitset_idx"][cat] >= k[cat]):
+            return None
+        nodes = np.zeros(int(ns.sum()), dtype=D)
+        for name in D.names:
+            nodes[name] = cols[name.encode()]
+        starts = np.cumsum([0] + nl).tolist()
+        new = self.cls
+        return [new(nodes[a:b].copy(), _bits(bb, n), _bits(rb, m))
+                for a, b, n, bb, m, rb in zip(starts, starts[1:], kb, binned, kr, raw)]
+
+
+def _bits(data, k):
+    return np.frombuffer(data, dtype="<u4").reshape(k, 8).copy()
+
+
+def _bulk_compact(maps, t, itemsize, ns, bitset):
+    """One array of every predictor: each a compact map with exactly the
+    five keys, nd true, kind empty, type t, shape [n] (n >= 1; the node
+    counts ns, a list, once known) or, for a bitset table, [k, 8], and data
+    of exactly that many bytes.  Returns (the counts n or k, the datas), or
+    None."""
+    if set(map(type, maps)) != {dict} or set(map(len, maps)) != {5}:
+        return None
+    try:
+        nd, kind, types, shapes, datas = zip(*map(F._COMPACT, maps))
+    except KeyError:
+        return None
+    if set(map(id, nd)) != {id(True)} or set(map(type, kind)) != {bytes} or set(kind) != {b""} \
+            or set(map(type, types)) != {bytes} or set(types) != {t} \
+            or set(map(type, datas)) != {bytes} or set(map(type, shapes)) != {list} \
+            or set(map(type, chain.from_iterable(shapes))) != {int}:
+        return None
+    # all ints (no bool, no float): list equality is exact
+    if bitset:
+        if set(map(len, shapes)) != {2} or {s[1] for s in shapes} != {8}:
+            return None
+        counts = [s[0] for s in shapes]
+        if min(counts) < 0:
+            return None
+        per = 8 * itemsize
+    else:
+        if set(map(len, shapes)) != {1}:
+            return None
+        counts = [s[0] for s in shapes]
+        if (ns is not None and counts != ns) or min(counts) < 1:
+            return None
+        per = itemsize
+    if list(map(len, datas)) != [n * per for n in counts]:
+        return None
+    return counts, datas
