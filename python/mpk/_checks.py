@@ -118,6 +118,47 @@ def _check_hgb(attrs, path, nf):
     ntrees = attrs.get("n_trees_per_iteration_")
     if not isinstance(preds, list):
         raise FormatError(p, "expected a list of lists of predictors")
+    if not _hgb_nodes_ok(preds, ntrees, iscat, nf):
+        _check_predictors(preds, p, ntrees, iscat, nf)
+    if bm is not None and iscat is not None:
+        if not isinstance(iscat, np.ndarray) or iscat.shape != (nf,):
+            raise FormatError(_at(path, "weights", "_bin_mapper"), "is_categorical_ does not match n_features_in_")
+        th = getattr(bm, "bin_thresholds_", None)
+        if not isinstance(th, list) or len(th) != nf:
+            raise FormatError(_at(path, "weights", "_bin_mapper"), "bin_thresholds_ does not match n_features_in_")
+        for j in np.flatnonzero(iscat):
+            c = th[j]
+            if not isinstance(c, np.ndarray) or (c.size and (c.min() < 0 or c.max() > 255)):
+                raise FormatError(_at(path, "weights", f"_bin_mapper/xtra/bin_thresholds_/{j}"),
+                                  "categories must lie in 0..255")
+
+
+def _hgb_nodes_ok(preds, ntrees, iscat, nf):
+    """_check_predictors' rules for all predictors at once: True when every
+    one passes (False sends them through _check_predictors, which names the
+    first that does not)."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE as D
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+    if nf is None or not all(isinstance(it, list) and (ntrees is None or len(it) == ntrees) for it in preds):
+        return False
+    items = [pr for it in preds for pr in it]
+    if not items:
+        return True
+    if not all(type(pr) is TreePredictor and type(pr.nodes) is np.ndarray and pr.nodes.dtype == D
+               for pr in items):
+        return False
+    # the bytes joined: 30x faster than np.concatenate of structured arrays
+    nodes = np.frombuffer(b"".join([pr.nodes.tobytes() for pr in items]), dtype=D)
+    inner = nodes["is_leaf"] == 0
+    f = nodes["feature_idx"][inner]
+    if f.size and f.max() >= nf:
+        return False
+    cat = inner & (nodes["is_categorical"] == 1)
+    return not np.any(cat) or (isinstance(iscat, np.ndarray) and iscat.shape == (nf,)
+                               and bool(np.all(iscat[nodes["feature_idx"][cat]])))
+
+
+def _check_predictors(preds, p, ntrees, iscat, nf):
     for i, it in enumerate(preds):
         if not isinstance(it, list) or (ntrees is not None and len(it) != ntrees):
             raise FormatError(join(p, i), "expected n_trees_per_iteration_ predictors")
@@ -135,17 +176,6 @@ def _check_hgb(attrs, path, nf):
                         iscat[nodes["feature_idx"][cat]]):
                     raise FormatError(join(p, f"{i}/{k}/weights/is_categorical"),
                                       "categorical split on a feature the bin mapper does not know as categorical")
-    if bm is not None and iscat is not None:
-        if not isinstance(iscat, np.ndarray) or iscat.shape != (nf,):
-            raise FormatError(_at(path, "weights", "_bin_mapper"), "is_categorical_ does not match n_features_in_")
-        th = getattr(bm, "bin_thresholds_", None)
-        if not isinstance(th, list) or len(th) != nf:
-            raise FormatError(_at(path, "weights", "_bin_mapper"), "bin_thresholds_ does not match n_features_in_")
-        for j in np.flatnonzero(iscat):
-            c = th[j]
-            if not isinstance(c, np.ndarray) or (c.size and (c.min() < 0 or c.max() > 255)):
-                raise FormatError(_at(path, "weights", f"_bin_mapper/xtra/bin_thresholds_/{j}"),
-                                  "categories must lie in 0..255")
 
 
 def _check_svm(cname, est, attrs, path, nf):

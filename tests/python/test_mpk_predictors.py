@@ -149,6 +149,8 @@ def _mutate(m, i, j, col, f):
     ("(k, 8)", lambda m: _set_col(m, 3, 2, "raw_left_cat_bitsets", np.zeros((1, 7), np.uint32))),
     ("bitset index", lambda m: _set_col(m, 5, 0, "binned_left_cat_bitsets", np.zeros((0, 8), np.uint32))),
     ("feature index", lambda m: _mutate(m, 5, 2, "feature_idx", lambda a: a.__setitem__(_inner(m, 5, 2)[0], 4))),
+    ("does not know as categorical", lambda m: _mutate(m, 4, 2, "feature_idx", lambda a: a.__setitem__(
+        _inner(m, 4, 2)[0], 0))),                                  # a categorical split on feature 0
 ])
 def test_bad_later_predictors_are_refused_as_the_generic_way(what, change):
     m = archive(_multi())
