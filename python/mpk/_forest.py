@@ -269,6 +269,27 @@ def _bulk_compact(maps, dt, ns, nout, ncls, is_value):
     the five keys, nd true, kind empty, type dt, shape [n] -- [n, nout,
     ncls] for value -- with n the tree's node_count (ns, a list), and data
     of exactly that many bytes.  Returns the columns concatenated, or None."""
+    fields = compact_fields(maps, dt)
+    if fields is None:
+        return None
+    shapes, datas = fields
+    # all ints (no bool, no float): list equality is exact
+    if is_value:
+        if list(shapes) != [[n, nout, ncls] for n in ns]:
+            return None
+    elif list(shapes) != [[n] for n in ns]:
+        return None
+    per = np.dtype(dt.decode()).itemsize * (nout * ncls if is_value else 1)
+    if list(map(len, datas)) != [n * per for n in ns]:
+        return None
+    return datas
+
+
+def compact_fields(maps, dt):
+    """(shapes, datas) of compact maps that are all exactly the compact
+    layout: the five keys, nd true, kind empty, type dt (bytes), data bytes,
+    a shape list of ints (no bool: list equality on them is exact); else
+    None."""
     if set(map(type, maps)) != {dict} or set(map(len, maps)) != {5}:
         return None
     try:
@@ -280,16 +301,7 @@ def _bulk_compact(maps, dt, ns, nout, ncls, is_value):
             or set(map(type, datas)) != {bytes} or set(map(type, shapes)) != {list} \
             or set(map(type, chain.from_iterable(shapes))) != {int}:
         return None
-    # all ints (no bool, no float): list equality is exact
-    if is_value:
-        if list(shapes) != [[n, nout, ncls] for n in ns]:
-            return None
-    elif list(shapes) != [[n] for n in ns]:
-        return None
-    per = np.dtype(dt.decode()).itemsize * (nout * ncls if is_value else 1)
-    if list(map(len, datas)) != [n * per for n in ns]:
-        return None
-    return datas
+    return shapes, datas
 
 
 def _tables(datas, dtypes, nl, n_features, nout, ncls):

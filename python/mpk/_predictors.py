@@ -27,8 +27,6 @@ So a predictor accepted here is one the generic way accepts, built the same
 models).  _forest._ENABLED switches this batch off too.
 """
 
-from itertools import chain
-
 import numpy as np
 
 from . import _forest as F
@@ -176,18 +174,10 @@ def _bulk_compact(maps, t, itemsize, ns, bitset):
     counts ns, a list, once known) or, for a bitset table, [k, 8], and data
     of exactly that many bytes.  Returns (the counts n or k, the datas), or
     None."""
-    if set(map(type, maps)) != {dict} or set(map(len, maps)) != {5}:
+    fields = F.compact_fields(maps, t)
+    if fields is None:
         return None
-    try:
-        nd, kind, types, shapes, datas = zip(*map(F._COMPACT, maps))
-    except KeyError:
-        return None
-    if set(map(id, nd)) != {id(True)} or set(map(type, kind)) != {bytes} or set(kind) != {b""} \
-            or set(map(type, types)) != {bytes} or set(types) != {t} \
-            or set(map(type, datas)) != {bytes} or set(map(type, shapes)) != {list} \
-            or set(map(type, chain.from_iterable(shapes))) != {int}:
-        return None
-    # all ints (no bool, no float): list equality is exact
+    shapes, datas = fields
     if bitset:
         if set(map(len, shapes)) != {2} or {s[1] for s in shapes} != {8}:
             return None

@@ -8,3 +8,62 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FIXTURES = os.environ.get("MPK_FIXTURES", "/work/shared/fixtures")
 if not os.path.isdir(FIXTURES):
     FIXTURES = os.path.join(REPO, "tests", "fixtures")
+
+
+# ------------------------------------------------ batched loaders (test_mpk_forest.py, test_mpk_predictors.py)
+
+def archive(est):
+    """est saved, as the str-keyed map msgpack gives back (to be edited)."""
+    import msgpack
+
+    import mpk
+    return msgpack.unpackb(mpk.dumps(est), strict_map_key=False)
+
+
+def pack(m):
+    import msgpack
+    return msgpack.packb(m, use_bin_type=True)
+
+
+def load_outcome(data, batched):
+    """("refused", error text, warnings) or ("loaded", re-encoded bytes,
+    warnings) of loading data with the batched loaders (_forest.py,
+    _predictors.py) on or off."""
+    import warnings
+
+    import mpk
+    from mpk import _forest as F
+    F._ENABLED[0] = batched
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            try:
+                est = mpk.loads(data)
+            except mpk.FormatError as e:
+                return ("refused", str(e), [str(x.message) for x in w])
+            return ("loaded", mpk.dumps(est), [str(x.message) for x in w])
+    finally:
+        F._ENABLED[0] = True
+
+
+def same_both_ways(m):
+    """The outcome of loading m (bytes, or a map to pack) batched, asserted
+    to be the generic way's."""
+    data = m if isinstance(m, bytes) else pack(m)
+    a, b = load_outcome(data, True), load_outcome(data, False)
+    assert a == b
+    return a
+
+
+def count_batches(monkeypatch, template_cls):
+    """A list that gets, per load, how many items template_cls.build built
+    (0 when it refused the batch)."""
+    built = []
+    orig = template_cls.build
+
+    def build(self, items):
+        r = orig(self, items)
+        built.append(0 if r is None else len(r))
+        return r
+    monkeypatch.setattr(template_cls, "build", build)
+    return built

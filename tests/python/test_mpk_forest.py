@@ -7,7 +7,6 @@ predict the same).  Mutations go to trees after the first, since the first
 tree is always built the generic way (it is the batch's template)."""
 
 import random
-import warnings
 
 import msgpack
 import numpy as np
@@ -18,6 +17,7 @@ from sklearn.ensemble import (AdaBoostClassifier, BaggingRegressor, ExtraTreesCl
 
 import mpk
 from mpk import _forest as F
+from mpk_testutil import archive, count_batches, pack, same_both_ways
 
 X = np.random.RandomState(0).rand(80, 5)
 Y = np.arange(80) % 3
@@ -27,47 +27,10 @@ def _rf(**kw):
     return RandomForestClassifier(n_estimators=6, max_depth=4, random_state=0, **kw).fit(X, Y)
 
 
-def archive(est):
-    return msgpack.unpackb(mpk.dumps(est), strict_map_key=False)
-
-
-def pack(m):
-    return msgpack.packb(m, use_bin_type=True)
-
-
-def _outcome(data, batched):
-    F._ENABLED[0] = batched
-    try:
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            try:
-                est = mpk.loads(data)
-            except mpk.FormatError as e:
-                return ("refused", str(e), [str(x.message) for x in w])
-            return ("loaded", mpk.dumps(est), [str(x.message) for x in w])
-    finally:
-        F._ENABLED[0] = True
-
-
 @pytest.fixture
 def batches(monkeypatch):
     """How many trees the batch built, per load."""
-    built = []
-    orig = F._Template.build
-
-    def build(self, items):
-        r = orig(self, items)
-        built.append(0 if r is None else len(r))
-        return r
-    monkeypatch.setattr(F._Template, "build", build)
-    return built
-
-
-def same_both_ways(m):
-    data = m if isinstance(m, bytes) else pack(m)
-    a, b = _outcome(data, True), _outcome(data, False)
-    assert a == b
-    return a
+    return count_batches(monkeypatch, F._Template)
 
 
 @pytest.mark.parametrize("make", [

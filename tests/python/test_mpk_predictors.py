@@ -8,7 +8,6 @@ same bytes (and predict the same).  Mutations go to predictors after the
 first, which is always built the generic way (the batch's template)."""
 
 import random
-import warnings
 
 import msgpack
 import numpy as np
@@ -16,8 +15,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 import mpk
-from mpk import _forest as F
 from mpk import _predictors as P
+from mpk_testutil import archive, count_batches, pack, same_both_ways
 
 RNG = np.random.RandomState(0)
 X = RNG.rand(150, 4)
@@ -36,47 +35,10 @@ def _multi():
     return _clf(categorical_features=[3]).fit(X, Y3)
 
 
-def archive(est):
-    return msgpack.unpackb(mpk.dumps(est), strict_map_key=False)
-
-
-def pack(m):
-    return msgpack.packb(m, use_bin_type=True)
-
-
-def _outcome(data, batched):
-    F._ENABLED[0] = batched
-    try:
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            try:
-                est = mpk.loads(data)
-            except mpk.FormatError as e:
-                return ("refused", str(e), [str(x.message) for x in w])
-            return ("loaded", mpk.dumps(est), [str(x.message) for x in w])
-    finally:
-        F._ENABLED[0] = True
-
-
 @pytest.fixture
 def batches(monkeypatch):
     """How many predictors the batch built, per load."""
-    built = []
-    orig = P._Template.build
-
-    def build(self, items):
-        r = orig(self, items)
-        built.append(0 if r is None else len(r))
-        return r
-    monkeypatch.setattr(P._Template, "build", build)
-    return built
-
-
-def same_both_ways(m):
-    data = m if isinstance(m, bytes) else pack(m)
-    a, b = _outcome(data, True), _outcome(data, False)
-    assert a == b
-    return a
+    return count_batches(monkeypatch, P._Template)
 
 
 @pytest.mark.parametrize("make,x", [
