@@ -162,6 +162,8 @@ def _extra_cases():
                                           .fit(Xtr, ytr > 0), Xte),
         "x:HGB-categorical": Case(lambda: HistGradientBoostingClassifier(max_iter=5, categorical_features=[3],
                                                                          random_state=0).fit(cat[:N_TRAIN], ytr), cat_te),
+        "x:HGB-regressor-categorical": Case(lambda: HistGradientBoostingRegressor(
+            max_iter=5, categorical_features=[3], random_state=0).fit(cat[:N_TRAIN], yr[:N_TRAIN, 0]), cat_te),
         "x:HGB-regressor-nan": Case(lambda: HistGradientBoostingRegressor(max_iter=5, random_state=0).fit(
             np.where(np.arange(N_TRAIN)[:, None] % 7 == 0, np.nan, Xr[:N_TRAIN]), yr[:N_TRAIN, 0]),
             np.where(np.arange(N_TEST)[:, None] % 3 == 0, np.nan, Xr[N_TRAIN:])),

@@ -49,6 +49,8 @@ def batches(monkeypatch):
     (lambda: HistGradientBoostingRegressor(max_iter=8, random_state=0, early_stopping=False).fit(X, X[:, 1]), X),
     (lambda: HistGradientBoostingRegressor(max_iter=8, random_state=0, early_stopping=False).fit(XNAN, X[:, 0]),
      XNAN),
+    (lambda: HistGradientBoostingRegressor(max_iter=8, random_state=0, early_stopping=False,
+                                           categorical_features=[3]).fit(X, X[:, 1] + X[:, 3]), X),  # categorical
 ])
 def test_hgb_models_load_batched_as_the_generic_way(make, x, batches):
     est = make()
