@@ -12,9 +12,10 @@ microseconds of per-value Python work; a 100-iteration, 3-class model has
   xtra, every array a compact map of exactly its node field's dtype);
 * every other predictor whose fixed parts (key order, class name, types,
   key lists, the arrays' dtypes: all bytes, so == is exact) are the
-  template's is checked in bulk: its arrays exactly in the compact layout (five keys, nd true, kind
-  empty, the template's dtype, shape [n] -- [k, 8] for the bitsets -- n >= 1
-  the same for every node column, data of exactly that many bytes); then
+  template's is checked in bulk: its arrays exactly in the compact layout
+  (five keys, nd true, kind empty, the template's dtype, shape [n] -- [k, 8]
+  for the bitsets -- n >= 1 the same for every node column, data of exactly
+  that many bytes); then
   all node tables at once by predictor_decode's rules (is_leaf,
   is_categorical, missing_go_to_left 0 or 1; an inner node's children as
   check_tree_links wants them, see _forest._check_links; a categorical
