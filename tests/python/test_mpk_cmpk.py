@@ -46,7 +46,7 @@ def reference(data):
 
 def ours(data, text_maps=None):
     try:
-        obj, end, _ = C.unpack(data, text_maps, _unpack._ext)
+        obj, end, _, _ = C.unpack(data, text_maps, _unpack._ext)
         return ("ok", obj, end)
     except (TypeError, ValueError):
         # which of the two can differ: a map claiming more entries than
@@ -181,6 +181,25 @@ def test_a_pipe_decodes_too():
     assert obj == msgpack.unpackb(data, raw=True) and end == len(data) and not more
 
 
+def test_a_file_that_ends_early_is_incomplete_input():
+    """A writer that stops half way through a long payload (as a file cut
+    short under a load): an error, and nothing read past what came."""
+    r, w = os.pipe()
+    data = msgpack.packb({"a": b"x" * 600_000}, use_bin_type=True)
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.write(w, data[:400_000])
+        os._exit(0)
+    os.close(w)
+    try:
+        with pytest.raises(ValueError, match="incomplete input"):
+            C.unpack_fd(r, None, _unpack._ext)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+
+
 def test_a_read_error_is_an_os_error(tmp_path):
     d = os.open(tmp_path, os.O_RDONLY)          # a directory: read() fails with EISDIR
     try:
@@ -300,14 +319,14 @@ def test_identical_on_decoded_archives_and_their_mutations():
 ])
 def test_vocabularies_are_checked_while_decoding(d, want):
     data = msgpack.packb({"xtra": {"vocabulary_": d}}, use_bin_type=True)
-    obj, _, vocabs = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
+    obj, _, vocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
     assert len(vocabs) == want and (not want or vocabs[0] is obj[b"xtra"][b"vocabulary_"])
 
 
 def test_a_key_given_twice_is_not_a_vocabulary():
     # {"a": 0, "a": 1}: two distinct indices, one entry left
     data = b"\x81\xabvocabulary_\x82\xa1a\x00\xa1a\x01"
-    obj, _, vocabs = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
+    obj, _, vocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
     assert obj == {b"vocabulary_": {"a": 1}} and vocabs == []
 
 
