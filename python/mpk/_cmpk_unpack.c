@@ -1,12 +1,12 @@
 /* mpk._cmpk's MsgPack decoder, behind mpk.load.
  *
- * unpack(data, text_maps, ext_hook) -> (object, bytes used, vocabularies)
- * unpack_fd(fd, text_maps, ext_hook) -> (object, bytes used, vocabularies, more)
+ * unpack(data, text_maps, ext_hook)  -> (object, bytes used, vocabularies, more)
+ * unpack_fd(fd, text_maps, ext_hook) -> the same, of a file
  *
  * unpack_fd reads the file through a window of WINDOW bytes and reads a
  * longer str or bin payload straight into its bytes object, as pickle
  * does: a load never holds a copy of the whole file (half the peak memory
- * of reading it first) nor page-faults one in; more says whether bytes
+ * of reading it first) nor page-faults one in. more says whether bytes
  * follow the object.
  *
  * The object is what msgpack.unpackb(data, raw=True, strict_map_key=False,
@@ -483,8 +483,8 @@ static PyObject *decode(struct dec *d)
 	}
 }
 
-/* Decodes one object from d's input: (object, bytes used, vocabularies),
- * and for a file whether more bytes follow. */
+/* Decodes one object from d's input: (object, bytes used, vocabularies,
+ * whether more bytes follow it). */
 static PyObject *run(struct dec *d, PyObject *text_maps, PyObject *ext_hook)
 {
 	if (text_maps != Py_None && !PyFrozenSet_CheckExact(text_maps)) {
@@ -495,11 +495,9 @@ static PyObject *run(struct dec *d, PyObject *text_maps, PyObject *ext_hook)
 	d->ext_hook = ext_hook;
 	d->vocabs = PyList_New(0);
 	PyObject *obj = d->vocabs ? decode(d) : NULL, *r = NULL;
-	if (obj && d->fd < 0)
-		r = Py_BuildValue("(NnO)", obj, offset(d), d->vocabs);
-	else if (obj && (need(d, 1) || !PyErr_Occurred()))
-		r = Py_BuildValue("(NnOO)", obj, offset(d), d->vocabs,
-				  d->p < d->end ? Py_True : Py_False);
+	int more = obj && need(d, 1); /* a byte after the object (a file reads one) */
+	if (obj && !PyErr_Occurred())
+		r = Py_BuildValue("(NnOO)", obj, offset(d), d->vocabs, more ? Py_True : Py_False);
 	else
 		Py_XDECREF(obj);
 	Py_XDECREF(d->vocabs);

@@ -313,7 +313,7 @@ def _tables(datas, dtypes, nl, n_features, nout, ncls):
     if _unpack.tree_nodes is not None:       # mpk's C part: one pass, one copy
         keys = [k for k, (field, _) in _COLS.items() if field]
         cols = tuple(datas[k] for k in keys)
-        widths = tuple(len(c[0]) // nl[0] for c in cols)
+        widths = tuple(np.dtype(dtypes[k].decode()).itemsize for k in keys)
         offsets = tuple(NODE_DTYPE.fields[_COLS[k][0]][1] for k in keys)
         buf = _unpack.tree_nodes(cols, nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
         if buf is None:

@@ -1,5 +1,6 @@
 """Estimator <-> model map (DESIGN section 2), and the file-level save/load."""
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -629,18 +630,20 @@ def loads(data, where="", unknown_params="error", skip_pickled=False):
     UserWarning naming it instead."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("loads() needs bytes")
-    return _with_options(unknown_params, skip_pickled,
-                         lambda: _from(lambda: _unpack.unpack(data) + (None,), where, len(data)))
+    with _options(unknown_params, skip_pickled):
+        return _from(_unpack.unpack, data, where)
 
 
-def _with_options(unknown_params, skip_pickled, fn):
+@contextlib.contextmanager
+def _options(unknown_params, skip_pickled):
+    """A load's options, for this thread (see _generic.OPTIONS)."""
     if unknown_params not in ("error", "drop"):
         raise ValueError("unknown_params must be 'error' or 'drop'")
-    opts = G.OPTIONS                # this thread's (see _generic.OPTIONS)
+    opts = G.OPTIONS
     saved = getattr(opts, "unknown_params", "error"), getattr(opts, "skip_pickled", False)
     opts.unknown_params, opts.skip_pickled = unknown_params, bool(skip_pickled)
     try:
-        return fn()
+        yield
     finally:
         opts.unknown_params, opts.skip_pickled = saved
 
@@ -651,14 +654,14 @@ def _with_options(unknown_params, skip_pickled, fn):
 NOT_FOR_PREDICTION = G.NOT_FOR_PREDICTION
 
 
-def _from(decode, where, size=None):
-    """The estimator from decode() -> (object, bytes used, vocabularies,
-    whether bytes follow it, or None to compare bytes used with size)."""
+def _from(decode, source, where):
+    """The estimator from decode(source): _unpack.unpack of bytes or
+    unpack_file of a file."""
     try:
-        obj, end, vocabularies, more = decode()
+        obj, _, vocabularies, more = decode(source)
     except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as e:
         raise FormatError("", f"{where}not a valid MsgPack archive ({str(e) or type(e).__name__})") from None
-    if more or (more is None and end != size):
+    if more:
         raise FormatError("", f"{where}bytes after the end of the archive")
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
@@ -680,8 +683,8 @@ def load(path, unknown_params="error", skip_pickled=False):
     anything that is not a valid archive of an allow-listed class, pickled
     object arrays included; skip_pickled=True drops those prediction does
     not need, with a warning (see loads)."""
-    with open(path, "rb") as f:     # read in pieces by the C decoder, never whole (_unpack)
-        return _with_options(unknown_params, skip_pickled, lambda: _from(lambda: _unpack.unpack_file(f), ""))
+    with open(path, "rb") as f, _options(unknown_params, skip_pickled):
+        return _from(_unpack.unpack_file, f, "")    # read in pieces by the C decoder, never whole
 
 
 # ======================================================================

@@ -1,6 +1,6 @@
 """MsgPack decoding for mpk.load.
 
-unpack(data) -> (object, bytes used, vocabularies): the object is what
+unpack(data) -> (object, bytes used, vocabularies, more): the object is what
 ``msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True)``
 returns (str and bin both as bytes), decoded by mpk's C part (_cmpk.c)
 where it is built, else by python3-msgpack.  The C decoder also returns
@@ -40,28 +40,26 @@ def _ext(code, data):
 
 
 def unpack(data):
-    """(object, bytes used, vocabularies) of the first MsgPack object in
-    data: vocabularies lists the maps under vocabulary_ already checked to
-    be ones (str keys, the ints 0..n-1 each once), by the C decoder while
-    decoding; none without it.  Raises ValueError or TypeError (an
-    unhashable map key) on bad input."""
+    """(object, bytes used, vocabularies, more) of the first MsgPack object
+    in data: vocabularies lists the maps under vocabulary_ already checked
+    to be ones (str keys, the ints 0..n-1 each once), by the C decoder while
+    decoding (none without it); more, whether bytes follow the object.
+    Raises ValueError or TypeError (an unhashable map key) on bad input."""
     if _cmpk is not None:
         return _cmpk.unpack(data, TEXT_MAPS, _ext)
     try:
-        return msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data), []
+        return msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data), [], False
     except msgpack.ExtraData as e:
-        return e.unpacked, len(data) - len(e.extra), []
+        return e.unpacked, len(data) - len(e.extra), [], True
 
 
 def unpack_file(f):
-    """unpack of a file's bytes, plus whether more bytes follow the object.
-    The C decoder reads the file in pieces, and long payloads straight into
-    their bytes objects: the whole file is never in memory at once."""
+    """unpack of a file's bytes.  The C decoder reads the file in pieces,
+    and long payloads straight into their bytes objects: the whole file is
+    never in memory at once."""
     if _cmpk is not None:
         return _cmpk.unpack_fd(f.fileno(), TEXT_MAPS, _ext)
-    data = f.read()
-    obj, end, vocabularies = unpack(data)
-    return obj, end, vocabularies, end != len(data)
+    return unpack(f.read())
 
 
 def identical(a, b):
