@@ -64,12 +64,12 @@ from mpk import _unpack as _mpk_unpack  # noqa: E402
 
 def load_pure(p):
     """mpk.load without its C part (python3-msgpack and numpy only)."""
-    saved = _mpk_unpack._cmpk, _mpk_unpack.tree_nodes
-    _mpk_unpack._cmpk, _mpk_unpack.tree_nodes = None, None
+    saved = _mpk_unpack._cmpk, _mpk_unpack.tree_columns
+    _mpk_unpack._cmpk, _mpk_unpack.tree_columns = None, None
     try:
         return mpk.load(p)
     finally:
-        _mpk_unpack._cmpk, _mpk_unpack.tree_nodes = saved
+        _mpk_unpack._cmpk, _mpk_unpack.tree_columns = saved
 
 
 def make_mlp():

@@ -1,7 +1,7 @@
 /* mpk._cmpk: mpk's C part, the module (one file per job):
  *
  *   _cmpk_unpack.c  unpack, unpack_fd: the MsgPack decoder behind mpk.load
- *   _cmpk_tree.c    tree_nodes: many decision trees' node tables, checked
+ *   _cmpk_tree.c    tree_columns, tree_fill: decision trees' node tables
  *   here            identical: would two decoded values pack the same?
  *
  * mpk works without it (python/mpk/_unpack.py says how). */
@@ -77,8 +77,10 @@ static PyMethodDef methods[] = {
 	 "_cmpk_unpack.c"},
 	{"identical", identical, METH_VARARGS,
 	 "identical(a, b): would a and b pack to the same MsgPack bytes?"},
-	{"tree_nodes", mpk_tree_nodes, METH_VARARGS,
-	 "decision trees' node tables, checked: see _cmpk_tree.c"},
+	{"tree_columns", mpk_tree_columns, METH_VARARGS,
+	 "decision trees' node-table columns, checked: see _cmpk_tree.c"},
+	{"tree_fill", mpk_tree_fill, METH_VARARGS,
+	 "one decision tree's node table, laid out: see _cmpk_tree.c"},
 	{NULL, NULL, 0, NULL},
 };
 

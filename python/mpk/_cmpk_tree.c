@@ -1,27 +1,40 @@
-/* mpk._cmpk.tree_nodes: the node tables of many decision trees, checked
- * and laid out in one pass (python/mpk/_forest.py, batched forest loads).
+/* mpk._cmpk's node tables of decision trees (python/mpk/_forest.py,
+ * batched forest loads), in two steps, as pickle builds a forest: every
+ * tree checked first, then each tree's table laid out in one reused buffer
+ * that Tree.__setstate__ copies at once, while it is still in the cache.
  *
- * tree_nodes(cols, ns, widths, offsets, itemsize, n_features)
+ * tree_columns(weights, ns, keys, dtypes, tail, n_features)
  *
- *   cols      7 lists (or tuples) of k bytes: for each of k trees its children_left,
- *             children_right, feature, threshold, impurity, n_node_samples
- *             and weighted_n_node_samples column, little-endian
- *   ns        the k node counts
- *   widths    the 7 columns' item sizes: 4 or 8 for the integer columns
- *             (0, 1, 2, 5: int32 or int64), 8 for the float64 ones
- *   offsets   the 7 fields' byte offsets in one node (scikit-learn's
- *             NODE_DTYPE, whose fields are all 8 bytes wide)
- *   itemsize  NODE_DTYPE's item size
+ *   weights     k dicts: each tree's Tree map's weights, the node-table
+ *               arrays as compact maps
+ *   ns          the k node counts
+ *   keys        the 8 arrays' keys: children_left, children_right,
+ *               feature, threshold, impurity, n_node_samples,
+ *               weighted_n_node_samples (NODE_DTYPE's fields, in this
+ *               order), then value
+ *   dtypes      their 8 dtypes, as the template has them: b"<i4" or
+ *               b"<i8" for the integer columns (0, 1, 2, 5), b"<f8" for
+ *               the rest
+ *   tail        value's shape after the node count: (n_outputs, max_classes)
  *
- * returns a bytearray holding the k tables one after another, each node
- * NODE_DTYPE (integers widened to int64), or None when a column's length
- * is not its tree's node count times its width, or a tree's links are not
- * a tree's: the rules of mpk's check_tree_links (_helpers.py), which the
- * caller then runs to name the problem. Node j is a leaf when its left
- * child is -1, and its right child is then -1 too; an inner node's
- * children lie in (j, n) and its feature in [0, n_features); every node
- * but the root is the child of exactly one node, which with children after
- * their parent leaves no cycle and nothing unreachable. */
+ * returns the 8 columns, each a list of the k trees' data bytes, or None
+ * when any array is not exactly a compact map {nd: True, kind: b"", type:
+ * its dtype, shape: [n] ([n, *tail] for value), data: bytes of exactly
+ * that many items} with n its tree's node count, or any tree's links are
+ * not a tree's: the rules of mpk's check_tree_links (_helpers.py), which
+ * the caller's generic way then runs to name the problem. Node j is a leaf
+ * when its left child is -1, and its right child is then -1 too; an inner
+ * node's children lie in (j, n) and its feature in [0, n_features); every
+ * node but the root is the child of exactly one node, which with children
+ * after their parent leaves no cycle and nothing unreachable.
+ *
+ * tree_fill(buf, columns, i, offsets, itemsize)
+ *
+ *   writes tree i's table (from tree_columns' columns) into the bytearray
+ *   buf, node after node, each itemsize bytes with its 7 fields at offsets
+ *   (scikit-learn's NODE_DTYPE, whose fields are all 8 bytes wide), the
+ *   integers widened to int64; bytes no field covers are zero. Returns the
+ *   node count. */
 
 #include "_cmpk.h"
 
@@ -29,12 +42,29 @@
 #include <string.h>
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "tree_nodes copies little-endian columns as they are"
+#error "tree_fill copies little-endian columns as they are"
 #endif
 
-enum { LEFT, RIGHT, FEATURE, N_NODE_SAMPLES = 5, NCOLS = 7 };
+enum { LEFT, RIGHT, FEATURE, N_NODE_SAMPLES = 5, NFIELDS = 7, VALUE = 7, NCOLS = 8 };
 
-static int64_t get_int(const unsigned char *p, Py_ssize_t j, int width)
+static int is_int_col(int c)
+{
+	return c <= FEATURE || c == N_NODE_SAMPLES;
+}
+
+/* A column's item width from its dtype: 4 or 8, or 0 when the dtype is
+ * not one this column may have. */
+static int width_of(PyObject *dtype, int c)
+{
+	if (!PyBytes_CheckExact(dtype))
+		return 0;
+	const char *s = PyBytes_AS_STRING(dtype);
+	if (is_int_col(c))
+		return !strcmp(s, "<i8") ? 8 : !strcmp(s, "<i4") ? 4 : 0;
+	return !strcmp(s, "<f8") ? 8 : 0;
+}
+
+static inline int64_t get_int(const unsigned char *p, Py_ssize_t j, int width)
 {
 	if (width == 4) {
 		int32_t v;
@@ -46,22 +76,59 @@ static int64_t get_int(const unsigned char *p, Py_ssize_t j, int width)
 	return v;
 }
 
-/* Tree links of n nodes laid out in out; marks has n bytes. */
-static int links_ok(const unsigned char *out, Py_ssize_t n, Py_ssize_t itemsize,
-		    const Py_ssize_t *off, int64_t n_features, unsigned char *marks)
+/* Is shape exactly the list [n, *tail] of ints (no bool)? */
+static int shape_is(PyObject *shape, Py_ssize_t n, const Py_ssize_t *tail, Py_ssize_t ntail)
+{
+	if (!PyList_CheckExact(shape) || PyList_GET_SIZE(shape) != 1 + ntail)
+		return 0;
+	for (Py_ssize_t d = 0; d <= ntail; d++) {
+		PyObject *v = PyList_GET_ITEM(shape, d);
+		if (!PyLong_CheckExact(v))
+			return 0;
+		int overflow;
+		long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+		if (overflow || x != (d ? tail[d - 1] : n))
+			return 0;
+	}
+	return 1;
+}
+
+/* The data of map m if it is exactly the compact array of n nodes (see
+ * above), else NULL (a borrowed reference; no exception set). */
+static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dtype, Py_ssize_t n,
+			     Py_ssize_t per_node, const Py_ssize_t *tail, Py_ssize_t ntail)
+{
+	enum { ND, KIND, TYPE, SHAPE, DATA };
+	PyObject *v[5];
+	if (!PyDict_CheckExact(m) || PyDict_GET_SIZE(m) != 5)
+		return NULL;
+	for (int f = 0; f < 5; f++)
+		if (!(v[f] = PyDict_GetItem(m, fields[f])))
+			return NULL;
+	if (v[ND] != Py_True || !PyBytes_CheckExact(v[KIND]) || PyBytes_GET_SIZE(v[KIND]) ||
+	    !PyBytes_CheckExact(v[TYPE]) || PyBytes_GET_SIZE(v[TYPE]) != PyBytes_GET_SIZE(dtype) ||
+	    memcmp(PyBytes_AS_STRING(v[TYPE]), PyBytes_AS_STRING(dtype),
+		   (size_t)PyBytes_GET_SIZE(dtype)) ||
+	    !PyBytes_CheckExact(v[DATA]) || PyBytes_GET_SIZE(v[DATA]) / per_node != n ||
+	    PyBytes_GET_SIZE(v[DATA]) % per_node || !shape_is(v[SHAPE], n, tail, ntail))
+		return NULL;
+	return v[DATA];
+}
+
+/* Tree links of n nodes, from its left, right and feature columns of the
+ * given widths; marks has n bytes. Inlined for each common set of widths,
+ * so that the loop reads each column at a width known when compiled. */
+static inline __attribute__((always_inline)) int
+links_at(const unsigned char *lc, const unsigned char *rc, const unsigned char *fc, Py_ssize_t n,
+	 int64_t n_features, unsigned char *marks, int wl, int wr, int wf)
 {
 	Py_ssize_t inner = 0;
-	if (n < 1)
-		return 0;
 	memset(marks, 0, (size_t)n);
 	for (Py_ssize_t j = 0; j < n; j++) {
-		const unsigned char *node = out + j * itemsize;
-		int64_t l, r, f;
-		memcpy(&l, node + off[LEFT], 8);
-		memcpy(&r, node + off[RIGHT], 8);
-		memcpy(&f, node + off[FEATURE], 8);
+		int64_t l = get_int(lc, j, wl), r = get_int(rc, j, wr);
 		if (l == -1 && r == -1)
 			continue;
+		int64_t f = get_int(fc, j, wf);
 		if (l <= j || l >= n || r <= j || r >= n || marks[l] || marks[r] || l == r ||
 		    f < 0 || f >= n_features)
 			return 0;
@@ -71,98 +138,201 @@ static int links_ok(const unsigned char *out, Py_ssize_t n, Py_ssize_t itemsize,
 	return 2 * inner == n - 1;
 }
 
-/* Tree i's node table: its columns' values in NODE_DTYPE's fields. */
-static void fill(unsigned char *table, Py_ssize_t n, PyObject *cols, Py_ssize_t i,
-		 const Py_ssize_t *width, const Py_ssize_t *off, Py_ssize_t itemsize)
+static int links_ok(PyObject *const *col, const int *width, Py_ssize_t n, int64_t n_features,
+		    unsigned char *marks)
 {
-	if (itemsize != 8 * NCOLS) /* bytes no field covers */
-		memset(table, 0, (size_t)(n * itemsize));
-	for (int c = 0; c < NCOLS; c++) {
-		const unsigned char *src = (const unsigned char *)PyBytes_AS_STRING(
-			PySequence_Fast_GET_ITEM(PyTuple_GET_ITEM(cols, c), i));
-		int is_int = c <= FEATURE || c == N_NODE_SAMPLES;
-		for (Py_ssize_t j = 0; j < n; j++) {
-			unsigned char *dst = table + j * itemsize + off[c];
-			if (is_int) {
-				int64_t v = get_int(src, j, (int)width[c]);
-				memcpy(dst, &v, 8);
-			} else {
-				memcpy(dst, src + 8 * j, 8);
-			}
-		}
-	}
+	const unsigned char *lc = (const unsigned char *)PyBytes_AS_STRING(col[LEFT]);
+	const unsigned char *rc = (const unsigned char *)PyBytes_AS_STRING(col[RIGHT]);
+	const unsigned char *fc = (const unsigned char *)PyBytes_AS_STRING(col[FEATURE]);
+	int wl = width[LEFT], wr = width[RIGHT], wf = width[FEATURE];
+	if (wl == 4 && wr == 4 && wf == 4)
+		return links_at(lc, rc, fc, n, n_features, marks, 4, 4, 4);
+	if (wl == 8 && wr == 8 && wf == 8)
+		return links_at(lc, rc, fc, n, n_features, marks, 8, 8, 8);
+	return links_at(lc, rc, fc, n, n_features, marks, wl, wr, wf);
 }
 
-PyObject *mpk_tree_nodes(PyObject *self, PyObject *args)
+/* The node counts of ns, each in [1, 2^40] (the caller's bound too), and
+ * the largest; or -1 when one is not, with no exception set unless ns
+ * held a non-int. */
+static Py_ssize_t counts(PyObject *ns, Py_ssize_t *n_out)
 {
-	(void)self;
-	PyObject *cols, *ns, *widths_o, *offsets_o;
-	Py_ssize_t itemsize, width[NCOLS], off[NCOLS];
-	long long n_features;
-	if (!PyArg_ParseTuple(args, "O!O!O!O!nL:tree_nodes", &PyTuple_Type, &cols, &PyList_Type,
-			      &ns, &PyTuple_Type, &widths_o, &PyTuple_Type, &offsets_o, &itemsize,
-			      &n_features))
-		return NULL;
-	Py_ssize_t k = PyList_GET_SIZE(ns);
-	if (PyTuple_GET_SIZE(cols) != NCOLS || PyTuple_GET_SIZE(widths_o) != NCOLS ||
-	    PyTuple_GET_SIZE(offsets_o) != NCOLS) {
-		PyErr_SetString(PyExc_ValueError, "tree_nodes: 7 columns, widths and offsets");
-		return NULL;
-	}
-	for (int c = 0; c < NCOLS; c++) {
-		PyObject *col = PyTuple_GET_ITEM(cols, c);
-		width[c] = PyLong_AsSsize_t(PyTuple_GET_ITEM(widths_o, c));
-		off[c] = PyLong_AsSsize_t(PyTuple_GET_ITEM(offsets_o, c));
-		if (PyErr_Occurred())
-			return NULL;
-		int is_int = c <= FEATURE || c == N_NODE_SAMPLES;
-		if (!(PyList_CheckExact(col) || PyTuple_CheckExact(col)) ||
-		    PySequence_Fast_GET_SIZE(col) != k || (width[c] != 4 && width[c] != 8) ||
-		    (!is_int && width[c] != 8) || off[c] < 0 || off[c] > itemsize - 8) {
-			PyErr_SetString(PyExc_ValueError,
-					"tree_nodes: a column, width or offset is malformed");
-			return NULL;
-		}
-	}
-	/* node counts, and every column's length, before anything is allocated */
-	Py_ssize_t total = 0, most = 0;
+	Py_ssize_t k = PyList_GET_SIZE(ns), most = 0;
 	for (Py_ssize_t i = 0; i < k; i++) {
 		Py_ssize_t n = PyLong_AsSsize_t(PyList_GET_ITEM(ns, i));
 		if (n == -1 && PyErr_Occurred())
-			return NULL;
-		if (n < 1 || n > (PY_SSIZE_T_MAX / itemsize - total))
-			Py_RETURN_NONE;
-		for (int c = 0; c < NCOLS; c++) {
-			PyObject *b = PySequence_Fast_GET_ITEM(PyTuple_GET_ITEM(cols, c), i);
-			if (!PyBytes_CheckExact(b) || PyBytes_GET_SIZE(b) / width[c] != n ||
-			    PyBytes_GET_SIZE(b) % width[c])
-				Py_RETURN_NONE;
-		}
-		total += n;
+			return -1;
+		if (n < 1 || n > ((Py_ssize_t)1 << 40))
+			return -1;
+		n_out[i] = n;
 		most = n > most ? n : most;
 	}
-	/* One buffer for all the trees. A buffer per tree measured 6x slower
-	 * over repeated loads: glibc trims its heap after each load, so each
-	 * load faulted its tables in afresh, where one big mapped buffer
-	 * raises malloc's thresholds once and is reused. */
-	PyObject *buf = PyByteArray_FromStringAndSize(NULL, total * itemsize);
-	unsigned char *marks = PyMem_Malloc((size_t)most + 1);
-	if (!buf || !marks) {
-		Py_XDECREF(buf);
-		PyMem_Free(marks);
-		return PyErr_Occurred() ? NULL : PyErr_NoMemory();
+	return most;
+}
+
+/* The checks of tree_columns, filling cols (8 lists of k). 1: all good;
+ * 0: a tree is not; -1: an exception. */
+static int columns(PyObject *weights, const Py_ssize_t *ns, Py_ssize_t most, PyObject *keys,
+		   PyObject *dtypes, const Py_ssize_t *tail, int64_t n_features, PyObject **cols)
+{
+	static const char *names[5] = {"nd", "kind", "type", "shape", "data"};
+	PyObject *fields[5] = {NULL};
+	int width[NCOLS], ok = -1;
+	Py_ssize_t per[NCOLS], k = PyList_GET_SIZE(weights);
+	unsigned char *marks = PyMem_Malloc((size_t)most);
+	if (!marks) {
+		PyErr_NoMemory();
+		return -1;
 	}
-	unsigned char *table = (unsigned char *)PyByteArray_AS_STRING(buf);
-	int ok = 1;
-	for (Py_ssize_t i = 0; i < k && ok; i++) {
-		Py_ssize_t n = PyLong_AsSsize_t(PyList_GET_ITEM(ns, i));
-		fill(table, n, cols, i, width, off, itemsize);
-		ok = links_ok(table, n, itemsize, off, n_features, marks);
-		table += n * itemsize;
+	for (int f = 0; f < 5; f++)
+		if (!(fields[f] = PyBytes_FromString(names[f])))
+			goto out;
+	for (int c = 0; c < NCOLS; c++) {
+		width[c] = width_of(PyTuple_GET_ITEM(dtypes, c), c);
+		if (!width[c] || !PyBytes_CheckExact(PyTuple_GET_ITEM(keys, c))) {
+			PyErr_SetString(PyExc_ValueError,
+					"tree_columns: a key or dtype is malformed");
+			goto out;
+		}
+		per[c] = width[c] * (c == VALUE ? tail[0] * tail[1] : 1);
 	}
+	ok = 0;
+	for (Py_ssize_t i = 0; i < k; i++) {
+		PyObject *w = PyList_GET_ITEM(weights, i), *data[NCOLS];
+		if (!PyDict_CheckExact(w))
+			goto out;
+		for (int c = 0; c < NCOLS; c++) {
+			PyObject *m = PyDict_GetItem(w, PyTuple_GET_ITEM(keys, c));
+			data[c] = m ? column_data(m, fields, PyTuple_GET_ITEM(dtypes, c), ns[i],
+						  per[c], tail, c == VALUE ? 2 : 0)
+				    : NULL;
+			if (!data[c])
+				goto out;
+		}
+		if (!links_ok(data, width, ns[i], n_features, marks))
+			goto out;
+		for (int c = 0; c < NCOLS; c++) {
+			Py_INCREF(data[c]);
+			PyList_SET_ITEM(cols[c], i, data[c]);
+		}
+	}
+	ok = 1;
+out:
+	for (int f = 0; f < 5; f++)
+		Py_XDECREF(fields[f]);
 	PyMem_Free(marks);
-	if (ok)
-		return buf;
-	Py_DECREF(buf);
-	Py_RETURN_NONE;
+	return ok;
+}
+
+PyObject *mpk_tree_columns(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *weights, *ns_o, *keys, *dtypes, *out = NULL, *cols[NCOLS] = {NULL};
+	Py_ssize_t tail[2], *ns = NULL;
+	long long n_features;
+	if (!PyArg_ParseTuple(args, "O!O!O!O!(nn)L:tree_columns", &PyList_Type, &weights,
+			      &PyList_Type, &ns_o, &PyTuple_Type, &keys, &PyTuple_Type, &dtypes,
+			      &tail[0], &tail[1], &n_features))
+		return NULL;
+	Py_ssize_t k = PyList_GET_SIZE(weights);
+	if (PyList_GET_SIZE(ns_o) != k || PyTuple_GET_SIZE(keys) != NCOLS ||
+	    PyTuple_GET_SIZE(dtypes) != NCOLS || tail[0] < 1 || tail[1] < 1 ||
+	    tail[0] > ((Py_ssize_t)1 << 20) || tail[1] > ((Py_ssize_t)1 << 20)) {
+		PyErr_SetString(PyExc_ValueError,
+				"tree_columns: k trees, k counts, 8 keys and dtypes, a tail of 2");
+		return NULL;
+	}
+	if (!(ns = PyMem_Malloc(sizeof *ns * (size_t)(k ? k : 1))))
+		return PyErr_NoMemory();
+	Py_ssize_t most = counts(ns_o, ns);
+	if (most < 0) {
+		PyMem_Free(ns);
+		if (PyErr_Occurred())
+			return NULL;
+		Py_RETURN_NONE;
+	}
+	for (int c = 0; c < NCOLS; c++)
+		if (!(cols[c] = PyList_New(k)))
+			goto out;
+	int r = columns(weights, ns, most, keys, dtypes, tail, n_features, cols);
+	if (r < 0)
+		goto out;
+	if (r == 0) {
+		out = Py_None;
+		Py_INCREF(out);
+		goto out;
+	}
+	if (!(out = PyTuple_New(NCOLS)))
+		goto out;
+	for (int c = 0; c < NCOLS; c++) {
+		PyTuple_SET_ITEM(out, c, cols[c]);
+		cols[c] = NULL;
+	}
+out:
+	for (int c = 0; c < NCOLS; c++)
+		Py_XDECREF(cols[c]); /* a list part filled: PyList_New's NULLs are fine */
+	PyMem_Free(ns);
+	return out;
+}
+
+/* One field of n nodes: src's items, widened to 8 bytes. */
+static void put_field(unsigned char *dst, Py_ssize_t itemsize, const unsigned char *src,
+		      Py_ssize_t n, int width)
+{
+	if (width == 4) {
+		for (Py_ssize_t j = 0; j < n; j++) {
+			int32_t v;
+			memcpy(&v, src + 4 * j, 4);
+			int64_t w = v;
+			memcpy(dst + j * itemsize, &w, 8);
+		}
+	} else {
+		for (Py_ssize_t j = 0; j < n; j++)
+			memcpy(dst + j * itemsize, src + 8 * j, 8);
+	}
+}
+
+PyObject *mpk_tree_fill(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *buf, *cols, *offsets, *src[NFIELDS];
+	Py_ssize_t i, itemsize, off[NFIELDS], width[NFIELDS], n = -1;
+	if (!PyArg_ParseTuple(args, "O!O!nO!n:tree_fill", &PyByteArray_Type, &buf, &PyTuple_Type,
+			      &cols, &i, &PyTuple_Type, &offsets, &itemsize))
+		return NULL;
+	if (PyTuple_GET_SIZE(cols) != NCOLS || PyTuple_GET_SIZE(offsets) != NFIELDS ||
+	    itemsize < 8 || itemsize > 4096)
+		goto bad;
+	for (int c = 0; c < NFIELDS; c++) {
+		PyObject *col = PyTuple_GET_ITEM(cols, c);
+		off[c] = PyLong_AsSsize_t(PyTuple_GET_ITEM(offsets, c));
+		if (off[c] == -1 && PyErr_Occurred())
+			return NULL;
+		if (!PyList_CheckExact(col) || i < 0 || i >= PyList_GET_SIZE(col) || off[c] < 0 ||
+		    off[c] > itemsize - 8)
+			goto bad;
+		src[c] = PyList_GET_ITEM(col, i);
+		if (!PyBytes_CheckExact(src[c]))
+			goto bad;
+	}
+	/* the widths, from the lengths: the float columns are 8 bytes an item */
+	n = PyBytes_GET_SIZE(src[NFIELDS - 1]) / 8;
+	for (int c = 0; c < NFIELDS; c++) {
+		Py_ssize_t len = PyBytes_GET_SIZE(src[c]);
+		width[c] = len == 8 * n ? 8 : is_int_col(c) && len == 4 * n ? 4 : 0;
+		if (!width[c])
+			goto bad;
+	}
+	if (n > PyByteArray_GET_SIZE(buf) / itemsize)
+		goto bad;
+	unsigned char *table = (unsigned char *)PyByteArray_AS_STRING(buf);
+	if (itemsize != 8 * NFIELDS) /* bytes no field covers */
+		memset(table, 0, (size_t)(n * itemsize));
+	for (int c = 0; c < NFIELDS; c++)
+		put_field(table + off[c], itemsize,
+			  (const unsigned char *)PyBytes_AS_STRING(src[c]), n, (int)width[c]);
+	return PyLong_FromSsize_t(n);
+bad:
+	PyErr_SetString(PyExc_ValueError, "tree_fill: a column, offset or buffer is malformed");
+	return NULL;
 }

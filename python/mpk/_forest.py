@@ -229,15 +229,8 @@ class _Template:
         if ns.min() < 1 or depth.min() < 0 or depth.max() > 2**31 - 1 or ns.max() > 2**40:
             return None
         nl = ns.tolist()
-        # the node-table arrays: exactly the compact layout, one dtype per column
-        datas = {}
-        for key, dt, maps in zip(self.wkeys, self.dtypes, zip(*[list(t[b"weights"].values()) for t in trees])):
-            d = _bulk_compact(maps, dt, nl, self.n_outputs, self.max_classes, key == b"value")
-            if d is None:
-                return None
-            datas[key] = d
-        tables = _tables(datas, dict(zip(self.wkeys, self.dtypes)), nl, self.n_features, self.n_outputs,
-                         self.max_classes)
+        tables = _tables([t[b"weights"] for t in trees], dict(zip(self.wkeys, self.dtypes)), nl,
+                         self.n_features, self.n_outputs, self.max_classes)
         if tables is None:
             return None
         out = []
@@ -250,7 +243,7 @@ class _Template:
         arrays = [n for n, v in self.attrs if isinstance(v, np.ndarray)]
         new = cls.__new__
         for i, count, d, (nodes, values) in zip(range(k), nl, depth.tolist(), tables):
-            tree = Tree(nf, ncls, nout)
+            tree = Tree(nf, ncls, nout)     # nodes may be a view _tables reuses: copied here
             tree.__setstate__({"max_depth": d, "node_count": count, "nodes": nodes, "values": values})
             state = base.copy()
             for name, vals in varying.items():
@@ -304,25 +297,23 @@ def compact_fields(maps, dt):
     return shapes, datas
 
 
-def _tables(datas, dtypes, nl, n_features, nout, ncls):
-    """(nodes, values) of each tree from its checked columns (_bulk_compact:
-    lists of bytes), or None when the links of a node table are not a
-    tree's (check_tree_links' rules, see _check_links)."""
+def _tables(weights, dtypes, nl, n_features, nout, ncls):
+    """(nodes, values) of each tree, in turn, from its Tree map's weights
+    (dtypes: the template's, by key), or None when an array is not exactly
+    the compact layout (_bulk_compact) or the links of a node table are not
+    a tree's (check_tree_links' rules, see _check_links)."""
     from sklearn.tree._tree import NODE_DTYPE
-    f8 = np.dtype("<f8")
-    if _unpack.tree_nodes is not None:       # mpk's C part: one pass, one copy
-        keys = [k for k, (field, _) in _COLS.items() if field]
-        cols = tuple(datas[k] for k in keys)
-        widths = tuple(np.dtype(dtypes[k].decode()).itemsize for k in keys)
-        offsets = tuple(NODE_DTYPE.fields[_COLS[k][0]][1] for k in keys)
-        buf = _unpack.tree_nodes(cols, nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
-        if buf is None:
-            return None
-        nodes = np.frombuffer(buf, dtype=NODE_DTYPE)
-        starts = np.cumsum([0] + nl).tolist()
-        return [(nodes[a:b], np.frombuffer(v, dtype=f8).reshape(n, nout, ncls))
-                for a, b, n, v in zip(starts, starts[1:], nl, datas[b"value"])]
+    if _unpack.tree_columns is not None:        # mpk's C part
+        cols = _unpack.tree_columns(weights, nl, tuple(_COLS), tuple(dtypes[k] for k in _COLS), (nout, ncls),
+                                    n_features)
+        return None if cols is None else _filled(cols, nl, nout, ncls, NODE_DTYPE)
     # numpy, when the C part is not built: the columns concatenated
+    datas = {}
+    for key, maps in zip(weights[0], zip(*[list(w.values()) for w in weights])):
+        d = _bulk_compact(maps, dtypes[key], nl, nout, ncls, key == b"value")
+        if d is None:
+            return None
+        datas[key] = d
     cols = {k: np.frombuffer(b"".join(d), dtype=dtypes[k].decode()) for k, d in datas.items()}
     ns = np.asarray(nl, dtype=np.int64)
     offs = np.zeros(len(nl), dtype=np.int64)
@@ -340,6 +331,20 @@ def _tables(datas, dtypes, nl, n_features, nout, ncls):
     values = cols[b"value"].reshape(-1, nout, ncls)
     starts = np.cumsum([0] + nl).tolist()
     return [(nodes[a:b], values[a:b]) for a, b in zip(starts, starts[1:])]
+
+
+def _filled(cols, nl, nout, ncls, node_dtype):
+    """Each tree's (nodes, values) from tree_columns' checked columns, the
+    nodes laid out by tree_fill in one buffer, reused: each is overwritten
+    by the next tree's, so the caller copies it first (Tree.__setstate__
+    does), as pickle's loads reuse their freed buffer, still in the cache."""
+    buf = bytearray(max(nl) * node_dtype.itemsize)
+    view = np.frombuffer(buf, dtype=node_dtype)
+    offsets = tuple(node_dtype.fields[f][1] for f, _ in _COLS.values() if f)
+    f8 = np.dtype("<f8")
+    for i, (n, v) in enumerate(zip(nl, cols[-1])):
+        _unpack.tree_fill(buf, cols, i, offsets, node_dtype.itemsize)
+        yield view[:n], np.frombuffer(v, dtype=f8).reshape(n, nout, ncls)
 
 
 def _check_links(left, right, ns, offs):

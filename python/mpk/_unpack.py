@@ -27,9 +27,10 @@ ACCELERATED = _cmpk is not None
 
 TEXT_MAPS = frozenset((b"vocabulary_",))
 
-# The node tables of many trees checked and laid out in one pass, or None
+# The node tables of many trees: checked, then laid out one by one; or None
 # (_forest.py then does it with numpy).
-tree_nodes = _cmpk.tree_nodes if _cmpk is not None else None
+tree_columns = _cmpk.tree_columns if _cmpk is not None else None
+tree_fill = _cmpk.tree_fill if _cmpk is not None else None
 
 
 def _ext(code, data):

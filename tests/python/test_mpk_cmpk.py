@@ -3,7 +3,7 @@
 unpack must return what msgpack.unpackb(raw=True, strict_map_key=False)
 returns -- for every fixture, every prefix of one, thousands of mutated
 archives and hostile lengths -- but for the keys of maps stored under
-vocabulary_, which are str.  tree_nodes must accept exactly the node tables
+vocabulary_, which are str.  tree_columns must accept exactly the node tables
 that _forest._check_links (numpy) accepts and lay them out as numpy does.
 A load with the C part and one without give the same model."""
 
@@ -331,44 +331,67 @@ def test_a_key_given_twice_is_not_a_vocabulary():
 
 
 GOOD = ([1, 3, -1, -1, -1], [2, 4, -1, -1, -1])
+KEYS = tuple(F._COLS)
+INTS = (b"children_left", b"children_right", b"feature", b"n_node_samples")
+
+
+def compact(a):
+    return {b"nd": True, b"kind": b"", b"type": a.dtype.str.encode(), b"shape": list(a.shape), b"data": a.tobytes()}
+
+
+def tree_weights(i, left, right, widths=(8, 8, 8), nout=1, ncls=2):
+    """A Tree map's weights for the links (left, right), feature 0, 1, ..
+    on its nodes (tree i: i, i + 1, ..), its int columns as wide as
+    widths says (left, right, feature; n_node_samples int32)."""
+    n = len(left)
+    cols = {}
+    for c, key in enumerate(KEYS):
+        w = widths[c] if c < 3 else 4
+        dt = f"<i{w}" if key in INTS else "<f8"
+        v = {b"children_left": left, b"children_right": right}.get(key, [i + j for j in range(n)])
+        if key == b"value":
+            v = np.arange(n * nout * ncls, dtype=dt).reshape(n, nout, ncls) + i
+        cols[key] = compact(np.asarray(v, dtype=dt))
+    return cols
+
+
+def dtypes_of(weights):
+    return tuple(weights[k][b"type"] for k in KEYS)
 
 
 def tables(*pairs, widths=(8, 8, 8), n_features=5):
-    """The C layout of node tables given as (left, right) pairs, feature 0
-    on every node, or None; with what numpy makes of them, or None."""
+    """What tree_columns and tree_fill make of node tables given as (left,
+    right) pairs (tree_weights), or None; with what numpy makes of them
+    (_check_links), or None."""
     from sklearn.tree._tree import NODE_DTYPE
-    keys = [k for k, (f, _) in F._COLS.items() if f]
+    weights = [tree_weights(i, left, right, widths) for i, (left, right) in enumerate(pairs)]
     nl = [len(left) for left, _ in pairs]
-    cols = []
-    for c, key in enumerate(keys):
-        w = widths[c] if c < 3 else 4 if key == b"n_node_samples" else 8
-        dt = {4: "<i4", 8: "<i8"}[w] if key in (b"children_left", b"children_right", b"feature",
-                                               b"n_node_samples") else "<f8"
-        per = []
-        for i, (left, right) in enumerate(pairs):
-            v = {b"children_left": left, b"children_right": right}.get(key, [i + j for j in range(len(left))])
-            per.append(np.asarray(v, dtype=dt).tobytes())
-        cols.append(per)
-    offsets = tuple(NODE_DTYPE.fields[F._COLS[k][0]][1] for k in keys)
-    widths = tuple(len(c[0]) // nl[0] for c in cols)
-    buf = C.tree_nodes(tuple(cols), nl, widths, offsets, NODE_DTYPE.itemsize, n_features)
-    assert buf is None or len(buf) == sum(nl) * NODE_DTYPE.itemsize
+    cols = C.tree_columns(weights, nl, KEYS, dtypes_of(weights[0]), (1, 2), n_features)
+    nodes = None
+    if cols is not None:
+        offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
+        parts = []
+        for i, n in enumerate(nl):
+            buf = bytearray(b"\xff" * (n * NODE_DTYPE.itemsize + 7))
+            assert C.tree_fill(buf, cols, i, offsets, NODE_DTYPE.itemsize) == n
+            assert buf[n * NODE_DTYPE.itemsize:] == b"\xff" * 7       # nothing beyond the table
+            parts.append(np.frombuffer(bytes(buf[:n * NODE_DTYPE.itemsize]), dtype=NODE_DTYPE))
+        nodes = np.concatenate(parts)
     left = np.concatenate([np.asarray(p[0]) for p in pairs])
     right = np.concatenate([np.asarray(p[1]) for p in pairs])
     ns = np.array(nl)
     inner = F._check_links(left, right, ns, np.r_[0, np.cumsum(ns)[:-1]])
-    return buf, inner
+    return nodes, inner
 
 
-def test_tree_nodes_lays_out_what_numpy_does():
-    from sklearn.tree._tree import NODE_DTYPE
-    buf, inner = tables(GOOD, ([-1], [-1]), GOOD, widths=(4, 8, 4))
-    assert buf is not None and inner is not None
-    nodes = np.frombuffer(buf, dtype=NODE_DTYPE)
+def test_tree_tables_lay_out_what_numpy_does():
+    nodes, inner = tables(GOOD, ([-1], [-1]), GOOD, widths=(4, 8, 4))
+    assert nodes is not None and inner is not None
     assert nodes["left_child"].tolist() == GOOD[0] + [-1] + GOOD[0]
     assert nodes["right_child"].tolist() == GOOD[1] + [-1] + GOOD[1]
     assert nodes["feature"].tolist() == [0, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
     assert nodes["threshold"].tolist() == [0, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
+    assert nodes["n_node_samples"].tolist() == [0, 1, 2, 3, 4, 1, 2, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("pairs", [
@@ -384,30 +407,95 @@ def test_tree_nodes_lays_out_what_numpy_does():
     (([1, -1, -1, -1, -1], [2, -1, -1, -1, -1]),),                     # unreachable nodes
     (([1, 2**33 + 3, -1, -1, -1], [2, 4, -1, -1, -1]),),               # wraps in 32 bits
 ])
-def test_tree_nodes_refuses_what_check_links_refuses(pairs):
-    buf, inner = tables(*pairs)
-    assert buf is None and inner is None
+def test_tree_columns_refuse_what_check_links_refuses(pairs):
+    nodes, inner = tables(*pairs)
+    assert nodes is None and inner is None
 
 
-def test_tree_nodes_refuses_features_out_of_range_and_short_columns():
+def test_tree_columns_refuse_features_out_of_range():
     assert tables(GOOD, n_features=1)[0] is None          # feature 1 on node 1 (inner), only 1 feature
     assert tables(GOOD, n_features=2)[0] is not None
+
+
+def _mutations():
+    """(what, mutate(weights)) for one array of a tree's weights: each
+    leaves it not exactly the compact layout of its node count."""
+    def setk(key, k, v):
+        return lambda w: w[key].__setitem__(k, v)
+    yield "nd 1", setk(b"feature", b"nd", 1)
+    yield "kind", setk(b"threshold", b"kind", b"V")
+    yield "type", setk(b"impurity", b"type", b"<f4")
+    yield "type str", setk(b"impurity", b"type", "<f8")
+    yield "shape long", setk(b"threshold", b"shape", [5, 1])
+    yield "shape bool", setk(b"children_left", b"shape", [True])
+    yield "shape int as float", setk(b"children_left", b"shape", [5.0])
+    yield "shape tuple", setk(b"children_left", b"shape", (5,))
+    yield "shape n+1", setk(b"children_right", b"shape", [6])
+    yield "value shape", setk(b"value", b"shape", [5, 2, 1])
+    yield "value shape 2d", setk(b"value", b"shape", [5, 2])
+    yield "data short", lambda w: w[b"threshold"].__setitem__(b"data", w[b"threshold"][b"data"][:-1])
+    yield "data long", lambda w: w[b"value"].__setitem__(b"data", w[b"value"][b"data"] + b"\0" * 8)
+    yield "data bytearray", lambda w: w[b"feature"].__setitem__(b"data", bytearray(w[b"feature"][b"data"]))
+    yield "extra key", setk(b"feature", b"extra", 1)
+    yield "missing key", lambda w: w[b"feature"].pop(b"kind")
+    yield "str keys", lambda w: w.__setitem__(b"feature", {k.decode(): v for k, v in w[b"feature"].items()})
+    yield "not a map", lambda w: w.__setitem__(b"impurity", [1.0] * 5)
+    yield "array missing", lambda w: w.pop(b"n_node_samples")
+
+
+@pytest.mark.parametrize("what, mutate", list(_mutations()), ids=[w for w, _ in _mutations()])
+def test_tree_columns_refuse_arrays_not_exactly_compact(what, mutate):
+    weights = [tree_weights(i, *GOOD) for i in range(3)]
+    dt = dtypes_of(weights[0])
+    assert C.tree_columns(weights, [5] * 3, KEYS, dt, (1, 2), 5) is not None
+    mutate(weights[1])
+    assert C.tree_columns(weights, [5] * 3, KEYS, dt, (1, 2), 5) is None
+
+
+def test_tree_columns_refuse_bad_counts_and_arguments():
+    weights = [tree_weights(0, *GOOD)]
+    dt = dtypes_of(weights[0])
+    for n in (4, 6, 0, -1, 2**41):
+        assert C.tree_columns(weights, [n], KEYS, dt, (1, 2), 5) is None
+    with pytest.raises(OverflowError):
+        C.tree_columns(weights, [2**70], KEYS, dt, (1, 2), 5)
+    bad_dtypes = [dt[:3] + (b"<i8",) + dt[4:],            # a float column as an int one
+                  (b"<f8",) + dt[1:],                    # an int column as a float
+                  dt[:2] + (b"<i2",) + dt[3:], dt[:7] + ("<f8",)]
+    for d in bad_dtypes:
+        with pytest.raises(ValueError):
+            C.tree_columns(weights, [5], KEYS, d, (1, 2), 5)
+    for args in ((weights, [5, 5], KEYS, dt, (1, 2), 5), (weights, [5], KEYS[:7], dt, (1, 2), 5),
+                 (weights, [5], KEYS, dt, (0, 2), 5), (weights, [5], KEYS, dt, (1, 2**40), 5)):
+        with pytest.raises(ValueError):
+            C.tree_columns(*args)
+    assert C.tree_columns([], [], KEYS, dt, (1, 2), 5) == ([],) * 8
+
+
+def test_tree_fill_checks_what_it_is_given():
     from sklearn.tree._tree import NODE_DTYPE
-    col = [np.zeros(5, "<i8").tobytes()]
-    cols = (col,) * 7
-    offsets = tuple(NODE_DTYPE.fields[f][1] for f in ("left_child", "right_child", "feature", "threshold",
-                                                       "impurity", "n_node_samples", "weighted_n_node_samples"))
-    for n in (4, 6, 0, -1, 2**62):
-        assert C.tree_nodes(cols, [n], (8,) * 7, offsets, NODE_DTYPE.itemsize, 3) is None
-    with pytest.raises(ValueError):
-        C.tree_nodes(cols, [5], (8, 8, 8, 4, 8, 8, 8), offsets, NODE_DTYPE.itemsize, 3)   # a float as int32
-    with pytest.raises(ValueError):
-        C.tree_nodes(cols, [5], (8,) * 7, (0,) * 6 + (NODE_DTYPE.itemsize,), NODE_DTYPE.itemsize, 3)
+    weights = [tree_weights(0, *GOOD, widths=(4, 8, 4))]
+    cols = C.tree_columns(weights, [5], KEYS, dtypes_of(weights[0]), (1, 2), 5)
+    offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
+    size = NODE_DTYPE.itemsize
+    buf = bytearray(5 * size)
+    assert C.tree_fill(buf, cols, 0, offsets, size) == 5
+    bad = [(bytearray(5 * size - 1), cols, 0, offsets, size),          # the buffer too short
+           (buf, cols, 1, offsets, size), (buf, cols, -1, offsets, size),
+           (buf, cols, 0, offsets[:6] + (size - 7,), size),            # a field past the node
+           (buf, cols, 0, offsets, 4),
+           (buf, cols[:3] + ([cols[3][0][:-8]],) + cols[4:], 0, offsets, size),    # a short column
+           (buf, cols[:3] + ([cols[0][0]],) + cols[4:], 0, offsets, size)]         # a float column 4 bytes an item
+    for args in bad:
+        with pytest.raises(ValueError):
+            C.tree_fill(*args)
+    with pytest.raises(TypeError):
+        C.tree_fill(bytes(5 * size), cols, 0, offsets, size)
 
 
 def _load_without_c(monkeypatch, data):
     monkeypatch.setattr(_unpack, "_cmpk", None)
-    monkeypatch.setattr(_unpack, "tree_nodes", None)
+    monkeypatch.setattr(_unpack, "tree_columns", None)
     try:
         return mpk.loads(data)
     finally:
