@@ -15,6 +15,8 @@ count must match the shape exactly, and sparse matrices are fully checked.
 
 import re
 
+import sys
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -158,6 +160,12 @@ def text_map(value, path):
 _COMPACT_KEYS = {k: k for k in ("nd", "type", "kind", "shape", "data")}
 _COMPACT_KEYS.update({k.encode(): k for k in _COMPACT_KEYS})
 
+# sys.getrefcount of a bin's data that only its map holds, seen from
+# _compact_fast (the map, the local name, getrefcount's argument).  An
+# array already made from it (a second decode of the same map) holds one
+# more: that decode copies, so two arrays never share memory.
+_ONLY_THE_MAP = 3
+
 # check_dtype's answers for the dtype strings seen so far (bounded: only
 # strings that passed the check are kept, at most _DTYPE_CACHE_MAX of them)
 _DTYPE_CACHE = {}
@@ -169,19 +177,27 @@ def _compact_fast(m, copy):
     five bin keys, nd true, kind empty bin, data bin, a dtype already checked,
     a shape of non-negative ints that matches the data): the array, or None
     for anything else (decode_compact then does the full work, and names
-    the problem)."""
+    the problem).  Data that mpk's C decoder gave as a bytearray (a long bin
+    payload, which nothing else holds) becomes the array's memory, not
+    copied: the one array decoded from this map owns it."""
     if len(m) != 5:
         return None
     try:
         nd, t, kind, shape, data = m[b"nd"], m[b"type"], m[b"kind"], m[b"shape"], m[b"data"]
     except KeyError:
         return None
-    if nd is not True or type(kind) is not bytes or kind or type(data) is not bytes \
+    if nd is not True or type(kind) is not bytes or kind or type(data) not in (bytes, bytearray) \
             or type(shape) is not list or len(shape) > MAX_DIMS or type(t) not in (str, bytes):
         return None
     dtype = _DTYPE_CACHE.get(t)
-    if dtype is None or dtype.kind == "U":
+    if dtype is None:
+        try:
+            dtype = check_dtype(t, "")      # once per dtype string (then cached)
+        except FormatError:
+            return None
+    if dtype.kind == "U":
         return None
+    owned = type(data) is bytearray and sys.getrefcount(data) <= _ONLY_THE_MAP
     count = 1
     for n in shape:
         if type(n) is not int or n < 0:
@@ -197,6 +213,8 @@ def _compact_fast(m, copy):
             return None
     if not dtype.isnative:
         return a.astype(dtype.newbyteorder("="))
+    if owned:
+        return a        # the decoder's buffer for this bin (_cmpk_unpack.c), the array's memory now
     return a.copy() if copy else a
 
 

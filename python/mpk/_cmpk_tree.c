@@ -17,16 +17,15 @@
  *               the rest
  *   tail        value's shape after the node count: (n_outputs, max_classes)
  *
- * returns the 8 columns, each a list of the k trees' data bytes, or None
- * when any array is not exactly a compact map {nd: True, kind: b"", type:
- * its dtype, shape: [n] ([n, *tail] for value), data: bytes of exactly
- * that many items} with n its tree's node count, or any tree's links are
- * not a tree's: the rules of mpk's check_tree_links (_helpers.py), which
- * the caller's generic way then runs to name the problem. Node j is a leaf
- * when its left child is -1, and its right child is then -1 too; an inner
- * node's children lie in (j, n) and its feature in [0, n_features); every
- * node but the root is the child of exactly one node, which with children
- * after their parent leaves no cycle and nothing unreachable.
+ * returns the 8 columns, each a list of the k trees' data, or None when
+ * any array is not exactly a compact map {nd: True, kind: b"", type: its
+ * dtype, shape: [n] ([n, *tail] for value), data: bytes (or a bytearray,
+ * as the decoder gives a long bin) of exactly that many items} with n its tree's node count, or any
+ * tree's links are not a tree's: the rules of mpk's check_tree_links (_helpers.py), which the
+ * caller's generic way then runs to name the problem. Node j is a leaf when its left child is -1,
+ * and its right child is then -1 too; an inner node's children lie in (j, n) and its feature in [0,
+ * n_features); every node but the root is the child of exactly one node, which with children after
+ * their parent leaves no cycle and nothing unreachable.
  *
  * tree_fill(buf, columns, i, offsets, itemsize)
  *
@@ -62,6 +61,21 @@ static int width_of(PyObject *dtype, int c)
 	if (is_int_col(c))
 		return !strcmp(s, "<i8") ? 8 : !strcmp(s, "<i4") ? 4 : 0;
 	return !strcmp(s, "<f8") ? 8 : 0;
+}
+
+/* The bytes of o, a bytes or bytearray object, and their count; NULL for
+ * anything else. */
+static const unsigned char *bytes_of(PyObject *o, Py_ssize_t *len)
+{
+	if (PyBytes_CheckExact(o)) {
+		*len = PyBytes_GET_SIZE(o);
+		return (const unsigned char *)PyBytes_AS_STRING(o);
+	}
+	if (PyByteArray_CheckExact(o)) {
+		*len = PyByteArray_GET_SIZE(o);
+		return (const unsigned char *)PyByteArray_AS_STRING(o);
+	}
+	return NULL;
 }
 
 static inline int64_t get_int(const unsigned char *p, Py_ssize_t j, int width)
@@ -100,6 +114,7 @@ static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dty
 {
 	enum { ND, KIND, TYPE, SHAPE, DATA };
 	PyObject *v[5];
+	Py_ssize_t len;
 	if (!PyDict_CheckExact(m) || PyDict_GET_SIZE(m) != 5)
 		return NULL;
 	for (int f = 0; f < 5; f++)
@@ -109,8 +124,8 @@ static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dty
 	    !PyBytes_CheckExact(v[TYPE]) || PyBytes_GET_SIZE(v[TYPE]) != PyBytes_GET_SIZE(dtype) ||
 	    memcmp(PyBytes_AS_STRING(v[TYPE]), PyBytes_AS_STRING(dtype),
 		   (size_t)PyBytes_GET_SIZE(dtype)) ||
-	    !PyBytes_CheckExact(v[DATA]) || PyBytes_GET_SIZE(v[DATA]) / per_node != n ||
-	    PyBytes_GET_SIZE(v[DATA]) % per_node || !shape_is(v[SHAPE], n, tail, ntail))
+	    !bytes_of(v[DATA], &len) || len / per_node != n || len % per_node ||
+	    !shape_is(v[SHAPE], n, tail, ntail))
 		return NULL;
 	return v[DATA];
 }
@@ -141,9 +156,9 @@ links_at(const unsigned char *lc, const unsigned char *rc, const unsigned char *
 static int links_ok(PyObject *const *col, const int *width, Py_ssize_t n, int64_t n_features,
 		    unsigned char *marks)
 {
-	const unsigned char *lc = (const unsigned char *)PyBytes_AS_STRING(col[LEFT]);
-	const unsigned char *rc = (const unsigned char *)PyBytes_AS_STRING(col[RIGHT]);
-	const unsigned char *fc = (const unsigned char *)PyBytes_AS_STRING(col[FEATURE]);
+	Py_ssize_t len;
+	const unsigned char *lc = bytes_of(col[LEFT], &len), *rc = bytes_of(col[RIGHT], &len),
+			    *fc = bytes_of(col[FEATURE], &len);
 	int wl = width[LEFT], wr = width[RIGHT], wf = width[FEATURE];
 	if (wl == 4 && wr == 4 && wf == 4)
 		return links_at(lc, rc, fc, n, n_features, marks, 4, 4, 4);
@@ -295,8 +310,9 @@ static void put_field(unsigned char *dst, Py_ssize_t itemsize, const unsigned ch
 PyObject *mpk_tree_fill(PyObject *self, PyObject *args)
 {
 	(void)self;
-	PyObject *buf, *cols, *offsets, *src[NFIELDS];
-	Py_ssize_t i, itemsize, off[NFIELDS], width[NFIELDS], n = -1;
+	PyObject *buf, *cols, *offsets;
+	const unsigned char *src[NFIELDS];
+	Py_ssize_t i, itemsize, off[NFIELDS], width[NFIELDS], len[NFIELDS], n = -1;
 	if (!PyArg_ParseTuple(args, "O!O!nO!n:tree_fill", &PyByteArray_Type, &buf, &PyTuple_Type,
 			      &cols, &i, &PyTuple_Type, &offsets, &itemsize))
 		return NULL;
@@ -311,15 +327,13 @@ PyObject *mpk_tree_fill(PyObject *self, PyObject *args)
 		if (!PyList_CheckExact(col) || i < 0 || i >= PyList_GET_SIZE(col) || off[c] < 0 ||
 		    off[c] > itemsize - 8)
 			goto bad;
-		src[c] = PyList_GET_ITEM(col, i);
-		if (!PyBytes_CheckExact(src[c]))
+		if (!(src[c] = bytes_of(PyList_GET_ITEM(col, i), &len[c])))
 			goto bad;
 	}
 	/* the widths, from the lengths: the float columns are 8 bytes an item */
-	n = PyBytes_GET_SIZE(src[NFIELDS - 1]) / 8;
+	n = len[NFIELDS - 1] / 8;
 	for (int c = 0; c < NFIELDS; c++) {
-		Py_ssize_t len = PyBytes_GET_SIZE(src[c]);
-		width[c] = len == 8 * n ? 8 : is_int_col(c) && len == 4 * n ? 4 : 0;
+		width[c] = len[c] == 8 * n ? 8 : is_int_col(c) && len[c] == 4 * n ? 4 : 0;
 		if (!width[c])
 			goto bad;
 	}
@@ -329,8 +343,7 @@ PyObject *mpk_tree_fill(PyObject *self, PyObject *args)
 	if (itemsize != 8 * NFIELDS) /* bytes no field covers */
 		memset(table, 0, (size_t)(n * itemsize));
 	for (int c = 0; c < NFIELDS; c++)
-		put_field(table + off[c], itemsize,
-			  (const unsigned char *)PyBytes_AS_STRING(src[c]), n, (int)width[c]);
+		put_field(table + off[c], itemsize, src[c], n, (int)width[c]);
 	return PyLong_FromSsize_t(n);
 bad:
 	PyErr_SetString(PyExc_ValueError, "tree_fill: a column, offset or buffer is malformed");

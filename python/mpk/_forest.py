@@ -280,7 +280,8 @@ def _bulk_compact(maps, dt, ns, nout, ncls, is_value):
 
 def compact_fields(maps, dt):
     """(shapes, datas) of compact maps that are all exactly the compact
-    layout: the five keys, nd true, kind empty, type dt (bytes), data bytes,
+    layout: the five keys, nd true, kind empty, type dt (bytes), data bytes
+    (or a bytearray, as mpk's C decoder gives a long bin),
     a shape list of ints (no bool: list equality on them is exact); else
     None."""
     if set(map(type, maps)) != {dict} or set(map(len, maps)) != {5}:
@@ -291,7 +292,7 @@ def compact_fields(maps, dt):
         return None
     if set(map(id, nd)) != {id(True)} or set(map(type, kind)) != {bytes} or set(kind) != {b""} \
             or set(map(type, types)) != {bytes} or set(types) != {dt} \
-            or set(map(type, datas)) != {bytes} or set(map(type, shapes)) != {list} \
+            or not set(map(type, datas)) <= {bytes, bytearray} or set(map(type, shapes)) != {list} \
             or set(map(type, chain.from_iterable(shapes))) != {int}:
         return None
     return shapes, datas

@@ -7,6 +7,9 @@ where it is built, else by python3-msgpack.  The C decoder also returns
 the keys of a map stored under ``vocabulary_`` as str where they are valid
 UTF-8 (the rest of mpk takes both), which spares a 100k-term vocabulary a
 second dict, and checks those that are vocabularies while it decodes them.
+It also gives a bin payload of 64 KiB or more (not a map key) as a
+bytearray, which _arrays takes over as the array's own memory instead of
+copying it (as pickle's protocol 5 does with its buffers).
 ``MPK_PURE=1`` in the environment makes mpk use python3-msgpack even where
 the C part is built (the tests run both).
 """

@@ -35,6 +35,9 @@ def test_the_c_part_is_in_use_where_it_is_required():
         assert _unpack.ACCELERATED and C is not None
 
 
+BIG_BIN = 64 * 1024     # _cmpk_unpack.c: a bin payload this long decodes to a bytearray
+
+
 def reference(data):
     try:
         return ("ok", msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data))
@@ -58,6 +61,8 @@ def ours(data, text_maps=None):
 def same(a, b):
     """Equal, with the same types all the way down (1 != 1.0 != True), NaN
     equal to NaN, and dict keys in the same order."""
+    if {type(a), type(b)} == {bytes, bytearray} and len(a) >= BIG_BIN:
+        return a == b           # a long bin: a bytearray from ours (test_long_bins_are_bytearrays)
     if type(a) is not type(b):
         return False
     if type(a) is float:
@@ -278,6 +283,42 @@ def test_maps_under_vocabulary_have_str_keys_and_nothing_else_changes():
     assert ours(data, _unpack.TEXT_MAPS)[1] == {b"vocabulary_": {"abc": 0}}
 
 
+def test_long_bins_are_bytearrays_and_nothing_else_is(tmp_path):
+    """A bin payload of BIG_BIN bytes or more, but for a map key, decodes
+    to a bytearray (mpk's arrays take it over), from a buffer, from a file's
+    window and read straight from the file; str, ext data, keys and shorter
+    bins stay bytes."""
+    w = 256 * 1024
+    obj = {"str": "x" * BIG_BIN, "bin": b"y" * BIG_BIN, "short": b"z" * (BIG_BIN - 1), b"k" * BIG_BIN: 1,
+           "ext": msgpack.ExtType(1, b"q" * BIG_BIN), "long": b"w" * (3 * w), "list": [b"v" * BIG_BIN] * 2,
+           "vocabulary_": {b"\xff" * BIG_BIN: 0}}
+    data = msgpack.packb(obj, use_bin_type=True)
+    for got in (ours(data, _unpack.TEXT_MAPS)[1], ours_fd(data, tmp_path, _unpack.TEXT_MAPS)[0][1]):
+        kinds = {k: type(v).__name__ for k, v in got.items() if k != b"k" * BIG_BIN}
+        assert kinds == {b"str": "bytes", b"bin": "bytearray", b"short": "bytes", b"ext": "ExtType",
+                         b"long": "bytearray", b"list": "list", b"vocabulary_": "dict"}
+        assert type(got[b"ext"].data) is bytes and got[b"k" * BIG_BIN] == 1
+        assert [type(v) for v in got[b"list"]] == [bytearray] * 2 and got[b"list"][0] is not got[b"list"][1]
+        assert [type(k) for k in got[b"vocabulary_"]] == [bytes]
+        assert got == msgpack.unpackb(data, raw=True, strict_map_key=False)
+
+
+def test_arrays_take_over_long_bins_and_never_share_them():
+    """An array decoded from a long bin is the decoder's bytearray itself:
+    writable, not copied; one decoded from the same map again is a copy."""
+    from mpk import _arrays as A
+    a = np.arange(BIG_BIN // 8 * 3, dtype="<f8").reshape(3, -1)
+    packed = {"nd": True, "type": "<f8", "kind": b"", "shape": list(a.shape), "data": a.tobytes()}
+    m = ours(msgpack.packb(packed, use_bin_type=True))[1]
+    assert type(m[b"data"]) is bytearray
+    x = A.decode_compact(m, "")
+    y = A.decode_compact(m, "")
+    assert np.array_equal(x, a) and np.array_equal(y, a) and x.flags.writeable and y.flags.writeable
+    assert np.shares_memory(x, np.frombuffer(m[b"data"], dtype="<f8")) and not np.shares_memory(x, y)
+    x[0, 0] = -1
+    assert y[0, 0] == 0
+
+
 def test_short_strings_are_shared_and_still_bytes():
     obj = ours(msgpack.packb([{"nd": True}, {"nd": False}]))[1]
     (a,), (b,) = obj[0], obj[1]
@@ -435,7 +476,8 @@ def _mutations():
     yield "value shape 2d", setk(b"value", b"shape", [5, 2])
     yield "data short", lambda w: w[b"threshold"].__setitem__(b"data", w[b"threshold"][b"data"][:-1])
     yield "data long", lambda w: w[b"value"].__setitem__(b"data", w[b"value"][b"data"] + b"\0" * 8)
-    yield "data bytearray", lambda w: w[b"feature"].__setitem__(b"data", bytearray(w[b"feature"][b"data"]))
+    yield "data memoryview", lambda w: w[b"feature"].__setitem__(b"data", memoryview(w[b"feature"][b"data"]))
+    yield "data str", lambda w: w[b"feature"].__setitem__(b"data", w[b"feature"][b"data"].decode("latin-1"))
     yield "extra key", setk(b"feature", b"extra", 1)
     yield "missing key", lambda w: w[b"feature"].pop(b"kind")
     yield "str keys", lambda w: w.__setitem__(b"feature", {k.decode(): v for k, v in w[b"feature"].items()})
@@ -450,6 +492,21 @@ def test_tree_columns_refuse_arrays_not_exactly_compact(what, mutate):
     assert C.tree_columns(weights, [5] * 3, KEYS, dt, (1, 2), 5) is not None
     mutate(weights[1])
     assert C.tree_columns(weights, [5] * 3, KEYS, dt, (1, 2), 5) is None
+
+
+def test_tree_columns_take_bytearrays_as_the_decoder_gives_long_bins():
+    from sklearn.tree._tree import NODE_DTYPE
+    weights = [tree_weights(i, *GOOD, widths=(4, 8, 4)) for i in range(2)]
+    want = C.tree_columns(weights, [5, 5], KEYS, dtypes_of(weights[0]), (1, 2), 5)
+    for m in weights[1].values():
+        m[b"data"] = bytearray(m[b"data"])
+    got = C.tree_columns(weights, [5, 5], KEYS, dtypes_of(weights[0]), (1, 2), 5)
+    assert got == want and type(got[3][1]) is bytearray
+    offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
+    a, b = bytearray(5 * NODE_DTYPE.itemsize), bytearray(5 * NODE_DTYPE.itemsize)
+    C.tree_fill(a, want, 1, offsets, NODE_DTYPE.itemsize)
+    C.tree_fill(b, got, 1, offsets, NODE_DTYPE.itemsize)
+    assert a == b
 
 
 def test_tree_columns_refuse_bad_counts_and_arguments():
