@@ -194,12 +194,12 @@ def _load_only(label, path, repeat):
     """--load: in a process of its own, as a program that loads its model
     does, the first load of the file, timed: its wall and CPU time; then
     the median wall time of repeat more.  The page cache holds the file
-    and the scikit-learn modules either format imports are imported, so
-    that the first load pays what a program's does beyond those: its
-    memory, page-faulted in, and the loader's own first-time work."""
+    (the parent wrote and loaded it; it is not read here, which would
+    change this process's heap) and the scikit-learn modules either format
+    imports are imported, so that the first load pays what a program's
+    does beyond those: its memory, page-faulted in, and the loader's own
+    first-time work."""
     import sklearn.ensemble, sklearn.feature_extraction.text, sklearn.neural_network, sklearn.tree  # noqa: E401,F401
-    with open(path, "rb") as f:
-        f.read()
     c, t = time.process_time(), time.perf_counter()
     LOADERS[label](path)
     first, first_cpu = time.perf_counter() - t, time.process_time() - c

@@ -12,6 +12,7 @@ import os
 import random
 import subprocess
 import sys
+import warnings
 
 import msgpack
 import numpy as np
@@ -319,6 +320,20 @@ def test_arrays_take_over_long_bins_and_never_share_them():
     assert y[0, 0] == 0
 
 
+@pytest.mark.parametrize("n", [87382, 100_000, 300_000])
+def test_a_big_map_is_no_bigger_than_one_grown_from_empty(n):
+    """Past CPython's largest presize (2^17 slots) a map is grown as it is
+    filled, as pickle grows its dicts: presized and then resized, a
+    100k-entry vocabulary was a third larger."""
+    d = {f"t{i}": i for i in range(n)}
+    for text_maps in (None, _unpack.TEXT_MAPS):
+        got = ours(msgpack.packb({"vocabulary_": d}), text_maps)[1][b"vocabulary_"]
+        grown = {}
+        for k, v in got.items():       # the same keys (str or bytes: their dicts differ in size)
+            grown[k] = v
+        assert len(got) == n and sys.getsizeof(got) <= sys.getsizeof(grown)
+
+
 def test_short_strings_are_shared_and_still_bytes():
     obj = ours(msgpack.packb([{"nd": True}, {"nd": False}]))[1]
     (a,), (b,) = obj[0], obj[1]
@@ -577,6 +592,29 @@ def test_a_load_with_and_without_the_c_part_is_the_same_model(est, monkeypatch):
     if hasattr(est, "vocabulary_"):
         assert a.vocabulary_ == b.vocabulary_ == est.vocabulary_
         assert {type(k) for k in a.vocabulary_} == {str}
+
+
+def test_big_arrays_of_a_loaded_model_are_its_own_and_writable(tmp_path):
+    """An MLP's weights of 64 KiB and more come from the decoder's
+    bytearrays: each array writable, sharing memory with no other array,
+    of this load or another, and the model predicts as the original."""
+    from sklearn.neural_network import MLPClassifier
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(40, 300), np.arange(40) % 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = MLPClassifier((64, 32), max_iter=3, random_state=0).fit(X, y)
+    path = tmp_path / "mlp.mpk"
+    mpk.save(est, path)
+    a, b = mpk.load(path), mpk.load(path)
+    big = [c for c in a.coefs_ if c.nbytes >= BIG_BIN]
+    assert big and all(not c.flags.owndata for c in big)       # the decoder's buffer, not a copy
+    arrays = a.coefs_ + a.intercepts_ + b.coefs_ + b.intercepts_
+    assert all(x.flags.writeable for x in arrays)
+    assert not any(np.shares_memory(x, y) for i, x in enumerate(arrays) for y in arrays[i + 1:])
+    assert np.array_equal(a.predict_proba(X), est.predict_proba(X))
+    a.coefs_[0][:] = 0
+    assert np.array_equal(b.predict_proba(X), est.predict_proba(X))
 
 
 @pytest.mark.parametrize("vocab,what", [
