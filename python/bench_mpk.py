@@ -24,9 +24,11 @@ predictors).  For each it writes the model with
                 rebuild an estimator, so it is a floor for "plain data"
   joblib        joblib.dump of the whole estimator (no compression)
 
-and reports the file size, the median time to load it from a (warm) file
-and the minimum CPU time of a load, with ratios relative to mpk compact, then
-mpk compact against pickle.  The formats are timed in turn, round
+and reports the file size, the median time to load it from a (warm) file,
+the minimum CPU time of a load and the median number of page faults a load
+took (memory the kernel mapped in afresh: several microseconds each on this
+kind of machine), with ratios relative to mpk compact, then mpk compact
+against pickle.  The formats are timed in turn, round
 after round, so that load from other jobs on the machine falls on all of
 them alike, each round starting with the next format, so that none always
 follows the same other (a load right after a heavy one pays for the heap
@@ -34,15 +36,19 @@ the heavy one left: see bench()).
 
 That is one regime: a process that has loaded, built and freed a lot, whose
 allocator has grown its thresholds.  With --fresh ROUNDS each format is
-timed instead in processes of its own (ROUNDS of them, each doing one load
-and then --repeat timed ones), as in a program that loads one model: there
+timed instead in processes of its own (ROUNDS of them, each timing its
+first load and then --repeat more), as in a program that loads one model: there
 the allocator is at its defaults and maps, page-faults in and unmaps again
-whatever a load allocates in big pieces, every time.
+whatever a load allocates in big pieces, every time.  There the table
+gives the first load in each process (its median, its minimum CPU time and
+its page faults: what a program that loads its model pays), and "again ms"
+the median of the later loads in that process.
 """
 
 import argparse
 import os
 import pickle
+import resource
 import statistics
 import subprocess
 import sys
@@ -170,45 +176,53 @@ def bench(name, est, sample, d, repeat, fresh):
                 out = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", label, paths[label],
                                       "--repeat", str(repeat)], capture_output=True, text=True, check=True)
                 runs[label].append(tuple(map(float, out.stdout.split())))
-        return [(label, size[label], statistics.median(w for w, _, _ in runs[label]),
-                 min(c for _, c, _ in runs[label]), statistics.median(a for _, _, a in runs[label]))
+        return [(label, size[label], statistics.median(r[0] for r in runs[label]), min(r[1] for r in runs[label]),
+                 statistics.median(r[2] for r in runs[label]), statistics.median(r[3] for r in runs[label]))
                 for label in labels]
     for label in labels:
         LOADERS[label](paths[label])  # warm the page cache
     times = {label: [] for label in labels}
     cpu = {label: [] for label in labels}
+    faults = {label: [] for label in labels}
     for r in range(repeat):
         # a different format first in every round: a load right after a
         # heavy one (joblib's) finds the heap trimmed and page-faults its
         # memory in afresh (1,900 faults, 3x the time, for mpk's TF-IDF
         # load right after joblib's), so a fixed order biases every row
         for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-            c, t = time.process_time(), time.perf_counter()
+            f, c, t = _faults(), time.process_time(), time.perf_counter()
             LOADERS[label](paths[label])
             times[label].append(time.perf_counter() - t)
             cpu[label].append(time.process_time() - c)
-    return [(label, size[label], statistics.median(times[label]), min(cpu[label]), None) for label in labels]
+            faults[label].append(_faults() - f)
+    return [(label, size[label], statistics.median(times[label]), min(cpu[label]),
+             statistics.median(faults[label]), None) for label in labels]
+
+
+def _faults():
+    """Page faults so far in this process (minor: memory mapped in afresh)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _load_only(label, path, repeat):
     """--load: in a process of its own, as a program that loads its model
     does, the first load of the file, timed: its wall and CPU time; then
-    the median wall time of repeat more.  The page cache holds the file
+    its page faults, and the median wall time of repeat more.  The page cache holds the file
     (the parent wrote and loaded it; it is not read here, which would
     change this process's heap) and the scikit-learn modules either format
     imports are imported, so that the first load pays what a program's
     does beyond those: its memory, page-faulted in, and the loader's own
     first-time work."""
     import sklearn.ensemble, sklearn.feature_extraction.text, sklearn.neural_network, sklearn.tree  # noqa: E401,F401
-    c, t = time.process_time(), time.perf_counter()
+    f, c, t = _faults(), time.process_time(), time.perf_counter()
     LOADERS[label](path)
-    first, first_cpu = time.perf_counter() - t, time.process_time() - c
+    first, first_cpu, first_faults = time.perf_counter() - t, time.process_time() - c, _faults() - f
     walls = []
     for _ in range(repeat):
         t = time.perf_counter()
         LOADERS[label](path)
         walls.append(time.perf_counter() - t)
-    print(first, first_cpu, statistics.median(walls))
+    print(first, first_cpu, first_faults, statistics.median(walls))
 
 
 def main():
@@ -246,21 +260,21 @@ def main():
             results.append(("HistGB 100 it, 3 cl", bench("hgb", hgb, xs, d, args.repeat, args.fresh)))
     print()
     again = " again ms" if args.fresh else ""
-    line = "-" * (87 + len(again))
+    line = "-" * (94 + len(again))
     print(f"{'model':<22} {'format':<12} {'size':>12} {'size/mpk':>9} {'load ms':>10} {'load/mpk':>9} "
-          f"{'cpu ms':>8}{again}")
+          f"{'cpu ms':>8} {'faults':>6}{again}")
     print(line)
     for model, rows in results:
         base_size, base_time = rows[0][1], rows[0][2]
-        for label, size, t, c, a in rows:
+        for label, size, t, c, f, a in rows:
             print(f"{model:<22} {label:<12} {size:>12,} {size / base_size:>9.2f} {t * 1e3:>10.2f} "
-                  f"{t / base_time:>9.2f} {c * 1e3:>8.2f}" + (f" {a * 1e3:>8.2f}" if a is not None else ""))
+                  f"{t / base_time:>9.2f} {c * 1e3:>8.2f} {f:>6.0f}" + (f" {a * 1e3:>8.2f}" if a is not None else ""))
         print(line)
     what = "the first load in a fresh process" if args.fresh else "median wall time"
     print(f"\nmpk.load / pickle.load (protocol 5): {what}, minimum CPU time; file size")
     for model, rows in results:
         by = {row[0]: row[1:] for row in rows}
-        (ms, mt, mc, ma), (ps, pt, pc, pa) = by["mpk compact"], by["pickle"]
+        (ms, mt, mc, _, ma), (ps, pt, pc, _, pa) = by["mpk compact"], by["pickle"]
         print(f"  {model:<22} load {mt / pt:5.2f}x (cpu {mc / pc:5.2f}x)   size {ms / ps:5.2f}x" +
               (f"   again {ma / pa:5.2f}x" if ma is not None else ""))
 
