@@ -161,11 +161,20 @@ class _Template:
             nodes[name] = cols[name.encode()]
         starts = np.cumsum([0] + nl).tolist()
         new = self.cls
-        return [new(nodes[a:b].copy(), _bits(bb, n), _bits(rb, m))
+        # each predictor's node table a slice of the one table (writable, and
+        # sharing no node with another's: the slices are disjoint), as
+        # pickle's protocol 5 hands out slices of its buffers
+        return [new(nodes[a:b], _bits(bb, n), _bits(rb, m))
                 for a, b, n, bb, m, rb in zip(starts, starts[1:], kb, binned, kr, raw)]
 
 
+_NO_BITS = np.empty((0, 8), dtype="<u4")
+
+
 def _bits(data, k):
+    """A bitset table of k rows, writable, its own (most have none)."""
+    if not k:
+        return _NO_BITS.copy()
     return np.frombuffer(data, dtype="<u4").reshape(k, 8).copy()
 
 

@@ -64,9 +64,18 @@ def test_hgb_models_load_batched_as_the_generic_way(make, x, batches):
     for a, b in zip(est._predictors, back._predictors):
         for p, q in zip(a, b):
             assert p.nodes.tobytes() == q.nodes.tobytes() and p.nodes.dtype == q.nodes.dtype
-            assert q.nodes.flags.owndata and q.binned_left_cat_bitsets.flags.writeable
+            assert q.nodes.flags.writeable and q.nodes.flags.c_contiguous
+            assert q.binned_left_cat_bitsets.flags.writeable and q.raw_left_cat_bitsets.flags.writeable
             assert (p.raw_left_cat_bitsets == q.raw_left_cat_bitsets).all()
             assert q.raw_left_cat_bitsets.dtype == np.uint32 and q.raw_left_cat_bitsets.shape[1] == 8
+    # no two predictors share memory: an edit of one changes no other
+    arrays = [x for ps in back._predictors for q in ps
+              for x in (q.nodes, q.binned_left_cat_bitsets, q.raw_left_cat_bitsets)]
+    bases = {}
+    for x in arrays:
+        bases.setdefault(id(x.base if x.base is not None else x), []).append(x)
+    assert not any(np.shares_memory(x, y) for group in bases.values() for i, x in enumerate(group)
+                   for y in group[i + 1:])
 
 
 def _preds(m):
