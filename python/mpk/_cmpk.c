@@ -1,7 +1,8 @@
 /* mpk._cmpk: mpk's C part, the module (one file per job):
  *
  *   _cmpk_unpack.c  unpack, unpack_fd: the MsgPack decoder behind mpk.load
- *   _cmpk_tree.c    tree_columns, tree_fill: decision trees' node tables
+ *   _cmpk_tree.c    tree_columns, tree_fill, compact_columns: decision trees'
+ *                   node tables
  *   here            identical: would two decoded values pack the same?
  *
  * mpk works without it (python/mpk/_unpack.py says how). */
@@ -79,6 +80,8 @@ static PyMethodDef methods[] = {
 	 "identical(a, b): would a and b pack to the same MsgPack bytes?"},
 	{"tree_columns", mpk_tree_columns, METH_VARARGS,
 	 "decision trees' node-table columns, checked: see _cmpk_tree.c"},
+	{"compact_columns", mpk_compact_columns, METH_VARARGS,
+	 "many maps' compact arrays, checked: see _cmpk_tree.c"},
 	{"tree_fill", mpk_tree_fill, METH_VARARGS,
 	 "one decision tree's node table, laid out: see _cmpk_tree.c"},
 	{NULL, NULL, 0, NULL},

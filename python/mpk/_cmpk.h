@@ -7,9 +7,10 @@
 
 #define MAX_DEPTH 1024 /* containers inside one another, as msgpack allows */
 
-PyObject *mpk_unpack(PyObject *self, PyObject *args);	    /* _cmpk_unpack.c */
-PyObject *mpk_unpack_fd(PyObject *self, PyObject *args);    /* _cmpk_unpack.c */
-PyObject *mpk_tree_columns(PyObject *self, PyObject *args); /* _cmpk_tree.c */
-PyObject *mpk_tree_fill(PyObject *self, PyObject *args);    /* _cmpk_tree.c */
+PyObject *mpk_unpack(PyObject *self, PyObject *args);	       /* _cmpk_unpack.c */
+PyObject *mpk_unpack_fd(PyObject *self, PyObject *args);       /* _cmpk_unpack.c */
+PyObject *mpk_tree_columns(PyObject *self, PyObject *args);    /* _cmpk_tree.c */
+PyObject *mpk_tree_fill(PyObject *self, PyObject *args);       /* _cmpk_tree.c */
+PyObject *mpk_compact_columns(PyObject *self, PyObject *args); /* _cmpk_tree.c */
 
 #endif

@@ -90,31 +90,40 @@ static inline int64_t get_int(const unsigned char *p, Py_ssize_t j, int width)
 	return v;
 }
 
-/* Is shape exactly the list [n, *tail] of ints (no bool)? */
-static int shape_is(PyObject *shape, Py_ssize_t n, const Py_ssize_t *tail, Py_ssize_t ntail)
+/* The first size of shape if it is exactly the list [n, *tail] of ints
+ * (no bool), n >= 0 and, unless want < 0, n == want; else -1. */
+static Py_ssize_t shape_rows(PyObject *shape, Py_ssize_t want, const Py_ssize_t *tail,
+			     Py_ssize_t ntail)
 {
 	if (!PyList_CheckExact(shape) || PyList_GET_SIZE(shape) != 1 + ntail)
-		return 0;
+		return -1;
+	Py_ssize_t n = -1;
 	for (Py_ssize_t d = 0; d <= ntail; d++) {
 		PyObject *v = PyList_GET_ITEM(shape, d);
 		if (!PyLong_CheckExact(v))
-			return 0;
+			return -1;
 		int overflow;
 		long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-		if (overflow || x != (d ? tail[d - 1] : n))
-			return 0;
+		if (overflow || x < 0 || x > ((Py_ssize_t)1 << 40) ||
+		    (d ? x != tail[d - 1] : want >= 0 && x != want))
+			return -1;
+		if (!d)
+			n = (Py_ssize_t)x;
 	}
-	return 1;
+	return n;
 }
 
-/* The data of map m if it is exactly the compact array of n nodes (see
- * above), else NULL (a borrowed reference; no exception set). */
-static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dtype, Py_ssize_t n,
-			     Py_ssize_t per_node, const Py_ssize_t *tail, Py_ssize_t ntail)
+/* The data of map m if it is exactly a compact array {nd: True, kind: b"",
+ * type: dtype, shape: [n, *tail], data: n rows of per_row bytes}, with n
+ * want unless want < 0, else NULL (a borrowed reference; no exception
+ * set); *rows gets n. */
+static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dtype, Py_ssize_t want,
+			     Py_ssize_t per_row, const Py_ssize_t *tail, Py_ssize_t ntail,
+			     Py_ssize_t *rows)
 {
 	enum { ND, KIND, TYPE, SHAPE, DATA };
 	PyObject *v[5];
-	Py_ssize_t len;
+	Py_ssize_t len, n;
 	if (!PyDict_CheckExact(m) || PyDict_GET_SIZE(m) != 5)
 		return NULL;
 	for (int f = 0; f < 5; f++)
@@ -124,10 +133,21 @@ static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dty
 	    !PyBytes_CheckExact(v[TYPE]) || PyBytes_GET_SIZE(v[TYPE]) != PyBytes_GET_SIZE(dtype) ||
 	    memcmp(PyBytes_AS_STRING(v[TYPE]), PyBytes_AS_STRING(dtype),
 		   (size_t)PyBytes_GET_SIZE(dtype)) ||
-	    !bytes_of(v[DATA], &len) || len / per_node != n || len % per_node ||
-	    !shape_is(v[SHAPE], n, tail, ntail))
+	    !bytes_of(v[DATA], &len) || (n = shape_rows(v[SHAPE], want, tail, ntail)) < 0 ||
+	    len / per_row != n || len % per_row)
 		return NULL;
+	*rows = n;
 	return v[DATA];
+}
+
+/* The five keys of a compact map, as bytes: 0, or -1 with an exception. */
+static int compact_keys(PyObject **fields)
+{
+	static const char *names[5] = {"nd", "kind", "type", "shape", "data"};
+	for (int f = 0; f < 5; f++)
+		if (!(fields[f] = PyBytes_FromString(names[f])))
+			return -1;
+	return 0;
 }
 
 /* Tree links of n nodes, from its left, right and feature columns of the
@@ -190,7 +210,6 @@ static Py_ssize_t counts(PyObject *ns, Py_ssize_t *n_out)
 static int columns(PyObject *weights, const Py_ssize_t *ns, Py_ssize_t most, PyObject *keys,
 		   PyObject *dtypes, const Py_ssize_t *tail, int64_t n_features, PyObject **cols)
 {
-	static const char *names[5] = {"nd", "kind", "type", "shape", "data"};
 	PyObject *fields[5] = {NULL};
 	int width[NCOLS], ok = -1;
 	Py_ssize_t per[NCOLS], k = PyList_GET_SIZE(weights);
@@ -199,9 +218,8 @@ static int columns(PyObject *weights, const Py_ssize_t *ns, Py_ssize_t most, PyO
 		PyErr_NoMemory();
 		return -1;
 	}
-	for (int f = 0; f < 5; f++)
-		if (!(fields[f] = PyBytes_FromString(names[f])))
-			goto out;
+	if (compact_keys(fields) < 0)
+		goto out;
 	for (int c = 0; c < NCOLS; c++) {
 		width[c] = width_of(PyTuple_GET_ITEM(dtypes, c), c);
 		if (!width[c] || !PyBytes_CheckExact(PyTuple_GET_ITEM(keys, c))) {
@@ -218,8 +236,9 @@ static int columns(PyObject *weights, const Py_ssize_t *ns, Py_ssize_t most, PyO
 			goto out;
 		for (int c = 0; c < NCOLS; c++) {
 			PyObject *m = PyDict_GetItem(w, PyTuple_GET_ITEM(keys, c));
+			Py_ssize_t rows;
 			data[c] = m ? column_data(m, fields, PyTuple_GET_ITEM(dtypes, c), ns[i],
-						  per[c], tail, c == VALUE ? 2 : 0)
+						  per[c], tail, c == VALUE ? 2 : 0, &rows)
 				    : NULL;
 			if (!data[c])
 				goto out;
@@ -348,4 +367,91 @@ PyObject *mpk_tree_fill(PyObject *self, PyObject *args)
 bad:
 	PyErr_SetString(PyExc_ValueError, "tree_fill: a column, offset or buffer is malformed");
 	return NULL;
+}
+
+/* compact_columns(items, keys, dtypes, widths, tails): the m arrays of each
+ * of k maps (items, a list of dicts; keys, dtypes, widths and tails, m
+ * each: the arrays' keys, dtype strings as bytes, item sizes and shapes
+ * after the first size, a tuple of at most 2 ints) when every one is
+ * exactly a compact map {nd: True, kind: b"", type: its dtype, shape: [n,
+ * *tail], data: bytes or a bytearray of exactly that many items}, n >= 0:
+ * (rows, datas), each m lists of k, the n and the data of every array;
+ * else None. For HistGradientBoosting's predictors (_predictors.py). */
+PyObject *mpk_compact_columns(PyObject *self, PyObject *args)
+{
+	(void)self;
+	enum { MAX_COLS = 64 };
+	PyObject *items, *keys, *dtypes, *widths, *tails, *fields[5] = {NULL}, *out = NULL;
+	PyObject *rows = NULL, *datas = NULL;
+	Py_ssize_t per[MAX_COLS], tail[MAX_COLS][2], ntail[MAX_COLS];
+	if (!PyArg_ParseTuple(args, "O!O!O!O!O!:compact_columns", &PyList_Type, &items,
+			      &PyTuple_Type, &keys, &PyTuple_Type, &dtypes, &PyTuple_Type, &widths,
+			      &PyTuple_Type, &tails))
+		return NULL;
+	Py_ssize_t m = PyTuple_GET_SIZE(keys), k = PyList_GET_SIZE(items);
+	if (m > MAX_COLS || PyTuple_GET_SIZE(dtypes) != m || PyTuple_GET_SIZE(widths) != m ||
+	    PyTuple_GET_SIZE(tails) != m)
+		goto bad;
+	for (Py_ssize_t c = 0; c < m; c++) {
+		PyObject *t = PyTuple_GET_ITEM(tails, c);
+		Py_ssize_t w = PyLong_AsSsize_t(PyTuple_GET_ITEM(widths, c));
+		if (w == -1 && PyErr_Occurred())
+			return NULL;
+		if (!PyBytes_CheckExact(PyTuple_GET_ITEM(keys, c)) ||
+		    !PyBytes_CheckExact(PyTuple_GET_ITEM(dtypes, c)) || w < 1 || w > 64 ||
+		    !PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) > 2)
+			goto bad;
+		ntail[c] = PyTuple_GET_SIZE(t);
+		per[c] = w;
+		for (Py_ssize_t d = 0; d < ntail[c]; d++) {
+			tail[c][d] = PyLong_AsSsize_t(PyTuple_GET_ITEM(t, d));
+			if (tail[c][d] == -1 && PyErr_Occurred())
+				return NULL;
+			if (tail[c][d] < 1 || tail[c][d] > ((Py_ssize_t)1 << 20))
+				goto bad;
+			per[c] *= tail[c][d];
+		}
+	}
+	if (compact_keys(fields) < 0 || !(rows = PyTuple_New(m)) || !(datas = PyTuple_New(m)))
+		goto out;
+	for (Py_ssize_t c = 0; c < m; c++) {
+		PyObject *r = PyList_New(k), *d = PyList_New(k);
+		PyTuple_SET_ITEM(rows, c, r);
+		PyTuple_SET_ITEM(datas, c, d);
+		if (!r || !d)
+			goto out;
+	}
+	for (Py_ssize_t i = 0; i < k; i++) {
+		PyObject *w = PyList_GET_ITEM(items, i);
+		if (!PyDict_CheckExact(w))
+			goto none;
+		for (Py_ssize_t c = 0; c < m; c++) {
+			PyObject *a = PyDict_GetItem(w, PyTuple_GET_ITEM(keys, c)), *data, *n_o;
+			Py_ssize_t n;
+			if (!a || !(data = column_data(a, fields, PyTuple_GET_ITEM(dtypes, c), -1,
+						       per[c], tail[c], ntail[c], &n)))
+				goto none;
+			if (!(n_o = PyLong_FromSsize_t(n)))
+				goto out;
+			PyList_SET_ITEM(PyTuple_GET_ITEM(rows, c), i, n_o);
+			Py_INCREF(data);
+			PyList_SET_ITEM(PyTuple_GET_ITEM(datas, c), i, data);
+		}
+	}
+	out = PyTuple_Pack(2, rows, datas);
+	goto out;
+none:
+	out = Py_None;
+	Py_INCREF(out);
+	goto out;
+bad:
+	PyErr_SetString(
+		PyExc_ValueError,
+		"compact_columns: m keys, dtypes, widths (1..64) and tails (up to 2 sizes)");
+out:
+	for (int f = 0; f < 5; f++)
+		Py_XDECREF(fields[f]);
+	Py_XDECREF(rows);
+	Py_XDECREF(datas);
+	return out;
 }

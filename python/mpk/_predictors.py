@@ -15,7 +15,8 @@ microseconds of per-value Python work; a 100-iteration, 3-class model has
   template's is checked in bulk: its arrays exactly in the compact layout
   (five keys, nd true, kind empty, the template's dtype, shape [n] -- [k, 8]
   for the bitsets -- n >= 1 the same for every node column, data of exactly
-  that many bytes); then
+  that many bytes; mpk's C part, compact_columns in _cmpk_tree.c, or
+  _bulk_compact); then
   all node tables at once by predictor_decode's rules (is_leaf,
   is_categorical, missing_go_to_left 0 or 1; an inner node's children as
   check_tree_links wants them, see _forest._check_links; a categorical
@@ -31,6 +32,7 @@ models).  _forest._ENABLED switches this batch off too.
 import numpy as np
 
 from . import _forest as F
+from . import _unpack
 
 BITSETS = (b"binned_left_cat_bitsets", b"raw_left_cat_bitsets")
 _MODEL_KEYS = frozenset((b"class_name", b"types", b"params", b"xtra", b"weights"))
@@ -121,21 +123,42 @@ class _Template:
 
     def build(self, items):
         """Predictors for items (each matches()), or None when any check fails."""
+        columns = self._columns([m[b"weights"] for m in items])
+        if columns is None:
+            return None
         cols = {}
         ns = None
-        for key, (t, dt), maps in zip(self.keys, self.dtypes, zip(*[list(m[b"weights"].values()) for m in items])):
-            d = _bulk_compact(maps, t, dt.itemsize, ns, key in BITSETS)
-            if d is None:
-                return None
+        for key, (_, dt), (counts, datas) in zip(self.keys, self.dtypes, columns):
             if key in BITSETS:
-                cols[key] = d
+                cols[key] = counts, datas
                 continue
             if ns is None:
-                ns = d[0]
-            cols[key] = np.frombuffer(b"".join(d[1]), dtype=dt)
+                ns = counts
+                if min(ns) < 1:
+                    return None
+            elif counts != ns:           # every node column as long as the others
+                return None
+            cols[key] = np.frombuffer(b"".join(datas), dtype=dt)
         if ns is None:
             return None
         return self._assemble(cols, ns)
+
+    def _columns(self, weights):
+        """(counts, datas) of each array, for every predictor (weights: their
+        weights maps, the template's keys in its order), when all are exactly
+        the compact layout of their dtype (_bulk_compact); else None."""
+        if _unpack.compact_columns is not None:     # mpk's C part
+            got = _unpack.compact_columns(weights, tuple(self.keys), tuple(self.types),
+                                          tuple(dt.itemsize for _, dt in self.dtypes),
+                                          tuple((8,) if k in BITSETS else () for k in self.keys))
+            return None if got is None else list(zip(*got))
+        out = []
+        for key, (t, dt), maps in zip(self.keys, self.dtypes, zip(*[list(w.values()) for w in weights])):
+            d = _bulk_compact(maps, t, dt.itemsize, key in BITSETS)
+            if d is None:
+                return None
+            out.append(d)
+        return out
 
     def _assemble(self, cols, nl):
         D = self.D
@@ -178,30 +201,21 @@ def _bits(data, k):
     return np.frombuffer(data, dtype="<u4").reshape(k, 8).copy()
 
 
-def _bulk_compact(maps, t, itemsize, ns, bitset):
+def _bulk_compact(maps, t, itemsize, bitset):
     """One array of every predictor: each a compact map with exactly the
-    five keys, nd true, kind empty, type t, shape [n] (n >= 1; the node
-    counts ns, a list, once known) or, for a bitset table, [k, 8], and data
-    of exactly that many bytes.  Returns (the counts n or k, the datas), or
-    None."""
+    five keys, nd true, kind empty, type t, shape [n] or, for a bitset
+    table, [k, 8] (n, k >= 0), and data of exactly that many bytes.
+    Returns (the counts n or k, the datas), or None."""
     fields = F.compact_fields(maps, t)
     if fields is None:
         return None
     shapes, datas = fields
-    if bitset:
-        if set(map(len, shapes)) != {2} or {s[1] for s in shapes} != {8}:
-            return None
-        counts = [s[0] for s in shapes]
-        if min(counts) < 0:
-            return None
-        per = 8 * itemsize
-    else:
-        if set(map(len, shapes)) != {1}:
-            return None
-        counts = [s[0] for s in shapes]
-        if (ns is not None and counts != ns) or min(counts) < 1:
-            return None
-        per = itemsize
+    if set(map(len, shapes)) != {2 if bitset else 1} or (bitset and {s[1] for s in shapes} != {8}):
+        return None
+    counts = [s[0] for s in shapes]
+    if min(counts) < 0:
+        return None
+    per = itemsize * (8 if bitset else 1)
     if list(map(len, datas)) != [n * per for n in counts]:
         return None
     return counts, datas

@@ -544,6 +544,59 @@ def test_tree_columns_refuse_bad_counts_and_arguments():
     assert C.tree_columns([], [], KEYS, dt, (1, 2), 5) == ([],) * 8
 
 
+def _compact_both_ways(weights, keys, dtypes, bitsets=()):
+    """compact_columns of weights, and what _predictors' Python checks
+    (_bulk_compact) make of them: each (counts, datas) per key, or None."""
+    from mpk import _predictors as P
+    widths = tuple(np.dtype(d.decode()).itemsize for d in dtypes)
+    tails = tuple((8,) if k in bitsets else () for k in keys)
+    got = C.compact_columns(weights, keys, dtypes, widths, tails)
+    got = None if got is None else [(list(c), list(d)) for c, d in zip(*got)]
+    want = []
+    for key, dt, w in zip(keys, dtypes, widths):
+        d = P._bulk_compact([x.get(key) for x in weights], dt, w, key in bitsets)
+        if d is None:
+            want = None
+            break
+        want.append((list(d[0]), list(d[1])))
+    return got, want
+
+
+@pytest.mark.parametrize("what, mutate", list(_mutations()), ids=[w for w, _ in _mutations()])
+def test_compact_columns_refuse_what_the_python_checks_refuse(what, mutate):
+    weights = [tree_weights(i, *GOOD) for i in range(3)]
+    keys = KEYS[:7]
+    dt = dtypes_of(weights[0])[:7]
+    got, want = _compact_both_ways(weights, keys, dt)
+    assert got == want and got is not None
+    assert [list(map(len, d)) for _, d in got] == [[len(w[k][b"data"]) for w in weights] for k in keys]
+    if what in ("value shape", "value shape 2d", "data long"):
+        return      # value is not among these keys
+    mutate(weights[1])
+    got, want = _compact_both_ways(weights, keys, dt)
+    assert got is None and want is None, what
+
+
+def test_compact_columns_reads_the_counts_and_the_tails():
+    bits = {b"nd": True, b"kind": b"", b"type": b"<u4", b"shape": [2, 8], b"data": bytes(64)}
+    none = dict(bits)
+    none[b"shape"], none[b"data"] = [0, 8], b""
+    items = [{b"b": bits, b"n": compact(np.arange(3, dtype="<i8"))},
+             {b"b": none, b"n": compact(np.arange(0, dtype="<i8"))},
+             {b"b": {**bits, b"data": bytearray(64)}, b"n": compact(np.arange(5, dtype="<i8"))}]
+    rows, datas = C.compact_columns(items, (b"b", b"n"), (b"<u4", b"<i8"), (4, 8), ((8,), ()))
+    assert rows == ([2, 0, 2], [3, 0, 5]) and type(datas[0][2]) is bytearray
+    for bad in ([3, 8], [2, 7], [2], [2, 8, 1], [-1, 8], [2**41, 8], [True, 8]):
+        items[0][b"b"] = {**bits, b"shape": bad}
+        assert C.compact_columns(items, (b"b", b"n"), (b"<u4", b"<i8"), (4, 8), ((8,), ())) is None, bad
+    for args in (((b"b",), (b"<u4", b"<i8"), (4, 8), ((8,), ())), ((b"b", b"n"), (b"<u4", b"<i8"), (0, 8), ((8,), ())),
+                 ((b"b", b"n"), (b"<u4", b"<i8"), (4, 8), ((8, 1, 1), ())),
+                 ((b"b", b"n"), (b"<u4", b"<i8"), (4, 8), ((0,), ())), (("b", b"n"), (b"<u4", b"<i8"), (4, 8), ((8,), ()))):
+        with pytest.raises(ValueError):
+            C.compact_columns(items, *args)
+    assert C.compact_columns([], (b"b",), (b"<u4",), (4,), ((8,),)) == (([],), ([],))
+
+
 def test_tree_fill_checks_what_it_is_given():
     from sklearn.tree._tree import NODE_DTYPE
     weights = [tree_weights(0, *GOOD, widths=(4, 8, 4))]
