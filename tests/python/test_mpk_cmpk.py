@@ -10,6 +10,7 @@ A load with the C part and one without give the same model."""
 import glob
 import os
 import random
+import re
 import subprocess
 import sys
 import warnings
@@ -105,6 +106,30 @@ def test_mutated_archives_decode_as_msgpack_does():
             else:
                 d[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 9)))
         assert agree(bytes(d)), bytes(d)[:64]
+
+
+def test_mutated_archives_with_long_bins_decode_as_msgpack_does(tmp_path):
+    """Long bins (bytearrays) under mutation, from a buffer and from a file:
+    their length fields, the bytes around them, truncation inside them."""
+    rnd = random.Random(9)
+    base = msgpack.packb({"a": b"\x01" * BIG_BIN, "b": [b"\x02" * (BIG_BIN + 3), {"c": b"\x03" * 300_000}],
+                          "d": "t" * BIG_BIN}, use_bin_type=True)
+    marks = [m.start() for m in re.finditer(b"\xc6", base)]      # the bin 32 headers
+    assert len(marks) >= 3
+    for n in range(300):
+        d = bytearray(base)
+        for _ in range(rnd.randint(1, 3)):
+            i = rnd.choice(marks) + rnd.randrange(6) if rnd.random() < 0.6 else rnd.randrange(len(d))
+            op = rnd.random()
+            if op < 0.6 and i < len(d):
+                d[i] = rnd.randrange(256)
+            elif op < 0.8:
+                del d[i:]
+            else:
+                d[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 5)))
+        assert agree(bytes(d)), n
+        if n % 10 == 0:
+            assert agree_fd(bytes(d), tmp_path), n
 
 
 @pytest.mark.parametrize("data", [
