@@ -70,21 +70,33 @@ static int temp_file(const struct mpfs_fs *fs)
 	return fd < 0 ? -errno : fd;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+/* Writes n bytes at off: 0, or -errno with *wrote (if given) the bytes
+ * written before the failure, which are in the file. */
+static int pwrite_some(int fd, const void *buf, size_t n, uint64_t off, size_t *wrote)
 {
 	const char *p = buf;
+	int rc = 0;
 
 	while (n) {
 		ssize_t w = pwrite(fd, p, n, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			break;
+		}
 		p += w;
 		n -= (size_t)w;
 		off += (uint64_t)w;
 	}
-	return 0;
+	if (wrote)
+		*wrote = (size_t)(p - (const char *)buf);
+	return rc;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
+{
+	return pwrite_some(fd, buf, n, off, NULL);
 }
 
 static int pread_all(int fd, void *buf, size_t n, uint64_t off)
@@ -222,17 +234,23 @@ long mpfs_content_write(struct mpfs_fs *fs, struct content *c, const char *buf, 
 		if ((rc = own_chunk(fs, c, k)))
 			break;
 		if (c->chunks[k] == SPILLED) {
-			if ((rc = pwrite_all(c->spill, buf + done, n, off)))
-				break;
+			/* an overwrite can fail part way too (btrfs, a quota):
+			 * what it wrote counts, as in write(2) */
+			size_t w;
+			rc = pwrite_some(c->spill, buf + done, n, off, &w);
+			n = w;
 		} else {
 			memcpy(c->chunks[k] + in, buf + done, n);
 		}
 		done += n;
 		off += n;
+		if (rc)
+			break;
 	}
-	/* A chunk that cannot be had (the disk is full) ends the write: what
-	 * went before it is written, and is reported as a short write, as
-	 * write(2) does; the size covers it (past it, bytes must read zero). */
+	/* A chunk that cannot be had, or written (the disk is full), ends the
+	 * write: what went before is written, and is reported as a short
+	 * write, as write(2) does; the size covers it (past it, bytes must
+	 * read zero). */
 	if (off > c->len)
 		c->len = off;
 	return done ? (long)done : rc;
@@ -244,15 +262,20 @@ int mpfs_content_truncate(struct mpfs_fs *fs, struct content *c, uint64_t len)
 		uint64_t first = (len + CHUNK - 1) / CHUNK, in = len % CHUNK, part = len / CHUNK;
 
 		/* The kept part of the last chunk: what is cut off reads zero
-		 * from now on. In the spill file that is a write, which can
-		 * fail (disk full): first, so that a failed truncation changes
-		 * nothing. */
+		 * from now on. A spilled chunk comes back into memory for that
+		 * (past the budget by this one chunk): zeroing it in the spill
+		 * file would be a write, which can fail part way (a full disk,
+		 * btrfs), and a failed truncation must change nothing. */
 		if (in && part < c->nchunks && c->chunks[part] == SPILLED) {
-			uint8_t *z = calloc(1, CHUNK);
-			int rc = z ? pwrite_all(c->spill, z, CHUNK - in, len) : -ENOMEM;
-			free(z);
-			if (rc)
+			uint8_t *p = malloc(CHUNK);
+			int rc = p ? pread_all(c->spill, p, in, part * CHUNK) : -ENOMEM;
+			if (rc) {
+				free(p);
 				return rc;
+			}
+			c->chunks[part] = p;
+			c->mem += CHUNK;
+			fs->mem += CHUNK;
 		}
 		if (len < c->cut)
 			c->cut = len;

@@ -191,10 +191,45 @@ Test(fs_faults, write_failing_part_way_reports_what_it_wrote)
 	env_close(&e);
 }
 
-/* A truncation that cannot clear the cut-off part of a spilled chunk fails
- * and changes nothing. Before, it dropped the chunks past the new end
- * first: the failed truncate left zeros where the data was. */
-Test(fs_faults, truncate_failing_changes_nothing)
+/* An overwrite of a spilled chunk that the disk stops part way (btrfs and
+ * quotas can refuse an overwrite; here the file-size limit falls inside
+ * the chunk) reports the bytes it wrote, which are in the file, and
+ * changes nothing after them. Before, it failed as a whole with those
+ * bytes already changed. */
+Test(fs_faults, overwrite_of_a_spilled_chunk_failing_part_way_reports_what_it_wrote)
+{
+	static char bs[1000];
+	struct env e;
+	struct stat st;
+	struct rlimit was;
+
+	env_open(&e, "logreg_seed.mpk");
+	uint64_t fh = fill_budget(&e, 2 * CHUNK); /* chunks 512 and 513 spilled */
+	limit_files(32 * MiB + 50, &was);
+	memset(bs, 'b', sizeof(bs));
+	cr_assert_eq(mpfs_fs_write(e.fs, fh, bs, sizeof(bs), 32 * MiB + 10), 40);
+	cr_assert(reads_all(&e, fh, 32 * MiB + 10, 40, 'b'), "the bytes written");
+	cr_assert(reads_all(&e, fh, 32 * MiB + 50, 2 * CHUNK - 50, 'a'), "nothing after them");
+	cr_assert(reads_all(&e, fh, 32 * MiB - CHUNK, CHUNK + 10, 'a'), "nothing before them");
+	cr_assert_eq(mpfs_fs_write(e.fs, fh, bs, sizeof(bs), 32 * MiB + 50), -EFBIG);
+	cr_assert(reads_all(&e, fh, 32 * MiB + 50, 2 * CHUNK - 50, 'a'));
+	cr_assert_eq(getattr(&e, "/xtra/long", &st), 0);
+	cr_assert_eq(st.st_size, 32 * MiB + 2 * CHUNK);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
+	cr_assert_eq(mpfs_fs_write(e.fs, fh, bs, sizeof(bs), 32 * MiB + 50), (long)sizeof(bs));
+	cr_assert(reads_all(&e, fh, 32 * MiB + 10, 1040, 'b'));
+	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 0), 0);
+	fs_release(&e, fh);
+	env_close(&e);
+}
+
+/* A truncation inside a spilled chunk writes nothing to the disk (the
+ * chunk comes back into memory, its cut-off part zeroed there), so a full
+ * disk cannot stop it part way: with no write to the spill file possible
+ * it succeeds, and the cut part reads zero when the file grows again.
+ * Before, it zeroed that part in the spill file, a write that can fail
+ * after changing some of it. */
+Test(fs_faults, truncate_inside_a_spilled_chunk_writes_nothing_to_disk)
 {
 	struct env e;
 	struct stat st;
@@ -203,15 +238,13 @@ Test(fs_faults, truncate_failing_changes_nothing)
 	env_open(&e, "logreg_seed.mpk");
 	uint64_t fh = fill_budget(&e, 2 * CHUNK); /* chunks 512 and 513 spilled */
 	limit_files(32 * MiB, &was);
-	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB + 100), -EFBIG);
-	cr_assert_eq(getattr(&e, "/xtra/long", &st), 0);
-	cr_assert_eq(st.st_size, 32 * MiB + 2 * CHUNK);
-	cr_assert(reads_all(&e, fh, 32 * MiB - CHUNK, 3 * CHUNK, 'a'), "the data is intact");
-	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
 	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB + 100), 0);
-	cr_assert(reads_all(&e, fh, 32 * MiB, 100, 'a'));
+	cr_assert_eq(getattr(&e, "/xtra/long", &st), 0);
+	cr_assert_eq(st.st_size, 32 * MiB + 100);
+	cr_assert(reads_all(&e, fh, 32 * MiB - CHUNK, CHUNK + 100, 'a'), "the kept data is intact");
 	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 32 * MiB + CHUNK), 0);
 	cr_assert(reads_all(&e, fh, 32 * MiB + 100, CHUNK - 100, '\0'), "the cut part: zeros");
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &was), 0);
 	cr_assert_eq(mpfs_fs_truncate(e.fs, NULL, fh, 0), 0);
 	fs_release(&e, fh);
 	env_close(&e);
