@@ -9,9 +9,6 @@ the array's size. A full rewrite of the archive would count all of it.
 Skipped where no XFS can be made (no mkfs.xfs, not root, no loop device).
 """
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import msgpack
@@ -19,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness import daemon_of, mounted
+from test_faults import small_xfs
 
 MB = 1 << 20
 
@@ -26,25 +24,8 @@ MB = 1 << 20
 @pytest.fixture(scope="module")
 def xfs():
     """A fresh XFS with reflinks, loop-mounted; yields its root."""
-    if os.geteuid() != 0 or not shutil.which("mkfs.xfs"):
-        pytest.skip("needs root and mkfs.xfs (xfsprogs) for a loop-mounted XFS")
-    work = Path(tempfile.mkdtemp(prefix="mpfs-xfs-", dir="/var/tmp"))
-    image, root = work / "xfs.img", work / "mnt"
-    root.mkdir()
-    with open(image, "wb") as f:
-        f.truncate(1 << 30)
-    made = subprocess.run(["mkfs.xfs", "-q", "-m", "reflink=1", str(image)],
-                          capture_output=True)
-    mounted_ok = made.returncode == 0 and subprocess.run(
-        ["mount", "-o", "loop", str(image), str(root)], capture_output=True).returncode == 0
-    if not mounted_ok:
-        shutil.rmtree(work)
-        pytest.skip("cannot make and loop-mount an XFS image here")
-    try:
+    with small_xfs("1g") as root:
         yield root
-    finally:
-        subprocess.run(["umount", str(root)])
-        shutil.rmtree(work)
 
 
 def write_bytes(pid):

@@ -45,6 +45,32 @@ def small_tmpfs(tmp_path, size="1m"):
             _run("umount", "-l", str(folder))
 
 
+@contextlib.contextmanager
+def small_xfs(size="300m"):
+    """An XFS with reflinks (which a piece commit uses to share the
+    unchanged pieces of a big array) of SIZE, loop-mounted on a fresh folder
+    under /var/tmp; unmounted and removed afterwards. Skips where none can
+    be made (not root, no mkfs.xfs from xfsprogs, no loop device)."""
+    import shutil
+    import tempfile
+    if os.geteuid() != 0 or not shutil.which("mkfs.xfs"):
+        pytest.skip("needs root and mkfs.xfs (xfsprogs) for a loop-mounted XFS")
+    work = Path(tempfile.mkdtemp(prefix="mpfs-xfs-", dir="/var/tmp"))
+    image, root = work / "xfs.img", work / "mnt"
+    root.mkdir()
+    _run("truncate", "-s", size, str(image))
+    if _run("mkfs.xfs", "-q", "-m", "reflink=1", str(image)).returncode or \
+            _run("mount", "-o", "loop", str(image), str(root)).returncode:
+        shutil.rmtree(work)
+        pytest.skip("cannot make and loop-mount an XFS image here")
+    try:
+        yield root
+    finally:
+        if _run("umount", str(root)).returncode:
+            _run("umount", "-l", str(root))
+        shutil.rmtree(work, ignore_errors=True)
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 MS_RDONLY, MS_REMOUNT, MS_BIND = 1, 32, 4096
 

@@ -6,7 +6,9 @@ array (np.memmap r+, dd conv=notrunc, pwrite), which commits only the
 The archive holds a compact array of several MB on a small tmpfs; the
 filler leaves either no room at all, or room for the changed chunks but not
 for a second copy of the archive, so that the copy of the pieces runs out
-part way. As for ordinary commits (test_faults.py): fsync and close report
+part way. On a loop-mounted XFS, where the unchanged pieces are shared
+(reflinked) rather than copied, a full disk fails the same way, and a
+nearly full one (less room than the array) is enough for the commit. As for ordinary commits (test_faults.py): fsync and close report
 ENOSPC, the archive stays byte for byte what it was, nothing is left beside
 it, the daemon lives and the mount reads the archive as it is; the edit
 stays pending while a writer has the file open, and commits once space is
@@ -27,7 +29,7 @@ import msgpack
 import numpy as np
 
 from harness import mounted, daemon_of
-from test_faults import others, small_tmpfs
+from test_faults import others, small_tmpfs, small_xfs
 from trouble import HOSTILE_AS, MB, alive, bounded, bounded_errno, decode, errname
 
 STEP = 20.0
@@ -109,8 +111,11 @@ def check_refused(mnt, folder, archive, before, problems, what):
         problems.append(f"{what}: w.npy shows {size} bytes, expected {HEADER + 8 * N}")
 
 
-def piece_commit_fails_then_commits(tmp_path, leave):
-    with small_tmpfs(tmp_path, "16m") as folder:
+def piece_commit_fails_then_commits(filesystem, leave):
+    """On FILESYSTEM (a context manager yielding a folder), filled to LEAVE
+    bytes: fsync fails with ENOSPC and changes nothing; once space is freed
+    it commits exactly the edit."""
+    with filesystem as folder:
         archive, before, want = make_archive(folder)
         problems = []
         with mounted(archive, limit_as=HOSTILE_AS) as mnt:
@@ -148,13 +153,49 @@ def piece_commit_fails_then_commits(tmp_path, leave):
 
 def test_piece_commit_on_a_full_disk_fails_and_commits_once_space_is_freed(tmp_path):
     """No room at all, not even for the changed chunks."""
-    piece_commit_fails_then_commits(tmp_path, 0)
+    piece_commit_fails_then_commits(small_tmpfs(tmp_path, "16m"), 0)
 
 
 def test_piece_commit_running_out_part_way_fails_and_commits_once_space_is_freed(tmp_path):
     """Room for the changed chunks and half the array: the temporary file
     grows past the free space while the pieces are copied."""
-    piece_commit_fails_then_commits(tmp_path, 3 * MB)
+    piece_commit_fails_then_commits(small_tmpfs(tmp_path, "16m"), 3 * MB)
+
+
+def test_piece_commit_on_a_full_xfs_fails_and_commits_once_space_is_freed():
+    """XFS, where the unchanged pieces are shared (reflinked), not copied:
+    with no room at all the changed chunks cannot be written, and the
+    commit fails as on tmpfs."""
+    piece_commit_fails_then_commits(small_xfs(), 0)
+
+
+def test_piece_commit_on_a_nearly_full_xfs_shares_the_unchanged_pieces():
+    """XFS with 1 MB free, a sixth of the 6 MB array: the commit writes the
+    changed chunks and shares the rest of the array's blocks with the old
+    archive, so it fits and lands at the first fsync, where on tmpfs
+    (copies) it runs out part way."""
+    with small_xfs() as folder:
+        archive, _, want = make_archive(folder)
+        problems = []
+        with mounted(archive, limit_as=HOSTILE_AS) as mnt:
+            fill(folder, 1 * MB)
+            fd = bounded(mnt, "open+pwrite", STEP, edit_in_place, mnt / "weights" / "w.npy")
+            try:
+                synced = bounded_errno(mnt, "fsync (1 MB free)", STEP, os.fsync, fd)
+                if synced is not None:
+                    problems.append(f"fsync with 1 MB free on XFS gave {errname(synced)}")
+            finally:
+                closed = bounded_errno(mnt, "close", STEP, os.close, fd)
+            if closed is not None:
+                problems.append(f"close gave {errname(closed)}")
+            alive(mnt)
+            daemon = daemon_of(mnt)
+        want[FIRST], want[LAST] = -1.0, -2.0
+        if not np.array_equal(stored(archive), want):
+            problems.append("the archive does not hold exactly the edit")
+        if others(folder, archive):
+            problems.append(f"left beside the archive: {others(folder, archive)}")
+    assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + daemon.stderr_text()
 
 
 def test_piece_commit_at_last_close_on_a_full_disk_drops_the_edit(tmp_path):
