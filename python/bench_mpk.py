@@ -28,8 +28,7 @@ and reports the file size, the median time to load it from a (warm) file,
 the minimum CPU time of a load and the median number of page faults a load
 took (memory the kernel mapped in afresh: several microseconds each on this
 kind of machine), with ratios relative to mpk compact, then mpk compact
-against pickle.  The formats are timed in turn, round
-after round, so that load from other jobs on the machine falls on all of
+against pickle.  The formats are timed in turn, round after round, so that load from other jobs on the machine falls on all of
 them alike, each round starting with the next format, so that none always
 follows the same other (a load right after a heavy one pays for the heap
 the heavy one left: see bench()).
@@ -37,8 +36,8 @@ the heavy one left: see bench()).
 That is one regime: a process that has loaded, built and freed a lot, whose
 allocator has grown its thresholds.  With --fresh ROUNDS each format is
 timed instead in processes of its own (ROUNDS of them, each timing its
-first load and then --repeat more), as in a program that loads one model: there
-the allocator is at its defaults and maps, page-faults in and unmaps again
+first load and then --repeat more), as in a program that loads one model:
+there the allocator is at its defaults and maps, page-faults in and unmaps again
 whatever a load allocates in big pieces, every time.  There the table
 gives the first load in each process (its median, its minimum CPU time and
 its page faults: what a program that loads its model pays), and "again ms"
@@ -206,13 +205,13 @@ def _faults():
 
 def _load_only(label, path, repeat):
     """--load: in a process of its own, as a program that loads its model
-    does, the first load of the file, timed: its wall and CPU time; then
-    its page faults, and the median wall time of repeat more.  The page cache holds the file
-    (the parent wrote and loaded it; it is not read here, which would
-    change this process's heap) and the scikit-learn modules either format
-    imports are imported, so that the first load pays what a program's
-    does beyond those: its memory, page-faulted in, and the loader's own
-    first-time work."""
+    does, the first load of the file, timed: prints its wall time, CPU time
+    and page faults, then the median wall time of repeat more.  The page
+    cache holds the file (the parent wrote and loaded it; it is not read
+    here, which would change this process's heap) and the scikit-learn
+    modules either format imports are imported, so that the first load
+    pays what a program's does beyond those: its memory, page-faulted in,
+    and the loader's own first-time work."""
     import sklearn.ensemble, sklearn.feature_extraction.text, sklearn.neural_network, sklearn.tree  # noqa: E401,F401
     f, c, t = _faults(), time.process_time(), time.perf_counter()
     LOADERS[label](path)

@@ -14,7 +14,6 @@ count must match the shape exactly, and sparse matrices are fully checked.
 """
 
 import re
-
 import sys
 
 import numpy as np

@@ -20,12 +20,14 @@
  * returns the 8 columns, each a list of the k trees' data, or None when
  * any array is not exactly a compact map {nd: True, kind: b"", type: its
  * dtype, shape: [n] ([n, *tail] for value), data: bytes (or a bytearray,
- * as the decoder gives a long bin) of exactly that many items} with n its tree's node count, or any
- * tree's links are not a tree's: the rules of mpk's check_tree_links (_helpers.py), which the
- * caller's generic way then runs to name the problem. Node j is a leaf when its left child is -1,
- * and its right child is then -1 too; an inner node's children lie in (j, n) and its feature in [0,
- * n_features); every node but the root is the child of exactly one node, which with children after
- * their parent leaves no cycle and nothing unreachable.
+ * as the decoder gives a long bin) of exactly that many items} with n its
+ * tree's node count, or any tree's links are not a tree's: the rules of
+ * mpk's check_tree_links (_helpers.py), which the caller's generic way
+ * then runs to name the problem. Node j is a leaf when its left child is
+ * -1, and its right child is then -1 too; an inner node's children lie in
+ * (j, n) and its feature in [0, n_features); every node but the root is
+ * the child of exactly one node, which with children after their parent
+ * leaves no cycle and nothing unreachable.
  *
  * tree_fill(buf, columns, i, offsets, itemsize)
  *
@@ -116,7 +118,7 @@ static Py_ssize_t shape_rows(PyObject *shape, Py_ssize_t want, const Py_ssize_t 
 /* The data of map m if it is exactly a compact array {nd: True, kind: b"",
  * type: dtype, shape: [n, *tail], data: n rows of per_row bytes}, with n
  * want unless want < 0, else NULL (a borrowed reference; no exception
- * set); *rows gets n. */
+ * set); *rows (if given) gets n. */
 static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dtype, Py_ssize_t want,
 			     Py_ssize_t per_row, const Py_ssize_t *tail, Py_ssize_t ntail,
 			     Py_ssize_t *rows)
@@ -136,7 +138,8 @@ static PyObject *column_data(PyObject *m, PyObject *const *fields, PyObject *dty
 	    !bytes_of(v[DATA], &len) || (n = shape_rows(v[SHAPE], want, tail, ntail)) < 0 ||
 	    len / per_row != n || len % per_row)
 		return NULL;
-	*rows = n;
+	if (rows)
+		*rows = n;
 	return v[DATA];
 }
 
@@ -236,9 +239,8 @@ static int columns(PyObject *weights, const Py_ssize_t *ns, Py_ssize_t most, PyO
 			goto out;
 		for (int c = 0; c < NCOLS; c++) {
 			PyObject *m = PyDict_GetItem(w, PyTuple_GET_ITEM(keys, c));
-			Py_ssize_t rows;
 			data[c] = m ? column_data(m, fields, PyTuple_GET_ITEM(dtypes, c), ns[i],
-						  per[c], tail, c == VALUE ? 2 : 0, &rows)
+						  per[c], tail, c == VALUE ? 2 : 0, NULL)
 				    : NULL;
 			if (!data[c])
 				goto out;

@@ -137,18 +137,30 @@ def piece_commit_fails_then_commits(filesystem, leave):
                     problems.append(f"after space was freed, fsync gave {errname(third)}")
             finally:
                 closed = bounded_errno(mnt, "close", STEP, os.close, fd)
-            if closed is not None:
-                problems.append(f"close gave {errname(closed)}")
-            alive(mnt)
-            daemon = daemon_of(mnt)
-        want[FIRST], want[LAST] = -1.0, -2.0
-        if not np.array_equal(stored(archive), want):
-            diff = np.nonzero(stored(archive) != want)[0]
-            problems.append(f"after unmounting, the array differs from the edit at "
-                            f"{diff[:5].tolist()} ({len(diff)} elements)")
-        if others(folder, archive):
-            problems.append(f"left beside the archive: {others(folder, archive)}")
+            daemon = check_closed(mnt, closed, problems)
+        check_committed(folder, archive, want, problems)
     assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + daemon.stderr_text()
+
+
+def check_closed(mnt, closed, problems):
+    """A clean close wanted (closed: its errno or None), and the mount
+    alive; its daemon."""
+    if closed is not None:
+        problems.append(f"close gave {errname(closed)}")
+    alive(mnt)
+    return daemon_of(mnt)
+
+
+def check_committed(folder, archive, want, problems):
+    """After unmounting: the archive holds exactly edit_in_place's edit of
+    want, and nothing is left beside it."""
+    want[FIRST], want[LAST] = -1.0, -2.0
+    if not np.array_equal(stored(archive), want):
+        diff = np.nonzero(stored(archive) != want)[0]
+        problems.append(f"after unmounting, the array differs from the edit at "
+                        f"{diff[:5].tolist()} ({len(diff)} elements)")
+    if others(folder, archive):
+        problems.append(f"left beside the archive: {others(folder, archive)}")
 
 
 def test_piece_commit_on_a_full_disk_fails_and_commits_once_space_is_freed(tmp_path):
@@ -186,15 +198,8 @@ def test_piece_commit_on_a_nearly_full_xfs_shares_the_unchanged_pieces():
                     problems.append(f"fsync with 1 MB free on XFS gave {errname(synced)}")
             finally:
                 closed = bounded_errno(mnt, "close", STEP, os.close, fd)
-            if closed is not None:
-                problems.append(f"close gave {errname(closed)}")
-            alive(mnt)
-            daemon = daemon_of(mnt)
-        want[FIRST], want[LAST] = -1.0, -2.0
-        if not np.array_equal(stored(archive), want):
-            problems.append("the archive does not hold exactly the edit")
-        if others(folder, archive):
-            problems.append(f"left beside the archive: {others(folder, archive)}")
+            daemon = check_closed(mnt, closed, problems)
+        check_committed(folder, archive, want, problems)
     assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + daemon.stderr_text()
 
 

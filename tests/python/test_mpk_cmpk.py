@@ -97,15 +97,21 @@ def test_mutated_archives_decode_as_msgpack_does():
     for _ in range(4000):
         d = bytearray(rnd.choice(seeds))
         for _ in range(rnd.randint(1, 4)):
-            i = rnd.randrange(len(d) + 1)
-            op = rnd.random()
-            if op < 0.5 and i < len(d):
-                d[i] = rnd.randrange(256)
-            elif op < 0.7:
-                del d[i:]
-            else:
-                d[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 9)))
+            mutate_at(rnd, d, rnd.randrange(len(d) + 1), 0.5, 0.7, 9)
         assert agree(bytes(d)), bytes(d)[:64]
+
+
+def mutate_at(rnd, d, i, set_below, cut_below, most_inserted):
+    """One random change of d at i: a byte set (with probability
+    set_below), the rest cut off (up to cut_below), or 1..most_inserted
+    random bytes inserted."""
+    op = rnd.random()
+    if op < set_below and i < len(d):
+        d[i] = rnd.randrange(256)
+    elif op < cut_below:
+        del d[i:]
+    else:
+        d[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, most_inserted)))
 
 
 def test_mutated_archives_with_long_bins_decode_as_msgpack_does(tmp_path):
@@ -120,13 +126,7 @@ def test_mutated_archives_with_long_bins_decode_as_msgpack_does(tmp_path):
         d = bytearray(base)
         for _ in range(rnd.randint(1, 3)):
             i = rnd.choice(marks) + rnd.randrange(6) if rnd.random() < 0.6 else rnd.randrange(len(d))
-            op = rnd.random()
-            if op < 0.6 and i < len(d):
-                d[i] = rnd.randrange(256)
-            elif op < 0.8:
-                del d[i:]
-            else:
-                d[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randint(1, 5)))
+            mutate_at(rnd, d, i, 0.6, 0.8, 5)
         assert agree(bytes(d)), n
         if n % 10 == 0:
             assert agree_fd(bytes(d), tmp_path), n
