@@ -190,37 +190,34 @@ static int links_ok(PyObject *const *col, const int *width, Py_ssize_t n, int64_
 	return links_at(lc, rc, fc, n, n_features, marks, wl, wr, wf);
 }
 
-/* The node counts of ns, each in [1, 2^40] (the caller's bound too), and
- * the largest; or -1 when one is not, with no exception set unless ns
- * held a non-int. */
-static Py_ssize_t counts(PyObject *ns, Py_ssize_t *n_out)
+/* The node counts of ns, each in [1, 2^40] (the caller's bound too): 0;
+ * or -1 when one is not, with no exception set unless ns held a non-int. */
+static int counts(PyObject *ns, Py_ssize_t *n_out)
 {
-	Py_ssize_t k = PyList_GET_SIZE(ns), most = 0;
-	for (Py_ssize_t i = 0; i < k; i++) {
+	for (Py_ssize_t i = 0; i < PyList_GET_SIZE(ns); i++) {
 		Py_ssize_t n = PyLong_AsSsize_t(PyList_GET_ITEM(ns, i));
 		if (n == -1 && PyErr_Occurred())
 			return -1;
 		if (n < 1 || n > ((Py_ssize_t)1 << 40))
 			return -1;
 		n_out[i] = n;
-		most = n > most ? n : most;
 	}
-	return most;
+	return 0;
 }
 
 /* The checks of tree_columns, filling cols (8 lists of k). 1: all good;
  * 0: a tree is not; -1: an exception. */
-static int columns(PyObject *weights, const Py_ssize_t *ns, Py_ssize_t most, PyObject *keys,
-		   PyObject *dtypes, const Py_ssize_t *tail, int64_t n_features, PyObject **cols)
+static int columns(PyObject *weights, const Py_ssize_t *ns, PyObject *keys, PyObject *dtypes,
+		   const Py_ssize_t *tail, int64_t n_features, PyObject **cols)
 {
 	PyObject *fields[5] = {NULL};
 	int width[NCOLS], ok = -1;
-	Py_ssize_t per[NCOLS], k = PyList_GET_SIZE(weights);
-	unsigned char *marks = PyMem_Malloc((size_t)most);
-	if (!marks) {
-		PyErr_NoMemory();
-		return -1;
-	}
+	Py_ssize_t per[NCOLS], k = PyList_GET_SIZE(weights), room = 0;
+	/* a byte per node of the largest tree so far whose columns hold its
+	 * node count: grown only then, so that a node count is never more
+	 * than a number in the file (2^40 claimed in a few bytes: refused, not
+	 * a MemoryError) */
+	unsigned char *marks = NULL;
 	if (compact_keys(fields) < 0)
 		goto out;
 	for (int c = 0; c < NCOLS; c++) {
@@ -244,6 +241,16 @@ static int columns(PyObject *weights, const Py_ssize_t *ns, Py_ssize_t most, PyO
 				    : NULL;
 			if (!data[c])
 				goto out;
+		}
+		if (ns[i] > room) {
+			unsigned char *more = PyMem_Realloc(marks, (size_t)ns[i]);
+			if (!more) {
+				PyErr_NoMemory();
+				ok = -1;
+				goto out;
+			}
+			marks = more;
+			room = ns[i];
 		}
 		if (!links_ok(data, width, ns[i], n_features, marks))
 			goto out;
@@ -280,8 +287,7 @@ PyObject *mpk_tree_columns(PyObject *self, PyObject *args)
 	}
 	if (!(ns = PyMem_Malloc(sizeof *ns * (size_t)(k ? k : 1))))
 		return PyErr_NoMemory();
-	Py_ssize_t most = counts(ns_o, ns);
-	if (most < 0) {
+	if (counts(ns_o, ns) < 0) {
 		PyMem_Free(ns);
 		if (PyErr_Occurred())
 			return NULL;
@@ -290,7 +296,7 @@ PyObject *mpk_tree_columns(PyObject *self, PyObject *args)
 	for (int c = 0; c < NCOLS; c++)
 		if (!(cols[c] = PyList_New(k)))
 			goto out;
-	int r = columns(weights, ns, most, keys, dtypes, tail, n_features, cols);
+	int r = columns(weights, ns, keys, dtypes, tail, n_features, cols);
 	if (r < 0)
 		goto out;
 	if (r == 0) {

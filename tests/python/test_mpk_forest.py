@@ -6,7 +6,10 @@ same FormatError text, or estimators that re-encode to the same bytes (and
 predict the same).  Mutations go to trees after the first, since the first
 tree is always built the generic way (it is the batch's template)."""
 
+import os
 import random
+import subprocess
+import sys
 
 import msgpack
 import numpy as np
@@ -135,6 +138,33 @@ def test_child_index_that_wraps_in_32_bits_is_refused():
         _set_col(m, 3, "children_left", left)
         kind, msg, _ = same_both_ways(m)
         assert kind == "refused" and msg.startswith("weights/estimators_/3/weights/tree_/weights"), msg
+
+
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer reserves more address space than the limit")
+def test_hostile_node_count_is_refused_not_allocated(tmp_path):
+    """A later tree claiming 2**39 or 2**40 nodes in a few bytes is refused,
+    naming it, as the generic way does, in a process whose address space is
+    capped at 1 GiB: nothing is allocated for the claim (the batch once
+    allocated a byte per claimed node for its link check, a MemoryError)."""
+    m = archive(_rf())
+    for k, count in enumerate((2**39, 2**40)):
+        m["weights"]["estimators_"][3]["weights"]["tree_"]["xtra"]["node_count"] = count
+        (tmp_path / f"{k}.mpk").write_bytes(pack(m))
+    prog = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "import mpk\n"
+            "for k in range(2):\n"
+            "    try:\n"
+            "        mpk.load(f'{k}.mpk')\n"
+            "    except mpk.FormatError as e:\n"
+            "        print('FormatError', e)\n")
+    r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and all(x.startswith("FormatError weights/estimators_/3/weights/tree_/weights/")
+                                   and "(node_count)" in x for x in lines), r.stdout
 
 
 def test_parameters_equal_to_the_template_but_not_identical():
