@@ -334,6 +334,16 @@ def _tables(weights, dtypes, nl, n_features, nout, ncls):
     return [(nodes[a:b], values[a:b]) for a, b in zip(starts, starts[1:])]
 
 
+def node_offsets(node_dtype):
+    """Where tree_fill puts each node field, in _COLS' order: the offsets
+    of node_dtype's fields, or None when its fields are not exactly those
+    (a scikit-learn whose nodes have others; the numpy way then builds)."""
+    fields = [f for f, _ in _COLS.values() if f]
+    if set(node_dtype.names) != set(fields) or any(node_dtype.fields[f][0].itemsize != 8 for f in fields):
+        return None
+    return tuple(node_dtype.fields[f][1] for f in fields)
+
+
 def _filled(cols, nl, nout, ncls, node_dtype):
     """Each tree's (nodes, values) from tree_columns' checked columns, the
     nodes laid out by tree_fill in one buffer, reused: each is overwritten
@@ -341,7 +351,7 @@ def _filled(cols, nl, nout, ncls, node_dtype):
     does), as pickle's loads reuse their freed buffer, still in the cache."""
     buf = bytearray(max(nl) * node_dtype.itemsize)
     view = np.frombuffer(buf, dtype=node_dtype)
-    offsets = tuple(node_dtype.fields[f][1] for f, _ in _COLS.values() if f)
+    offsets = node_offsets(node_dtype)
     f8 = np.dtype("<f8")
     for i, (n, v) in enumerate(zip(nl, cols[-1])):
         _unpack.tree_fill(buf, cols, i, offsets, node_dtype.itemsize)

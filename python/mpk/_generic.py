@@ -335,6 +335,10 @@ def scalar(val, tname, path):
     return out
 
 
+# untagged values that _dec_plain returns as they are (its first case)
+_AS_IS = frozenset((type(None), bool, int, float, str))
+
+
 def _dec_plain(d, val, path, depth):
     if depth > MAX_VALUE_DEPTH:
         raise FormatError(path, "nested too deeply")
@@ -537,13 +541,17 @@ class ModelIn:
         return name in self.sections[section]
 
     def get(self, section, name, required=True, default=None):
-        p = join(self.path, f"{section}/{name}")
-        if name not in self.sections[section]:
-            if required:
-                raise FormatError(p, "missing")
-            return default
-        return dec(self.build, self.sections[section][name], self.types.get(name), self.dtypes.get(name),
-                   p, self.depth, join(self.path, f"dtypes/{name}"))
+        values = self.sections[section]
+        if name in values:
+            v = values[name]
+            tag = self.types.get(name)
+            if tag is None and type(v) in _AS_IS:      # what dec() would return it as, unchanged
+                return v
+            return dec(self.build, v, tag, self.dtypes.get(name), join(self.path, f"{section}/{name}"),
+                       self.depth, join(self.path, f"dtypes/{name}"))
+        if required:
+            raise FormatError(join(self.path, f"{section}/{name}"), "missing")
+        return default
 
     def only(self, allowed):
         """Refuse any key of any section that is not in allowed[section]."""

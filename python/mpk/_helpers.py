@@ -10,7 +10,9 @@ indices, feature indices, shapes) before the object is built.
 
 import numpy as np
 
+from . import _forest as F
 from . import _registry as R
+from . import _unpack
 from ._generic import ModelOut, join, kind_of
 from .errors import FormatError
 
@@ -128,6 +130,12 @@ def tree_decode(mi):
         raise FormatError(join(p, "params/n_classes"), f"expected {nout} class counts >= 1")
     n = _int(mi.get("xtra", "node_count"), join(p, "xtra/node_count"), 1)
     max_depth = _int(mi.get("xtra", "max_depth"), join(p, "xtra/max_depth"), 0, 2**31 - 1)
+    ncls = ncls.astype(np.intp)
+    fast = _fast_table(mi, n, nf, nout, int(ncls.max()))
+    if fast is not None:
+        t = Tree(nf, ncls, nout)
+        t.__setstate__({"max_depth": max_depth, "node_count": n, "nodes": fast[0], "values": fast[1]})
+        return t
     columns = []
     for col, field in _TREE_COLS:
         cp = join(p, f"weights/{col}")
@@ -151,9 +159,39 @@ def tree_decode(mi):
     if np.any((f < 0) | (f >= nf)):
         i = int(np.flatnonzero(inner)[np.flatnonzero((f < 0) | (f >= nf))[0]])
         raise FormatError(join(p, f"weights/feature/{i}"), f"feature index outside 0..{nf - 1}")
-    t = Tree(nf, ncls.astype(np.intp), nout)
+    t = Tree(nf, ncls, nout)
     t.__setstate__({"max_depth": max_depth, "node_count": n, "nodes": nodes, "values": value})
     return t
+
+
+def _fast_table(mi, n, nf, nout, ncls):
+    """(nodes, values) of a Tree map's node table by mpk's C part (the
+    forest batch's tree_columns and tree_fill, _forest.py) when its arrays
+    are exactly the compact arrays mpk writes -- the node-table dtypes, no
+    cast to make -- and its links are a tree's; else None, and the numpy
+    way in tree_decode checks, casts and names the problem.  What it
+    accepts, the numpy way accepts and builds the same (the batch's tests
+    switch both off and compare)."""
+    from sklearn.tree._tree import NODE_DTYPE
+    offsets = F.node_offsets(NODE_DTYPE)
+    if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or offsets is None:
+        return None
+    w, raw, dts = mi.sections["weights"], {}, []
+    for key, (_, accepted) in F._COLS.items():
+        name = key.decode()
+        a = w.get(name)
+        tag = mi.types.get(name)
+        if (tag != b"ndarray" and tag != "ndarray") or type(a) is not dict or a.get(b"type") not in accepted:
+            return None
+        raw[key] = a
+        dts.append(a[b"type"])
+    cols = _unpack.tree_columns([raw], [n], tuple(F._COLS), tuple(dts), (nout, ncls), nf)
+    if cols is None:
+        return None
+    buf = bytearray(n * NODE_DTYPE.itemsize)
+    _unpack.tree_fill(buf, cols, 0, offsets, NODE_DTYPE.itemsize)
+    values = np.frombuffer(cols[-1][0], dtype="<f8").reshape(n, nout, ncls)
+    return np.frombuffer(buf, dtype=NODE_DTYPE), values
 
 
 # ----------------------------------------------------------------- HGB predictor

@@ -521,7 +521,7 @@ def _build_generic(cname, fields, path, depth):
             _unknown_param(_join(path, f"params/{n}"), n, cname)
             continue
         params[n] = mi.get("params", n)
-    skip = _skip(cname)
+    skip = _skip(cname) if LEARN is None else ()
     attrs = {}
     for n, section in mi.attr_names().items():
         p = _join(path, f"{section}/{n}")
