@@ -14,7 +14,7 @@
 /* Would a and b pack to the same MsgPack bytes? Lists and tuples alike;
  * otherwise the same type (1, 1.0 and True differ), floats bit for bit
  * (-0.0 is not 0.0; a NaN equals itself), maps in the same key order. */
-static int same_bits(PyObject *a, PyObject *b, int depth)
+int mpk_same_bits(PyObject *a, PyObject *b, int depth)
 {
 	if (depth > MAX_DEPTH) {
 		PyErr_SetString(PyExc_ValueError, "nested too deeply");
@@ -27,7 +27,7 @@ static int same_bits(PyObject *a, PyObject *b, int depth)
 		if (n != PySequence_Fast_GET_SIZE(b))
 			return 0;
 		for (Py_ssize_t i = 0; i < n; i++) {
-			int r = same_bits(PySequence_Fast_GET_ITEM(a, i),
+			int r = mpk_same_bits(PySequence_Fast_GET_ITEM(a, i),
 					  PySequence_Fast_GET_ITEM(b, i), depth + 1);
 			if (r != 1)
 				return r;
@@ -48,9 +48,9 @@ static int same_bits(PyObject *a, PyObject *b, int depth)
 		if (PyDict_GET_SIZE(a) != PyDict_GET_SIZE(b))
 			return 0;
 		while (PyDict_Next(a, &pa, &ka, &va) && PyDict_Next(b, &pb, &kb, &vb)) {
-			int r = same_bits(ka, kb, depth + 1);
+			int r = mpk_same_bits(ka, kb, depth + 1);
 			if (r == 1)
-				r = same_bits(va, vb, depth + 1);
+				r = mpk_same_bits(va, vb, depth + 1);
 			if (r != 1)
 				return r;
 		}
@@ -65,17 +65,17 @@ static PyObject *identical(PyObject *self, PyObject *args)
 	PyObject *a, *b;
 	if (!PyArg_ParseTuple(args, "OO:identical", &a, &b))
 		return NULL;
-	int r = same_bits(a, b, 0);
+	int r = mpk_same_bits(a, b, 0);
 	return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
 static PyMethodDef methods[] = {
 	{"unpack", mpk_unpack, METH_VARARGS,
-	 "unpack(data, text_maps, ext_hook) -> (object, bytes used, vocabularies): see "
-	 "_cmpk_unpack.c"},
+	 "unpack(data, text_maps, ext_hook[, lockstep]) -> (object, bytes used, vocabularies, "
+	 "more): see _cmpk_unpack.c"},
 	{"unpack_fd", mpk_unpack_fd, METH_VARARGS,
-	 "unpack_fd(fd, text_maps, ext_hook) -> (object, bytes used, vocabularies, more): see "
-	 "_cmpk_unpack.c"},
+	 "unpack_fd(fd, text_maps, ext_hook[, lockstep]) -> (object, bytes used, vocabularies, "
+	 "more): see _cmpk_unpack.c"},
 	{"identical", identical, METH_VARARGS,
 	 "identical(a, b): would a and b pack to the same MsgPack bytes?"},
 	{"tree_columns", mpk_tree_columns, METH_VARARGS,

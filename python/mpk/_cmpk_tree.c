@@ -3,31 +3,35 @@
  * tree checked first, then each tree's table laid out in one reused buffer
  * that Tree.__setstate__ copies at once, while it is still in the cache.
  *
- * tree_columns(weights, ns, keys, dtypes, tail, n_features)
+ * tree_columns(caps, at, ns, dtypes, tail, n_features)
  *
- *   weights     k dicts: each tree's Tree map's weights, the node-table
- *               arrays as compact maps
- *   ns          the k node counts
- *   keys        the 8 arrays' keys: children_left, children_right,
+ *   caps        k tuples, one a tree, holding the shape and the data of
+ *               each node-table array: the values the decoder captured
+ *               where a tree differs from its ensemble's first (see
+ *               _cmpk_unpack.c's lockstep), or the same picked out of
+ *               decoded maps
+ *   at          16 ints: where in each tuple the arrays' shapes and data
+ *               are, (shape, data) for children_left, children_right,
  *               feature, threshold, impurity, n_node_samples,
  *               weighted_n_node_samples (NODE_DTYPE's fields, in this
  *               order), then value
- *   dtypes      their 8 dtypes, as the template has them: b"<i4" or
- *               b"<i8" for the integer columns (0, 1, 2, 5), b"<f8" for
- *               the rest
+ *   ns          the k node counts
+ *   dtypes      the 8 arrays' dtypes (the caller has checked each array
+ *               to be a compact map of its dtype): b"<i4" or b"<i8" for the
+ *               integer columns (0, 1, 2, 5), b"<f8" for the rest
  *   tail        value's shape after the node count: (n_outputs, max_classes)
  *
  * returns the 8 columns, each a list of the k trees' data, or None when
- * any array is not exactly a compact map {nd: True, kind: b"", type: its
- * dtype, shape: [n] ([n, *tail] for value), data: bytes (or a bytearray,
- * as the decoder gives a long bin) of exactly that many items} with n its
- * tree's node count, or any tree's links are not a tree's: the rules of
- * mpk's check_tree_links (_helpers.py), which the caller's generic way
- * then runs to name the problem. Node j is a leaf when its left child is
- * -1, and its right child is then -1 too; an inner node's children lie in
- * (j, n) and its feature in [0, n_features); every node but the root is
- * the child of exactly one node, which with children after their parent
- * leaves no cycle and nothing unreachable.
+ * any shape is not exactly the list [n] ([n, *tail] for value) of ints, n
+ * its tree's node count, or its data not bytes (or a bytearray, as the
+ * decoder gives a long bin) of exactly that many items, or any tree's
+ * links are not a tree's: the rules of mpk's check_tree_links
+ * (_helpers.py), which the caller's generic way then runs to name the
+ * problem. Node j is a leaf when its left child is -1, and its right child
+ * is then -1 too; an inner node's children lie in (j, n) and its feature in
+ * [0, n_features); every node but the root is the child of exactly one
+ * node, which with children after their parent leaves no cycle and nothing
+ * unreachable.
  *
  * tree_fill(buf, columns, i, offsets, itemsize)
  *
@@ -205,40 +209,48 @@ static int counts(PyObject *ns, Py_ssize_t *n_out)
 	return 0;
 }
 
+/* The data of an array of shape and data if the shape is exactly [want,
+ * *tail] and the data want rows of per_row bytes; else NULL (a borrowed
+ * reference; no exception set). */
+static PyObject *rows_data(PyObject *shape, PyObject *data, Py_ssize_t want, Py_ssize_t per_row,
+			   const Py_ssize_t *tail, Py_ssize_t ntail)
+{
+	Py_ssize_t len;
+	if (!bytes_of(data, &len) || shape_rows(shape, want, tail, ntail) != want ||
+	    len / per_row != want || len % per_row)
+		return NULL;
+	return data;
+}
+
 /* The checks of tree_columns, filling cols (8 lists of k). 1: all good;
  * 0: a tree is not; -1: an exception. */
-static int columns(PyObject *weights, const Py_ssize_t *ns, PyObject *keys, PyObject *dtypes,
+static int columns(PyObject *caps, const Py_ssize_t *at, const Py_ssize_t *ns, PyObject *dtypes,
 		   const Py_ssize_t *tail, int64_t n_features, PyObject **cols)
 {
-	PyObject *fields[5] = {NULL};
 	int width[NCOLS], ok = -1;
-	Py_ssize_t per[NCOLS], k = PyList_GET_SIZE(weights), room = 0;
+	Py_ssize_t per[NCOLS], k = PyList_GET_SIZE(caps), room = 0;
 	/* a byte per node of the largest tree so far whose columns hold its
 	 * node count: grown only then, so that a node count is never more
 	 * than a number in the file (2^40 claimed in a few bytes: refused, not
 	 * a MemoryError) */
 	unsigned char *marks = NULL;
-	if (compact_keys(fields) < 0)
-		goto out;
 	for (int c = 0; c < NCOLS; c++) {
-		width[c] = width_of(PyTuple_GET_ITEM(dtypes, c), c);
-		if (!width[c] || !PyBytes_CheckExact(PyTuple_GET_ITEM(keys, c))) {
-			PyErr_SetString(PyExc_ValueError,
-					"tree_columns: a key or dtype is malformed");
-			goto out;
+		if (!(width[c] = width_of(PyTuple_GET_ITEM(dtypes, c), c))) {
+			PyErr_SetString(PyExc_ValueError, "tree_columns: a dtype is malformed");
+			return -1;
 		}
 		per[c] = width[c] * (c == VALUE ? tail[0] * tail[1] : 1);
 	}
 	ok = 0;
 	for (Py_ssize_t i = 0; i < k; i++) {
-		PyObject *w = PyList_GET_ITEM(weights, i), *data[NCOLS];
-		if (!PyDict_CheckExact(w))
+		PyObject *t = PyList_GET_ITEM(caps, i), *data[NCOLS];
+		if (!PyTuple_CheckExact(t))
 			goto out;
 		for (int c = 0; c < NCOLS; c++) {
-			PyObject *m = PyDict_GetItem(w, PyTuple_GET_ITEM(keys, c));
-			data[c] = m ? column_data(m, fields, PyTuple_GET_ITEM(dtypes, c), ns[i],
-						  per[c], tail, c == VALUE ? 2 : 0, NULL)
-				    : NULL;
+			if (at[2 * c] >= PyTuple_GET_SIZE(t) || at[2 * c + 1] >= PyTuple_GET_SIZE(t))
+				goto out;
+			data[c] = rows_data(PyTuple_GET_ITEM(t, at[2 * c]), PyTuple_GET_ITEM(t, at[2 * c + 1]),
+					    ns[i], per[c], tail, c == VALUE ? 2 : 0);
 			if (!data[c])
 				goto out;
 		}
@@ -261,8 +273,6 @@ static int columns(PyObject *weights, const Py_ssize_t *ns, PyObject *keys, PyOb
 	}
 	ok = 1;
 out:
-	for (int f = 0; f < 5; f++)
-		Py_XDECREF(fields[f]);
 	PyMem_Free(marks);
 	return ok;
 }
@@ -270,20 +280,24 @@ out:
 PyObject *mpk_tree_columns(PyObject *self, PyObject *args)
 {
 	(void)self;
-	PyObject *weights, *ns_o, *keys, *dtypes, *out = NULL, *cols[NCOLS] = {NULL};
-	Py_ssize_t tail[2], *ns = NULL;
+	PyObject *caps, *at_o, *ns_o, *dtypes, *out = NULL, *cols[NCOLS] = {NULL};
+	Py_ssize_t tail[2], at[2 * NCOLS], *ns = NULL;
 	long long n_features;
-	if (!PyArg_ParseTuple(args, "O!O!O!O!(nn)L:tree_columns", &PyList_Type, &weights,
-			      &PyList_Type, &ns_o, &PyTuple_Type, &keys, &PyTuple_Type, &dtypes,
+	if (!PyArg_ParseTuple(args, "O!O!O!O!(nn)L:tree_columns", &PyList_Type, &caps,
+			      &PyTuple_Type, &at_o, &PyList_Type, &ns_o, &PyTuple_Type, &dtypes,
 			      &tail[0], &tail[1], &n_features))
 		return NULL;
-	Py_ssize_t k = PyList_GET_SIZE(weights);
-	if (PyList_GET_SIZE(ns_o) != k || PyTuple_GET_SIZE(keys) != NCOLS ||
+	Py_ssize_t k = PyList_GET_SIZE(caps);
+	if (PyList_GET_SIZE(ns_o) != k || PyTuple_GET_SIZE(at_o) != 2 * NCOLS ||
 	    PyTuple_GET_SIZE(dtypes) != NCOLS || tail[0] < 1 || tail[1] < 1 ||
-	    tail[0] > ((Py_ssize_t)1 << 20) || tail[1] > ((Py_ssize_t)1 << 20)) {
-		PyErr_SetString(PyExc_ValueError,
-				"tree_columns: k trees, k counts, 8 keys and dtypes, a tail of 2");
-		return NULL;
+	    tail[0] > ((Py_ssize_t)1 << 20) || tail[1] > ((Py_ssize_t)1 << 20))
+		goto bad;
+	for (int j = 0; j < 2 * NCOLS; j++) {
+		at[j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(at_o, j));
+		if (at[j] == -1 && PyErr_Occurred())
+			return NULL;
+		if (at[j] < 0)
+			goto bad;
 	}
 	if (!(ns = PyMem_Malloc(sizeof *ns * (size_t)(k ? k : 1))))
 		return PyErr_NoMemory();
@@ -296,7 +310,7 @@ PyObject *mpk_tree_columns(PyObject *self, PyObject *args)
 	for (int c = 0; c < NCOLS; c++)
 		if (!(cols[c] = PyList_New(k)))
 			goto out;
-	int r = columns(weights, ns, keys, dtypes, tail, n_features, cols);
+	int r = columns(caps, at, ns, dtypes, tail, n_features, cols);
 	if (r < 0)
 		goto out;
 	if (r == 0) {
@@ -315,6 +329,10 @@ out:
 		Py_XDECREF(cols[c]); /* a list part filled: PyList_New's NULLs are fine */
 	PyMem_Free(ns);
 	return out;
+bad:
+	PyErr_SetString(PyExc_ValueError,
+			"tree_columns: k trees, 16 non-negative places, k counts, 8 dtypes, a tail of 2");
+	return NULL;
 }
 
 /* One field of n nodes: src's items, widened to 8 bytes. */

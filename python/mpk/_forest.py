@@ -5,24 +5,28 @@ Decoding a tree the generic way (_model._build: model map, parameters,
 attributes, then the ``Tree`` helper with its eight node-table arrays) costs
 a few hundred microseconds of per-value Python work, and a 50-tree forest
 spent nearly all of its load time there.  The trees of one ensemble share
-everything but their node tables and a few numbers, so:
+everything but their parameter values, node counts, depths and node
+tables, so:
 
 * the first tree is built the generic way, with every check; it is the
   template;
-* every other tree whose fixed parts (key order, class name, types,
-  fitted attributes other than its node table, the Tree's parameters and
-  types, every key list) are identical to the template's -- compared as
-  re-packed MsgPack would be (_unpack.identical), so 1, 1.0 and True
-  differ -- is checked in bulk:
-  its parameter values (scikit-learn's own constraints, see
-  _model.check_param_values), node_count and max_depth, and the compact
-  arrays of its node table (exact layout and dtype, shapes, byte counts);
-  then all node tables at once (mpk's C part, _cmpk_tree.c, or numpy),
-  by check_tree_links' rules
-  (children both -1 or both in (i, n), every node but the root exactly one
-  parent, features in range);
-* a tree that differs from the template, and every tree when a bulk check
-  fails, is built the generic way, which names the problem.
+* every other tree that is the first one with only those parts changed --
+  its *holes* (lockstep()): identical to the first's everywhere else, as
+  re-packed MsgPack would be (_unpack.identical: 1, 1.0 and True differ,
+  keys in the same order) -- is reduced to the tuple of its hole values.
+  mpk's C decoder does this while it reads the file (_cmpk_unpack.c,
+  "lockstep"): no map is built for such a tree, only its parameter values,
+  node count, depth and its arrays' shapes and data; it hands over a Batch.
+  Without the C part each decoded map is compared with the first one with
+  its holes filled in (caps_of);
+* the hole values are checked in bulk: the parameter values (scikit-learn's
+  own constraints, see _model.check_param_values), node_count and
+  max_depth, each array's shape and data (exactly its node count's rows),
+  then all node tables at once (mpk's C part, _cmpk_tree.c, or numpy) by
+  check_tree_links' rules (children both -1 or both in (i, n), every node
+  but the root exactly one parent, features in range);
+* a tree that is not the first with its holes changed, and every tree when
+  a bulk check fails, is built the generic way, which names the problem.
 
 So a tree accepted here is one the generic way accepts, built the same
 (tests/python/test_mpk_forest.py compares the two on valid and mutated
@@ -52,6 +56,9 @@ _COLS = {b"children_left": ("left_child", _INT), b"children_right": ("right_chil
 _ENABLED = [True]       # tests switch the batch off to compare with the generic way
 _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
+HOLE = object()         # in a pattern: a value each tree has its own of
+# the keys whose lists the C decoder offers to lockstep()
+LOCK_KEYS = frozenset((b"estimators_",))
 
 
 def is_tree_map(v):
@@ -61,48 +68,174 @@ def is_tree_map(v):
     return type(cn) is bytes and cn in TREE_CLASSES
 
 
+class Batch:
+    """A list of trees as the C decoder gives it in lockstep: items[0] the
+    first tree's map, every later item the tuple of its hole values, in the
+    order of layout.labels."""
+
+    __slots__ = ("items", "pattern", "layout")
+
+    def __init__(self, items, pattern, layout):
+        self.items, self.pattern, self.layout = items, pattern, layout
+
+    def __len__(self):
+        return len(self.items)
+
+    def item(self, i):
+        """Item i as the decoder would have given it without lockstep."""
+        return self.items[0] if i == 0 else fill(self.pattern, iter(self.items[i]))
+
+
+def plain(v):
+    """v, with a Batch turned back into the list it stands for."""
+    return [v.item(i) for i in range(len(v))] if type(v) is Batch else v
+
+
+def fill(pattern, holes):
+    """pattern with each HOLE replaced by the next of holes (an iterator):
+    new containers, the pattern's scalars."""
+    if pattern is HOLE:
+        return next(holes)
+    if type(pattern) is dict:
+        return {k: fill(v, holes) for k, v in pattern.items()}
+    if type(pattern) is list:
+        return [fill(v, holes) for v in pattern]
+    return pattern
+
+
+class _Layout:
+    """Where a tree's hole values are in its tuple: labels, in the order the
+    decoder meets them; params, the parameter keys; pidx, xkeys and xidx
+    their places and the Tree's node_count and max_depth's; at, the (shape,
+    data) places of the node-table arrays, in _COLS' order; dtypes, the
+    first tree's dtypes of those arrays."""
+
+    def __init__(self, labels, dtypes):
+        self.labels = labels
+        place = {lab: i for i, lab in enumerate(labels)}
+        self.params = [k for kind, k in labels if kind == "p"]
+        self.pidx = [place["p", k] for k in self.params]
+        self.xkeys = [k for kind, k in labels if kind == "x"]
+        self.xidx = [place["x", k] for k in self.xkeys]
+        self.at = tuple(place[kind, k] for k in _COLS for kind in ("s", "d"))
+        self.dtypes = dtypes
+
+
+def exact_compact(a, accepted):
+    """Is a exactly a compact map as mpk writes one, of a dtype in
+    accepted: the five keys, nd True, kind b"", type one of accepted?
+    (Its shape and data are checked with the node count.)"""
+    return type(a) is dict and len(a) == 5 and a.get(b"nd") is True and type(a.get(b"kind")) is bytes \
+        and a[b"kind"] == b"" and type(a.get(b"type")) is bytes and a[b"type"] in accepted \
+        and b"shape" in a and b"data" in a
+
+
+def _pattern(v, where, labels):
+    """v (a decoded value at where, a tuple of keys) with its holes (see
+    lockstep) replaced by HOLE, their labels appended to labels."""
+    n = len(where)
+    if n == 2 and where[0] == b"params":
+        labels.append(("p", where[1]))
+        return HOLE
+    if n == 4 and where[:3] == (b"weights", b"tree_", b"xtra"):
+        labels.append(("x", where[3]))
+        return HOLE
+    if n == 5 and where[:3] == (b"weights", b"tree_", b"weights") and where[4] in (b"shape", b"data"):
+        labels.append(("s" if where[4] == b"shape" else "d", where[3]))
+        return HOLE
+    if type(v) is dict:
+        return {k: _pattern(x, where + (k,), labels) for k, x in v.items()}
+    if type(v) is list:
+        return [_pattern(x, where + (i,), labels) for i, x in enumerate(v)]
+    return v
+
+
+def lockstep(first):
+    """The decoder's lockstep hook (_cmpk_unpack.c): for a list under a key
+    in LOCK_KEYS whose first item is first, (pattern, HOLE, make) when
+    first is a decision tree's model map as mpk writes it (every key of
+    the model and Tree maps, each node-table array exactly a compact map of
+    a node-table dtype), else None.  pattern is first with HOLE at each
+    parameter's value, at the Tree's node_count and max_depth, and at each
+    node-table array's shape and data; make(items) gives the Batch."""
+    spec = _spec(first)
+    if spec is None:
+        return None
+    pattern, layout = spec
+    return pattern, HOLE, lambda items: Batch(items, pattern, layout)
+
+
+def _spec(first):
+    """(pattern, _Layout) of first's holes (lockstep), or None."""
+    try:
+        return _first_spec(first)
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _first_spec(first):
+    if not is_tree_map(first) or set(first) != _MODEL_KEYS or type(first[b"params"]) is not dict \
+            or type(first[b"weights"]) is not dict:
+        return None
+    t = first[b"weights"].get(b"tree_")
+    if type(t) is not dict or set(t) != _MODEL_KEYS or type(t[b"xtra"]) is not dict \
+            or set(t[b"xtra"]) != {b"max_depth", b"node_count"} or type(t[b"weights"]) is not dict \
+            or set(t[b"weights"]) != set(_COLS):
+        return None
+    if not all(exact_compact(t[b"weights"][k], accepted) for k, (_, accepted) in _COLS.items()):
+        return None
+    labels = []
+    pattern = _pattern(first, (), labels)
+    return pattern, _Layout(labels, [t[b"weights"][k][b"type"] for k in _COLS])
+
+
+def caps_of(m, pattern, layout):
+    """m's hole values (a tuple, as the C decoder's lockstep gives them)
+    when m is pattern with its holes changed -- pattern filled with them is
+    identical to m (_unpack.identical) -- else None."""
+    if type(m) is not dict:
+        return None
+    try:
+        t = m[b"weights"][b"tree_"]
+        caps = []
+        for kind, k in layout.labels:
+            if kind == "p":
+                caps.append(m[b"params"][k])
+            elif kind == "x":
+                caps.append(t[b"xtra"][k])
+            else:
+                caps.append(t[b"weights"][k][b"shape" if kind == "s" else b"data"])
+    except (KeyError, TypeError, IndexError):
+        return None
+    caps = tuple(caps)
+    return caps if _unpack.identical(fill(pattern, iter(caps)), m) else None
+
+
 def build_list(vals, paths, one):
-    """The decoded items of a list whose first item is a tree's model map
-    (is_tree_map).  one(value, path) decodes one item the generic way."""
-    out = [None] * len(vals)
-    out[0] = one(vals[0], paths[0])
-    tpl = _Template.make(vals[0], out[0]) if _ENABLED[0] and len(vals) >= MIN_BATCH else None
+    """The decoded items of vals: a Batch, or a list whose first item is a
+    tree's model map (is_tree_map).  one(value, path) decodes one item the
+    generic way."""
+    n = len(vals)
+    first = vals.items[0] if type(vals) is Batch else vals[0]
+    out = [None] * n
+    out[0] = one(first, paths[0])
+    tpl = _Template.make(first, out[0]) if _ENABLED[0] and n >= MIN_BATCH else None
     if tpl is not None:
-        idx = [i for i in range(1, len(vals)) if tpl.matches(vals[i])]
+        if type(vals) is Batch:
+            caps, layout = vals.items[1:], vals.layout
+        else:       # decoded without the C part: each map compared with the first
+            pattern, layout = _spec(first) or (None, None)
+            caps = [caps_of(m, pattern, layout) for m in vals[1:]] if layout else [None] * (n - 1)
+        idx = [i for i in range(1, n) if caps[i - 1] is not None]
         if len(idx) >= MIN_BATCH - 1:
-            built = tpl.build([vals[i] for i in idx])
+            built = tpl.build([caps[i - 1] for i in idx], layout)
             if built is not None:
                 for i, e in zip(idx, built):
                     out[i] = e
-    for i in range(1, len(vals)):
+    for i in range(1, n):
         if out[i] is None:
-            out[i] = one(vals[i], paths[i])
+            out[i] = one(vals.item(i) if type(vals) is Batch else vals[i], paths[i])
     return out
-
-
-def _fixed(m):
-    """The parts of a tree's model map that every tree of the batch shares
-    with the template (all but its parameter values, node_count, max_depth
-    and node-table arrays), as (names, numbers): names holds only keys,
-    class names and type tags -- bytes, where == is exact -- and numbers
-    the rest, compared as re-packed (_unpack.identical: 1, 1.0 and True
-    differ)."""
-    w = m[b"weights"]
-    t = w[b"tree_"]
-    names = [list(m), m[b"class_name"], m[b"types"], list(m[b"params"]), list(w),
-             list(t), t[b"class_name"], t[b"types"], list(t[b"xtra"]), list(t[b"weights"])]
-    numbers = [m[b"xtra"], [(k, v) for k, v in w.items() if k != b"tree_"], t[b"params"]]
-    return names, numbers
-
-
-def _only_bytes(v):
-    if type(v) is bytes:
-        return True
-    if type(v) is list:
-        return all(map(_only_bytes, v))
-    if type(v) is dict:
-        return all(map(_only_bytes, v)) and all(map(_only_bytes, v.values()))
-    return False
 
 
 class _Template:
@@ -127,10 +260,6 @@ class _Template:
         self = cls()
         self.cls = type(est)
         try:
-            self.names_part, numbers = _fixed(m)
-            if not _only_bytes(self.names_part):
-                return None
-            self.numbers = numbers
             names = [A.key_text(k, "") for k in m[b"params"]]
             xnames = [A.key_text(k, "") for k in m[b"xtra"]]
             wnames = [A.key_text(k, "") for k in m[b"weights"]]
@@ -164,42 +293,23 @@ class _Template:
                 return None
         if len(state) != len(names) + len(self.attrs):
             return None
-        self.xkeys = list(t[b"xtra"])
-        self.wkeys = list(t[b"weights"])
-        self.dtypes = []
-        for k in self.wkeys:
-            a = t[b"weights"][k]
-            d = a.get(b"type") if type(a) is dict else None
-            if d not in _COLS[k][1]:
-                return None
-            self.dtypes.append(d)
         self.n_features = tree.n_features
         self.n_outputs = tree.n_outputs
         self.n_classes = np.asarray(tree.n_classes, dtype=np.intp)
         self.max_classes = int(tree.max_n_classes)
         return self
 
-    def matches(self, m):
-        if not is_tree_map(m):
-            return False
-        try:
-            names, numbers = _fixed(m)
-            return names == self.names_part and _unpack.identical(numbers, self.numbers)
-        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-            return False
-
-    def build(self, items):
-        """Trees for items (each matches()), or None when any check fails."""
+    def build(self, caps, layout):
+        """Trees from their hole values (caps: a tuple each, in layout's
+        order; layout: the template's own), or None when any check fails."""
         from sklearn.tree._tree import Tree
         from ._model import check_param_values
-        k = len(items)
-        trees = [m[b"weights"][b"tree_"] for m in items]
+        k = len(caps)
         # parameters: a value identical to the template's is the template's
         # (already decoded and validated); any other is decoded and checked
-        cols = list(zip(*[list(m[b"params"].values()) for m in items]))
         varying = {}
-        for j, (name, raw0) in enumerate(zip(self.names, self.raw_params)):
-            col = cols[j]
+        for name, raw0, j in zip(self.names, self.raw_params, layout.pidx):
+            col = tuple(c[j] for c in caps)
             if _unpack.identical(col, (raw0,) * k):     # identical to the bit (type, -0.0, NaN)
                 continue
             vals = []
@@ -217,20 +327,19 @@ class _Template:
         if varying and not check_param_values(self.cls, varying):
             return None
         # node_count, max_depth
-        xv = [list(t[b"xtra"].values()) for t in trees]
+        xv = [[c[j] for j in layout.xidx] for c in caps]
         if set(map(type, chain.from_iterable(xv))) != {int}:
             return None
         try:
             x = np.array(xv, dtype=np.int64)
         except OverflowError:
             return None
-        x = dict(zip(self.xkeys, x.T))
+        x = dict(zip(layout.xkeys, x.T))
         ns, depth = x[b"node_count"], x[b"max_depth"]
         if ns.min() < 1 or depth.min() < 0 or depth.max() > 2**31 - 1 or ns.max() > 2**40:
             return None
         nl = ns.tolist()
-        tables = _tables([t[b"weights"] for t in trees], dict(zip(self.wkeys, self.dtypes)), nl,
-                         self.n_features, self.n_outputs, self.max_classes)
+        tables = _tables(caps, layout, nl, self.n_features, self.n_outputs, self.max_classes)
         if tables is None:
             return None
         out = []
@@ -257,15 +366,14 @@ class _Template:
         return out
 
 
-def _bulk_compact(maps, dt, ns, nout, ncls, is_value):
-    """One node-table column of every tree: each a compact map with exactly
-    the five keys, nd true, kind empty, type dt, shape [n] -- [n, nout,
-    ncls] for value -- with n the tree's node_count (ns, a list), and data
-    of exactly that many bytes.  Returns the columns concatenated, or None."""
-    fields = compact_fields(maps, dt)
-    if fields is None:
+def _bulk_rows(shapes, datas, dt, ns, nout, ncls, is_value):
+    """One node-table column of every tree: each shape exactly the list [n]
+    of an int -- [n, nout, ncls] for value -- with n the tree's node_count
+    (ns, a list), and data bytes (or a bytearray) of exactly that many
+    items.  Returns the datas, or None."""
+    if set(map(type, shapes)) != {list} or set(map(type, chain.from_iterable(shapes))) != {int} \
+            or not set(map(type, datas)) <= {bytes, bytearray}:
         return None
-    shapes, datas = fields
     # all ints (no bool, no float): list equality is exact
     if is_value:
         if list(shapes) != [[n, nout, ncls] for n in ns]:
@@ -298,24 +406,23 @@ def compact_fields(maps, dt):
     return shapes, datas
 
 
-def _tables(weights, dtypes, nl, n_features, nout, ncls):
-    """(nodes, values) of each tree, in turn, from its Tree map's weights
-    (dtypes: the template's, by key), or None when an array is not exactly
-    the compact layout (_bulk_compact) or the links of a node table are not
-    a tree's (check_tree_links' rules, see _check_links)."""
+def _tables(caps, layout, nl, n_features, nout, ncls):
+    """(nodes, values) of each tree, in turn, from its hole values (caps, in
+    layout's order), or None when an array's shape or data is not exactly
+    its node count's (_bulk_rows) or the links of a node table are not a
+    tree's (check_tree_links' rules, see _check_links)."""
     from sklearn.tree._tree import NODE_DTYPE
     if _unpack.tree_columns is not None:        # mpk's C part
-        cols = _unpack.tree_columns(weights, nl, tuple(_COLS), tuple(dtypes[k] for k in _COLS), (nout, ncls),
-                                    n_features)
+        cols = _unpack.tree_columns(list(caps), layout.at, nl, tuple(layout.dtypes), (nout, ncls), n_features)
         return None if cols is None else _filled(cols, nl, nout, ncls, NODE_DTYPE)
     # numpy, when the C part is not built: the columns concatenated
-    datas = {}
-    for key, maps in zip(weights[0], zip(*[list(w.values()) for w in weights])):
-        d = _bulk_compact(maps, dtypes[key], nl, nout, ncls, key == b"value")
-        if d is None:
+    cols = {}
+    for j, (key, dt) in enumerate(zip(_COLS, layout.dtypes)):
+        s, d = layout.at[2 * j], layout.at[2 * j + 1]
+        datas = _bulk_rows([c[s] for c in caps], [c[d] for c in caps], dt, nl, nout, ncls, key == b"value")
+        if datas is None:
             return None
-        datas[key] = d
-    cols = {k: np.frombuffer(b"".join(d), dtype=dtypes[k].decode()) for k, d in datas.items()}
+        cols[key] = np.frombuffer(b"".join(datas), dtype=dt.decode())
     ns = np.asarray(nl, dtype=np.int64)
     offs = np.zeros(len(nl), dtype=np.int64)
     np.cumsum(ns[:-1], out=offs[1:])

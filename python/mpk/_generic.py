@@ -261,6 +261,7 @@ def dec(d, val, tag, dentry, path, depth, dpath=""):
                 raise FormatError(path, f"arrays of dtype {a.dtype} are not allowed")
             return a
         if t in ("tuple", "list"):
+            val = F.plain(val)
             if not isinstance(val, list):
                 raise FormatError(path, f"expected list ({t}), got {type_name(val)}")
             items = [_dec_plain(d, x, join(path, i), depth + 1) for i, x in enumerate(val)]
@@ -295,6 +296,7 @@ def dec(d, val, tag, dentry, path, depth, dpath=""):
         if head in ("csr_matrix", "csc_matrix") and len(tag) == 2:
             return _dec_sparse(val, head, tag[1], path, join(path, "(tag)/1"))
         if head in ("list", "tuple") and len(tag) == 2:
+            val = F.plain(val)
             if not isinstance(val, list) or not isinstance(tag[1], list) or len(tag[1]) != len(val):
                 raise FormatError(path, f"expected a list matching its type tags")
             items = [dec(d, x, t, None, join(path, i), depth + 1) for i, (x, t) in enumerate(zip(val, tag[1]))]
@@ -346,6 +348,9 @@ def _dec_plain(d, val, path, depth):
         return val
     if isinstance(val, (bytes, bytearray)):
         return as_text(val, path)
+    if type(val) is F.Batch:        # a forest's trees, decoded in lockstep (_forest.py)
+        return F.build_list(val, [join(path, i) for i in range(len(val))],
+                            lambda x, p: _dec_plain(d, x, p, depth + 1))
     if isinstance(val, list):
         if len(val) > 1 and F.is_tree_map(val[0]):     # a forest's trees: batched
             return F.build_list(val, [join(path, i) for i in range(len(val))],
@@ -398,6 +403,7 @@ def _dec_sparse(val, t, dentry, path, dpath):
 
 
 def _dec_objarray(d, val, shape, tags, path, depth):
+    val = F.plain(val)
     if not isinstance(shape, list) or len(shape) > A.MAX_DIMS or not all(
             _is_int(n) and n >= 0 for n in shape):
         raise FormatError(join(path, "(shape)"), "expected a list of non-negative ints")

@@ -164,6 +164,9 @@ def tree_decode(mi):
     return t
 
 
+_IN_ORDER = tuple(range(16))     # tree_columns' places: (shape, data) of each array in turn
+
+
 def _fast_table(mi, n, nf, nout, ncls):
     """(nodes, values) of a Tree map's node table by mpk's C part (the
     forest batch's tree_columns and tree_fill, _forest.py) when its arrays
@@ -176,16 +179,16 @@ def _fast_table(mi, n, nf, nout, ncls):
     offsets = F.node_offsets(NODE_DTYPE)
     if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or offsets is None:
         return None
-    w, raw, dts = mi.sections["weights"], {}, []
+    w, caps, dts = mi.sections["weights"], [], []
     for key, (_, accepted) in F._COLS.items():
         name = key.decode()
         a = w.get(name)
         tag = mi.types.get(name)
-        if (tag != b"ndarray" and tag != "ndarray") or type(a) is not dict or a.get(b"type") not in accepted:
+        if (tag != b"ndarray" and tag != "ndarray") or not F.exact_compact(a, accepted):
             return None
-        raw[key] = a
+        caps += (a[b"shape"], a[b"data"])
         dts.append(a[b"type"])
-    cols = _unpack.tree_columns([raw], [n], tuple(F._COLS), tuple(dts), (nout, ncls), nf)
+    cols = _unpack.tree_columns([tuple(caps)], _IN_ORDER, [n], tuple(dts), (nout, ncls), nf)
     if cols is None:
         return None
     buf = bytearray(n * NODE_DTYPE.itemsize)

@@ -13,6 +13,7 @@ from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
 
 from . import _arrays as A
 from . import _checks
+from . import _forest as F
 from . import _generic as G
 from . import _registry as R
 from . import _schema
@@ -657,8 +658,11 @@ NOT_FOR_PREDICTION = G.NOT_FOR_PREDICTION
 def _from(decode, source, where):
     """The estimator from decode(source): _unpack.unpack of bytes or
     unpack_file of a file."""
+    # lists under estimators_ decoded in lockstep with their first tree
+    # (_forest.py), unless the tests switched the batch off
+    lockstep = (F.LOCK_KEYS, F.lockstep) if F._ENABLED[0] else None
     try:
-        obj, _, vocabularies, more = decode(source)
+        obj, _, vocabularies, more = decode(source, lockstep)
     except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as e:
         raise FormatError("", f"{where}not a valid MsgPack archive ({str(e) or type(e).__name__})") from None
     if more:

@@ -39,6 +39,17 @@ _MODEL_KEYS = frozenset((b"class_name", b"types", b"params", b"xtra", b"weights"
 _SECTIONS = (b"params", b"xtra", b"weights")
 
 
+def _only_bytes(v):
+    """Is v bytes, or lists and maps of only bytes (where == is exact)?"""
+    if type(v) is bytes:
+        return True
+    if type(v) is list:
+        return all(map(_only_bytes, v))
+    if type(v) is dict:
+        return all(map(_only_bytes, v)) and all(map(_only_bytes, v.values()))
+    return False
+
+
 def _is_predictor_map(v):
     return type(v) is dict and v.get(b"class_name") == b"TreePredictor"
 
@@ -96,7 +107,7 @@ class _Template:
         if not np.little_endian or type(pred) is not TreePredictor or set(m) != _MODEL_KEYS:
             return None
         fixed = _fixed(m)
-        if fixed is None or not F._only_bytes(fixed) or m[b"params"] or m[b"xtra"]:
+        if fixed is None or not _only_bytes(fixed) or m[b"params"] or m[b"xtra"]:
             return None
         w = m[b"weights"]
         want = {n.encode(): D.fields[n][0] for n in D.names}

@@ -45,26 +45,26 @@ def _ext(code, data):
     return msgpack.ExtType(code, data)
 
 
-def unpack(data):
+def unpack(data, lockstep=None):
     """(object, bytes used, vocabularies, more) of the first MsgPack object
     in data: vocabularies lists the maps under vocabulary_ already checked
     to be ones (str keys, the ints 0..n-1 each once), by the C decoder while
     decoding (none without it); more, whether bytes follow the object.
     Raises ValueError or TypeError (an unhashable map key) on bad input."""
     if _cmpk is not None:
-        return _cmpk.unpack(data, TEXT_MAPS, _ext)
+        return _cmpk.unpack(data, TEXT_MAPS, _ext, lockstep)
     try:
         return msgpack.unpackb(data, raw=True, strict_map_key=False, use_list=True), len(data), [], False
     except msgpack.ExtraData as e:
         return e.unpacked, len(data) - len(e.extra), [], True
 
 
-def unpack_file(f):
+def unpack_file(f, lockstep=None):
     """unpack of a file's bytes.  The C decoder reads the file in pieces,
     and long payloads straight into their bytes objects: the whole file is
     never in memory at once."""
     if _cmpk is not None:
-        return _cmpk.unpack_fd(f.fileno(), TEXT_MAPS, _ext)
+        return _cmpk.unpack_fd(f.fileno(), TEXT_MAPS, _ext, lockstep)
     return unpack(f.read())
 
 

@@ -440,6 +440,24 @@ def dtypes_of(weights):
     return tuple(weights[k][b"type"] for k in KEYS)
 
 
+AT = tuple(range(16))       # (shape, data) of each array in turn
+
+
+def caps_of(w):
+    return tuple(x for k in KEYS for x in (w[k][b"shape"], w[k][b"data"]))
+
+
+def columns(weights, nl, dt, tail=(1, 2), n_features=5):
+    """tree_columns of trees given as their Tree maps' weights, as mpk
+    gives them to it: None unless each array is exactly a compact map of
+    its dtype (_forest.exact_compact), then the C checks of shapes, data
+    and links."""
+    if not all(type(w) is dict and set(w) == set(KEYS) and all(
+            F.exact_compact(w[k], (d,)) for k, d in zip(KEYS, dt)) for w in weights):
+        return None
+    return C.tree_columns([caps_of(w) for w in weights], AT, nl, dt, tail, n_features)
+
+
 def tables(*pairs, widths=(8, 8, 8), n_features=5):
     """What tree_columns and tree_fill make of node tables given as (left,
     right) pairs (tree_weights), or None; with what numpy makes of them
@@ -447,7 +465,7 @@ def tables(*pairs, widths=(8, 8, 8), n_features=5):
     from sklearn.tree._tree import NODE_DTYPE
     weights = [tree_weights(i, left, right, widths) for i, (left, right) in enumerate(pairs)]
     nl = [len(left) for left, _ in pairs]
-    cols = C.tree_columns(weights, nl, KEYS, dtypes_of(weights[0]), (1, 2), n_features)
+    cols = columns(weights, nl, dtypes_of(weights[0]), (1, 2), n_features)
     nodes = None
     if cols is not None:
         offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
@@ -529,18 +547,18 @@ def _mutations():
 def test_tree_columns_refuse_arrays_not_exactly_compact(what, mutate):
     weights = [tree_weights(i, *GOOD) for i in range(3)]
     dt = dtypes_of(weights[0])
-    assert C.tree_columns(weights, [5] * 3, KEYS, dt, (1, 2), 5) is not None
+    assert columns(weights, [5] * 3, dt) is not None
     mutate(weights[1])
-    assert C.tree_columns(weights, [5] * 3, KEYS, dt, (1, 2), 5) is None
+    assert columns(weights, [5] * 3, dt) is None
 
 
 def test_tree_columns_take_bytearrays_as_the_decoder_gives_long_bins():
     from sklearn.tree._tree import NODE_DTYPE
     weights = [tree_weights(i, *GOOD, widths=(4, 8, 4)) for i in range(2)]
-    want = C.tree_columns(weights, [5, 5], KEYS, dtypes_of(weights[0]), (1, 2), 5)
+    want = columns(weights, [5, 5], dtypes_of(weights[0]))
     for m in weights[1].values():
         m[b"data"] = bytearray(m[b"data"])
-    got = C.tree_columns(weights, [5, 5], KEYS, dtypes_of(weights[0]), (1, 2), 5)
+    got = columns(weights, [5, 5], dtypes_of(weights[0]))
     assert got == want and type(got[3][1]) is bytearray
     offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
     a, b = bytearray(5 * NODE_DTYPE.itemsize), bytearray(5 * NODE_DTYPE.itemsize)
@@ -551,22 +569,31 @@ def test_tree_columns_take_bytearrays_as_the_decoder_gives_long_bins():
 
 def test_tree_columns_refuse_bad_counts_and_arguments():
     weights = [tree_weights(0, *GOOD)]
+    caps = [caps_of(weights[0])]
     dt = dtypes_of(weights[0])
     for n in (4, 6, 0, -1, 2**41):
-        assert C.tree_columns(weights, [n], KEYS, dt, (1, 2), 5) is None
+        assert C.tree_columns(caps, AT, [n], dt, (1, 2), 5) is None
     with pytest.raises(OverflowError):
-        C.tree_columns(weights, [2**70], KEYS, dt, (1, 2), 5)
+        C.tree_columns(caps, AT, [2**70], dt, (1, 2), 5)
     bad_dtypes = [dt[:3] + (b"<i8",) + dt[4:],            # a float column as an int one
                   (b"<f8",) + dt[1:],                    # an int column as a float
                   dt[:2] + (b"<i2",) + dt[3:], dt[:7] + ("<f8",)]
     for d in bad_dtypes:
         with pytest.raises(ValueError):
-            C.tree_columns(weights, [5], KEYS, d, (1, 2), 5)
-    for args in ((weights, [5, 5], KEYS, dt, (1, 2), 5), (weights, [5], KEYS[:7], dt, (1, 2), 5),
-                 (weights, [5], KEYS, dt, (0, 2), 5), (weights, [5], KEYS, dt, (1, 2**40), 5)):
+            C.tree_columns(caps, AT, [5], d, (1, 2), 5)
+    for args in ((caps, AT, [5, 5], dt, (1, 2), 5), (caps, AT[:15], [5], dt, (1, 2), 5),
+                 (caps, AT[:15] + (-1,), [5], dt, (1, 2), 5),
+                 (caps, AT, [5], dt[:7], (1, 2), 5), (caps, AT, [5], dt, (0, 2), 5),
+                 (caps, AT, [5], dt, (1, 2**40), 5)):
         with pytest.raises(ValueError):
             C.tree_columns(*args)
-    assert C.tree_columns([], [], KEYS, dt, (1, 2), 5) == ([],) * 8
+    # a place past a tree's tuple, or a tree not a tuple: not a tree
+    assert C.tree_columns(caps, AT[:15] + (16,), [5], dt, (1, 2), 5) is None
+    assert C.tree_columns([list(caps[0])], AT, [5], dt, (1, 2), 5) is None
+    # the shape and the data where at says, in any order
+    swapped = [caps[0][1::-1] + caps[0][2:]]
+    assert C.tree_columns(swapped, (1, 0) + AT[2:], [5], dt, (1, 2), 5) == C.tree_columns(caps, AT, [5], dt, (1, 2), 5)
+    assert C.tree_columns([], AT, [], dt, (1, 2), 5) == ([],) * 8
 
 
 def _compact_both_ways(weights, keys, dtypes, bitsets=()):
@@ -625,7 +652,7 @@ def test_compact_columns_reads_the_counts_and_the_tails():
 def test_tree_fill_checks_what_it_is_given():
     from sklearn.tree._tree import NODE_DTYPE
     weights = [tree_weights(0, *GOOD, widths=(4, 8, 4))]
-    cols = C.tree_columns(weights, [5], KEYS, dtypes_of(weights[0]), (1, 2), 5)
+    cols = columns(weights, [5], dtypes_of(weights[0]))
     offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
     size = NODE_DTYPE.itemsize
     buf = bytearray(5 * size)

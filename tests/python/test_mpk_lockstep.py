@@ -1,0 +1,227 @@
+"""The C decoder's lockstep (python/mpk/_cmpk_unpack.c, _forest.lockstep):
+a list of trees under estimators_ decoded as its first tree with holes.
+
+Whatever the bytes, a decoding in lockstep, its Batches filled back in
+(Batch.item), is the decoding without lockstep: the same objects, or the
+same error.  Lists whose items are not in lockstep with their first (unlike
+estimators, mutated trees) are decoded again without it, from a buffer, a
+file, and not at all in lockstep from a pipe."""
+
+import os
+import random
+
+import msgpack
+import numpy as np
+import pytest
+from sklearn.ensemble import (AdaBoostClassifier, BaggingRegressor, ExtraTreesClassifier, IsolationForest,
+                              RandomForestClassifier, RandomForestRegressor, VotingClassifier)
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+import mpk
+from mpk import _forest as F
+from mpk import _unpack
+from mpk_testutil import archive, pack
+from test_mpk_cmpk import mutate_at, same
+
+C = _unpack._cmpk
+pytestmark = pytest.mark.skipif(C is None and not os.environ.get("MPK_REQUIRE_C"),
+                                reason="mpk's C part is not built (meson compile -C build)")
+LOCK = (F.LOCK_KEYS, F.lockstep)
+X = np.random.RandomState(0).rand(80, 5)
+Y = np.arange(80) % 3
+
+
+def expand(v):
+    """v with every Batch replaced by the list it stands for."""
+    if type(v) is F.Batch:
+        v = F.plain(v)
+    if type(v) is list:
+        return [expand(x) for x in v]
+    if type(v) is dict:
+        return {k: expand(x) for k, x in v.items()}
+    return v
+
+
+def batches(v):
+    """How many Batches v holds."""
+    if type(v) is F.Batch:
+        return 1 + sum(batches(x) for x in v.items[0].values())
+    if type(v) is list:
+        return sum(map(batches, v))
+    if type(v) is dict:
+        return sum(map(batches, v.values()))
+    return 0
+
+
+def decode(data, lockstep):
+    """("ok", object with Batches expanded, bytes used, vocabularies as the
+    keys they sit under, Batches made) or ("error", message)."""
+    try:
+        obj, end, vocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, lockstep)
+    except (TypeError, ValueError) as e:
+        return ("error", str(e))
+    return ("ok", expand(obj), end, len(vocabs), batches(obj))
+
+
+def decode_file(data, path, lockstep):
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        try:
+            obj, end, vocabs, _ = C.unpack_fd(f.fileno(), _unpack.TEXT_MAPS, _unpack._ext, lockstep)
+        except (TypeError, ValueError) as e:
+            return ("error", str(e))
+    return ("ok", expand(obj), end, len(vocabs), batches(obj))
+
+
+def agree(a, b):
+    """Two decode() outcomes alike but for the Batches made."""
+    if a[0] != b[0]:
+        return False
+    if a[0] == "error":
+        return a == b
+    return same(a[1], b[1]) and a[2:4] == b[2:4]
+
+
+ENSEMBLES = {
+    "forest": lambda: RandomForestClassifier(n_estimators=6, max_depth=4, random_state=0).fit(X, Y),
+    "regressor 2 outputs": lambda: RandomForestRegressor(n_estimators=5, max_depth=5, random_state=1).fit(
+        X, np.c_[X[:, 0], X[:, 1]]),
+    "extra trees": lambda: ExtraTreesClassifier(n_estimators=5, random_state=2).fit(X, Y),
+    "bagging": lambda: BaggingRegressor(n_estimators=5, random_state=3).fit(X, X[:, 0]),
+    "isolation": lambda: IsolationForest(n_estimators=5, random_state=4).fit(X),
+    "adaboost": lambda: AdaBoostClassifier(n_estimators=5, random_state=5).fit(X, Y),
+}
+
+
+@pytest.mark.parametrize("name", list(ENSEMBLES))
+def test_an_ensemble_in_lockstep_is_its_plain_decoding(name, tmp_path):
+    data = mpk.dumps(ENSEMBLES[name]())
+    plain = decode(data, None)
+    got = decode(data, LOCK)
+    assert plain[0] == "ok" and plain[4] == 0 and agree(got, plain)
+    assert got[4] == 1                  # the trees: one Batch, all but the first as hole values
+    batch = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, LOCK)[0][b"weights"][b"estimators_"]
+    assert all(type(c) is tuple for c in batch.items[1:])
+    assert agree(decode_file(data, tmp_path / "f.mpk", LOCK), plain)
+    assert mpk.loads(data).__class__ is ENSEMBLES[name]().__class__
+
+
+def test_items_unlike_the_first_are_decoded_again_without_lockstep(tmp_path):
+    """A list whose first item is a tree and a later one something else (a
+    voting ensemble's fitted estimators), or a later tree with a key more:
+    the plain decoding, from a buffer and from a file."""
+    vote = VotingClassifier([("t%d" % i, DecisionTreeClassifier(max_depth=2, random_state=i)) for i in range(4)]
+                            + [("lr", LogisticRegression())]).fit(X, Y)
+    data = mpk.dumps(vote)
+    plain = decode(data, None)
+    assert plain[0] == "ok" and agree(decode(data, LOCK), plain)
+    assert decode(data, LOCK)[4] == 0
+    assert agree(decode_file(data, tmp_path / "v.mpk", LOCK), plain)
+    m = archive(RandomForestClassifier(n_estimators=6, max_depth=3, random_state=0).fit(X, Y))
+    m["weights"]["estimators_"][4]["xtra"]["extra"] = 1
+    data = pack(m)
+    plain = decode(data, None)
+    assert agree(decode(data, LOCK), plain) and decode(data, LOCK)[4] == 0
+    assert agree(decode_file(data, tmp_path / "x.mpk", LOCK), plain)
+
+
+def test_mutated_forests_decode_in_lockstep_as_without(tmp_path):
+    """Random byte changes anywhere in a forest archive (lengths, keys,
+    type bytes, truncation): in lockstep and without, the same objects or
+    the same error (message and offset), from a buffer and from a file."""
+    rnd = random.Random(11)
+    base = mpk.dumps(RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, Y))
+    start = base.index(b"estimators_")
+    kinds = {"ok": 0, "error": 0, "batched": 0}
+    for n in range(1500):
+        d = bytearray(base)
+        for _ in range(rnd.randint(1, 3)):
+            i = rnd.randrange(min(start, len(d)), len(d) + 1) if rnd.random() < 0.9 else rnd.randrange(len(d) + 1)
+            mutate_at(rnd, d, i, 0.7, 0.8, 4)
+        d = bytes(d)
+        plain, got = decode(d, None), decode(d, LOCK)
+        assert agree(got, plain), (n, plain[:1] + plain[-1:], got[:1] + got[-1:])
+        kinds[got[0]] += 1
+        kinds["batched"] += got[0] == "ok" and got[4] > 0
+        if n % 15 == 0:
+            assert agree(decode_file(d, tmp_path / "m.mpk", LOCK), plain), n
+    assert kinds["error"] > 300 and kinds["batched"] > 100 and kinds["ok"] > kinds["batched"], kinds
+
+
+def test_every_prefix_of_a_forest_is_the_same_error():
+    data = mpk.dumps(RandomForestClassifier(n_estimators=4, max_depth=2, random_state=0).fit(X, Y))
+    for cut in range(data.index(b"estimators_"), len(data)):
+        got = decode(data[:cut], LOCK)
+        assert got[0] == "error" and got == decode(data[:cut], None), cut
+
+
+def test_holes_decode_as_the_plain_decoding_does():
+    """A hand-made hook: holes holding a vocabulary (str keys, checked as
+    one), a list under estimators_ (in lockstep itself) and a long bin
+    (a bytearray), and fixed values of each kind the decoder compares
+    without decoding them (nil, bools, small ints, short str and bin, keys)
+    or by decoding them (floats, negative and big ints, long strings)."""
+    hole = F.HOLE
+
+    def hook(first):
+        if first.get(b"kind") != b"tree-like":
+            return None
+        pattern = dict(first)
+        for k in (b"vocabulary_", b"estimators_", b"data", b"n"):
+            pattern[k] = hole
+        return pattern, hole, lambda items: F.Batch(items, pattern, None)
+
+    def item(i):
+        return {"kind": "tree-like", "nil": None, "t": True, "f": False, "small": 7, "neg": -3, "big": 2**40,
+                "x": 1.5, "s": "short", "b": b"bin", "long": "L" * 40, "lst": [1, [2, "three"]],
+                "vocabulary_": {f"w{i}": 0, "é": 1}, "estimators_": [{"kind": "leaf"}] * 4,
+                "data": bytes([i]) * 70_000, "n": i}
+    data = msgpack.packb({"estimators_": [item(i) for i in range(5)]}, use_bin_type=True)
+    obj, end, vocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, (F.LOCK_KEYS, hook))
+    plain, _, pvocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
+    batch = obj[b"estimators_"]
+    assert type(batch) is F.Batch and end == len(data) and len(vocabs) == len(pvocabs) == 5
+    assert same([batch.item(i) for i in range(5)], plain[b"estimators_"])
+    assert type(batch.items[3][2]) is bytearray and batch.items[3][0] == {"w3": 0, "é": 1}
+    # a str and a bin of the same bytes decode alike (bytes): still in lockstep
+    for key, value, kept in [(b"nil", 0, 0), (b"t", 1, 0), (b"f", None, 0), (b"small", 7.0, 0), (b"neg", -4, 0),
+                             (b"big", 2**40 + 1, 0), (b"x", 1.25, 0), (b"s", b"shorT", 0), (b"b", "bin", 1),
+                             (b"b", "bim", 0), (b"long", "L" * 41, 0), (b"lst", [1, [2, "3"]], 0)]:
+        m = msgpack.unpackb(data, strict_map_key=False, raw=True)
+        m[b"estimators_"][3][key] = value
+        d = msgpack.packb(m, use_bin_type=True)
+        obj = C.unpack(d, _unpack.TEXT_MAPS, _unpack._ext, (F.LOCK_KEYS, hook))[0]
+        assert (type(obj[b"estimators_"]) is F.Batch) == kept, key     # else decoded again without
+        assert same(expand(obj), C.unpack(d, _unpack.TEXT_MAPS, _unpack._ext)[0]), key
+
+
+def test_a_pipe_is_not_decoded_in_lockstep():
+    data = mpk.dumps(RandomForestClassifier(n_estimators=5, max_depth=2, random_state=0).fit(X, Y))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        os.write(w, data)
+        os._exit(0)
+    os.close(w)
+    try:
+        obj = C.unpack_fd(r, _unpack.TEXT_MAPS, _unpack._ext, LOCK)[0]
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    assert type(obj[b"weights"][b"estimators_"]) is list
+    assert same(obj, C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)[0])
+
+
+@pytest.mark.parametrize("lockstep", [5, (F.LOCK_KEYS,), ({b"estimators_"}, F.lockstep), (F.LOCK_KEYS, 3)],
+                         ids=["int", "short", "set", "not callable"])
+def test_a_bad_lockstep_argument_is_a_type_error(lockstep):
+    with pytest.raises(TypeError):
+        C.unpack(b"\xc0", None, _unpack._ext, lockstep)
+
+
+def test_a_hook_giving_something_else_is_a_type_error():
+    data = msgpack.packb({"estimators_": [{"a": 1}] * 4})
+    with pytest.raises(TypeError, match="pattern, hole, make"):
+        C.unpack(data, None, _unpack._ext, (F.LOCK_KEYS, lambda first: (1, 2)))
