@@ -29,12 +29,14 @@ def _at(path, section, name):
     return join(path, f"{section}/{name}")
 
 
-def _tree_of(est, path, nf, what):
+def _tree_of(est, at, i, nf, what):
+    """est's tree_, with nf features unless nf is None; at/i is its path
+    (made only for an error: a forest has many trees)."""
     t = getattr(est, "tree_", None)
     if t is None:
-        raise FormatError(path, f"{what} has no tree_")
+        raise FormatError(join(at, i), f"{what} has no tree_")
     if nf is not None and t.n_features != nf:
-        raise FormatError(path, f"tree has {t.n_features} features, expected {nf}")
+        raise FormatError(join(at, i), f"tree has {t.n_features} features, expected {nf}")
     return t
 
 
@@ -59,11 +61,12 @@ def check(cname, est, attrs, path):
         for i, e in enumerate(ests.ravel()):
             if type(e).__name__ != "DecisionTreeRegressor":
                 raise FormatError(join(p, i), "expected DecisionTreeRegressor")
-            t = _tree_of(e, join(p, i), nf, "estimator")
+            t = _tree_of(e, p, i, nf, "estimator")
             if t.value.shape[1:] != (1, 1):
                 raise FormatError(join(p, i), "expected a single-output regression tree")
     elif isinstance(ests, list):
         feats = attrs.get("estimators_features_")
+        at = _at(path, "weights", "estimators_")
         for i, e in enumerate(ests):
             if getattr(e, "tree_", None) is None:
                 continue
@@ -74,7 +77,7 @@ def check(cname, est, attrs, path):
                         f.min() < 0 or f.max() >= nf)):
                     raise FormatError(_at(path, "xtra", f"estimators_features_/{i}"), "bad feature indices")
                 want = f.shape[0]
-            _tree_of(e, join(_at(path, "weights", "estimators_"), i), want, "estimator")
+            _tree_of(e, at, i, want, "estimator")
     if cname.startswith("HistGradientBoosting") and "_predictors" in attrs:
         _check_hgb(attrs, path, nf)
     if cname in _SVM and "support_vectors_" in attrs:

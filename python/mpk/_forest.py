@@ -130,24 +130,20 @@ def exact_compact(a, accepted):
         and b"shape" in a and b"data" in a
 
 
-def _pattern(v, where, labels):
-    """v (a decoded value at where, a tuple of keys) with its holes (see
-    lockstep) replaced by HOLE, their labels appended to labels."""
-    n = len(where)
-    if n == 2 and where[0] == b"params":
-        labels.append(("p", where[1]))
-        return HOLE
-    if n == 4 and where[:3] == (b"weights", b"tree_", b"xtra"):
-        labels.append(("x", where[3]))
-        return HOLE
-    if n == 5 and where[:3] == (b"weights", b"tree_", b"weights") and where[4] in (b"shape", b"data"):
-        labels.append(("s" if where[4] == b"shape" else "d", where[3]))
-        return HOLE
+def _copy(v):
+    """v with its lists and maps copied (its scalars shared)."""
     if type(v) is dict:
-        return {k: _pattern(x, where + (k,), labels) for k, x in v.items()}
+        return {k: _copy(x) for k, x in v.items()}
     if type(v) is list:
-        return [_pattern(x, where + (i,), labels) for i, x in enumerate(v)]
+        return [_copy(x) for x in v]
     return v
+
+
+def _holes(m, kind, labels):
+    """Every value of m made a hole, labelled (kind, key) in m's order."""
+    for k in m:
+        m[k] = HOLE
+        labels.append((kind, k))
 
 
 def lockstep(first):
@@ -184,8 +180,22 @@ def _first_spec(first):
         return None
     if not all(exact_compact(t[b"weights"][k], accepted) for k, (_, accepted) in _COLS.items()):
         return None
-    labels = []
-    pattern = _pattern(first, (), labels)
+    # the holes, labelled in the order the decoder meets them: maps' key order
+    pattern, labels = _copy(first), []
+    for k in pattern:
+        if k == b"params":
+            _holes(pattern[k], "p", labels)
+        elif k == b"weights":
+            tree = pattern[k][b"tree_"]
+            for tk in tree:
+                if tk == b"xtra":
+                    _holes(tree[tk], "x", labels)
+                elif tk == b"weights":
+                    for col, a in tree[tk].items():
+                        for ak in a:
+                            if ak in (b"shape", b"data"):
+                                a[ak] = HOLE
+                                labels.append(("s" if ak == b"shape" else "d", col))
     return pattern, _Layout(labels, [t[b"weights"][k][b"type"] for k in _COLS])
 
 
@@ -305,11 +315,12 @@ class _Template:
         from sklearn.tree._tree import Tree
         from ._model import check_param_values
         k = len(caps)
+        holes = list(zip(*caps))        # each hole's values, tree after tree
         # parameters: a value identical to the template's is the template's
         # (already decoded and validated); any other is decoded and checked
         varying = {}
         for name, raw0, j in zip(self.names, self.raw_params, layout.pidx):
-            col = tuple(c[j] for c in caps)
+            col = holes[j]
             if _unpack.identical(col, (raw0,) * k):     # identical to the bit (type, -0.0, NaN)
                 continue
             vals = []
@@ -327,14 +338,14 @@ class _Template:
         if varying and not check_param_values(self.cls, varying):
             return None
         # node_count, max_depth
-        xv = [[c[j] for j in layout.xidx] for c in caps]
+        xv = [holes[j] for j in layout.xidx]
         if set(map(type, chain.from_iterable(xv))) != {int}:
             return None
         try:
             x = np.array(xv, dtype=np.int64)
         except OverflowError:
             return None
-        x = dict(zip(layout.xkeys, x.T))
+        x = dict(zip(layout.xkeys, x))
         ns, depth = x[b"node_count"], x[b"max_depth"]
         if ns.min() < 1 or depth.min() < 0 or depth.max() > 2**31 - 1 or ns.max() > 2**40:
             return None
