@@ -605,26 +605,47 @@ static int lock_match(struct dec *d, PyObject *pat, PyObject *hole, PyObject *ca
 	return r;
 }
 
-/* Items 1..n-1 of a list of n, after its first, in lockstep with spec's
- * pattern, into list; then spec's make(list). */
-static PyObject *lock_items(struct dec *d, PyObject *list, Py_ssize_t n, PyObject *spec)
+/* Items 1..n-1 of a list of n, after its first (which began at offset
+ * start), in lockstep with spec's pattern, into list, each given to spec's
+ * each if it has one; then spec's make(list, offsets), offsets the n + 1
+ * input offsets where the items begin and the last one ends. */
+static PyObject *lock_items(struct dec *d, PyObject *list, Py_ssize_t n, PyObject *spec,
+			   Py_ssize_t start)
 {
-	if (!PyTuple_CheckExact(spec) || PyTuple_GET_SIZE(spec) != 3 ||
-	    !PyCallable_Check(PyTuple_GET_ITEM(spec, 2))) {
-		PyErr_SetString(PyExc_TypeError, "lockstep must give None or (pattern, hole, make)");
+	Py_ssize_t m = PyTuple_CheckExact(spec) ? PyTuple_GET_SIZE(spec) : 0;
+	PyObject *each = m == 4 ? PyTuple_GET_ITEM(spec, 2) : NULL;
+	if ((m != 3 && m != 4) || !PyCallable_Check(PyTuple_GET_ITEM(spec, m - 1)) ||
+	    (each && !PyCallable_Check(each))) {
+		PyErr_SetString(PyExc_TypeError,
+				"lockstep must give None or (pattern, hole[, each], make)");
 		return NULL;
 	}
-	PyObject *pat = PyTuple_GET_ITEM(spec, 0), *hole = PyTuple_GET_ITEM(spec, 1);
+	PyObject *pat = PyTuple_GET_ITEM(spec, 0), *hole = PyTuple_GET_ITEM(spec, 1), *r = NULL;
+	PyObject *offsets = PyList_New(n + 1), *o = PyLong_FromSsize_t(start);
+	if (!offsets || !o)
+		goto out;
+	PyList_SET_ITEM(offsets, 0, o);
 	for (Py_ssize_t i = 1; i < n; i++) {
+		if (!(o = PyLong_FromSsize_t(offset(d))))
+			goto out;
+		PyList_SET_ITEM(offsets, i, o);
 		PyObject *caps = PyList_New(0), *t = NULL;
 		if (caps && lock_match(d, pat, hole, caps) == 0)
 			t = PyList_AsTuple(caps);
 		Py_XDECREF(caps);
+		if (t && each) /* its holes, while they are in the cache */
+			Py_SETREF(t, PyObject_CallOneArg(each, t));
 		if (!t)
-			return NULL;
+			goto out;
 		PyList_SET_ITEM(list, i, t);
 	}
-	return PyObject_CallOneArg(PyTuple_GET_ITEM(spec, 2), list);
+	if (!(o = PyLong_FromSsize_t(offset(d))))
+		goto out;
+	PyList_SET_ITEM(offsets, n, o);
+	r = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(spec, m - 1), list, offsets, NULL);
+out:
+	Py_XDECREF(offsets); /* a list part filled: PyList_New's NULLs are fine */
+	return r;
 }
 
 /* The list is_lock_list found next: in lockstep when lock_hook says so. */
@@ -640,6 +661,7 @@ static PyObject *take_lock_list(struct dec *d)
 		d->depth--;
 		return fail(d, "nested too deeply");
 	}
+	Py_ssize_t start = offset(d);
 	PyObject *list = PyList_New(n), *first = list ? decode(d) : NULL, *spec = NULL, *r = NULL;
 	if (!first)
 		goto out;
@@ -648,7 +670,7 @@ static PyObject *take_lock_list(struct dec *d)
 	if (!spec)
 		goto out;
 	if (spec != Py_None) {
-		r = lock_items(d, list, n, spec);
+		r = lock_items(d, list, n, spec, start);
 		goto out;
 	}
 	for (Py_ssize_t i = 1; i < n; i++) {

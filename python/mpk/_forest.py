@@ -70,20 +70,99 @@ def is_tree_map(v):
 
 class Batch:
     """A list of trees as the C decoder gives it in lockstep: items[0] the
-    first tree's map, every later item the tuple of its hole values, in the
-    order of layout.labels."""
+    first tree's map, every later item what each() made of the tuple of its
+    hole values (in the order of layout.labels): a Prebuilt, or the tuple
+    itself; offsets, where each item begins in the input and the last one
+    ends; reread(start, end), the input's item there decoded again (without
+    lockstep), or None."""
 
-    __slots__ = ("items", "pattern", "layout")
+    __slots__ = ("items", "pattern", "layout", "offsets", "reread", "kept")
 
-    def __init__(self, items, pattern, layout):
+    def __init__(self, items, pattern, layout, offsets, reread=None, kept=None):
         self.items, self.pattern, self.layout = items, pattern, layout
+        self.offsets, self.reread, self.kept = offsets, reread, kept
 
     def __len__(self):
         return len(self.items)
 
     def item(self, i):
-        """Item i as the decoder would have given it without lockstep."""
-        return self.items[0] if i == 0 else fill(self.pattern, iter(self.items[i]))
+        """Item i as the decoder would have given it without lockstep (a
+        ValueError when its bytes no longer decode: changed under the load)."""
+        if i == 0:
+            return self.items[0]
+        if self.reread is not None:
+            return self.reread(self.offsets[i], self.offsets[i + 1])
+        return fill(self.pattern, iter(self.items[i]))
+
+
+class Prebuilt:
+    """A later tree built while it was decoded (_Prebuild): its Tree, and
+    its hole values with the node arrays' shapes and data left out."""
+
+    __slots__ = ("tree", "caps")
+
+    def __init__(self, tree, caps):
+        self.tree, self.caps = tree, caps
+
+
+class _Prebuild:
+    """each() of the lockstep hook: a later tree's Tree built from its hole
+    values as soon as the decoder has them, while its node arrays are in
+    the cache, so that they are freed before the next tree is read (all of
+    a forest's arrays held at once were 2 MB to fault in afresh at each
+    load where glibc trims its heap).  Its node table is checked and laid
+    out as the batch does it (tree_columns, tree_fill); the Tree is made
+    with the first tree's n_features, n_classes and n_outputs, which the
+    first tree's generic build then checks and the batch compares
+    (_Template.build).  A tree that fails is given back as its hole values,
+    and the batch then builds the trees the generic way."""
+
+    def __init__(self, first, layout):
+        from sklearn.tree._tree import NODE_DTYPE
+        self.layout, self.ok, self.kept = layout, False, None
+        self.offsets = node_offsets(NODE_DTYPE)
+        p = first[b"weights"][b"tree_"][b"params"]
+        if self.offsets is None or type(p) is not dict:
+            return
+        nf, nout = p.get(b"n_features"), p.get(b"n_outputs")
+        if type(nf) is not int or type(nout) is not int or not (1 <= nf < 2**31 and 1 <= nout < 2**31):
+            return
+        try:
+            ncls = A.decode_compact(p.get(b"n_classes"), "")
+        except (A.FormatError, TypeError, ValueError, AttributeError):
+            return
+        if not isinstance(ncls, np.ndarray) or ncls.dtype.kind not in "iu" or ncls.shape != (nout,) \
+                or ncls.min() < 1 or ncls.max() > 2**31 - 1:
+            return
+        self.nf, self.nout, self.ncls = nf, nout, ncls.astype(np.intp)
+        self.tail = (nout, int(ncls.max()))
+        self.dtype, self.itemsize = NODE_DTYPE, NODE_DTYPE.itemsize
+        self.buf = bytearray()
+        x = dict(zip(layout.xkeys, layout.xidx))
+        self.count, self.depth = x[b"node_count"], x[b"max_depth"]
+        keep = layout.pidx + layout.xidx        # what the batch reads of a tree's holes
+        self.keep = itemgetter(*keep) if len(keep) > 1 else lambda caps: (caps[keep[0]],)
+        self.kept = layout.kept()
+        self.ok = True
+
+    def __call__(self, caps):
+        from sklearn.tree._tree import Tree
+        n, d = caps[self.count], caps[self.depth]
+        if not self.ok or type(n) is not int or type(d) is not int or not (1 <= n <= 2**40) \
+                or not (0 <= d <= 2**31 - 1):
+            return caps
+        L = self.layout
+        cols = _unpack.tree_columns([caps], L.at, [n], tuple(L.dtypes), self.tail, self.nf)
+        if cols is None:
+            return caps
+        if len(self.buf) < n * self.itemsize:       # (a view of the old one may be alive: a new one)
+            self.buf = bytearray(n * self.itemsize)
+        _unpack.tree_fill(self.buf, cols, 0, self.offsets, self.itemsize)
+        tree = Tree(self.nf, self.ncls, self.nout)
+        tree.__setstate__({"max_depth": d, "node_count": n,
+                           "nodes": np.frombuffer(self.buf, dtype=self.dtype, count=n),
+                           "values": np.frombuffer(cols[-1][0], dtype="<f8").reshape(n, *self.tail)})
+        return Prebuilt(tree, self.keep(caps))
 
 
 def plain(v):
@@ -120,6 +199,17 @@ class _Layout:
         self.at = tuple(place[kind, k] for k in _COLS for kind in ("s", "d"))
         self.dtypes = dtypes
 
+    def kept(self):
+        """The layout of a Prebuilt's holes: the parameters', then the
+        Tree's node_count and max_depth (no arrays)."""
+        k = _Layout.__new__(_Layout)
+        k.labels = [lab for lab in self.labels if lab[0] == "p"] + [lab for lab in self.labels if lab[0] == "x"]
+        k.params, k.xkeys = self.params, self.xkeys
+        k.pidx = list(range(len(self.pidx)))
+        k.xidx = list(range(len(self.pidx), len(self.pidx) + len(self.xidx)))
+        k.at, k.dtypes = None, self.dtypes
+        return k
+
 
 def exact_compact(a, accepted):
     """Is a exactly a compact map as mpk writes one, of a dtype in
@@ -146,19 +236,24 @@ def _holes(m, kind, labels):
         labels.append((kind, k))
 
 
-def lockstep(first):
-    """The decoder's lockstep hook (_cmpk_unpack.c): for a list under a key
-    in LOCK_KEYS whose first item is first, (pattern, HOLE, make) when
-    first is a decision tree's model map as mpk writes it (every key of
-    the model and Tree maps, each node-table array exactly a compact map of
-    a node-table dtype), else None.  pattern is first with HOLE at each
-    parameter's value, at the Tree's node_count and max_depth, and at each
-    node-table array's shape and data; make(items) gives the Batch."""
-    spec = _spec(first)
-    if spec is None:
-        return None
-    pattern, layout = spec
-    return pattern, HOLE, lambda items: Batch(items, pattern, layout)
+def lockstep_hook(reread):
+    """The decoder's lockstep hook (_cmpk_unpack.c) for a load whose input
+    reread(start, end) decodes again in part: hook(first), for a list under
+    a key in LOCK_KEYS whose first item is first, gives (pattern, HOLE,
+    each, make) when first is a decision tree's model map as mpk writes it
+    (every key of the model and Tree maps, each node-table array exactly a
+    compact map of a node-table dtype), else None.  pattern is first with
+    HOLE at each parameter's value, at the Tree's node_count and max_depth,
+    and at each node-table array's shape and data; each builds a tree from
+    its hole values (_Prebuild); make(items, offsets) gives the Batch."""
+    def hook(first):
+        spec = _spec(first)
+        if spec is None:
+            return None
+        pattern, layout = spec
+        pre = _Prebuild(first, layout)
+        return pattern, HOLE, pre, lambda items, offsets: Batch(items, pattern, layout, offsets, reread, pre.kept)
+    return hook
 
 
 def _spec(first):
@@ -231,21 +326,33 @@ def build_list(vals, paths, one):
     out[0] = one(first, paths[0])
     tpl = _Template.make(first, out[0]) if _ENABLED[0] and n >= MIN_BATCH else None
     if tpl is not None:
-        if type(vals) is Batch:
-            caps, layout = vals.items[1:], vals.layout
-        else:       # decoded without the C part: each map compared with the first
+        trees = None
+        if type(vals) is not Batch:     # decoded without the C part: each map compared with the first
             pattern, layout = _spec(first) or (None, None)
             caps = [caps_of(m, pattern, layout) for m in vals[1:]] if layout else [None] * (n - 1)
+        elif all(type(x) is Prebuilt for x in vals.items[1:]):
+            caps, trees, layout = [x.caps for x in vals.items[1:]], [x.tree for x in vals.items[1:]], vals.kept
+        else:       # a tree each() did not build: all the generic way; or a hook without each()
+            caps, layout = [x if type(x) is tuple else None for x in vals.items[1:]], vals.layout
         idx = [i for i in range(1, n) if caps[i - 1] is not None]
-        if len(idx) >= MIN_BATCH - 1:
-            built = tpl.build([caps[i - 1] for i in idx], layout)
+        if len(idx) == n - 1 or (trees is None and len(idx) >= MIN_BATCH - 1):
+            built = tpl.build([caps[i - 1] for i in idx], layout, trees)
             if built is not None:
                 for i, e in zip(idx, built):
                     out[i] = e
     for i in range(1, n):
         if out[i] is None:
-            out[i] = one(vals.item(i) if type(vals) is Batch else vals[i], paths[i])
+            out[i] = one(_item(vals, i, paths[i]), paths[i])
     return out
+
+
+def _item(vals, i, path):
+    if type(vals) is not Batch:
+        return vals[i]
+    try:
+        return vals.item(i)
+    except ValueError as e:
+        raise A.FormatError(path, f"changed while it was read ({e})") from None
 
 
 class _Template:
@@ -309,9 +416,11 @@ class _Template:
         self.max_classes = int(tree.max_n_classes)
         return self
 
-    def build(self, caps, layout):
+    def build(self, caps, layout, trees=None):
         """Trees from their hole values (caps: a tuple each, in layout's
-        order; layout: the template's own), or None when any check fails."""
+        order; layout: the template's own) and their Trees, when built
+        already (trees, made with the template's Tree parameters as the
+        decoder read them: _Prebuild), or None when any check fails."""
         from sklearn.tree._tree import Tree
         from ._model import check_param_values
         k = len(caps)
@@ -350,9 +459,16 @@ class _Template:
         if ns.min() < 1 or depth.min() < 0 or depth.max() > 2**31 - 1 or ns.max() > 2**40:
             return None
         nl = ns.tolist()
-        tables = _tables(caps, layout, nl, self.n_features, self.n_outputs, self.max_classes)
-        if tables is None:
-            return None
+        if trees is not None:
+            t = trees[0]
+            if t.n_features != self.n_features or t.n_outputs != self.n_outputs \
+                    or not np.array_equal(t.n_classes, self.n_classes):
+                return None
+            tables = iter(trees)
+        else:
+            tables = _tables(caps, layout, nl, self.n_features, self.n_outputs, self.max_classes)
+            if tables is None:
+                return None
         out = []
         cls, nf, ncls, nout = self.cls, self.n_features, self.n_classes, self.n_outputs
         # an estimator's state: its parameters (a tree class's __init__ only
@@ -362,9 +478,12 @@ class _Template:
         base.update(self.attrs)
         arrays = [n for n, v in self.attrs if isinstance(v, np.ndarray)]
         new = cls.__new__
-        for i, count, d, (nodes, values) in zip(range(k), nl, depth.tolist(), tables):
-            tree = Tree(nf, ncls, nout)     # nodes may be a view _tables reuses: copied here
-            tree.__setstate__({"max_depth": d, "node_count": count, "nodes": nodes, "values": values})
+        for i, count, d, table in zip(range(k), nl, depth.tolist(), tables):
+            if trees is None:
+                tree = Tree(nf, ncls, nout)     # nodes may be a view _tables reuses: copied here
+                tree.__setstate__({"max_depth": d, "node_count": count, "nodes": table[0], "values": table[1]})
+            else:
+                tree = table
             state = base.copy()
             for name, vals in varying.items():
                 state[name] = vals[i]

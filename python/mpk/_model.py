@@ -660,7 +660,7 @@ def _from(decode, source, where):
     unpack_file of a file."""
     # lists under estimators_ decoded in lockstep with their first tree
     # (_forest.py), unless the tests switched the batch off
-    lockstep = (F.LOCK_KEYS, F.lockstep) if F._ENABLED[0] else None
+    lockstep = (F.LOCK_KEYS, F.lockstep_hook(_unpack.rereader(source))) if F._ENABLED[0] else None
     try:
         obj, _, vocabularies, more = decode(source, lockstep)
     except (ValueError, TypeError, msgpack.exceptions.UnpackException, RecursionError) as e:

@@ -68,6 +68,31 @@ def unpack_file(f, lockstep=None):
     return unpack(f.read())
 
 
+def rereader(source):
+    """reread(start, end) for a Batch (_forest.py): source's bytes between
+    the offsets the decoder gave (source: bytes, or a file unpack_file read
+    from its start), decoded again without lockstep; a ValueError when they
+    are not exactly one object (the file changed under the load)."""
+    if hasattr(source, "fileno"):
+        fd = source.fileno()
+
+        def get(a, b):
+            return os.pread(fd, b - a, a)
+    else:
+        view = memoryview(source)
+
+        def get(a, b):
+            return view[a:b]
+
+    def reread(a, b):
+        data = get(a, b)
+        obj, used, _, more = unpack(data)
+        if used != len(data) or len(data) != b - a:
+            raise ValueError("not the object it was")
+        return obj
+    return reread
+
+
 def identical(a, b):
     """Would decoded values a and b pack to the same MsgPack bytes?  (So 1,
     1.0 and True differ, and -0.0 and 0.0; lists and tuples do not.)"""

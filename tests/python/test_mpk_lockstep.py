@@ -27,7 +27,11 @@ from test_mpk_cmpk import mutate_at, same
 C = _unpack._cmpk
 pytestmark = pytest.mark.skipif(C is None and not os.environ.get("MPK_REQUIRE_C"),
                                 reason="mpk's C part is not built (meson compile -C build)")
-LOCK = (F.LOCK_KEYS, F.lockstep)
+
+
+def lock(source):
+    """mpk.load's lockstep argument for source (bytes, or an open file)."""
+    return (F.LOCK_KEYS, F.lockstep_hook(_unpack.rereader(source)))
 X = np.random.RandomState(0).rand(80, 5)
 Y = np.arange(80) % 3
 
@@ -54,24 +58,24 @@ def batches(v):
     return 0
 
 
-def decode(data, lockstep):
+def decode(data, locked):
     """("ok", object with Batches expanded, bytes used, vocabularies as the
     keys they sit under, Batches made) or ("error", message)."""
     try:
-        obj, end, vocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, lockstep)
+        obj, end, vocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, lock(data) if locked else None)
     except (TypeError, ValueError) as e:
         return ("error", str(e))
     return ("ok", expand(obj), end, len(vocabs), batches(obj))
 
 
-def decode_file(data, path, lockstep):
+def decode_file(data, path):
     path.write_bytes(data)
     with open(path, "rb") as f:
         try:
-            obj, end, vocabs, _ = C.unpack_fd(f.fileno(), _unpack.TEXT_MAPS, _unpack._ext, lockstep)
+            obj, end, vocabs, _ = C.unpack_fd(f.fileno(), _unpack.TEXT_MAPS, _unpack._ext, lock(f))
         except (TypeError, ValueError) as e:
             return ("error", str(e))
-    return ("ok", expand(obj), end, len(vocabs), batches(obj))
+        return ("ok", expand(obj), end, len(vocabs), batches(obj))
 
 
 def agree(a, b):
@@ -97,13 +101,17 @@ ENSEMBLES = {
 @pytest.mark.parametrize("name", list(ENSEMBLES))
 def test_an_ensemble_in_lockstep_is_its_plain_decoding(name, tmp_path):
     data = mpk.dumps(ENSEMBLES[name]())
-    plain = decode(data, None)
-    got = decode(data, LOCK)
+    plain = decode(data, False)
+    got = decode(data, True)
     assert plain[0] == "ok" and plain[4] == 0 and agree(got, plain)
-    assert got[4] == 1                  # the trees: one Batch, all but the first as hole values
-    batch = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, LOCK)[0][b"weights"][b"estimators_"]
-    assert all(type(c) is tuple for c in batch.items[1:])
-    assert agree(decode_file(data, tmp_path / "f.mpk", LOCK), plain)
+    assert got[4] == 1                  # the trees: one Batch, all but the first built as they came
+    batch = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, lock(data))[0][b"weights"][b"estimators_"]
+    assert all(type(c) is F.Prebuilt for c in batch.items[1:])
+    trees = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)[0][b"weights"][b"estimators_"]
+    o = batch.offsets
+    assert len(o) == len(trees) + 1 and all(      # where each item's bytes are
+        same(msgpack.unpackb(data[a:b], raw=True, strict_map_key=False), t) for a, b, t in zip(o, o[1:], trees))
+    assert agree(decode_file(data, tmp_path / "f.mpk"), plain)
     assert mpk.loads(data).__class__ is ENSEMBLES[name]().__class__
 
 
@@ -114,16 +122,16 @@ def test_items_unlike_the_first_are_decoded_again_without_lockstep(tmp_path):
     vote = VotingClassifier([("t%d" % i, DecisionTreeClassifier(max_depth=2, random_state=i)) for i in range(4)]
                             + [("lr", LogisticRegression())]).fit(X, Y)
     data = mpk.dumps(vote)
-    plain = decode(data, None)
-    assert plain[0] == "ok" and agree(decode(data, LOCK), plain)
-    assert decode(data, LOCK)[4] == 0
-    assert agree(decode_file(data, tmp_path / "v.mpk", LOCK), plain)
+    plain = decode(data, False)
+    assert plain[0] == "ok" and agree(decode(data, True), plain)
+    assert decode(data, True)[4] == 0
+    assert agree(decode_file(data, tmp_path / "v.mpk"), plain)
     m = archive(RandomForestClassifier(n_estimators=6, max_depth=3, random_state=0).fit(X, Y))
     m["weights"]["estimators_"][4]["xtra"]["extra"] = 1
     data = pack(m)
-    plain = decode(data, None)
-    assert agree(decode(data, LOCK), plain) and decode(data, LOCK)[4] == 0
-    assert agree(decode_file(data, tmp_path / "x.mpk", LOCK), plain)
+    plain = decode(data, False)
+    assert agree(decode(data, True), plain) and decode(data, True)[4] == 0
+    assert agree(decode_file(data, tmp_path / "x.mpk"), plain)
 
 
 def test_mutated_forests_decode_in_lockstep_as_without(tmp_path):
@@ -140,20 +148,20 @@ def test_mutated_forests_decode_in_lockstep_as_without(tmp_path):
             i = rnd.randrange(min(start, len(d)), len(d) + 1) if rnd.random() < 0.9 else rnd.randrange(len(d) + 1)
             mutate_at(rnd, d, i, 0.7, 0.8, 4)
         d = bytes(d)
-        plain, got = decode(d, None), decode(d, LOCK)
+        plain, got = decode(d, False), decode(d, True)
         assert agree(got, plain), (n, plain[:1] + plain[-1:], got[:1] + got[-1:])
         kinds[got[0]] += 1
         kinds["batched"] += got[0] == "ok" and got[4] > 0
         if n % 15 == 0:
-            assert agree(decode_file(d, tmp_path / "m.mpk", LOCK), plain), n
+            assert agree(decode_file(d, tmp_path / "m.mpk"), plain), n
     assert kinds["error"] > 300 and kinds["batched"] > 100 and kinds["ok"] > kinds["batched"], kinds
 
 
 def test_every_prefix_of_a_forest_is_the_same_error():
     data = mpk.dumps(RandomForestClassifier(n_estimators=4, max_depth=2, random_state=0).fit(X, Y))
     for cut in range(data.index(b"estimators_"), len(data)):
-        got = decode(data[:cut], LOCK)
-        assert got[0] == "error" and got == decode(data[:cut], None), cut
+        got = decode(data[:cut], True)
+        assert got[0] == "error" and got == decode(data[:cut], False), cut
 
 
 def test_holes_decode_as_the_plain_decoding_does():
@@ -170,7 +178,7 @@ def test_holes_decode_as_the_plain_decoding_does():
         pattern = dict(first)
         for k in (b"vocabulary_", b"estimators_", b"data", b"n"):
             pattern[k] = hole
-        return pattern, hole, lambda items: F.Batch(items, pattern, None)
+        return pattern, hole, lambda items, offsets: F.Batch(items, pattern, None, offsets)
 
     def item(i):
         return {"kind": "tree-like", "nil": None, "t": True, "f": False, "small": 7, "neg": -3, "big": 2**40,
@@ -206,7 +214,7 @@ def test_a_pipe_is_not_decoded_in_lockstep():
         os._exit(0)
     os.close(w)
     try:
-        obj = C.unpack_fd(r, _unpack.TEXT_MAPS, _unpack._ext, LOCK)[0]
+        obj = C.unpack_fd(r, _unpack.TEXT_MAPS, _unpack._ext, lock(data))[0]
     finally:
         os.close(r)
         os.waitpid(pid, 0)
@@ -214,7 +222,7 @@ def test_a_pipe_is_not_decoded_in_lockstep():
     assert same(obj, C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)[0])
 
 
-@pytest.mark.parametrize("lockstep", [5, (F.LOCK_KEYS,), ({b"estimators_"}, F.lockstep), (F.LOCK_KEYS, 3)],
+@pytest.mark.parametrize("lockstep", [5, (F.LOCK_KEYS,), ({b"estimators_"}, F.lockstep_hook(None)), (F.LOCK_KEYS, 3)],
                          ids=["int", "short", "set", "not callable"])
 def test_a_bad_lockstep_argument_is_a_type_error(lockstep):
     with pytest.raises(TypeError):
@@ -223,5 +231,41 @@ def test_a_bad_lockstep_argument_is_a_type_error(lockstep):
 
 def test_a_hook_giving_something_else_is_a_type_error():
     data = msgpack.packb({"estimators_": [{"a": 1}] * 4})
-    with pytest.raises(TypeError, match="pattern, hole, make"):
-        C.unpack(data, None, _unpack._ext, (F.LOCK_KEYS, lambda first: (1, 2)))
+    for spec in [(1, 2), (1, 2, 3), (1, 2, 3, len), (1, 2, len, 3, 4)]:
+        with pytest.raises(TypeError, match="pattern, hole"):
+            C.unpack(data, None, _unpack._ext, (F.LOCK_KEYS, lambda first: spec))
+
+
+def _bad_links_in_tree(i):
+    """A forest archive whose tree i has a node that is its own child."""
+    m = archive(RandomForestClassifier(n_estimators=6, max_depth=3, random_state=0).fit(X, Y))
+    t = m["weights"]["estimators_"][i]["weights"]["tree_"]["weights"]
+    left = np.frombuffer(t["children_left"][b"data"], dtype=t["children_left"][b"type"]).copy()
+    left[0] = 0
+    t["children_left"][b"data"] = left.tobytes()
+    return pack(m)
+
+
+def test_a_tree_not_built_as_it_came_is_read_again_and_named(tmp_path):
+    """A later tree whose links are not a tree's is not built while it is
+    decoded: the batch is left, each tree read again from the input and
+    built the generic way, which names it -- from bytes and from a file."""
+    data = _bad_links_in_tree(4)
+    batch = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, lock(data))[0][b"weights"][b"estimators_"]
+    assert [type(x) for x in batch.items[1:]] == [F.Prebuilt] * 3 + [tuple] + [F.Prebuilt]
+    want = "weights/estimators_/4/weights/tree_/weights/children_left/0"
+    with pytest.raises(mpk.FormatError, match=want):
+        mpk.loads(data)
+    (tmp_path / "f.mpk").write_bytes(data)
+    with pytest.raises(mpk.FormatError, match=want):
+        mpk.load(tmp_path / "f.mpk")
+
+
+def test_a_tree_that_changed_before_it_was_read_again_is_named(monkeypatch):
+    """The input's bytes of a tree read again no longer one object (a file
+    changed under the load): a FormatError naming the tree read."""
+    data = _bad_links_in_tree(4)
+    reread = _unpack.rereader(b"\xc1" * len(data))       # every byte now not MsgPack
+    monkeypatch.setattr(_unpack, "rereader", lambda source: reread)
+    with pytest.raises(mpk.FormatError, match=r"weights/estimators_/1: changed while it was read"):
+        mpk.loads(data)
