@@ -139,14 +139,16 @@ PICKLED = ("pickled object array (msgpack-numpy writes object arrays as a pickle
 PICKLED_ELSEWHERE = PICKLED + "; load(..., skip_pickled=True) drops one that prediction does not need"
 
 
-def text_map(value, path):
-    """A map with str (or bin) keys -> dict with str keys, key order kept."""
+def text_map(value, path, sub=None):
+    """A map with str (or bin) keys -> dict with str keys, key order kept.
+    It is at path, or at path/sub (joined only for an error)."""
     if type(value) is not dict or is_compact(value):
-        raise FormatError(path, f"expected map, got {type_name(value)}")
+        raise FormatError(_sub(path, sub), f"expected map, got {type_name(value)}")
     get = _KEY_CACHE.get
     names = list(map(get, value))          # every key seen before: no per-key work
     if None not in names:
         return dict(zip(names, value.values()))   # distinct bytes decode to distinct str
+    path = _sub(path, sub)
     out = {}
     for k, v in value.items():
         name = key_text(k, path)
@@ -154,6 +156,10 @@ def text_map(value, path):
             raise FormatError(f"{path}/{name}" if path else name, "duplicate key")
         out[name] = v
     return out
+
+
+def _sub(path, sub):
+    return path if sub is None else f"{path}/{sub}" if path else sub
 
 
 _COMPACT_KEYS = {k: k for k in ("nd", "type", "kind", "shape", "data")}

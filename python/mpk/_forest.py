@@ -57,6 +57,7 @@ _ENABLED = [True]       # tests switch the batch off to compare with the generic
 _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
 HOLE = object()         # in a pattern: a value each tree has its own of
+_F8 = np.dtype("<f8")
 # the keys whose lists the C decoder offers to lockstep()
 LOCK_KEYS = frozenset((b"estimators_",))
 
@@ -118,8 +119,9 @@ class _Prebuild:
     and the batch then builds the trees the generic way."""
 
     def __init__(self, first, layout):
-        from sklearn.tree._tree import NODE_DTYPE
-        self.layout, self.ok, self.kept = layout, False, None
+        from sklearn.tree._tree import NODE_DTYPE, Tree
+        self.ok, self.kept, self.Tree = False, None, Tree
+        self.at, self.dtypes = layout.at, tuple(layout.dtypes)
         self.offsets = node_offsets(NODE_DTYPE)
         p = first[b"weights"][b"tree_"][b"params"]
         if self.offsets is None or type(p) is not dict:
@@ -146,22 +148,21 @@ class _Prebuild:
         self.ok = True
 
     def __call__(self, caps):
-        from sklearn.tree._tree import Tree
-        n, d = caps[self.count], caps[self.depth]
-        if not self.ok or type(n) is not int or type(d) is not int or not (1 <= n <= 2**40) \
-                or not (0 <= d <= 2**31 - 1):
+        if not self.ok:
             return caps
-        L = self.layout
-        cols = _unpack.tree_columns([caps], L.at, [n], tuple(L.dtypes), self.tail, self.nf)
+        n, d = caps[self.count], caps[self.depth]
+        if type(n) is not int or type(d) is not int or not (1 <= n <= 2**40) or not (0 <= d <= 2**31 - 1):
+            return caps
+        cols = _unpack.tree_columns([caps], self.at, [n], self.dtypes, self.tail, self.nf)
         if cols is None:
             return caps
         if len(self.buf) < n * self.itemsize:       # (a view of the old one may be alive: a new one)
             self.buf = bytearray(n * self.itemsize)
         _unpack.tree_fill(self.buf, cols, 0, self.offsets, self.itemsize)
-        tree = Tree(self.nf, self.ncls, self.nout)
+        tree = self.Tree(self.nf, self.ncls, self.nout)
         tree.__setstate__({"max_depth": d, "node_count": n,
                            "nodes": np.frombuffer(self.buf, dtype=self.dtype, count=n),
-                           "values": np.frombuffer(cols[-1][0], dtype="<f8").reshape(n, *self.tail)})
+                           "values": np.frombuffer(cols[-1][0], dtype=_F8).reshape(n, *self.tail)})
         return Prebuilt(tree, self.keep(caps))
 
 

@@ -496,14 +496,14 @@ NOT_FOR_PREDICTION = frozenset({
 })
 
 
-def drop_pickled(section, path):
+def drop_pickled(section, path, sub=None):
     """The attributes of a model's xtra or weights map (a str-keyed dict):
     a pickled object array (msgpack-numpy writes object arrays as a pickle)
     is never unpickled: it is a FormatError naming it, or, with
     load(..., skip_pickled=True) and an attribute prediction does not need
     (NOT_FOR_PREDICTION), dropped from section with a warning naming it."""
     for name in [n for n, v in section.items() if type(v) is dict and A.is_pickled(v)]:
-        p = join(path, name)
+        p = join(join(path, sub) if sub else path, name)
         if getattr(OPTIONS, "skip_pickled", False) and name in NOT_FOR_PREDICTION:
             warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)", UserWarning,
                           stacklevel=2)
@@ -522,13 +522,13 @@ class ModelIn:
         for k in fields:
             if k not in MODEL_KEYS:
                 raise FormatError(join(path, k), f"unexpected top-level key for {self.cname}")
-        self.types = text_map(fields["types"], join(path, "types")) if "types" in fields else {}
-        self.dtypes = text_map(fields["dtypes"], join(path, "dtypes")) if "dtypes" in fields else {}
+        self.types = text_map(fields["types"], path, "types") if "types" in fields else {}
+        self.dtypes = text_map(fields["dtypes"], path, "dtypes") if "dtypes" in fields else {}
         self.sections = {}
         for s in ("params", "xtra", "weights"):
-            self.sections[s] = text_map(fields[s], join(path, s)) if s in fields else {}
-        drop_pickled(self.sections["xtra"], join(path, "xtra"))
-        drop_pickled(self.sections["weights"], join(path, "weights"))
+            self.sections[s] = text_map(fields[s], path, s) if s in fields else {}
+        drop_pickled(self.sections["xtra"], path, "xtra")
+        drop_pickled(self.sections["weights"], path, "weights")
 
     def names(self, section):
         return list(self.sections[section])
@@ -551,8 +551,14 @@ class ModelIn:
         if name in values:
             v = values[name]
             tag = self.types.get(name)
-            if tag is None and type(v) in _AS_IS:      # what dec() would return it as, unchanged
-                return v
+            if tag is None:
+                if type(v) in _AS_IS:       # what dec() would return it as, unchanged
+                    return v
+                if type(v) is bytes:        # a str (as dec() decodes it, when it is UTF-8)
+                    try:
+                        return v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        pass
             return dec(self.build, v, tag, self.dtypes.get(name), join(self.path, f"{section}/{name}"),
                        self.depth, join(self.path, f"dtypes/{name}"))
         if required:
