@@ -1,7 +1,10 @@
 /* mpk._cmpk's MsgPack decoder, behind mpk.load.
  *
- * unpack(data, text_maps, ext_hook)  -> (object, bytes used, vocabularies, more)
- * unpack_fd(fd, text_maps, ext_hook) -> the same, of a file
+ * unpack(data, text_maps, ext_hook[, lockstep])  -> (object, bytes used, vocabularies, more)
+ * unpack_fd(fd, text_maps, ext_hook[, lockstep]) -> the same, of a file
+ *
+ * lockstep (None, or (keys, hook)): lists of trees decoded as their first
+ * item with holes; see "lockstep" below.
  *
  * unpack_fd reads the file through a window of WINDOW bytes and reads a
  * longer str or bin payload straight into its bytes object, as pickle
@@ -447,10 +450,19 @@ static PyObject *take_container(struct dec *d, Py_ssize_t n, int kind)
  * the same containers with the same sizes, the same keys in the same
  * order, scalars identical (as mpk_same_bits compares them), and where
  * pattern has hole, whatever value is there, decoded as usual into a tuple
- * of those values. The list of the first item and these tuples goes to
- * make, whose result stands for the list. No map is built for the parts
- * that are the first item's, and none for a tree's arrays: only its
- * shapes and data.
+ * of those values, which goes to each(tuple) when the hook gave one (mpk
+ * builds the tree from it there, while its arrays are in the cache, and
+ * they are freed before the next tree is read). The list of the first item
+ * and what each made of the others goes to make(list, offsets), offsets
+ * the n + 1 input offsets where the items begin and the last one ends (to
+ * read an item again), and make's result stands for the list. No map is
+ * built for the parts that are the first item's, and none for a tree's
+ * arrays: only its shapes and data.
+ *
+ * Fixed scalars are compared without decoding them where they are nil, a
+ * bool, a positive fixint, or a str or bin as long as the pattern's bytes
+ * (lock_same_raw): those are the keys, class names and dtype strings that
+ * make up most of a tree; anything else is decoded and compared.
  *
  * An item that is not in lockstep (a list of unlike estimators) sets
  * mismatch: the whole object is then decoded again without lockstep (from

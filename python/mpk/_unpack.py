@@ -12,6 +12,11 @@ bytearray, which _arrays takes over as the array's own memory instead of
 copying it (as pickle's protocol 5 does with its buffers).
 ``MPK_PURE=1`` in the environment makes mpk use python3-msgpack even where
 the C part is built (the tests run both).
+
+With the C part a load also passes ``lockstep``: the lists of trees under
+``estimators_`` are decoded in lockstep with their first tree, each later
+tree built as it is read (_forest.py, _cmpk_unpack.c), and a tree that
+must be decoded again after all is read again from the input (rereader).
 """
 
 import os
@@ -50,6 +55,7 @@ def unpack(data, lockstep=None):
     in data: vocabularies lists the maps under vocabulary_ already checked
     to be ones (str keys, the ints 0..n-1 each once), by the C decoder while
     decoding (none without it); more, whether bytes follow the object.
+    lockstep: see the module's text (the C decoder only).
     Raises ValueError or TypeError (an unhashable map key) on bad input."""
     if _cmpk is not None:
         return _cmpk.unpack(data, TEXT_MAPS, _ext, lockstep)
