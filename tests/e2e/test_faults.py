@@ -45,24 +45,35 @@ def small_tmpfs(tmp_path, size="1m"):
             _run("umount", "-l", str(folder))
 
 
-@contextlib.contextmanager
 def small_xfs(size="300m"):
     """An XFS with reflinks (which a piece commit uses to share the
     unchanged pieces of a big array) of SIZE, loop-mounted on a fresh folder
     under /var/tmp; unmounted and removed afterwards. Skips where none can
     be made (not root, no mkfs.xfs from xfsprogs, no loop device)."""
+    return _small_loop_fs("xfs", ["mkfs.xfs", "-q", "-m", "reflink=1"], size)
+
+
+def small_btrfs(size="300m"):
+    """A btrfs (copy on write, reflinks; it can refuse an overwrite when
+    full) of SIZE, loop-mounted as small_xfs is. Skips where none can be
+    made (not root, no mkfs.btrfs from btrfs-progs, no loop device)."""
+    return _small_loop_fs("btrfs", ["mkfs.btrfs", "-q"], size)
+
+
+@contextlib.contextmanager
+def _small_loop_fs(kind, mkfs, size):
     import shutil
     import tempfile
-    if os.geteuid() != 0 or not shutil.which("mkfs.xfs"):
-        pytest.skip("needs root and mkfs.xfs (xfsprogs) for a loop-mounted XFS")
-    work = Path(tempfile.mkdtemp(prefix="mpfs-xfs-", dir="/var/tmp"))
-    image, root = work / "xfs.img", work / "mnt"
+    if os.geteuid() != 0 or not shutil.which(mkfs[0]):
+        pytest.skip(f"needs root and {mkfs[0]} for a loop-mounted {kind}")
+    work = Path(tempfile.mkdtemp(prefix=f"mpfs-{kind}-", dir="/var/tmp"))
+    image, root = work / f"{kind}.img", work / "mnt"
     root.mkdir()
     _run("truncate", "-s", size, str(image))
-    if _run("mkfs.xfs", "-q", "-m", "reflink=1", str(image)).returncode or \
+    if _run(*mkfs, str(image)).returncode or \
             _run("mount", "-o", "loop", str(image), str(root)).returncode:
         shutil.rmtree(work)
-        pytest.skip("cannot make and loop-mount an XFS image here")
+        pytest.skip(f"cannot make and loop-mount a {kind} image here")
     try:
         yield root
     finally:

@@ -29,7 +29,7 @@ import msgpack
 import numpy as np
 
 from harness import mounted, daemon_of
-from test_faults import others, small_tmpfs, small_xfs
+from test_faults import others, small_btrfs, small_tmpfs, small_xfs
 from trouble import HOSTILE_AS, MB, alive, bounded, bounded_errno, decode, errname
 
 STEP = 20.0
@@ -132,6 +132,7 @@ def piece_commit_fails_then_commits(filesystem, leave):
                 if own != -2.0:
                     problems.append(f"the writer reads back w[{LAST}] = {own}, it wrote -2.0")
                 os.truncate(filler, 0)
+                os.sync()       # (btrfs frees the filler's blocks when its transaction commits)
                 third = bounded_errno(mnt, "fsync (space freed)", STEP, os.fsync, fd)
                 if third is not None:
                     problems.append(f"after space was freed, fsync gave {errname(third)}")
@@ -179,6 +180,12 @@ def test_piece_commit_on_a_full_xfs_fails_and_commits_once_space_is_freed():
     with no room at all the changed chunks cannot be written, and the
     commit fails as on tmpfs."""
     piece_commit_fails_then_commits(small_xfs(), 0)
+
+
+def test_piece_commit_on_a_full_btrfs_fails_and_commits_once_space_is_freed():
+    """btrfs, copy on write: with no room the commit fails with ENOSPC and
+    changes nothing, and lands once the space is freed, as on XFS."""
+    piece_commit_fails_then_commits(small_btrfs(), 0)
 
 
 def test_piece_commit_on_a_nearly_full_xfs_shares_the_unchanged_pieces():
@@ -404,3 +411,67 @@ def test_hostile_size_is_refused_not_copied(tmp_path):
         if others(folder, archive):
             problems.append(f"left beside the archive: {others(folder, archive)}")
     assert not problems, "\n".join(problems)
+
+
+def test_overwrite_of_a_spilled_chunk_on_a_full_btrfs_is_short_and_exact():
+    """btrfs writes an overwrite elsewhere (copy on write), so when it is
+    full it refuses even to overwrite what the temporary file beside the
+    archive already holds. With more than 32 MiB changed, an overwrite of
+    spilled chunks with 1 MB left is short or fails with ENOSPC; what the
+    writer then reads, and what the commit lands once space is freed, is
+    exactly what the write reported: its first bytes, and nothing after
+    them changed."""
+    n = 48 * MB // 8
+    held = 32 * MB  # changed chunks kept in memory, all files together
+    spilled = 8 * MB
+    with small_btrfs() as folder:
+        archive = folder / "m.mpk"
+        want = np.arange(n, dtype="<f8")
+        archive.write_bytes(msgpack.packb(
+            {"class_name": "Pieces", "types": {}, "params": {}, "xtra": {},
+             "weights": {"w": {"nd": True, "type": "<f8", "kind": b"", "shape": [n],
+                               "data": want.tobytes()}}}, use_bin_type=True))
+        problems = []
+        raw = want.view(np.uint8)
+        with mounted(archive, limit_as=HOSTILE_AS) as mnt:
+            fd = os.open(mnt / "weights" / "w.npy", os.O_RDWR)
+            try:
+                for off, byte in ((HEADER, 0xff), (held, 0xdd)):   # held in memory, then spilled
+                    end = held if byte == 0xff else held + spilled
+                    for at in range(off, end, MB):
+                        bounded(mnt, "pwrite", STEP, os.pwrite, fd, bytes([byte]) * min(MB, end - at), at)
+                os.sync()
+                filler = fill(folder, 1 * MB)
+                wrote = bounded(mnt, "overwrite of spilled chunks", STEP, pwrite_outcome, fd,
+                                b"\xcc" * spilled, held)
+                if wrote == spilled:
+                    problems.append("an 8 MB overwrite with 1 MB free on btrfs was whole (not refused)")
+                elif wrote != "ENOSPC" and not (isinstance(wrote, int) and 0 < wrote < spilled):
+                    problems.append(f"the overwrite gave {wrote} (expected a short write or ENOSPC)")
+                landed = wrote if isinstance(wrote, int) else 0
+                back = bounded(mnt, "read back", STEP, os.pread, fd, spilled, held)
+                if back != b"\xcc" * landed + b"\xdd" * (spilled - landed):
+                    problems.append(f"the writer reads back other bytes than the {landed} it was told landed")
+                os.truncate(filler, 0)
+                os.sync()
+                synced = bounded_errno(mnt, "fsync (space freed)", STEP, os.fsync, fd)
+                if synced is not None:
+                    problems.append(f"after space was freed, fsync gave {errname(synced)}")
+            finally:
+                closed = bounded_errno(mnt, "close", STEP, os.close, fd)
+            if closed is not None:
+                problems.append(f"close gave {errname(closed)}")
+            alive(mnt)
+            log = daemon_of(mnt).stderr_text()
+        # the .npy header is 128 bytes: file offset o is data byte o - 128
+        raw[:held - HEADER] = 0xff
+        raw[held - HEADER:held + spilled - HEADER] = 0xdd
+        raw[held - HEADER:held + landed - HEADER] = 0xcc
+        now = stored(archive).view(np.uint8)
+        if not np.array_equal(now, raw):
+            diff = np.nonzero(now != raw)[0]
+            problems.append(f"the archive differs from what the writes reported at bytes "
+                            f"{diff[0]}..{diff[-1]} ({len(diff)} bytes)")
+        if others(folder, archive):
+            problems.append(f"left beside the archive: {others(folder, archive)}")
+    assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + log
