@@ -1,6 +1,8 @@
 /* mpk._cmpk: mpk's C part, the module (one file per job):
  *
  *   _cmpk_unpack.c  unpack, unpack_fd: the MsgPack decoder behind mpk.load
+ *   _cmpk_lock.c    the decoder's lockstep: an ensemble's trees as their
+ *                   first one with holes
  *   _cmpk_tree.c    tree_columns, tree_fill, compact_columns: decision trees'
  *                   node tables
  *   here            identical: would two decoded values pack the same?
@@ -28,7 +30,7 @@ int mpk_same_bits(PyObject *a, PyObject *b, int depth)
 			return 0;
 		for (Py_ssize_t i = 0; i < n; i++) {
 			int r = mpk_same_bits(PySequence_Fast_GET_ITEM(a, i),
-					  PySequence_Fast_GET_ITEM(b, i), depth + 1);
+					      PySequence_Fast_GET_ITEM(b, i), depth + 1);
 			if (r != 1)
 				return r;
 		}

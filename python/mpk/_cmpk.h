@@ -8,7 +8,7 @@
 #define MAX_DEPTH 1024 /* containers inside one another, as msgpack allows */
 
 /* would a and b pack to the same MsgPack bytes? 1, 0, or -1 with an exception */
-int mpk_same_bits(PyObject *a, PyObject *b, int depth);       /* _cmpk.c */
+int mpk_same_bits(PyObject *a, PyObject *b, int depth);	       /* _cmpk.c */
 PyObject *mpk_unpack(PyObject *self, PyObject *args);	       /* _cmpk_unpack.c */
 PyObject *mpk_unpack_fd(PyObject *self, PyObject *args);       /* _cmpk_unpack.c */
 PyObject *mpk_tree_columns(PyObject *self, PyObject *args);    /* _cmpk_tree.c */

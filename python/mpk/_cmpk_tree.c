@@ -247,10 +247,12 @@ static int columns(PyObject *caps, const Py_ssize_t *at, const Py_ssize_t *ns, P
 		if (!PyTuple_CheckExact(t))
 			goto out;
 		for (int c = 0; c < NCOLS; c++) {
-			if (at[2 * c] >= PyTuple_GET_SIZE(t) || at[2 * c + 1] >= PyTuple_GET_SIZE(t))
+			if (at[2 * c] >= PyTuple_GET_SIZE(t) ||
+			    at[2 * c + 1] >= PyTuple_GET_SIZE(t))
 				goto out;
-			data[c] = rows_data(PyTuple_GET_ITEM(t, at[2 * c]), PyTuple_GET_ITEM(t, at[2 * c + 1]),
-					    ns[i], per[c], tail, c == VALUE ? 2 : 0);
+			data[c] = rows_data(PyTuple_GET_ITEM(t, at[2 * c]),
+					    PyTuple_GET_ITEM(t, at[2 * c + 1]), ns[i], per[c], tail,
+					    c == VALUE ? 2 : 0);
 			if (!data[c])
 				goto out;
 		}
@@ -330,8 +332,9 @@ out:
 	PyMem_Free(ns);
 	return out;
 bad:
-	PyErr_SetString(PyExc_ValueError,
-			"tree_columns: k trees, 16 non-negative places, k counts, 8 dtypes, a tail of 2");
+	PyErr_SetString(
+		PyExc_ValueError,
+		"tree_columns: k trees, 16 non-negative places, k counts, 8 dtypes, a tail of 2");
 	return NULL;
 }
 

@@ -11,22 +11,26 @@ tables, so:
 * the first tree is built the generic way, with every check; it is the
   template;
 * every other tree that is the first one with only those parts changed --
-  its *holes* (lockstep()): identical to the first's everywhere else, as
+  its *holes* (lockstep_hook): identical to the first's everywhere else, as
   re-packed MsgPack would be (_unpack.identical: 1, 1.0 and True differ,
   keys in the same order) -- is reduced to the tuple of its hole values.
   mpk's C decoder does this while it reads the file (_cmpk_unpack.c,
   "lockstep"): no map is built for such a tree, only its parameter values,
-  node count, depth and its arrays' shapes and data; it hands over a Batch.
+  node count, depth and its arrays' shapes and data, and _Prebuild checks
+  its node table and makes its Tree right then, so that its arrays are
+  freed before the next tree is read; the decoder hands over a Batch.
   Without the C part each decoded map is compared with the first one with
   its holes filled in (caps_of);
 * the hole values are checked in bulk: the parameter values (scikit-learn's
   own constraints, see _model.check_param_values), node_count and
-  max_depth, each array's shape and data (exactly its node count's rows),
-  then all node tables at once (mpk's C part, _cmpk_tree.c, or numpy) by
-  check_tree_links' rules (children both -1 or both in (i, n), every node
-  but the root exactly one parent, features in range);
+  max_depth, and -- unless _Prebuild did -- each array's shape and data
+  (exactly its node count's rows), then all node tables at once (mpk's C
+  part, _cmpk_tree.c, or numpy) by check_tree_links' rules (children both
+  -1 or both in (i, n), every node but the root exactly one parent,
+  features in range);
 * a tree that is not the first with its holes changed, and every tree when
-  a bulk check fails, is built the generic way, which names the problem.
+  a check fails, is built the generic way (a Batch's trees read again from
+  the input: Batch.item), which names the problem.
 
 So a tree accepted here is one the generic way accepts, built the same
 (tests/python/test_mpk_forest.py compares the two on valid and mutated
@@ -58,7 +62,7 @@ _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
 HOLE = object()         # in a pattern: a value each tree has its own of
 _F8 = np.dtype("<f8")
-# the keys whose lists the C decoder offers to lockstep()
+# the keys whose lists the C decoder offers to the lockstep hook
 LOCK_KEYS = frozenset((b"estimators_",))
 
 
