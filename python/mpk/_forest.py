@@ -225,20 +225,10 @@ def exact_compact(a, accepted):
         and b"shape" in a and b"data" in a
 
 
-def _copy(v):
-    """v with its lists and maps copied (its scalars shared)."""
-    if type(v) is dict:
-        return {k: _copy(x) for k, x in v.items()}
-    if type(v) is list:
-        return [_copy(x) for x in v]
-    return v
-
-
 def _holes(m, kind, labels):
-    """Every value of m made a hole, labelled (kind, key) in m's order."""
-    for k in m:
-        m[k] = HOLE
-        labels.append((kind, k))
+    """A copy of m with every value a hole, labelled (kind, key) in m's order."""
+    labels += [(kind, k) for k in m]
+    return dict.fromkeys(m, HOLE)
 
 
 def lockstep_hook(reread):
@@ -280,18 +270,23 @@ def _first_spec(first):
         return None
     if not all(exact_compact(t[b"weights"][k], accepted) for k, (_, accepted) in _COLS.items()):
         return None
-    # the holes, labelled in the order the decoder meets them: maps' key order
-    pattern, labels = _copy(first), []
+    # the holes, labelled in the order the decoder meets them (maps' key
+    # order); the maps on the way to a hole copied, the rest first's own
+    # (the decoder only reads a pattern)
+    pattern, labels = dict(first), []
     for k in pattern:
         if k == b"params":
-            _holes(pattern[k], "p", labels)
+            pattern[k] = _holes(pattern[k], "p", labels)
         elif k == b"weights":
-            tree = pattern[k][b"tree_"]
+            w = pattern[k] = dict(pattern[k])
+            tree = w[b"tree_"] = dict(w[b"tree_"])
             for tk in tree:
                 if tk == b"xtra":
-                    _holes(tree[tk], "x", labels)
+                    tree[tk] = _holes(tree[tk], "x", labels)
                 elif tk == b"weights":
-                    for col, a in tree[tk].items():
+                    cols = tree[tk] = dict(tree[tk])
+                    for col in cols:
+                        a = cols[col] = dict(cols[col])
                         for ak in a:
                             if ak in (b"shape", b"data"):
                                 a[ak] = HOLE
