@@ -17,7 +17,8 @@ See docs/mpk.md.
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 from ._helpers import HELPERS as _HELPERS  # noqa: E402
-from ._model import ParamDefaultWarning, dumps, load, loads, save  # noqa: E402
+from ._model import ParamDefaultWarning, load, loads  # noqa: E402
+from ._save import dumps, save  # noqa: E402
 from ._schema import SCHEMA as _SCHEMA  # noqa: E402
 from ._specs import BY_NAME as _LEGACY  # noqa: E402
 from .errors import FormatError  # noqa: E402
