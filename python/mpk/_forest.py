@@ -126,9 +126,8 @@ class _Prebuild:
         from sklearn.tree._tree import NODE_DTYPE, Tree
         self.ok, self.kept, self.Tree = False, None, Tree
         self.at, self.dtypes = layout.at, tuple(layout.dtypes)
-        self.offsets = node_offsets(NODE_DTYPE)
         p = first[b"weights"][b"tree_"][b"params"]
-        if self.offsets is None or type(p) is not dict:
+        if node_offsets(NODE_DTYPE) is None or type(p) is not dict:
             return
         nf, nout = p.get(b"n_features"), p.get(b"n_outputs")
         if type(nf) is not int or type(nout) is not int or not (1 <= nf < 2**31 and 1 <= nout < 2**31):
@@ -142,8 +141,7 @@ class _Prebuild:
             return
         self.nf, self.nout, self.ncls = nf, nout, ncls.astype(np.intp)
         self.tail = (nout, int(ncls.max()))
-        self.dtype, self.itemsize = NODE_DTYPE, NODE_DTYPE.itemsize
-        self.buf = bytearray()
+        self.buf = b""
         x = dict(zip(layout.xkeys, layout.xidx))
         self.count, self.depth = x[b"node_count"], x[b"max_depth"]
         keep = layout.pidx + layout.xidx        # what the batch reads of a tree's holes
@@ -157,16 +155,12 @@ class _Prebuild:
         n, d = caps[self.count], caps[self.depth]
         if type(n) is not int or type(d) is not int or not (1 <= n <= 2**40) or not (0 <= d <= 2**31 - 1):
             return caps
-        cols = _unpack.tree_columns([caps], self.at, [n], self.dtypes, self.tail, self.nf)
-        if cols is None:
+        table = one_table(caps, self.at, n, self.dtypes, self.tail, self.nf, self.buf)
+        if table is None:
             return caps
-        if len(self.buf) < n * self.itemsize:       # (a view of the old one may be alive: a new one)
-            self.buf = bytearray(n * self.itemsize)
-        _unpack.tree_fill(self.buf, cols, 0, self.offsets, self.itemsize)
+        nodes, values, self.buf = table
         tree = self.Tree(self.nf, self.ncls, self.nout)
-        tree.__setstate__({"max_depth": d, "node_count": n,
-                           "nodes": np.frombuffer(self.buf, dtype=self.dtype, count=n),
-                           "values": np.frombuffer(cols[-1][0], dtype=_F8).reshape(n, *self.tail)})
+        tree.__setstate__({"max_depth": d, "node_count": n, "nodes": nodes, "values": values})
         return Prebuilt(tree, self.keep(caps))
 
 
@@ -579,6 +573,26 @@ def node_offsets(node_dtype):
     if set(node_dtype.names) != set(fields) or any(node_dtype.fields[f][0].itemsize != 8 for f in fields):
         return None
     return tuple(node_dtype.fields[f][1] for f in fields)
+
+
+def one_table(caps, at, n, dtypes, tail, nf, buf=b""):
+    """(nodes, values, buf) of one tree of n nodes from its arrays' shapes
+    and data (caps, at: tree_columns' places for them) when they are
+    exactly its n nodes' and its links a tree's (tree_columns); else None.
+    Its nodes are laid out (tree_fill, by node_offsets(NODE_DTYPE), which
+    the caller has checked) in buf when it holds n nodes, else in a new
+    bytearray -- made only once the arrays have shown n nodes: n alone is
+    only a number in the file --, which it returns for the caller to reuse
+    (Tree.__setstate__ copies the nodes)."""
+    from sklearn.tree._tree import NODE_DTYPE
+    cols = _unpack.tree_columns([caps], at, [n], dtypes, tail, nf)
+    if cols is None:
+        return None
+    if len(buf) < n * NODE_DTYPE.itemsize:      # (a view of the old one may be alive: a new one)
+        buf = bytearray(n * NODE_DTYPE.itemsize)
+    _unpack.tree_fill(buf, cols, 0, node_offsets(NODE_DTYPE), NODE_DTYPE.itemsize)
+    return (np.frombuffer(buf, dtype=NODE_DTYPE, count=n),
+            np.frombuffer(cols[-1][0], dtype=_F8).reshape(n, *tail), buf)
 
 
 def _filled(cols, nl, nout, ncls, node_dtype):

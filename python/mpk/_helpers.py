@@ -176,8 +176,7 @@ def _fast_table(mi, n, nf, nout, ncls):
     accepts, the numpy way accepts and builds the same (the batch's tests
     switch both off and compare)."""
     from sklearn.tree._tree import NODE_DTYPE
-    offsets = F.node_offsets(NODE_DTYPE)
-    if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or offsets is None:
+    if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or F.node_offsets(NODE_DTYPE) is None:
         return None
     w, caps, dts = mi.sections["weights"], [], []
     for key, (_, accepted) in F._COLS.items():
@@ -188,13 +187,8 @@ def _fast_table(mi, n, nf, nout, ncls):
             return None
         caps += (a[b"shape"], a[b"data"])
         dts.append(a[b"type"])
-    cols = _unpack.tree_columns([tuple(caps)], _IN_ORDER, [n], tuple(dts), (nout, ncls), nf)
-    if cols is None:
-        return None
-    buf = bytearray(n * NODE_DTYPE.itemsize)
-    _unpack.tree_fill(buf, cols, 0, offsets, NODE_DTYPE.itemsize)
-    values = np.frombuffer(cols[-1][0], dtype="<f8").reshape(n, nout, ncls)
-    return np.frombuffer(buf, dtype=NODE_DTYPE), values
+    table = F.one_table(tuple(caps), _IN_ORDER, n, tuple(dts), (nout, ncls), nf)
+    return None if table is None else table[:2]
 
 
 # ----------------------------------------------------------------- HGB predictor

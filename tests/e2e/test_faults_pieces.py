@@ -38,13 +38,15 @@ HEADER = 128  # the .npy header of a 1-d <f8 array
 FIRST, LAST = 1000, N - 3  # the two elements edited: far apart, two chunks
 
 
-def make_archive(folder):
+def make_archive(folder, n=N):
+    """An archive m.mpk in FOLDER holding one array w of n float64
+    elements 0, 1, ...: (its path, its bytes, w)."""
     archive = folder / "m.mpk"
-    w = np.arange(N, dtype="<f8")
+    w = np.arange(n, dtype="<f8")
     data = msgpack.packb({"class_name": "Pieces", "types": {}, "params": {"alpha": 1},
                           "xtra": {},
                           "weights": {"w": {"nd": True, "type": "<f8", "kind": b"",
-                                            "shape": [N], "data": w.tobytes()}}},
+                                            "shape": [n], "data": w.tobytes()}}},
                          use_bin_type=True)
     archive.write_bytes(data)
     return archive, data, w
@@ -160,6 +162,18 @@ def check_committed(folder, archive, want, problems):
         diff = np.nonzero(stored(archive) != want)[0]
         problems.append(f"after unmounting, the array differs from the edit at "
                         f"{diff[:5].tolist()} ({len(diff)} elements)")
+    if others(folder, archive):
+        problems.append(f"left beside the archive: {others(folder, archive)}")
+
+
+def check_bytes(folder, archive, raw, problems):
+    """After unmounting: the array's bytes in the archive are raw, and
+    nothing is left beside it."""
+    now = stored(archive).view(np.uint8)
+    if not np.array_equal(now, raw):
+        diff = np.nonzero(now != raw)[0]
+        problems.append(f"the archive differs from what the writes reported at bytes "
+                        f"{diff[0]}..{diff[-1]} ({len(diff)} bytes)")
     if others(folder, archive):
         problems.append(f"left beside the archive: {others(folder, archive)}")
 
@@ -290,13 +304,7 @@ def test_write_that_cannot_spill_is_short_and_the_rest_commits_later(tmp_path):
     n = 40 * MB // 8
     held = 32 * MB  # changed chunks kept in memory, all files together
     with small_tmpfs(tmp_path, "128m") as folder:
-        archive = folder / "m.mpk"
-        want = np.arange(n, dtype="<f8")
-        archive.write_bytes(msgpack.packb(
-            {"class_name": "Pieces", "types": {}, "params": {}, "xtra": {},
-             "weights": {"w": {"nd": True, "type": "<f8", "kind": b"", "shape": [n],
-                               "data": want.tobytes()}}}, use_bin_type=True))
-        before = archive.read_bytes()
+        archive, before, want = make_archive(folder, n)
         problems = []
         raw = want.view(np.uint8)
         with mounted(archive, limit_as=HOSTILE_AS) as mnt:
@@ -327,21 +335,12 @@ def test_write_that_cannot_spill_is_short_and_the_rest_commits_later(tmp_path):
                     problems.append(f"after space was freed, fsync gave {errname(synced)}")
             finally:
                 closed = bounded_errno(mnt, "close", STEP, os.close, fd)
-            if closed is not None:
-                problems.append(f"close gave {errname(closed)}")
-            alive(mnt)
-            log = daemon_of(mnt).stderr_text()
+            daemon = check_closed(mnt, closed, problems)
         # the .npy header is 128 bytes: file offset o is data byte o - 128
         raw[:held - HEADER] = 0xff
         raw[held - (1 << 16) - HEADER:held - HEADER] = 0xee
-        now = stored(archive).view(np.uint8)
-        if not np.array_equal(now, raw):
-            diff = np.nonzero(now != raw)[0]
-            problems.append(f"the archive differs from what the writes reported at bytes "
-                            f"{diff[0]}..{diff[-1]} ({len(diff)} bytes)")
-        if others(folder, archive):
-            problems.append(f"left beside the archive: {others(folder, archive)}")
-    assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + log
+        check_bytes(folder, archive, raw, problems)
+    assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + daemon.stderr_text()
 
 
 def test_memmap_closed_unflushed_on_a_full_disk_is_dropped_and_logged(tmp_path):
@@ -425,12 +424,7 @@ def test_overwrite_of_a_spilled_chunk_on_a_full_btrfs_is_short_and_exact():
     held = 32 * MB  # changed chunks kept in memory, all files together
     spilled = 8 * MB
     with small_btrfs() as folder:
-        archive = folder / "m.mpk"
-        want = np.arange(n, dtype="<f8")
-        archive.write_bytes(msgpack.packb(
-            {"class_name": "Pieces", "types": {}, "params": {}, "xtra": {},
-             "weights": {"w": {"nd": True, "type": "<f8", "kind": b"", "shape": [n],
-                               "data": want.tobytes()}}}, use_bin_type=True))
+        archive, _, want = make_archive(folder, n)
         problems = []
         raw = want.view(np.uint8)
         with mounted(archive, limit_as=HOSTILE_AS) as mnt:
@@ -459,19 +453,10 @@ def test_overwrite_of_a_spilled_chunk_on_a_full_btrfs_is_short_and_exact():
                     problems.append(f"after space was freed, fsync gave {errname(synced)}")
             finally:
                 closed = bounded_errno(mnt, "close", STEP, os.close, fd)
-            if closed is not None:
-                problems.append(f"close gave {errname(closed)}")
-            alive(mnt)
-            log = daemon_of(mnt).stderr_text()
+            daemon = check_closed(mnt, closed, problems)
         # the .npy header is 128 bytes: file offset o is data byte o - 128
         raw[:held - HEADER] = 0xff
         raw[held - HEADER:held + spilled - HEADER] = 0xdd
         raw[held - HEADER:held + landed - HEADER] = 0xcc
-        now = stored(archive).view(np.uint8)
-        if not np.array_equal(now, raw):
-            diff = np.nonzero(now != raw)[0]
-            problems.append(f"the archive differs from what the writes reported at bytes "
-                            f"{diff[0]}..{diff[-1]} ({len(diff)} bytes)")
-        if others(folder, archive):
-            problems.append(f"left beside the archive: {others(folder, archive)}")
-    assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + log
+        check_bytes(folder, archive, raw, problems)
+    assert not problems, "\n".join(problems) + "\ndaemon stderr:\n" + daemon.stderr_text()

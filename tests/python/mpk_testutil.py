@@ -10,6 +10,18 @@ if not os.path.isdir(FIXTURES):
     FIXTURES = os.path.join(REPO, "tests", "fixtures")
 
 
+def run_capped(prog, cwd, timeout=60):
+    """python3 -c PROG in a child process whose address space is capped at
+    1 GiB (code that allocated by a claimed size would die there, not
+    raise), with this process's sys.path, in folder CWD; the finished
+    subprocess.CompletedProcess (text output)."""
+    import subprocess
+    import sys
+    cap = "import resource\nresource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+    return subprocess.run([sys.executable, "-c", cap + prog], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), cwd=cwd)
+
+
 # ------------------------------------------------ batched loaders (test_mpk_forest.py, test_mpk_predictors.py)
 
 def archive(est):

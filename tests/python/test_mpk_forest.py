@@ -11,8 +11,6 @@ numpy's."""
 
 import os
 import random
-import subprocess
-import sys
 
 import msgpack
 import numpy as np
@@ -23,7 +21,7 @@ from sklearn.ensemble import (AdaBoostClassifier, BaggingRegressor, ExtraTreesCl
 
 import mpk
 from mpk import _forest as F
-from mpk_testutil import archive, count_batches, pack, same_both_ways
+from mpk_testutil import archive, count_batches, pack, run_capped, same_both_ways
 
 X = np.random.RandomState(0).rand(80, 5)
 Y = np.arange(80) % 3
@@ -154,16 +152,12 @@ def test_hostile_node_count_is_refused_not_allocated(tmp_path):
     for k, count in enumerate((2**39, 2**40)):
         m["weights"]["estimators_"][3]["weights"]["tree_"]["xtra"]["node_count"] = count
         (tmp_path / f"{k}.mpk").write_bytes(pack(m))
-    prog = ("import resource, sys\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
-            "import mpk\n"
-            "for k in range(2):\n"
-            "    try:\n"
-            "        mpk.load(f'{k}.mpk')\n"
-            "    except mpk.FormatError as e:\n"
-            "        print('FormatError', e)\n")
-    r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=120,
-                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), cwd=tmp_path)
+    r = run_capped("import mpk\n"
+                   "for k in range(2):\n"
+                   "    try:\n"
+                   "        mpk.load(f'{k}.mpk')\n"
+                   "    except mpk.FormatError as e:\n"
+                   "        print('FormatError', e)\n", tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and all(x.startswith("FormatError weights/estimators_/3/weights/tree_/weights/")
