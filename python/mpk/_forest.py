@@ -123,11 +123,11 @@ class _Prebuild:
     and the batch then builds the trees the generic way."""
 
     def __init__(self, first, layout):
-        from sklearn.tree._tree import NODE_DTYPE, Tree
+        from sklearn.tree._tree import Tree
         self.ok, self.kept, self.Tree = False, None, Tree
         self.at, self.dtypes = layout.at, tuple(layout.dtypes)
         p = first[b"weights"][b"tree_"][b"params"]
-        if node_offsets(NODE_DTYPE) is None or type(p) is not dict:
+        if node_layout() is None or type(p) is not dict:
             return
         nf, nout = p.get(b"n_features"), p.get(b"n_outputs")
         if type(nf) is not int or type(nout) is not int or not (1 <= nf < 2**31 and 1 <= nout < 2**31):
@@ -575,23 +575,37 @@ def node_offsets(node_dtype):
     return tuple(node_dtype.fields[f][1] for f in fields)
 
 
+_NODES = []
+
+
+def node_layout():
+    """(NODE_DTYPE, node_offsets of it, its itemsize), worked out once (it
+    was a fifth of a tree's build), or None when tree_fill cannot lay out
+    this scikit-learn's nodes."""
+    if not _NODES:
+        from sklearn.tree._tree import NODE_DTYPE
+        offsets = node_offsets(NODE_DTYPE)
+        _NODES.append(None if offsets is None else (NODE_DTYPE, offsets, NODE_DTYPE.itemsize))
+    return _NODES[0]
+
+
 def one_table(caps, at, n, dtypes, tail, nf, buf=b""):
     """(nodes, values, buf) of one tree of n nodes from its arrays' shapes
     and data (caps, at: tree_columns' places for them) when they are
     exactly its n nodes' and its links a tree's (tree_columns); else None.
-    Its nodes are laid out (tree_fill, by node_offsets(NODE_DTYPE), which
-    the caller has checked) in buf when it holds n nodes, else in a new
+    Its nodes are laid out (tree_fill, by node_layout(), which the caller
+    has checked) in buf when it holds n nodes, else in a new
     bytearray -- made only once the arrays have shown n nodes: n alone is
     only a number in the file --, which it returns for the caller to reuse
     (Tree.__setstate__ copies the nodes)."""
-    from sklearn.tree._tree import NODE_DTYPE
     cols = _unpack.tree_columns([caps], at, [n], dtypes, tail, nf)
     if cols is None:
         return None
-    if len(buf) < n * NODE_DTYPE.itemsize:      # (a view of the old one may be alive: a new one)
-        buf = bytearray(n * NODE_DTYPE.itemsize)
-    _unpack.tree_fill(buf, cols, 0, node_offsets(NODE_DTYPE), NODE_DTYPE.itemsize)
-    return (np.frombuffer(buf, dtype=NODE_DTYPE, count=n),
+    dtype, offsets, size = node_layout()
+    if len(buf) < n * size:     # (a view of the old one may be alive: a new one)
+        buf = bytearray(n * size)
+    _unpack.tree_fill(buf, cols, 0, offsets, size)
+    return (np.frombuffer(buf, dtype=dtype, count=n),
             np.frombuffer(cols[-1][0], dtype=_F8).reshape(n, *tail), buf)
 
 

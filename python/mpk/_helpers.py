@@ -175,8 +175,7 @@ def _fast_table(mi, n, nf, nout, ncls):
     way in tree_decode checks, casts and names the problem.  What it
     accepts, the numpy way accepts and builds the same (the batch's tests
     switch both off and compare)."""
-    from sklearn.tree._tree import NODE_DTYPE
-    if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or F.node_offsets(NODE_DTYPE) is None:
+    if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or F.node_layout() is None:
         return None
     w, caps, dts = mi.sections["weights"], [], []
     for key, (_, accepted) in F._COLS.items():
