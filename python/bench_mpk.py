@@ -28,10 +28,11 @@ and reports the file size, the median time to load it from a (warm) file,
 the minimum CPU time of a load and the median number of page faults a load
 took (memory the kernel mapped in afresh: several microseconds each on this
 kind of machine), with ratios relative to mpk compact, then mpk compact
-against pickle.  The formats are timed in turn, round after round, so that load from other jobs on the machine falls on all of
-them alike, each round starting with the next format, so that none always
-follows the same other (a load right after a heavy one pays for the heap
-the heavy one left: see bench()).
+against pickle.  The formats are timed in turn, round after round, so that
+load from other jobs on the machine falls on all of them alike, each round
+in an order of its own (shuffled, with a fixed seed), so that each follows
+every other about as often: a load pays for the heap the load before it
+left (see bench()).
 
 That is one regime: a process that has loaded, built and freed a lot, whose
 allocator has grown its thresholds.  With --fresh ROUNDS each format is
@@ -47,6 +48,7 @@ the median of the later loads in that process.
 import argparse
 import os
 import pickle
+import random
 import resource
 import statistics
 import subprocess
@@ -183,12 +185,18 @@ def bench(name, est, sample, d, repeat, fresh):
     times = {label: [] for label in labels}
     cpu = {label: [] for label in labels}
     faults = {label: [] for label in labels}
-    for r in range(repeat):
-        # a different format first in every round: a load right after a
-        # heavy one (joblib's) finds the heap trimmed and page-faults its
-        # memory in afresh (1,900 faults, 3x the time, for mpk's TF-IDF
-        # load right after joblib's), so a fixed order biases every row
-        for label in labels[r % len(labels):] + labels[:r % len(labels)]:
+    # Each round in a shuffled order.  A load right after one that left
+    # glibc's heap trimmed (joblib's) page-faults in afresh what it
+    # allocates above the heap's top: mpk's TF-IDF load, 907 faults after
+    # joblib's and none after most others; pickle's, 1,376 after joblib's
+    # and none after msgpack's.  Rounds that only rotated one fixed order
+    # kept every format after the same other (mpk compact always after
+    # joblib, pickle after msgpack only), which biased whole rows.
+    order = random.Random(0)
+    for _ in range(repeat):
+        this_round = labels[:]
+        order.shuffle(this_round)
+        for label in this_round:
             f, c, t = _faults(), time.process_time(), time.perf_counter()
             LOADERS[label](paths[label])
             times[label].append(time.perf_counter() - t)
@@ -240,7 +248,7 @@ def main():
     print("mpk C part (_cmpk): " + (f"in use, {_mpk_unpack._cmpk.__file__}" if _mpk_unpack.ACCELERATED else
                                     "not built or MPK_PURE set: mpk uses python3-msgpack (meson compile -C build)"))
     print(f"each format in {args.fresh} fresh processes of its own per model" if args.fresh else
-          "all formats in this one process, in rotating order")
+          "all formats in this one process, each round in a shuffled order")
     results = []
     with tempfile.TemporaryDirectory() as d:
         only = set(args.only.split(",")) if args.only else {"mlp", "tfidf", "forest", "hgb"}
