@@ -25,9 +25,10 @@
  * any shape is not exactly the list [n] ([n, *tail] for value) of ints, n
  * its tree's node count, or its data not bytes (or a bytearray, as the
  * decoder gives a long bin) of exactly that many items, or any tree's
- * links are not a tree's: the rules of mpk's check_tree_links
- * (_helpers.py), which the caller's generic way then runs to name the
- * problem. Node j is a leaf when its left child is -1, and its right child
+ * links are not a tree's (the rules of mpk's check_tree_links,
+ * _helpers.py), or a size of the tail passes 2^20 (TAIL_MAX, so that no
+ * row size overflows); the caller's generic way then checks the trees and
+ * names the problem. Node j is a leaf when its left child is -1, and its right child
  * is then -1 too; an inner node's children lie in (j, n) and its feature in
  * [0, n_features); every node but the root is the child of exactly one
  * node, which with children after their parent leaves no cycle and nothing
@@ -51,6 +52,7 @@
 #endif
 
 enum { LEFT, RIGHT, FEATURE, N_NODE_SAMPLES = 5, NFIELDS = 7, VALUE = 7, NCOLS = 8 };
+#define TAIL_MAX ((Py_ssize_t)1 << 20) /* value's trailing sizes laid out here */
 
 static int is_int_col(int c)
 {
@@ -291,9 +293,13 @@ PyObject *mpk_tree_columns(PyObject *self, PyObject *args)
 		return NULL;
 	Py_ssize_t k = PyList_GET_SIZE(caps);
 	if (PyList_GET_SIZE(ns_o) != k || PyTuple_GET_SIZE(at_o) != 2 * NCOLS ||
-	    PyTuple_GET_SIZE(dtypes) != NCOLS || tail[0] < 1 || tail[1] < 1 ||
-	    tail[0] > ((Py_ssize_t)1 << 20) || tail[1] > ((Py_ssize_t)1 << 20))
+	    PyTuple_GET_SIZE(dtypes) != NCOLS || tail[0] < 1 || tail[1] < 1)
 		goto bad;
+	/* n_outputs and n_classes come from the file: beyond TAIL_MAX (where a
+	 * row's size could overflow) a tree is not for this fast path, and the
+	 * caller's generic way checks it and names the problem */
+	if (tail[0] > TAIL_MAX || tail[1] > TAIL_MAX)
+		Py_RETURN_NONE;
 	for (int j = 0; j < 2 * NCOLS; j++) {
 		at[j] = PyLong_AsSsize_t(PyTuple_GET_ITEM(at_o, j));
 		if (at[j] == -1 && PyErr_Occurred())

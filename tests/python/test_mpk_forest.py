@@ -18,6 +18,7 @@ import pytest
 from sklearn.ensemble import (AdaBoostClassifier, BaggingRegressor, ExtraTreesClassifier,
                               GradientBoostingRegressor, IsolationForest, RandomForestClassifier,
                               RandomForestRegressor, RandomTreesEmbedding)
+from sklearn.tree import DecisionTreeClassifier
 
 import mpk
 from mpk import _forest as F
@@ -162,6 +163,27 @@ def test_hostile_node_count_is_refused_not_allocated(tmp_path):
     lines = r.stdout.splitlines()
     assert len(lines) == 2 and all(x.startswith("FormatError weights/estimators_/3/weights/tree_/weights/")
                                    and "(node_count)" in x for x in lines), r.stdout
+
+
+@pytest.mark.parametrize("where", ["single", 0, 3])
+def test_class_count_past_the_fast_paths_bound_is_a_format_error(where, tmp_path):
+    """A tree whose n_classes is 2**20 + 1 (past what the C node-table
+    check lays out, where a row's size could overflow): a FormatError naming
+    that tree, from bytes and from a file, with the batch and without --
+    as a single tree (its own fast path), as a forest's first tree (the
+    batch's template) and as a later one. (Found by a long mutation run:
+    the C check raised a ValueError about its arguments.)"""
+    m = archive(DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, Y) if where == "single" else _rf())
+    tree = m["weights"]["tree_"] if where == "single" else _tree(m, where)
+    tree["params"]["n_classes"] = {b"nd": True, b"type": "<i8", b"kind": b"", b"shape": [1],
+                                   b"data": np.array([2**20 + 1]).tobytes()}
+    kind, msg, _ = same_both_ways(m)
+    prefix = "weights/tree_/" if where == "single" else f"weights/estimators_/{where}/weights/tree_/"
+    assert kind == "refused" and msg.startswith(prefix), msg
+    path = tmp_path / "m.mpk"
+    path.write_bytes(pack(m))
+    with pytest.raises(mpk.FormatError, match="^" + prefix):
+        mpk.load(path)
 
 
 def test_parameters_equal_to_the_template_but_not_identical():
