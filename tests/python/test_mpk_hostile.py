@@ -162,6 +162,21 @@ def test_bogus_param_refused(name):
     refuse(m, f"params/{name}: ", "not a parameter")
 
 
+@pytest.mark.parametrize("name,value", [("alpha", -1.0), ("activation", "nope"), ("hidden_layer_sizes", "x"),
+                                        ("max_iter", 0), ("random_state", 1.5), ("solver", b"\xff")])
+def test_parameter_value_outside_its_constraints_refused(name, value):
+    """A value scikit-learn's constraints refuse: a FormatError at params
+    with scikit-learn's message, every time (the values accepted before are
+    remembered, never the refused), and the valid value still loads."""
+    m = archive(_mlp())
+    good = m["params"][name]
+    m["params"][name] = value
+    for _ in range(2):
+        refuse(m, "params", name)
+    m["params"][name] = good
+    mpk.loads(msgpack.packb(m, use_bin_type=True))
+
+
 def test_unknown_top_level_key_refused():
     m = archive(_mlp())
     m["__reduce__"] = "os.system"
