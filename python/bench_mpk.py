@@ -42,7 +42,9 @@ there the allocator is at its defaults and maps, page-faults in and unmaps again
 whatever a load allocates in big pieces, every time.  There the table
 gives the first load in each process (its median, its minimum CPU time and
 its page faults: what a program that loads its model pays), and "again ms"
-the median of the later loads in that process.
+the median of the later loads in that process; the last lines add the
+ratios of the first loads' quartiles, mpk's over pickle's, since a first
+load varies by tens of percent from one process to the next.
 """
 
 import argparse
@@ -178,7 +180,8 @@ def bench(name, est, sample, d, repeat, fresh):
                                       "--repeat", str(repeat)], capture_output=True, text=True, check=True)
                 runs[label].append(tuple(map(float, out.stdout.split())))
         return [(label, size[label], statistics.median(r[0] for r in runs[label]), min(r[1] for r in runs[label]),
-                 statistics.median(r[2] for r in runs[label]), statistics.median(r[3] for r in runs[label]))
+                 statistics.median(r[2] for r in runs[label]), statistics.median(r[3] for r in runs[label]),
+                 [r[0] for r in runs[label]])
                 for label in labels]
     for label in labels:
         LOADERS[label](paths[label])  # warm the page cache
@@ -203,7 +206,7 @@ def bench(name, est, sample, d, repeat, fresh):
             cpu[label].append(time.process_time() - c)
             faults[label].append(_faults() - f)
     return [(label, size[label], statistics.median(times[label]), min(cpu[label]),
-             statistics.median(faults[label]), None) for label in labels]
+             statistics.median(faults[label]), None, None) for label in labels]
 
 
 def _faults():
@@ -273,7 +276,7 @@ def main():
     print(line)
     for model, rows in results:
         base_size, base_time = rows[0][1], rows[0][2]
-        for label, size, t, c, f, a in rows:
+        for label, size, t, c, f, a, _ in rows:
             print(f"{model:<22} {label:<12} {size:>12,} {size / base_size:>9.2f} {t * 1e3:>10.2f} "
                   f"{t / base_time:>9.2f} {c * 1e3:>8.2f} {f:>6.0f}" + (f" {a * 1e3:>8.2f}" if a is not None else ""))
         print(line)
@@ -281,9 +284,22 @@ def main():
     print(f"\nmpk.load / pickle.load (protocol 5): {what}, minimum CPU time; file size")
     for model, rows in results:
         by = {row[0]: row[1:] for row in rows}
-        (ms, mt, mc, _, ma), (ps, pt, pc, _, pa) = by["mpk compact"], by["pickle"]
+        (ms, mt, mc, _, ma, mf), (ps, pt, pc, _, pa, pf) = by["mpk compact"], by["pickle"]
         print(f"  {model:<22} load {mt / pt:5.2f}x (cpu {mc / pc:5.2f}x)   size {ms / ps:5.2f}x" +
-              (f"   again {ma / pa:5.2f}x" if ma is not None else ""))
+              (f"   again {ma / pa:5.2f}x" if ma is not None else "") +
+              (f"   quartiles {_quartile_ratios(mf, pf)}" if mf is not None else ""))
+    if args.fresh:
+        print("\n(quartiles: the first loads' lower quartile, median and upper quartile, mpk's over\n"
+              "pickle's: a first load varies from process to process by tens of percent, so a ratio\n"
+              "near 1 needs many rounds)")
+
+
+def _quartile_ratios(a, b):
+    """'q1/q2/q3' of a over b's: their quartiles' ratios (two rounds at least)."""
+    if min(len(a), len(b)) < 2:
+        return "n/a"
+    qa, qb = statistics.quantiles(a, n=4), statistics.quantiles(b, n=4)
+    return "/".join(f"{x / y:.2f}" for x, y in zip(qa, qb))
 
 
 if __name__ == "__main__":
