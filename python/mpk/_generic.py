@@ -298,7 +298,7 @@ def dec(d, val, tag, dentry, path, depth, dpath=""):
         if head in ("list", "tuple") and len(tag) == 2:
             val = F.plain(val)
             if not isinstance(val, list) or not isinstance(tag[1], list) or len(tag[1]) != len(val):
-                raise FormatError(path, f"expected a list matching its type tags")
+                raise FormatError(path, "expected a list matching its type tags")
             items = [dec(d, x, t, None, join(path, i), depth + 1) for i, (x, t) in enumerate(zip(val, tag[1]))]
             return tuple(items) if head == "tuple" else items
         if head == "dict" and len(tag) == 2:
