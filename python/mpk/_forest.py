@@ -536,9 +536,9 @@ def _tables(caps, layout, nl, n_features, nout, ncls):
     its node count's (_bulk_rows) or the links of a node table are not a
     tree's (check_tree_links' rules, see _check_links)."""
     from sklearn.tree._tree import NODE_DTYPE
-    if _unpack.tree_columns is not None:        # mpk's C part
+    if _unpack.tree_columns is not None and node_layout() is not None:     # mpk's C part
         cols = _unpack.tree_columns(list(caps), layout.at, nl, tuple(layout.dtypes), (nout, ncls), n_features)
-        return None if cols is None else _filled(cols, nl, nout, ncls, NODE_DTYPE)
+        return None if cols is None else _filled(cols, nl, nout, ncls)
     # numpy, when the C part is not built: the columns concatenated
     cols = {}
     for j, (key, dt) in enumerate(zip(_COLS, layout.dtypes)):
@@ -609,18 +609,18 @@ def one_table(caps, at, n, dtypes, tail, nf, buf=b""):
             np.frombuffer(cols[-1][0], dtype=_F8).reshape(n, *tail), buf)
 
 
-def _filled(cols, nl, nout, ncls, node_dtype):
+def _filled(cols, nl, nout, ncls):
     """Each tree's (nodes, values) from tree_columns' checked columns, the
-    nodes laid out by tree_fill in one buffer, reused: each is overwritten
-    by the next tree's, so the caller copies it first (Tree.__setstate__
-    does), as pickle's loads reuse their freed buffer, still in the cache."""
-    buf = bytearray(max(nl) * node_dtype.itemsize)
-    view = np.frombuffer(buf, dtype=node_dtype)
-    offsets = node_offsets(node_dtype)
-    f8 = np.dtype("<f8")
+    nodes laid out by tree_fill (node_layout(), which the caller has
+    checked) in one buffer, reused: each is overwritten by the next tree's,
+    so the caller copies it first (Tree.__setstate__ does), as pickle's
+    loads reuse their freed buffer, still in the cache."""
+    dtype, offsets, size = node_layout()
+    buf = bytearray(max(nl) * size)
+    view = np.frombuffer(buf, dtype=dtype)
     for i, (n, v) in enumerate(zip(nl, cols[-1])):
-        _unpack.tree_fill(buf, cols, i, offsets, node_dtype.itemsize)
-        yield view[:n], np.frombuffer(v, dtype=f8).reshape(n, nout, ncls)
+        _unpack.tree_fill(buf, cols, i, offsets, size)
+        yield view[:n], np.frombuffer(v, dtype=_F8).reshape(n, nout, ncls)
 
 
 def _check_links(left, right, ns, offs):
