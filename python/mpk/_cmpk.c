@@ -5,6 +5,8 @@
  *                   first one with holes
  *   _cmpk_tree.c    tree_columns, tree_fill, compact_columns: decision trees'
  *                   node tables
+ *   _cmpk_maker.c   TreeMaker: a later tree of an ensemble built as it is
+ *                   decoded
  *   here            identical: would two decoded values pack the same?
  *
  * mpk works without it (python/mpk/_unpack.py says how). */
@@ -103,5 +105,10 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__cmpk(void)
 {
-	return PyModule_Create(&module);
+	if (PyType_Ready(&mpk_tree_maker_type) < 0)
+		return NULL;
+	PyObject *mod = PyModule_Create(&module);
+	if (mod && PyModule_AddObjectRef(mod, "TreeMaker", (PyObject *)&mpk_tree_maker_type) < 0)
+		Py_CLEAR(mod);
+	return mod;
 }

@@ -51,8 +51,16 @@
 #error "tree_fill copies little-endian columns as they are"
 #endif
 
-enum { LEFT, RIGHT, FEATURE, N_NODE_SAMPLES = 5, NFIELDS = 7, VALUE = 7, NCOLS = 8 };
-#define TAIL_MAX ((Py_ssize_t)1 << 20) /* value's trailing sizes laid out here */
+enum {
+	LEFT,
+	RIGHT,
+	FEATURE,
+	N_NODE_SAMPLES = 5,
+	NFIELDS = TREE_FIELDS,
+	VALUE = 7,
+	NCOLS = TREE_COLS
+};
+#define TAIL_MAX TREE_TAIL_MAX
 
 static int is_int_col(int c)
 {
@@ -182,8 +190,8 @@ links_at(const unsigned char *lc, const unsigned char *rc, const unsigned char *
 	return 2 * inner == n - 1;
 }
 
-static int links_ok(PyObject *const *col, const int *width, Py_ssize_t n, int64_t n_features,
-		    unsigned char *marks)
+int mpk_tree_links(PyObject *const *col, const int *width, Py_ssize_t n, int64_t n_features,
+		   unsigned char *marks)
 {
 	Py_ssize_t len;
 	const unsigned char *lc = bytes_of(col[LEFT], &len), *rc = bytes_of(col[RIGHT], &len),
@@ -224,6 +232,42 @@ static PyObject *rows_data(PyObject *shape, PyObject *data, Py_ssize_t want, Py_
 	return data;
 }
 
+/* The item widths of the 8 arrays of dtypes (a tuple of 8 bytes) and
+ * their row sizes, value's with tail (n_outputs, max n_classes, each at
+ * most TAIL_MAX): 0, or -1 with an exception for a malformed dtype. */
+int mpk_tree_widths(PyObject *dtypes, const Py_ssize_t *tail, int *width, Py_ssize_t *per)
+{
+	for (int c = 0; c < NCOLS; c++) {
+		if (!(width[c] = width_of(PyTuple_GET_ITEM(dtypes, c), c))) {
+			PyErr_SetString(PyExc_ValueError, "tree_columns: a dtype is malformed");
+			return -1;
+		}
+		per[c] = width[c] * (c == VALUE ? tail[0] * tail[1] : 1);
+	}
+	return 0;
+}
+
+/* The data of the 8 arrays of a tree's hole values t (a tuple; at: the 16
+ * places of their shapes and data) into data (borrowed) when each is
+ * exactly n rows of per[c] bytes, shape [n] ([n, *tail] for value): 1;
+ * else 0 (no exception set). */
+int mpk_tree_data(PyObject *t, const Py_ssize_t *at, Py_ssize_t n, const Py_ssize_t *per,
+		  const Py_ssize_t *tail, PyObject **data)
+{
+	if (!PyTuple_CheckExact(t))
+		return 0;
+	for (int c = 0; c < NCOLS; c++) {
+		if (at[2 * c] >= PyTuple_GET_SIZE(t) || at[2 * c + 1] >= PyTuple_GET_SIZE(t))
+			return 0;
+		data[c] = rows_data(PyTuple_GET_ITEM(t, at[2 * c]),
+				    PyTuple_GET_ITEM(t, at[2 * c + 1]), n, per[c], tail,
+				    c == VALUE ? 2 : 0);
+		if (!data[c])
+			return 0;
+	}
+	return 1;
+}
+
 /* The checks of tree_columns, filling cols (8 lists of k). 1: all good;
  * 0: a tree is not; -1: an exception. */
 static int columns(PyObject *caps, const Py_ssize_t *at, const Py_ssize_t *ns, PyObject *dtypes,
@@ -236,28 +280,13 @@ static int columns(PyObject *caps, const Py_ssize_t *at, const Py_ssize_t *ns, P
 	 * than a number in the file (2^40 claimed in a few bytes: refused, not
 	 * a MemoryError) */
 	unsigned char *marks = NULL;
-	for (int c = 0; c < NCOLS; c++) {
-		if (!(width[c] = width_of(PyTuple_GET_ITEM(dtypes, c), c))) {
-			PyErr_SetString(PyExc_ValueError, "tree_columns: a dtype is malformed");
-			return -1;
-		}
-		per[c] = width[c] * (c == VALUE ? tail[0] * tail[1] : 1);
-	}
+	if (mpk_tree_widths(dtypes, tail, width, per) < 0)
+		return -1;
 	ok = 0;
 	for (Py_ssize_t i = 0; i < k; i++) {
-		PyObject *t = PyList_GET_ITEM(caps, i), *data[NCOLS];
-		if (!PyTuple_CheckExact(t))
+		PyObject *data[NCOLS];
+		if (!mpk_tree_data(PyList_GET_ITEM(caps, i), at, ns[i], per, tail, data))
 			goto out;
-		for (int c = 0; c < NCOLS; c++) {
-			if (at[2 * c] >= PyTuple_GET_SIZE(t) ||
-			    at[2 * c + 1] >= PyTuple_GET_SIZE(t))
-				goto out;
-			data[c] = rows_data(PyTuple_GET_ITEM(t, at[2 * c]),
-					    PyTuple_GET_ITEM(t, at[2 * c + 1]), ns[i], per[c], tail,
-					    c == VALUE ? 2 : 0);
-			if (!data[c])
-				goto out;
-		}
 		if (ns[i] > room) {
 			unsigned char *more = PyMem_Realloc(marks, (size_t)ns[i]);
 			if (!more) {
@@ -268,7 +297,7 @@ static int columns(PyObject *caps, const Py_ssize_t *at, const Py_ssize_t *ns, P
 			marks = more;
 			room = ns[i];
 		}
-		if (!links_ok(data, width, ns[i], n_features, marks))
+		if (!mpk_tree_links(data, width, ns[i], n_features, marks))
 			goto out;
 		for (int c = 0; c < NCOLS; c++) {
 			Py_INCREF(data[c]);
@@ -361,12 +390,30 @@ static void put_field(unsigned char *dst, Py_ssize_t itemsize, const unsigned ch
 	}
 }
 
+/* n nodes of the 7 fields' columns src (of the given widths) laid out in
+ * table, each itemsize bytes with its fields at off, the integers widened
+ * to int64; bytes no field covers are zero. */
+void mpk_tree_lay(unsigned char *table, Py_ssize_t itemsize, const Py_ssize_t *off,
+		  const unsigned char *const *src, const int *width, Py_ssize_t n)
+{
+	enum { BLOCK = 256 };	     /* nodes a pass: their records stay in the L1 cache */
+	if (itemsize != 8 * NFIELDS) /* bytes no field covers */
+		memset(table, 0, (size_t)(n * itemsize));
+	for (Py_ssize_t j = 0; j < n; j += BLOCK) {
+		Py_ssize_t k = n - j < BLOCK ? n - j : BLOCK;
+		for (int c = 0; c < NFIELDS; c++)
+			put_field(table + j * itemsize + off[c], itemsize, src[c] + j * width[c], k,
+				  width[c]);
+	}
+}
+
 PyObject *mpk_tree_fill(PyObject *self, PyObject *args)
 {
 	(void)self;
 	PyObject *buf, *cols, *offsets;
 	const unsigned char *src[NFIELDS];
-	Py_ssize_t i, itemsize, off[NFIELDS], width[NFIELDS], len[NFIELDS], n = -1;
+	Py_ssize_t i, itemsize, off[NFIELDS], len[NFIELDS], n = -1;
+	int width[NFIELDS];
 	if (!PyArg_ParseTuple(args, "O!O!nO!n:tree_fill", &PyByteArray_Type, &buf, &PyTuple_Type,
 			      &cols, &i, &PyTuple_Type, &offsets, &itemsize))
 		return NULL;
@@ -393,11 +440,7 @@ PyObject *mpk_tree_fill(PyObject *self, PyObject *args)
 	}
 	if (n > PyByteArray_GET_SIZE(buf) / itemsize)
 		goto bad;
-	unsigned char *table = (unsigned char *)PyByteArray_AS_STRING(buf);
-	if (itemsize != 8 * NFIELDS) /* bytes no field covers */
-		memset(table, 0, (size_t)(n * itemsize));
-	for (int c = 0; c < NFIELDS; c++)
-		put_field(table + off[c], itemsize, src[c], n, (int)width[c]);
+	mpk_tree_lay((unsigned char *)PyByteArray_AS_STRING(buf), itemsize, off, src, width, n);
 	return PyLong_FromSsize_t(n);
 bad:
 	PyErr_SetString(PyExc_ValueError, "tree_fill: a column, offset or buffer is malformed");

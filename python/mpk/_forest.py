@@ -62,6 +62,7 @@ _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
 HOLE = object()         # in a pattern: a value each tree has its own of
 _F8 = np.dtype("<f8")
+TAIL_MAX = 2**20        # value's trailing sizes the C part lays out (_cmpk.h)
 # the keys whose lists the C decoder offers to the lockstep hook
 LOCK_KEYS = frozenset((b"estimators_",))
 
@@ -111,23 +112,21 @@ class Prebuilt:
 
 
 class _Prebuild:
-    """each() of the lockstep hook: a later tree's Tree built from its hole
-    values as soon as the decoder has them, while its node arrays are in
-    the cache, so that they are freed before the next tree is read (all of
-    a forest's arrays held at once were 2 MB to fault in afresh at each
-    load where glibc trims its heap).  Its node table is checked and laid
-    out as the batch does it (tree_columns, tree_fill); the Tree is made
-    with the first tree's n_features, n_classes and n_outputs, which the
-    first tree's generic build then checks and the batch compares
-    (_Template.build).  A tree that fails is given back as its hole values,
-    and the batch then builds the trees the generic way."""
+    """The each() of the lockstep hook, or None: a later tree's Tree built
+    from its hole values as soon as the decoder has them, while its node
+    arrays are in the cache, so that they are freed before the next tree is
+    read (all of a forest's arrays held at once were 2 MB to fault in afresh
+    at each load where glibc trims its heap).  mpk's C part does it
+    (_cmpk_maker.c): the node table checked and laid out as one_table does
+    it, the Tree made with the first tree's n_features, n_classes and
+    n_outputs, which the first tree's generic build then checks and the
+    batch compares (_Template.build).  A tree that fails is given back as
+    its hole values, and the batch then builds the trees the generic way."""
 
     def __init__(self, first, layout):
-        from sklearn.tree._tree import Tree
-        self.ok, self.kept, self.Tree = False, None, Tree
-        self.at, self.dtypes = layout.at, tuple(layout.dtypes)
+        self.each, self.kept = None, None
         p = first[b"weights"][b"tree_"][b"params"]
-        if node_layout() is None or type(p) is not dict:
+        if _unpack.TreeMaker is None or node_layout() is None or type(p) is not dict:
             return
         nf, nout = p.get(b"n_features"), p.get(b"n_outputs")
         if type(nf) is not int or type(nout) is not int or not (1 <= nf < 2**31 and 1 <= nout < 2**31):
@@ -139,29 +138,16 @@ class _Prebuild:
         if not isinstance(ncls, np.ndarray) or ncls.dtype.kind not in "iu" or ncls.shape != (nout,) \
                 or ncls.min() < 1 or ncls.max() > 2**31 - 1:
             return
-        self.nf, self.nout, self.ncls = nf, nout, ncls.astype(np.intp)
-        self.tail = (nout, int(ncls.max()))
-        self.buf = b""
+        tail = (nout, int(ncls.max()))
+        if max(tail) > TAIL_MAX:        # the generic way checks it and names the problem
+            return
+        from sklearn.tree._tree import Tree
         x = dict(zip(layout.xkeys, layout.xidx))
-        self.count, self.depth = x[b"node_count"], x[b"max_depth"]
-        keep = layout.pidx + layout.xidx        # what the batch reads of a tree's holes
-        self.keep = itemgetter(*keep) if len(keep) > 1 else lambda caps: (caps[keep[0]],)
+        keep = tuple(layout.pidx + layout.xidx)       # what the batch reads of a tree's holes
+        self.each = _unpack.TreeMaker(layout.at, x[b"node_count"], x[b"max_depth"], keep,
+                                      tuple(layout.dtypes), tail, nf, ncls.astype(np.intp),
+                                      node_layout(), Tree, np.ndarray, _F8, Prebuilt)
         self.kept = layout.kept()
-        self.ok = True
-
-    def __call__(self, caps):
-        if not self.ok:
-            return caps
-        n, d = caps[self.count], caps[self.depth]
-        if type(n) is not int or type(d) is not int or not (1 <= n <= 2**40) or not (0 <= d <= 2**31 - 1):
-            return caps
-        table = one_table(caps, self.at, n, self.dtypes, self.tail, self.nf, self.buf)
-        if table is None:
-            return caps
-        nodes, values, self.buf = table
-        tree = self.Tree(self.nf, self.ncls, self.nout)
-        tree.__setstate__({"max_depth": d, "node_count": n, "nodes": nodes, "values": values})
-        return Prebuilt(tree, self.keep(caps))
 
 
 def plain(v):
@@ -241,7 +227,8 @@ def lockstep_hook(reread):
             return None
         pattern, layout = spec
         pre = _Prebuild(first, layout)
-        return pattern, HOLE, pre, lambda items, offsets: Batch(items, pattern, layout, offsets, reread, pre.kept)
+        make = lambda items, offsets: Batch(items, pattern, layout, offsets, reread, pre.kept)  # noqa: E731
+        return (pattern, HOLE, make) if pre.each is None else (pattern, HOLE, pre.each, make)
     return hook
 
 

@@ -52,7 +52,7 @@ def _dicts(n, seed):
 
 def _inputs(est):
     """(X_train, y_train, X_test) for an estimator, by its tags."""
-    from sklearn.base import is_classifier, is_regressor
+    from sklearn.base import is_regressor
     from sklearn.metrics.pairwise import linear_kernel, pairwise_distances
     from sklearn.utils._tags import _safe_tags
     from sklearn.utils.estimator_checks import _enforce_estimator_tags_y, _is_pairwise_metric
@@ -272,7 +272,6 @@ def same_output(a, b, where):
 def same_state(a, b, where, skip=()):
     """The loaded object holds what the original held (bit for bit)."""
     import scipy.sparse as sp
-    from sklearn.base import BaseEstimator
     ta = type(a)
     assert ta is type(b) or (isinstance(a, dict) and type(b) is dict and ta.__name__ != "Bunch"), \
         (where, ta, type(b))

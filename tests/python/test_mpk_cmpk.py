@@ -21,7 +21,8 @@ import pytest
 import mpk
 from mpk import _forest as F
 from mpk import _unpack
-from mpk_testutil import run_capped
+from mpk_testutil import (AT, GOOD, KEYS, caps_of, compact, dtypes_of, node_array_mutations,
+                          run_capped, tree_weights)
 
 C = _unpack._cmpk
 pytestmark = pytest.mark.skipif(C is None and not os.environ.get("MPK_REQUIRE_C"),
@@ -375,7 +376,7 @@ def test_identical_is_equality_of_the_packed_bytes(a, b):
     assert C.identical(b, a) is (pack(a) == pack(b))
 
 
-def test_identical_on_decoded_archives_and_their_mutations():
+def test_identical_on_decoded_archives_and_theirnode_array_mutations():
     rnd = random.Random(9)
     docs = [ours(open(p, "rb").read()) for p in SEEDS if os.path.getsize(p) < 100_000]
     docs = [d[1] for d in docs if d[0] == "ok" and isinstance(d[1], dict)]
@@ -406,42 +407,6 @@ def test_a_key_given_twice_is_not_a_vocabulary():
     data = b"\x81\xabvocabulary_\x82\xa1a\x00\xa1a\x01"
     obj, _, vocabs, _ = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)
     assert obj == {b"vocabulary_": {"a": 1}} and vocabs == []
-
-
-GOOD = ([1, 3, -1, -1, -1], [2, 4, -1, -1, -1])
-KEYS = tuple(F._COLS)
-INTS = (b"children_left", b"children_right", b"feature", b"n_node_samples")
-
-
-def compact(a):
-    return {b"nd": True, b"kind": b"", b"type": a.dtype.str.encode(), b"shape": list(a.shape), b"data": a.tobytes()}
-
-
-def tree_weights(i, left, right, widths=(8, 8, 8), nout=1, ncls=2):
-    """A Tree map's weights for the links (left, right), feature 0, 1, ..
-    on its nodes (tree i: i, i + 1, ..), its int columns as wide as
-    widths says (left, right, feature; n_node_samples int32)."""
-    n = len(left)
-    cols = {}
-    for c, key in enumerate(KEYS):
-        w = widths[c] if c < 3 else 4
-        dt = f"<i{w}" if key in INTS else "<f8"
-        v = {b"children_left": left, b"children_right": right}.get(key, [i + j for j in range(n)])
-        if key == b"value":
-            v = np.arange(n * nout * ncls, dtype=dt).reshape(n, nout, ncls) + i
-        cols[key] = compact(np.asarray(v, dtype=dt))
-    return cols
-
-
-def dtypes_of(weights):
-    return tuple(weights[k][b"type"] for k in KEYS)
-
-
-AT = tuple(range(16))       # (shape, data) of each array in turn
-
-
-def caps_of(w):
-    return tuple(x for k in KEYS for x in (w[k][b"shape"], w[k][b"data"]))
 
 
 def columns(weights, nl, dt, tail=(1, 2), n_features=5):
@@ -513,34 +478,7 @@ def test_tree_columns_refuse_features_out_of_range():
     assert tables(GOOD, n_features=2)[0] is not None
 
 
-def _mutations():
-    """(what, mutate(weights)) for one array of a tree's weights: each
-    leaves it not exactly the compact layout of its node count."""
-    def setk(key, k, v):
-        return lambda w: w[key].__setitem__(k, v)
-    yield "nd 1", setk(b"feature", b"nd", 1)
-    yield "kind", setk(b"threshold", b"kind", b"V")
-    yield "type", setk(b"impurity", b"type", b"<f4")
-    yield "type str", setk(b"impurity", b"type", "<f8")
-    yield "shape long", setk(b"threshold", b"shape", [5, 1])
-    yield "shape bool", setk(b"children_left", b"shape", [True])
-    yield "shape int as float", setk(b"children_left", b"shape", [5.0])
-    yield "shape tuple", setk(b"children_left", b"shape", (5,))
-    yield "shape n+1", setk(b"children_right", b"shape", [6])
-    yield "value shape", setk(b"value", b"shape", [5, 2, 1])
-    yield "value shape 2d", setk(b"value", b"shape", [5, 2])
-    yield "data short", lambda w: w[b"threshold"].__setitem__(b"data", w[b"threshold"][b"data"][:-1])
-    yield "data long", lambda w: w[b"value"].__setitem__(b"data", w[b"value"][b"data"] + b"\0" * 8)
-    yield "data memoryview", lambda w: w[b"feature"].__setitem__(b"data", memoryview(w[b"feature"][b"data"]))
-    yield "data str", lambda w: w[b"feature"].__setitem__(b"data", w[b"feature"][b"data"].decode("latin-1"))
-    yield "extra key", setk(b"feature", b"extra", 1)
-    yield "missing key", lambda w: w[b"feature"].pop(b"kind")
-    yield "str keys", lambda w: w.__setitem__(b"feature", {k.decode(): v for k, v in w[b"feature"].items()})
-    yield "not a map", lambda w: w.__setitem__(b"impurity", [1.0] * 5)
-    yield "array missing", lambda w: w.pop(b"n_node_samples")
-
-
-@pytest.mark.parametrize("what, mutate", list(_mutations()), ids=[w for w, _ in _mutations()])
+@pytest.mark.parametrize("what, mutate", list(node_array_mutations()), ids=[w for w, _ in node_array_mutations()])
 def test_tree_columns_refuse_arrays_not_exactly_compact(what, mutate):
     weights = [tree_weights(i, *GOOD) for i in range(3)]
     dt = dtypes_of(weights[0])
@@ -614,7 +552,7 @@ def _compact_both_ways(weights, keys, dtypes, bitsets=()):
     return got, want
 
 
-@pytest.mark.parametrize("what, mutate", list(_mutations()), ids=[w for w, _ in _mutations()])
+@pytest.mark.parametrize("what, mutate", list(node_array_mutations()), ids=[w for w, _ in node_array_mutations()])
 def test_compact_columns_refuse_what_the_python_checks_refuse(what, mutate):
     weights = [tree_weights(i, *GOOD) for i in range(3)]
     keys = KEYS[:7]

@@ -418,10 +418,6 @@ def test_fuzz_byte_flips(arrays):
                 pass
 
 
-needs_fixtures = pytest.mark.skipif(not os.path.isdir(FIXTURES), reason="fixtures not found")
-
-
-@needs_fixtures
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(FIXTURES, "bad_*.mpk")))
                          + [os.path.join(FIXTURES, "edge_values.mpk")])
 def test_bad_fixtures_refused(path):

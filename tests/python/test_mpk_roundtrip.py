@@ -205,10 +205,6 @@ def test_save_refuses_unsupported(tmp_path):
 
 # ----------------------------------------------------------------- fixtures
 
-needs_fixtures = pytest.mark.skipif(not os.path.isdir(FIXTURES), reason="fixtures not found")
-
-
-@needs_fixtures
 @pytest.mark.parametrize("enc", ["seed", "compact"])
 def test_fixture_mlp(enc):
     m = mpk.load(os.path.join(FIXTURES, f"mlp_{enc}.mpk"))
@@ -224,7 +220,6 @@ def test_fixture_mlp(enc):
     assert set(m.predict(Xf)) <= {0, 1, 2}
 
 
-@needs_fixtures
 def test_fixture_seed_equals_compact():
     Xf = np.random.RandomState(4).rand(10, 20)
     a = mpk.load(os.path.join(FIXTURES, "mlp_seed.mpk"))
@@ -242,7 +237,6 @@ def test_fixture_seed_equals_compact():
     assert a.ngram_range == (1, 1) and a.dtype is np.float64
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", ["mlp_seed", "mlp_compact", "logreg_seed", "logreg_compact",
                                   "tfidf_seed", "tfidf_compact"])
 def test_fixture_resave_roundtrip(name, tmp_path):
