@@ -24,7 +24,8 @@
  * made as Tree(n_features, n_classes, n_outputs) with __setstate__ of its
  * node table laid out in a buffer the maker reuses (__setstate__ copies
  * it, while it is in the cache) and its value array over the decoded
- * bytes; kept, caps' values at keep. Else caps itself, and the batch
+ * bytes; kept, caps' values at keep (prebuilt is a tuple type, made of the
+ * pair). Else caps itself, and the batch
  * builds that tree the generic way, which names the problem.
  *
  * That is _forest.one_table and Tree.__setstate__ as the Python code did
@@ -254,7 +255,9 @@ static PyObject *maker_call(Maker *m, PyObject *args, PyObject *kw)
 	if ((t = tree(m, caps, nodes, values)) && (kept = PyTuple_New(m->nkeep))) {
 		for (Py_ssize_t i = 0; i < m->nkeep; i++)
 			PyTuple_SET_ITEM(kept, i, Py_NewRef(PyTuple_GET_ITEM(caps, m->keep[i])));
-		r = PyObject_CallFunctionObjArgs(m->prebuilt, t, kept, NULL);
+		PyObject *pair = PyTuple_Pack(2, t, kept);
+		r = pair ? PyObject_CallOneArg(m->prebuilt, pair) : NULL;
+		Py_XDECREF(pair);
 	}
 	Py_DECREF(nodes);
 	Py_DECREF(values);

@@ -101,14 +101,15 @@ class Batch:
         return fill(self.pattern, iter(self.items[i]))
 
 
-class Prebuilt:
-    """A later tree built while it was decoded (_Prebuild): its Tree, and
-    its hole values with the node arrays' shapes and data left out."""
+class Prebuilt(tuple):
+    """A later tree built while it was decoded (_Prebuild): (tree, caps),
+    its Tree and its hole values with the node arrays' shapes and data
+    left out.  (A tuple, so that mpk's C part makes one without running
+    Python code.)"""
 
-    __slots__ = ("tree", "caps")
-
-    def __init__(self, tree, caps):
-        self.tree, self.caps = tree, caps
+    __slots__ = ()
+    tree = property(itemgetter(0))
+    caps = property(itemgetter(1))
 
 
 class _Prebuild:
@@ -427,19 +428,13 @@ class _Template:
             varying[name] = vals
         if varying and not check_param_values(self.cls, varying):
             return None
-        # node_count, max_depth
-        xv = [holes[j] for j in layout.xidx]
-        if set(map(type, chain.from_iterable(xv))) != {int}:
+        # node_count, max_depth: ints (no bool) in range, checked as Python
+        # ints (a numpy array of a few dozen was most of this check's time)
+        x = dict(zip(layout.xkeys, (holes[j] for j in layout.xidx)))
+        nl, depth = list(x[b"node_count"]), list(x[b"max_depth"])
+        if set(map(type, nl)) != {int} or set(map(type, depth)) != {int} or min(nl) < 1 \
+                or max(nl) > 2**40 or min(depth) < 0 or max(depth) > 2**31 - 1:
             return None
-        try:
-            x = np.array(xv, dtype=np.int64)
-        except OverflowError:
-            return None
-        x = dict(zip(layout.xkeys, x))
-        ns, depth = x[b"node_count"], x[b"max_depth"]
-        if ns.min() < 1 or depth.min() < 0 or depth.max() > 2**31 - 1 or ns.max() > 2**40:
-            return None
-        nl = ns.tolist()
         if trees is not None:
             t = trees[0]
             if t.n_features != self.n_features or t.n_outputs != self.n_outputs \
@@ -459,7 +454,7 @@ class _Template:
         base.update(self.attrs)
         arrays = [n for n, v in self.attrs if isinstance(v, np.ndarray)]
         new = cls.__new__
-        for i, count, d, table in zip(range(k), nl, depth.tolist(), tables):
+        for i, count, d, table in zip(range(k), nl, depth, tables):
             if trees is None:
                 tree = Tree(nf, ncls, nout)     # nodes may be a view _tables reuses: copied here
                 tree.__setstate__({"max_depth": d, "node_count": count, "nodes": table[0], "values": table[1]})
