@@ -46,6 +46,10 @@ def _is_num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+# untagged parameter values taken as they are (what _plain returns unchanged)
+_AS_IS = frozenset((type(None), bool, int, float, str))
+
+
 def _plain(value, path, depth=0):
     """Plain data: nil, bool, int, float, str, list, map (str or int keys)."""
     if depth > MAX_PLAIN_DEPTH:
@@ -228,7 +232,8 @@ def _unknown_param(p, name, cname):
 
 
 def _missing_params(allowed, given, path, cname):
-    for name in sorted(set(allowed) - set(given)):
+    missing = frozenset(allowed).difference(given)
+    for name in sorted(missing) if missing else ():
         warnings.warn(f"{_join(path, 'params/' + name)}: not in the archive (written by another "
                       f"scikit-learn?); {cname}'s default is used", ParamDefaultWarning, stacklevel=4)
 
@@ -345,7 +350,11 @@ def _decode_params(spec, raw, types, dtypes, path, depth):
     params = {}
     raw = _text_map(raw, _join(path, "params"))
     _missing_params(allowed, raw, path, spec.name)
+    special = spec.name == "Pipeline"
     for name, value in raw.items():
+        if type(value) in _AS_IS and name in allowed and not special and name not in types:
+            params[name] = value        # what _plain gives such a value back as, unchanged
+            continue
         p = _join(_join(path, "params"), name)
         if name not in allowed:
             _unknown_param(p, name, spec.name)
@@ -499,8 +508,16 @@ def _build(m, path, depth):
     return est
 
 
+_SKIPS = {}
+
+
 def _skip(cname):
-    return set(R.SKIP["*"]) | set(R.SKIP.get(cname, ()))
+    """The attributes of cname that are never stored (a frozenset, made
+    once per class)."""
+    skip = _SKIPS.get(cname)
+    if skip is None:
+        skip = _SKIPS[cname] = frozenset(R.SKIP["*"]) | frozenset(R.SKIP.get(cname, ()))
+    return skip
 
 
 def _build_generic(cname, fields, path, depth):
