@@ -2,6 +2,7 @@
 """Benchmark mpk against pickle and joblib (not a test).
 
     nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--fresh ROUNDS] [--only mlp,tfidf,forest,hgb]
+    nice /usr/bin/python3 python/bench_mpk.py --scaling BATCHES
 
 Four models: an MLPClassifier with hidden layers (256, 128) on 500 features
 (trained briefly on random data; convergence does not matter), a
@@ -45,6 +46,9 @@ its page faults: what a program that loads its model pays), and "again ms"
 the median of the later loads in that process; the last lines add the
 ratios of the first loads' quartiles, mpk's over pickle's, since a first
 load varies by tens of percent from one process to the next.
+
+--scaling BATCHES splits the forest's load time into a cost per tree and
+a fixed cost, for mpk and pickle (see scaling()): where a gap comes from.
 """
 
 import argparse
@@ -241,10 +245,14 @@ def main():
     ap.add_argument("--repeat", type=int, default=15, help="load repetitions (median is reported)")
     ap.add_argument("--fresh", type=int, metavar="ROUNDS", default=0,
                     help="time each format in processes of its own, ROUNDS per format, not all in this one")
+    ap.add_argument("--scaling", type=int, metavar="BATCHES", default=0,
+                    help="the forest only: split its load time into a cost per tree and a fixed cost")
     ap.add_argument("--load", nargs=2, metavar=("FORMAT", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.load:
         return _load_only(args.load[0], args.load[1], args.repeat)
+    if args.scaling:
+        return scaling(args.scaling)
     import sklearn
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, sklearn {sklearn.__version__}, "
           f"msgpack {'.'.join(map(str, msgpack.version))}, joblib {joblib.__version__}")
@@ -292,6 +300,45 @@ def main():
         print("\n(quartiles: the first loads' lower quartile, median and upper quartile, mpk's over\n"
               "pickle's: a first load varies from process to process by tens of percent, so a ratio\n"
               "near 1 needs many rounds)")
+
+
+def scaling(batches, sizes=(5, 20, 50), per_batch=10):
+    """--scaling: the 50-tree forest and its first 5 and 20 trees (the same
+    fit) saved by mpk and by pickle, loaded in this process in batches of
+    per_batch loads, every file in turn, batches times; a file's time is its
+    fastest batch's mean (noise on a shared machine only adds).  A straight
+    line through 5 and 50 trees gives each loader's cost per tree and its
+    fixed cost (the forest itself, its first tree: what does not grow with
+    the trees)."""
+    import copy
+    rf, _ = make_forest(max(sizes))
+    loads = {}
+    with tempfile.TemporaryDirectory() as d:
+        for k in sizes:
+            part = copy.copy(rf)
+            part.estimators_, part.n_estimators = rf.estimators_[:k], k
+            mpk.save(part, os.path.join(d, f"{k}.mpk"))
+            with open(os.path.join(d, f"{k}.pkl"), "wb") as f:
+                pickle.dump(part, f, protocol=5)
+            loads["mpk", k] = lambda p=os.path.join(d, f"{k}.mpk"): mpk.load(p)
+            loads["pickle", k] = lambda p=os.path.join(d, f"{k}.pkl"): _pickle_load(p)
+        best = dict.fromkeys(loads, float("inf"))
+        for f in loads.values():
+            f()
+        for _ in range(batches):
+            for key, f in loads.items():
+                t = time.perf_counter()
+                for _ in range(per_batch):
+                    f()
+                best[key] = min(best[key], (time.perf_counter() - t) / per_batch)
+    lo, hi = min(sizes), max(sizes)
+    print(f"RandomForest, its first {', '.join(map(str, sizes))} trees: the fastest of {batches} batches "
+          f"of {per_batch} loads each, ms")
+    for fmt in ("mpk", "pickle"):
+        per = (best[fmt, hi] - best[fmt, lo]) / (hi - lo)
+        print(f"  {fmt:<7}" + "".join(f" {k:>3} trees {best[fmt, k] * 1e3:6.3f}" for k in sizes) +
+              f"   per tree {per * 1e6:5.1f} us, fixed {(best[fmt, lo] - lo * per) * 1e3:6.3f} ms")
+    print(f"mpk.load / pickle.load at {hi} trees: {best['mpk', hi] / best['pickle', hi]:.2f}x")
 
 
 def _quartile_ratios(a, b):

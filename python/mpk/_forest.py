@@ -16,9 +16,10 @@ tables, so:
   keys in the same order) -- is reduced to the tuple of its hole values.
   mpk's C decoder does this while it reads the file (_cmpk_unpack.c,
   "lockstep"): no map is built for such a tree, only its parameter values,
-  node count, depth and its arrays' shapes and data, and _Prebuild checks
-  its node table and makes its Tree right then, so that its arrays are
-  freed before the next tree is read; the decoder hands over a Batch.
+  node count, depth and its arrays' shapes and data, and the C part's
+  TreeMaker (_Prebuild) checks its node table and makes its Tree right
+  then, so that its arrays are freed before the next tree is read; the
+  decoder hands over a Batch.
   Without the C part each decoded map is compared with the first one with
   its holes filled in (caps_of);
 * the hole values are checked in bulk: the parameter values (scikit-learn's
