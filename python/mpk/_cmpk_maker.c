@@ -36,7 +36,8 @@
 #include <string.h>
 
 typedef struct {
-	PyObject_HEAD Py_ssize_t at[2 * TREE_COLS], count, depth, nkeep, *keep;
+	PyObject_HEAD
+	Py_ssize_t at[2 * TREE_COLS], count, depth, nkeep, *keep;
 	Py_ssize_t tail[2], per[TREE_COLS], off[TREE_FIELDS], itemsize;
 	int width[TREE_COLS];
 	int64_t n_features;
@@ -199,7 +200,10 @@ static int table(Maker *m, PyObject *const *data, Py_ssize_t n, PyObject **nodes
 	*values = *nodes ? array_over(m, Py_BuildValue("(nnn)", n, m->tail[0], m->tail[1]), m->f8,
 				      data[TREE_COLS - 1])
 			 : NULL;
-	return *values ? 0 : -1;
+	if (*values)
+		return 0;
+	Py_CLEAR(*nodes);
+	return -1;
 }
 
 /* Tree(n_features, n_classes, n_outputs) with __setstate__ of its table */

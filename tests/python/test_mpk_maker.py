@@ -172,3 +172,28 @@ def test_malformed_dtypes_are_refused():
         C.TreeMaker(*([None] * 13))
     with pytest.raises(TypeError):
         C.TreeMaker()
+
+
+def test_a_failure_while_building_is_an_exception_not_a_crash():
+    """The maker's callables failing (a dtype numpy refuses, a Tree type
+    that raises, a Prebuilt that cannot be made): the exception reaches
+    the caller, and nothing made so far is kept."""
+    w = tree_weights(0, *GOOD)
+    h = holes(w)
+
+    class Refused(Exception):
+        pass
+
+    def tree_type(*args):
+        raise Refused
+
+    class NoSetstate:
+        def __init__(self, *args):
+            pass
+
+    bad_nodes = ("no such dtype",) + F.node_layout()[1:]
+    for over, exc in ((dict(f8="no such dtype"), TypeError), (dict(layout=bad_nodes), TypeError),
+                      (dict(ndarray=None), TypeError), (dict(tree_type=tree_type), Refused),
+                      (dict(tree_type=NoSetstate), AttributeError), (dict(prebuilt=None), TypeError)):
+        with pytest.raises(exc):
+            maker(w, **over)(h)
