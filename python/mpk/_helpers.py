@@ -126,7 +126,7 @@ def tree_decode(mi):
     nf = _int(mi.get("params", "n_features"), join(p, "params/n_features"), 1, 2**31 - 1)
     nout = _int(mi.get("params", "n_outputs"), join(p, "params/n_outputs"), 1, 2**31 - 1)
     ncls = _array(mi.get("params", "n_classes"), join(p, "params/n_classes"), "iu", 1)
-    if ncls.shape != (nout,) or np.any(ncls < 1) or np.any(ncls > 2**31 - 1):
+    if ncls.shape != (nout,) or ncls.min() < 1 or ncls.max() > 2**31 - 1:     # nout >= 1: not empty
         raise FormatError(join(p, "params/n_classes"), f"expected {nout} class counts >= 1")
     n = _int(mi.get("xtra", "node_count"), join(p, "xtra/node_count"), 1)
     max_depth = _int(mi.get("xtra", "max_depth"), join(p, "xtra/max_depth"), 0, 2**31 - 1)
