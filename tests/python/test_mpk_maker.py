@@ -197,3 +197,34 @@ def test_a_failure_while_building_is_an_exception_not_a_crash():
                       (dict(tree_type=NoSetstate), AttributeError), (dict(prebuilt=None), TypeError)):
         with pytest.raises(exc):
             maker(w, **over)(h)
+
+
+def test_trees_whose_columns_pass_the_read_window_are_built_as_they_come(tmp_path, monkeypatch):
+    """Trees of about 100k nodes: each float column 800 KB, past the
+    decoder's 256 KiB window, so read straight into bytearrays (and the
+    int32 ones past 64 KiB, bytearrays too). From a file and from bytes,
+    the forest is the generic way's, every later tree made by the maker."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    import mpk
+    from mpk_testutil import count_batches, same_both_ways
+    rng = np.random.RandomState(0)
+    X = rng.rand(50_000, 2)
+    est = RandomForestRegressor(n_estimators=4, max_features=1, bootstrap=False, random_state=0)
+    est.fit(X, rng.rand(50_000))
+    assert min(t.tree_.node_count for t in est.estimators_) * 8 > 256 * 1024
+    data = mpk.dumps(est)
+    made = count_batches(monkeypatch, F._Template)
+    assert same_both_ways(data)[:2] == ("loaded", data)
+    path = tmp_path / "big.mpk"
+    path.write_bytes(data)
+    with open(path, "rb") as f:     # read from the file in pieces: every later tree made by the maker
+        lock = (F.LOCK_KEYS, F.lockstep_hook(_unpack.rereader(f)))
+        batch = C.unpack_fd(f.fileno(), _unpack.TEXT_MAPS, _unpack._ext, lock)[0][b"weights"][b"estimators_"]
+    assert [type(x) for x in batch.items[1:]] == [F.Prebuilt] * 3
+    made.clear()
+    back = mpk.load(path)
+    assert made == [3]
+    assert (back.predict(X[:500]) == est.predict(X[:500])).all()
+    for t, u in zip(est.estimators_, back.estimators_):
+        assert t.tree_.__getstate__()["nodes"].tobytes() == u.tree_.__getstate__()["nodes"].tobytes()
