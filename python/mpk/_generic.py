@@ -264,7 +264,9 @@ def dec(d, val, tag, dentry, path, depth, dpath=""):
             val = F.plain(val)
             if not isinstance(val, list):
                 raise FormatError(path, f"expected list ({t}), got {type_name(val)}")
-            items = [_dec_plain(d, x, join(path, i), depth + 1) for i, x in enumerate(val)]
+            items = _scalars(val, depth + 1)
+            if items is None:
+                items = [_dec_plain(d, x, join(path, i), depth + 1) for i, x in enumerate(val)]
             return tuple(items) if t == "tuple" else items
         if t == "dict":
             return _dec_dict(d, val, {}, path, depth)
@@ -339,6 +341,26 @@ def scalar(val, tname, path):
 
 # untagged values that _dec_plain returns as they are (its first case)
 _AS_IS = frozenset((type(None), bool, int, float, str))
+
+
+def _scalars(val, depth):
+    """The items of val as _dec_plain decodes them (at depth), when every
+    one is nil, a bool, an int, a float or a str (UTF-8 bytes): a list
+    made without a path for each; else None."""
+    if depth > MAX_VALUE_DEPTH:
+        return None
+    out = []
+    for x in val:
+        t = type(x)
+        if t is bytes:
+            try:
+                x = x.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        elif t not in _AS_IS:
+            return None
+        out.append(x)
+    return out
 
 
 def _dec_plain(d, val, path, depth):
