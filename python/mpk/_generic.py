@@ -330,8 +330,11 @@ def scalar(val, tname, path):
     elif not _is_int(val):
         raise FormatError(path, f"expected int, got {type_name(val)}")
     try:
-        with np.errstate(all="ignore"):
-            out = t(val)
+        if kind in "iu":
+            out = t(val)                        # no floating-point state: out of range is caught below
+        else:
+            with np.errstate(all="ignore"):     # a float past float32's range: inf, as numpy casts
+                out = t(val)
     except OverflowError:
         raise FormatError(path, f"value does not fit {tname}") from None
     if kind in "iu" and int(out) != val:
@@ -518,13 +521,22 @@ NOT_FOR_PREDICTION = frozenset({
 })
 
 
+_O = (b"O", "O")
+
+
+def _kind_o(m):
+    """Could map m be a pickled object array (its kind "O")?  What
+    A.is_pickled checks last, checked first: most maps are not."""
+    return m.get(b"kind") in _O or m.get("kind") in _O
+
+
 def drop_pickled(section, path, sub=None):
     """The attributes of a model's xtra or weights map (a str-keyed dict):
     a pickled object array (msgpack-numpy writes object arrays as a pickle)
     is never unpickled: it is a FormatError naming it, or, with
     load(..., skip_pickled=True) and an attribute prediction does not need
     (NOT_FOR_PREDICTION), dropped from section with a warning naming it."""
-    for name in [n for n, v in section.items() if type(v) is dict and A.is_pickled(v)]:
+    for name in [n for n, v in section.items() if type(v) is dict and _kind_o(v) and A.is_pickled(v)]:
         p = join(join(path, sub) if sub else path, name)
         if getattr(OPTIONS, "skip_pickled", False) and name in NOT_FOR_PREDICTION:
             warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)", UserWarning,
