@@ -117,21 +117,24 @@ def tree_encode(w, t, path):
     return o.done()
 
 
+_TREE_KEYS = {"params": {"n_features", "n_classes", "n_outputs"}, "xtra": {"max_depth", "node_count"},
+              "weights": {c for c, _ in _TREE_COLS} | {"value"}}
+
+
 def tree_decode(mi):
     from sklearn.tree._tree import NODE_DTYPE, Tree
-    cols = {c for c, _ in _TREE_COLS} | {"value"}
-    mi.only({"params": {"n_features", "n_classes", "n_outputs"}, "xtra": {"max_depth", "node_count"},
-             "weights": cols})
+    mi.only(_TREE_KEYS)
     p = mi.path
     nf = _int(mi.get("params", "n_features"), join(p, "params/n_features"), 1, 2**31 - 1)
     nout = _int(mi.get("params", "n_outputs"), join(p, "params/n_outputs"), 1, 2**31 - 1)
     ncls = _array(mi.get("params", "n_classes"), join(p, "params/n_classes"), "iu", 1)
-    if ncls.shape != (nout,) or ncls.min() < 1 or ncls.max() > 2**31 - 1:     # nout >= 1: not empty
+    counts = ncls.tolist()      # a few ints: Python's min and max, not numpy's
+    if ncls.shape != (nout,) or min(counts) < 1 or max(counts) > 2**31 - 1:    # nout >= 1: not empty
         raise FormatError(join(p, "params/n_classes"), f"expected {nout} class counts >= 1")
     n = _int(mi.get("xtra", "node_count"), join(p, "xtra/node_count"), 1)
     max_depth = _int(mi.get("xtra", "max_depth"), join(p, "xtra/max_depth"), 0, 2**31 - 1)
     ncls = ncls.astype(np.intp)
-    fast = _fast_table(mi, n, nf, nout, int(ncls.max()))
+    fast = _fast_table(mi, n, nf, nout, max(counts))
     if fast is not None:
         t = Tree(nf, ncls, nout)
         t.__setstate__({"max_depth": max_depth, "node_count": n, "nodes": fast[0], "values": fast[1]})
@@ -165,6 +168,7 @@ def tree_decode(mi):
 
 
 _IN_ORDER = tuple(range(16))     # tree_columns' places: (shape, data) of each array in turn
+_FAST_COLS = [(key.decode(), accepted) for key, (_, accepted) in F._COLS.items()]
 
 
 def _fast_table(mi, n, nf, nout, ncls):
@@ -178,8 +182,7 @@ def _fast_table(mi, n, nf, nout, ncls):
     if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or F.node_layout() is None:
         return None
     w, caps, dts = mi.sections["weights"], [], []
-    for key, (_, accepted) in F._COLS.items():
-        name = key.decode()
+    for name, accepted in _FAST_COLS:
         a = w.get(name)
         tag = mi.types.get(name)
         if (tag != b"ndarray" and tag != "ndarray") or not F.exact_compact(a, accepted):
