@@ -305,8 +305,9 @@ def main():
 def scaling(batches, sizes=(5, 20, 50), per_batch=10):
     """--scaling: the 50-tree forest and its first 5 and 20 trees (the same
     fit) saved by mpk and by pickle, loaded in this process in batches of
-    per_batch loads, every file in turn, batches times; a file's time is its
-    fastest batch's mean (noise on a shared machine only adds).  A straight
+    per_batch loads, every file in turn (a shuffled order each time), batches
+    times; a file's time is its fastest batch's mean (noise on a shared
+    machine only adds).  A straight
     line through 5 and 50 trees gives each loader's cost per tree and its
     fixed cost (the forest itself, its first tree: what does not grow with
     the trees)."""
@@ -325,8 +326,10 @@ def scaling(batches, sizes=(5, 20, 50), per_batch=10):
         best = dict.fromkeys(loads, float("inf"))
         for f in loads.values():
             f()
+        order, rng = list(loads.items()), random.Random(0)
         for _ in range(batches):
-            for key, f in loads.items():
+            rng.shuffle(order)      # each file after every other about as often (see bench())
+            for key, f in order:
                 t = time.perf_counter()
                 for _ in range(per_batch):
                     f()
