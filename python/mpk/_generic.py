@@ -68,6 +68,9 @@ def _is_num(v):
 
 def kind_of(v):
     """Coarse kind of a Python value, for the per-class attribute schema."""
+    k = _EXACT_KINDS.get(type(v))       # the plain types, at once
+    if k is not None:
+        return k
     if v is None:
         return "z"
     if isinstance(v, (bool, np.bool_)):
@@ -88,6 +91,9 @@ def kind_of(v):
         return "t"
     return "m"
 
+
+# kind_of's answer for values of exactly these types (what its tests give them)
+_EXACT_KINDS = {type(None): "z", bool: "b", int: "n", float: "n", str: "s", list: "l", tuple: "l", dict: "d"}
 
 KIND_NAMES = {"z": "nil", "b": "bool", "n": "number", "s": "str", "a": "array", "o": "object array",
               "x": "sparse matrix", "l": "list", "d": "map", "t": "type/function", "m": "model"}

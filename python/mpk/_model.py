@@ -539,14 +539,13 @@ def _build_generic(cname, fields, path, depth):
     skip = _skip(cname) if LEARN is None else ()
     attrs = {}
     for n, section in mi.attr_names().items():
-        p = _join(path, f"{section}/{n}")
         if LEARN is None and (n not in schema or n in skip or n in pnames):
-            raise FormatError(p, f"{n!r} is not an allowed attribute of {cname}")
+            raise FormatError(_join(path, f"{section}/{n}"), f"{n!r} is not an allowed attribute of {cname}")
         v = mi.get(section, n)
         k = G.kind_of(v)
         if LEARN is None and k not in schema[n]:
-            raise FormatError(p, f"expected {' or '.join(G.KIND_NAMES[c] for c in schema[n])}, "
-                              f"got {G.KIND_NAMES[k]}")
+            raise FormatError(_join(path, f"{section}/{n}"),
+                              f"expected {' or '.join(G.KIND_NAMES[c] for c in schema[n])}, got {G.KIND_NAMES[k]}")
         attrs[n] = v
     if plain:
         est = cls.__new__(cls)
