@@ -137,10 +137,12 @@ class _Prebuild:
             ncls = A.decode_compact(p.get(b"n_classes"), "")
         except (A.FormatError, TypeError, ValueError, AttributeError):
             return
-        if not isinstance(ncls, np.ndarray) or ncls.dtype.kind not in "iu" or ncls.shape != (nout,) \
-                or ncls.min() < 1 or ncls.max() > 2**31 - 1:
+        if not isinstance(ncls, np.ndarray) or ncls.dtype.kind not in "iu" or ncls.shape != (nout,):
             return
-        tail = (nout, int(ncls.max()))
+        counts = ncls.tolist()      # a few ints (nout >= 1): Python's min and max, not numpy's
+        if min(counts) < 1 or max(counts) > 2**31 - 1:
+            return
+        tail = (nout, max(counts))
         if max(tail) > TAIL_MAX:        # the generic way checks it and names the problem
             return
         from sklearn.tree._tree import Tree
@@ -344,7 +346,7 @@ class _Template:
 
     @classmethod
     def make(cls, m, est):
-        from sklearn.tree._tree import NODE_DTYPE, Tree
+        from sklearn.tree._tree import Tree
 
         from ._model import _param_names
         if not np.little_endian or type(m) is not dict or set(m) != _MODEL_KEYS:
@@ -354,8 +356,7 @@ class _Template:
             return None
         t = m[b"weights"][b"tree_"]
         if type(t) is not dict or set(t) != _MODEL_KEYS or set(t[b"weights"]) != set(_COLS) \
-                or set(t[b"xtra"]) != {b"max_depth", b"node_count"} \
-                or set(NODE_DTYPE.names) != {f for f, _ in _COLS.values() if f}:
+                or set(t[b"xtra"]) != {b"max_depth", b"node_count"} or not _node_fields_are_ours():
             return None
         self = cls()
         self.cls = type(est)
@@ -559,6 +560,16 @@ def node_offsets(node_dtype):
 
 
 _NODES = []
+_FIELDS = []
+
+
+def _node_fields_are_ours():
+    """Are NODE_DTYPE's fields exactly the node-table columns' (_COLS)?
+    Worked out once."""
+    if not _FIELDS:
+        from sklearn.tree._tree import NODE_DTYPE
+        _FIELDS.append(set(NODE_DTYPE.names) == {f for f, _ in _COLS.values() if f})
+    return _FIELDS[0]
 
 
 def node_layout():
