@@ -349,7 +349,7 @@ def scalar(val, tname, path):
 
 
 # untagged values that _dec_plain returns as they are (its first case)
-_AS_IS = frozenset((type(None), bool, int, float, str))
+AS_IS = frozenset((type(None), bool, int, float, str))
 
 
 def _scalars(val, depth):
@@ -366,7 +366,7 @@ def _scalars(val, depth):
                 x = x.decode("utf-8")
             except UnicodeDecodeError:
                 return None
-        elif t not in _AS_IS:
+        elif t not in AS_IS:
             return None
         out.append(x)
     return out
@@ -592,7 +592,7 @@ class ModelIn:
             v = values[name]
             tag = self.types.get(name)
             if tag is None:
-                if type(v) in _AS_IS:       # what dec() would return it as, unchanged
+                if type(v) in AS_IS:        # what dec() would return it as, unchanged
                     return v
                 if type(v) is bytes:        # a str (as dec() decodes it, when it is UTF-8)
                     try:

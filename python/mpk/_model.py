@@ -46,10 +46,6 @@ def _is_num(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-# untagged parameter values taken as they are (what _plain returns unchanged)
-_AS_IS = frozenset((type(None), bool, int, float, str))
-
-
 def _plain(value, path, depth=0):
     """Plain data: nil, bool, int, float, str, list, map (str or int keys)."""
     if depth > MAX_PLAIN_DEPTH:
@@ -289,7 +285,8 @@ def _validate_params(est, cls, params, path, complete):
         return
     keys = None
     if complete:
-        keys = [_param_key(cls, n, v) for n, v in params.items()]
+        keys = [(cls, n, type(v), v) if type(v) in _SCALARS else _param_key(cls, n, v)   # (the first case inlined)
+                for n, v in params.items()]
         if None in keys:
             keys = None
         elif _VALID_PARAMS.issuperset(keys):
@@ -352,7 +349,7 @@ def _decode_params(spec, raw, types, dtypes, path, depth):
     _missing_params(allowed, raw, path, spec.name)
     special = spec.name == "Pipeline"
     for name, value in raw.items():
-        if type(value) in _AS_IS and name in allowed and not special and name not in types:
+        if type(value) in G.AS_IS and name in allowed and not special and name not in types:
             params[name] = value        # what _plain gives such a value back as, unchanged
             continue
         p = _join(_join(path, "params"), name)
@@ -531,11 +528,13 @@ def _build_generic(cname, fields, path, depth):
     params = {}
     if not plain:
         _missing_params(pnames, mi.names("params"), path, cname)
-    for n in mi.names("params"):
+    types = mi.types
+    for n, v in mi.sections["params"].items():
         if n not in pnames:
             _unknown_param(_join(path, f"params/{n}"), n, cname)
             continue
-        params[n] = mi.get("params", n)
+        # an untagged plain value as mi.get gives it back, without the call
+        params[n] = v if type(v) in G.AS_IS and n not in types else mi.get("params", n)
     skip = _skip(cname) if LEARN is None else ()
     attrs = {}
     for n, section in mi.attr_names().items():
