@@ -320,7 +320,13 @@ def test_page_cache_is_kept_across_opens_and_unrelated_commits(tmp_path):
         assert (mnt / "params" / "alpha").read_text() == "0.25\n"
         time.sleep(1.2)  # past the attribute timeout: the kernel asks again
         os.stat(npy)  # new attributes, new mtime: the pages stay
-        assert _cached_pages(npy) >= a.nbytes, "dropped by a commit that did not touch it"
+        # An invalidation (a commit's, or the kernel's on an mtime change)
+        # drops every page of the file. Pages idle for a second may also be
+        # paged out one by one where the kernel reclaims cold memory ahead
+        # of need (these machines run DAMON's pageout scheme: a few of the
+        # 513 pages go in about one run in six, commit or none), so most,
+        # not all, must still be there.
+        assert _cached_pages(npy) >= a.nbytes * 3 // 4, "dropped by a commit that did not touch it"
         np.testing.assert_array_equal(np.load(npy), a)
         assert _cached_pages(npy) >= a.nbytes, "dropped at the open after a commit"
         # the file that a commit changed is read again
