@@ -125,11 +125,34 @@ def is_compact(value):
 
 def is_pickled(value):
     """A msgpack-numpy object array: a compact map with kind 'O', whose data
-    is a pickle.  Never unpickled: loading one would run code."""
-    if not is_compact(value):
+    is a pickle.  Never unpickled: loading one would run code.  (The kind
+    first: most maps have another, and it is the cheaper test.)"""
+    if not isinstance(value, dict):
         return False
     kind = value.get(b"kind", value.get("kind"))
-    return kind in (b"O", "O")
+    return kind in (b"O", "O") and is_compact(value)
+
+
+# values that decode to themselves: nil, bools, ints, floats, str
+PLAIN = frozenset((type(None), bool, int, float, str))
+
+
+def plain_scalars(values):
+    """values (a sequence) as a list with each bytes item decoded to str,
+    when every item is one of PLAIN or UTF-8 bytes (a MsgPack str read
+    raw); else None."""
+    out = []
+    for x in values:
+        t = type(x)
+        if t is bytes:
+            try:
+                x = x.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        elif t not in PLAIN:
+            return None
+        out.append(x)
+    return out
 
 
 PICKLED = ("pickled object array (msgpack-numpy writes object arrays as a pickle, "

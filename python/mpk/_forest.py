@@ -17,14 +17,14 @@ tables, so:
   mpk's C decoder does this while it reads the file (_cmpk_unpack.c,
   "lockstep"): no map is built for such a tree, only its parameter values,
   node count, depth and its arrays' shapes and data, and the C part's
-  TreeMaker (_Prebuild) checks its node table and makes its Tree right
+  TreeMaker (tree_maker) checks its node table and makes its Tree right
   then, so that its arrays are freed before the next tree is read; the
   decoder hands over a Batch.
   Without the C part each decoded map is compared with the first one with
   its holes filled in (caps_of);
 * the hole values are checked in bulk: the parameter values (scikit-learn's
   own constraints, see _model.check_param_values), node_count and
-  max_depth, and -- unless _Prebuild did -- each array's shape and data
+  max_depth, and -- unless the TreeMaker did -- each array's shape and data
   (exactly its node count's rows), then all node tables at once (mpk's C
   part, _cmpk_tree.c, or numpy) by check_tree_links' rules (children both
   -1 or both in (i, n), every node but the root exactly one parent,
@@ -38,6 +38,7 @@ So a tree accepted here is one the generic way accepts, built the same
 ensembles).
 """
 
+import functools
 from itertools import chain
 from operator import itemgetter
 
@@ -103,7 +104,7 @@ class Batch:
 
 
 class Prebuilt(tuple):
-    """A later tree built while it was decoded (_Prebuild): (tree, caps),
+    """A later tree built while it was decoded (tree_maker): (tree, caps),
     its Tree and its hole values with the node arrays' shapes and data
     left out.  (A tuple, so that mpk's C part makes one without running
     Python code.)"""
@@ -113,45 +114,41 @@ class Prebuilt(tuple):
     caps = property(itemgetter(1))
 
 
-class _Prebuild:
-    """The each() of the lockstep hook, or None: a later tree's Tree built
-    from its hole values as soon as the decoder has them, while its node
-    arrays are in the cache, so that they are freed before the next tree is
-    read (all of a forest's arrays held at once were 2 MB to fault in afresh
-    at each load where glibc trims its heap).  mpk's C part does it
-    (_cmpk_maker.c): the node table checked and laid out as one_table does
-    it, the Tree made with the first tree's n_features, n_classes and
-    n_outputs, which the first tree's generic build then checks and the
-    batch compares (_Template.build).  A tree that fails is given back as
-    its hole values, and the batch then builds the trees the generic way."""
-
-    def __init__(self, first, layout):
-        self.each, self.kept = None, None
-        p = first[b"weights"][b"tree_"][b"params"]
-        if _unpack.TreeMaker is None or node_layout() is None or type(p) is not dict:
-            return
-        nf, nout = p.get(b"n_features"), p.get(b"n_outputs")
-        if type(nf) is not int or type(nout) is not int or not (1 <= nf < 2**31 and 1 <= nout < 2**31):
-            return
-        try:
-            ncls = A.decode_compact(p.get(b"n_classes"), "")
-        except (A.FormatError, TypeError, ValueError, AttributeError):
-            return
-        if not isinstance(ncls, np.ndarray) or ncls.dtype.kind not in "iu" or ncls.shape != (nout,):
-            return
-        counts = ncls.tolist()      # a few ints (nout >= 1): Python's min and max, not numpy's
-        if min(counts) < 1 or max(counts) > 2**31 - 1:
-            return
-        tail = (nout, max(counts))
-        if max(tail) > TAIL_MAX:        # the generic way checks it and names the problem
-            return
-        from sklearn.tree._tree import Tree
-        x = dict(zip(layout.xkeys, layout.xidx))
-        keep = tuple(layout.pidx + layout.xidx)       # what the batch reads of a tree's holes
-        self.each = _unpack.TreeMaker(layout.at, x[b"node_count"], x[b"max_depth"], keep,
-                                      tuple(layout.dtypes), tail, nf, ncls.astype(np.intp),
-                                      node_layout(), Tree, np.ndarray, _F8, Prebuilt)
-        self.kept = layout.kept()
+def tree_maker(first, layout):
+    """The each() of the lockstep hook, or None: mpk's C part's TreeMaker
+    (_cmpk_maker.c), which builds a later tree's Tree from its hole values
+    as soon as the decoder has them, while its node arrays are in the
+    cache, so that they are freed before the next tree is read (all of a
+    forest's arrays held at once were 2 MB to fault in afresh at each load
+    where glibc trims its heap): the node table checked and laid out as
+    one_table does it, the Tree made with the first tree's n_features,
+    n_classes and n_outputs, which the first tree's generic build then
+    checks and the batch compares (_Template.build).  A tree that fails is
+    given back as its hole values, and the batch then builds the trees the
+    generic way."""
+    p = first[b"weights"][b"tree_"][b"params"]
+    if _unpack.TreeMaker is None or node_layout() is None or type(p) is not dict:
+        return None
+    nf, nout = p.get(b"n_features"), p.get(b"n_outputs")
+    if type(nf) is not int or type(nout) is not int or not (1 <= nf < 2**31 and 1 <= nout < 2**31):
+        return None
+    try:
+        ncls = A.decode_compact(p.get(b"n_classes"), "")
+    except (A.FormatError, TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(ncls, np.ndarray) or ncls.dtype.kind not in "iu" or ncls.shape != (nout,):
+        return None
+    counts = ncls.tolist()      # a few ints (nout >= 1): Python's min and max, not numpy's
+    if min(counts) < 1 or max(counts) > 2**31 - 1:
+        return None
+    tail = (nout, max(counts))
+    if max(tail) > TAIL_MAX:        # the generic way checks it and names the problem
+        return None
+    from sklearn.tree._tree import Tree
+    x = dict(zip(layout.xkeys, layout.xidx))
+    keep = tuple(layout.pidx + layout.xidx)       # what the batch reads of a tree's holes
+    return _unpack.TreeMaker(layout.at, x[b"node_count"], x[b"max_depth"], keep, tuple(layout.dtypes),
+                             tail, nf, ncls.astype(np.intp), node_layout(), Tree, np.ndarray, _F8, Prebuilt)
 
 
 def plain(v):
@@ -224,15 +221,17 @@ def lockstep_hook(reread):
     compact map of a node-table dtype), else None.  pattern is first with
     HOLE at each parameter's value, at the Tree's node_count and max_depth,
     and at each node-table array's shape and data; each builds a tree from
-    its hole values (_Prebuild); make(items, offsets) gives the Batch."""
+    its hole values (tree_maker); make(items, offsets) gives the Batch."""
     def hook(first):
         spec = _spec(first)
         if spec is None:
             return None
         pattern, layout = spec
-        pre = _Prebuild(first, layout)
-        make = lambda items, offsets: Batch(items, pattern, layout, offsets, reread, pre.kept)  # noqa: E731
-        return (pattern, HOLE, make) if pre.each is None else (pattern, HOLE, pre.each, make)
+        each = tree_maker(first, layout)
+        if each is None:
+            return pattern, HOLE, lambda items, offsets: Batch(items, pattern, layout, offsets, reread)
+        kept = layout.kept()
+        return pattern, HOLE, each, lambda items, offsets: Batch(items, pattern, layout, offsets, reread, kept)
     return hook
 
 
@@ -404,7 +403,7 @@ class _Template:
         """Trees from their hole values (caps: a tuple each, in layout's
         order; layout: the template's own) and their Trees, when built
         already (trees, made with the template's Tree parameters as the
-        decoder read them: _Prebuild), or None when any check fails."""
+        decoder read them: tree_maker), or None when any check fails."""
         from sklearn.tree._tree import Tree
         from ._model import check_param_values
         k = len(caps)
@@ -416,17 +415,9 @@ class _Template:
             col = holes[j]
             if _unpack.identical(col, (raw0,) * k):     # identical to the bit (type, -0.0, NaN)
                 continue
-            vals = []
-            for v in col:
-                t = type(v)
-                if t is bytes:
-                    try:
-                        v = v.decode("utf-8")
-                    except UnicodeDecodeError:
-                        return None
-                elif t not in (type(None), bool, int, float):
-                    return None
-                vals.append(v)
+            vals = A.plain_scalars(col)        # as the generic way decodes them
+            if vals is None:
+                return None
             varying[name] = vals
         if varying and not check_param_values(self.cls, varying):
             return None
@@ -559,28 +550,22 @@ def node_offsets(node_dtype):
     return tuple(node_dtype.fields[f][1] for f in fields)
 
 
-_NODES = []
-_FIELDS = []
-
-
+@functools.lru_cache(maxsize=None)
 def _node_fields_are_ours():
     """Are NODE_DTYPE's fields exactly the node-table columns' (_COLS)?
     Worked out once."""
-    if not _FIELDS:
-        from sklearn.tree._tree import NODE_DTYPE
-        _FIELDS.append(set(NODE_DTYPE.names) == {f for f, _ in _COLS.values() if f})
-    return _FIELDS[0]
+    from sklearn.tree._tree import NODE_DTYPE
+    return set(NODE_DTYPE.names) == {f for f, _ in _COLS.values() if f}
 
 
+@functools.lru_cache(maxsize=None)
 def node_layout():
     """(NODE_DTYPE, node_offsets of it, its itemsize), worked out once (it
     was a fifth of a tree's build), or None when tree_fill cannot lay out
     this scikit-learn's nodes."""
-    if not _NODES:
-        from sklearn.tree._tree import NODE_DTYPE
-        offsets = node_offsets(NODE_DTYPE)
-        _NODES.append(None if offsets is None else (NODE_DTYPE, offsets, NODE_DTYPE.itemsize))
-    return _NODES[0]
+    from sklearn.tree._tree import NODE_DTYPE
+    offsets = node_offsets(NODE_DTYPE)
+    return None if offsets is None else (NODE_DTYPE, offsets, NODE_DTYPE.itemsize)
 
 
 def one_table(caps, at, n, dtypes, tail, nf, buf=b""):

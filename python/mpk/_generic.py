@@ -349,27 +349,14 @@ def scalar(val, tname, path):
 
 
 # untagged values that _dec_plain returns as they are (its first case)
-AS_IS = frozenset((type(None), bool, int, float, str))
+AS_IS = A.PLAIN
 
 
 def _scalars(val, depth):
     """The items of val as _dec_plain decodes them (at depth), when every
     one is nil, a bool, an int, a float or a str (UTF-8 bytes): a list
     made without a path for each; else None."""
-    if depth > MAX_VALUE_DEPTH:
-        return None
-    out = []
-    for x in val:
-        t = type(x)
-        if t is bytes:
-            try:
-                x = x.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        elif t not in AS_IS:
-            return None
-        out.append(x)
-    return out
+    return None if depth > MAX_VALUE_DEPTH else A.plain_scalars(val)
 
 
 def _dec_plain(d, val, path, depth):
@@ -527,22 +514,13 @@ NOT_FOR_PREDICTION = frozenset({
 })
 
 
-_O = (b"O", "O")
-
-
-def _kind_o(m):
-    """Could map m be a pickled object array (its kind "O")?  What
-    A.is_pickled checks last, checked first: most maps are not."""
-    return m.get(b"kind") in _O or m.get("kind") in _O
-
-
 def drop_pickled(section, path, sub=None):
     """The attributes of a model's xtra or weights map (a str-keyed dict):
     a pickled object array (msgpack-numpy writes object arrays as a pickle)
     is never unpickled: it is a FormatError naming it, or, with
     load(..., skip_pickled=True) and an attribute prediction does not need
     (NOT_FOR_PREDICTION), dropped from section with a warning naming it."""
-    for name in [n for n, v in section.items() if type(v) is dict and _kind_o(v) and A.is_pickled(v)]:
+    for name in [n for n, v in section.items() if type(v) is dict and A.is_pickled(v)]:
         p = join(join(path, sub) if sub else path, name)
         if getattr(OPTIONS, "skip_pickled", False) and name in NOT_FOR_PREDICTION:
             warnings.warn(f"{p}: {A.PICKLED}; dropped (prediction does not need it)", UserWarning,

@@ -1,6 +1,7 @@
 """Model map -> estimator (DESIGN section 2): loading, with every check; saving is _save.py."""
 
 import contextlib
+import functools
 import warnings
 
 import msgpack
@@ -228,8 +229,7 @@ def _unknown_param(p, name, cname):
 
 
 def _missing_params(allowed, given, path, cname):
-    missing = frozenset(allowed).difference(given)
-    for name in sorted(missing) if missing else ():
+    for name in sorted(frozenset(allowed).difference(given)):
         warnings.warn(f"{_join(path, 'params/' + name)}: not in the archive (written by another "
                       f"scikit-learn?); {cname}'s default is used", ParamDefaultWarning, stacklevel=4)
 
@@ -285,8 +285,7 @@ def _validate_params(est, cls, params, path, complete):
         return
     keys = None
     if complete:
-        keys = [(cls, n, type(v), v) if type(v) in _SCALARS else _param_key(cls, n, v)   # (the first case inlined)
-                for n, v in params.items()]
+        keys = [_param_key(cls, n, v) for n, v in params.items()]
         if None in keys:
             keys = None
         elif _VALID_PARAMS.issuperset(keys):
@@ -505,16 +504,11 @@ def _build(m, path, depth):
     return est
 
 
-_SKIPS = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _skip(cname):
     """The attributes of cname that are never stored (a frozenset, made
     once per class)."""
-    skip = _SKIPS.get(cname)
-    if skip is None:
-        skip = _SKIPS[cname] = frozenset(R.SKIP["*"]) | frozenset(R.SKIP.get(cname, ()))
-    return skip
+    return frozenset(R.SKIP["*"]) | frozenset(R.SKIP.get(cname, ()))
 
 
 def _build_generic(cname, fields, path, depth):

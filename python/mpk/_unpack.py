@@ -39,7 +39,7 @@ TEXT_MAPS = frozenset((b"vocabulary_",))
 # (_forest.py then does it with numpy).
 tree_columns = _cmpk.tree_columns if _cmpk is not None else None
 tree_fill = _cmpk.tree_fill if _cmpk is not None else None
-# A later tree of an ensemble built as it is decoded (_forest._Prebuild).
+# A later tree of an ensemble built as it is decoded (_forest.tree_maker).
 TreeMaker = _cmpk.TreeMaker if _cmpk is not None else None
 # Many maps' compact arrays checked at once (_predictors.py), or None.
 compact_columns = _cmpk.compact_columns if _cmpk is not None else None
