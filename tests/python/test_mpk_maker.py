@@ -228,3 +228,32 @@ def test_trees_whose_columns_pass_the_read_window_are_built_as_they_come(tmp_pat
     assert (back.predict(X[:500]) == est.predict(X[:500])).all()
     for t, u in zip(est.estimators_, back.estimators_):
         assert t.tree_.__getstate__()["nodes"].tobytes() == u.tree_.__getstate__()["nodes"].tobytes()
+
+
+def test_loads_in_threads_at_once_each_build_their_own_trees(tmp_path):
+    """A second reader: forests loaded in four threads at once (each load
+    its own TreeMaker and buffer; the module's caches shared) are each
+    the model saved, from a file and from bytes."""
+    import threading
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    import mpk
+    rng = np.random.RandomState(1)
+    X, y = rng.rand(400, 4), rng.randint(0, 3, 400)
+    data = mpk.dumps(RandomForestClassifier(n_estimators=12, random_state=0).fit(X, y))
+    path = tmp_path / "f.mpk"
+    path.write_bytes(data)
+    got, start = [], threading.Barrier(4)
+
+    def run(i):
+        start.wait()
+        for _ in range(5):
+            got.append(mpk.dumps(mpk.load(path) if i % 2 else mpk.loads(data)))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 20 and all(g == data for g in got)
