@@ -126,8 +126,23 @@ def tree_maker(first, layout):
     checks and the batch compares (_Template.build).  A tree that fails is
     given back as its hole values, and the batch then builds the trees the
     generic way."""
-    p = first[b"weights"][b"tree_"][b"params"]
-    if _unpack.TreeMaker is None or node_layout() is None or type(p) is not dict:
+    head = tree_head(first[b"weights"][b"tree_"][b"params"])
+    if _unpack.TreeMaker is None or node_layout() is None or head is None:
+        return None
+    nf, nout, ncls, tail = head
+    from sklearn.tree._tree import Tree
+    x = dict(zip(layout.xkeys, layout.xidx))
+    keep = tuple(layout.pidx + layout.xidx)       # what the batch reads of a tree's holes
+    return _unpack.TreeMaker(layout.at, x[b"node_count"], x[b"max_depth"], keep, tuple(layout.dtypes),
+                             tail, nf, ncls, node_layout(), Tree, np.ndarray, _F8, Prebuilt)
+
+
+def tree_head(p):
+    """(n_features, n_outputs, n_classes as intp, the value array's tail
+    (n_outputs, the most classes)) of a Tree map's params p (bytes keys,
+    as the decoder gives them) when they are what the generic way accepts
+    (_helpers.tree_decode) and the C part lays out; else None."""
+    if type(p) is not dict:
         return None
     nf, nout = p.get(b"n_features"), p.get(b"n_outputs")
     if type(nf) is not int or type(nout) is not int or not (1 <= nf < 2**31 and 1 <= nout < 2**31):
@@ -144,11 +159,7 @@ def tree_maker(first, layout):
     tail = (nout, max(counts))
     if max(tail) > TAIL_MAX:        # the generic way checks it and names the problem
         return None
-    from sklearn.tree._tree import Tree
-    x = dict(zip(layout.xkeys, layout.xidx))
-    keep = tuple(layout.pidx + layout.xidx)       # what the batch reads of a tree's holes
-    return _unpack.TreeMaker(layout.at, x[b"node_count"], x[b"max_depth"], keep, tuple(layout.dtypes),
-                             tail, nf, ncls.astype(np.intp), node_layout(), Tree, np.ndarray, _F8, Prebuilt)
+    return nf, nout, ncls.astype(np.intp), tail
 
 
 def plain(v):

@@ -134,11 +134,10 @@ def tree_decode(mi):
     n = _int(mi.get("xtra", "node_count"), join(p, "xtra/node_count"), 1)
     max_depth = _int(mi.get("xtra", "max_depth"), join(p, "xtra/max_depth"), 0, 2**31 - 1)
     ncls = ncls.astype(np.intp)
-    fast = _fast_table(mi, n, nf, nout, max(counts))
-    if fast is not None:
-        t = Tree(nf, ncls, nout)
-        t.__setstate__({"max_depth": max_depth, "node_count": n, "nodes": fast[0], "values": fast[1]})
-        return t
+    if _fast_enabled(mi.dtypes) and not any(mi.types.get(c) not in _NDARRAY for c, _ in _FAST_COLS):
+        t = _fast_tree(mi.sections["weights"], _FAST_COLS, n, max_depth, nf, ncls, nout, max(counts))
+        if t is not None:
+            return t
     columns = []
     for col, field in _TREE_COLS:
         cp = join(p, f"weights/{col}")
@@ -169,28 +168,64 @@ def tree_decode(mi):
 
 _IN_ORDER = tuple(range(16))     # tree_columns' places: (shape, data) of each array in turn
 _FAST_COLS = [(key.decode(), accepted) for key, (_, accepted) in F._COLS.items()]
+_NDARRAY = ("ndarray", b"ndarray")
+# a Tree map as mpk writes it (tree_exact): its keys, and its types map
+_TREE_FIELDS = frozenset(("class_name", "types", "params", "xtra", "weights"))
+_TREE_TYPES = dict.fromkeys([b"n_classes", *F._COLS], b"ndarray")
 
 
-def _fast_table(mi, n, nf, nout, ncls):
-    """(nodes, values) of a Tree map's node table by mpk's C part (the
-    forest batch's tree_columns and tree_fill, _forest.py) when its arrays
-    are exactly the compact arrays mpk writes -- the node-table dtypes, no
-    cast to make -- and its links are a tree's; else None, and the numpy
-    way in tree_decode checks, casts and names the problem.  What it
-    accepts, the numpy way accepts and builds the same (the batch's tests
-    switch both off and compare)."""
-    if _unpack.tree_columns is None or not F._ENABLED[0] or mi.dtypes or F.node_layout() is None:
-        return None
-    w, caps, dts = mi.sections["weights"], [], []
-    for name, accepted in _FAST_COLS:
+def _fast_enabled(dtypes):
+    return _unpack.tree_columns is not None and F._ENABLED[0] and not dtypes and F.node_layout() is not None
+
+
+def _fast_tree(w, cols, n, max_depth, nf, ncls, nout, most):
+    """The Tree of n nodes whose node-table arrays are in w (a Tree map's
+    weights, under cols' keys, in _COLS' order) when each is exactly a
+    compact array of a node-table dtype (no cast to make) and the table is
+    a tree's (mpk's C part: the forest batch's tree_columns and tree_fill,
+    _forest.py); else None, and the numpy way in tree_decode checks, casts
+    and names the problem.  What it accepts, the numpy way accepts and
+    builds the same (the batch's tests switch both off and compare)."""
+    from sklearn.tree._tree import Tree
+    caps, dts = [], []
+    for name, accepted in cols:
         a = w.get(name)
-        tag = mi.types.get(name)
-        if (tag != b"ndarray" and tag != "ndarray") or not F.exact_compact(a, accepted):
+        if not F.exact_compact(a, accepted):
             return None
         caps += (a[b"shape"], a[b"data"])
         dts.append(a[b"type"])
-    table = F.one_table(tuple(caps), _IN_ORDER, n, tuple(dts), (nout, ncls), nf)
-    return None if table is None else table[:2]
+    table = F.one_table(tuple(caps), _IN_ORDER, n, tuple(dts), (nout, most), nf)
+    if table is None:
+        return None
+    t = Tree(nf, ncls, nout)
+    t.__setstate__({"max_depth": max_depth, "node_count": n, "nodes": table[0], "values": table[1]})
+    return t
+
+
+def tree_exact(fields):
+    """tree_decode's way for a Tree map exactly as mpk writes it, without
+    its per-value decoding (most of a single tree's load): fields (the
+    model map, its top keys as text, its sections as the decoder gave
+    them) has no dtypes, its types tag just the arrays ndarray, its params
+    and xtra are exactly tree_head's and two ints in tree_decode's ranges,
+    and _fast_tree builds its table.  Returns the Tree, or None: then
+    tree_decode decodes the map and names any problem (what this accepts,
+    it accepts and builds the same)."""
+    if fields.keys() != _TREE_FIELDS or fields["types"] != _TREE_TYPES or not _fast_enabled(None):
+        return None
+    p, x, w = fields["params"], fields["xtra"], fields["weights"]
+    if type(p) is not dict or len(p) != 3 or type(x) is not dict or len(x) != 2 \
+            or type(w) is not dict or len(w) != len(F._COLS):
+        return None
+    head = F.tree_head(p)
+    n, depth = x.get(b"node_count"), x.get(b"max_depth")
+    if head is None or type(n) is not int or type(depth) is not int or n < 1 or not 0 <= depth < 2**31:
+        return None
+    nf, nout, ncls, tail = head
+    return _fast_tree(w, _EXACT_COLS, n, depth, nf, ncls, nout, tail[1])
+
+
+_EXACT_COLS = [(key, accepted) for key, (_, accepted) in F._COLS.items()]
 
 
 # ----------------------------------------------------------------- HGB predictor

@@ -17,7 +17,7 @@ from . import _registry as R
 from . import _schema
 from . import _unpack
 from ._arrays import SCALAR_TYPE_NAMES, as_text, key_text, type_name
-from ._helpers import HELPERS
+from ._helpers import HELPERS, tree_exact
 from ._specs import BY_NAME, TYPE_NAMES
 from .errors import FormatError
 
@@ -512,6 +512,10 @@ def _skip(cname):
 
 
 def _build_generic(cname, fields, path, depth):
+    if cname == "Tree":
+        t = tree_exact(fields)      # as mpk writes it: built without the per-value decoding
+        if t is not None:
+            return t
     mi = G.ModelIn(_build, fields, path, depth)
     if cname in HELPERS:
         return HELPERS[cname][1](mi)

@@ -22,6 +22,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import mpk
 from mpk import _forest as F
+from mpk import _unpack
 from mpk_testutil import archive, count_batches, pack, run_capped, same_both_ways
 
 X = np.random.RandomState(0).rand(80, 5)
@@ -281,7 +282,7 @@ def test_random_mutations_agree_with_the_generic_way():
         i = rng.randrange(1, n_trees) if k % 7 else 0
         dt = m["weights"]["estimators_"][i]
         t = dt["weights"]["tree_"]
-        what = rng.randrange(9)
+        what = rng.randrange(10)
         if what == 0:
             dt["params"][rng.choice(list(dt["params"]))] = rng.choice(odd)
         elif what == 1:
@@ -315,11 +316,68 @@ def test_random_mutations_agree_with_the_generic_way():
                 sec["extra_" + str(key)] = sec[key]
         elif what == 7:
             t["params"][rng.choice(list(t["params"]))] = rng.choice(odd)
+        elif what == 8:
+            t["types"][rng.choice(list(t["types"]) + ["max_depth"])] = rng.choice(
+                ["ndarray", b"ndarray", ["ndarray", "<i4"], "int64", "tuple", None])
         else:
             dt["types"][rng.choice(list(dt["types"]) + ["max_depth"])] = rng.choice(["ndarray", "int64", "tuple", None])
         kind = same_both_ways(m)[0]
         outcomes[kind] += 1
     assert outcomes["loaded"] > 30 and outcomes["refused"] > 150, outcomes
+
+
+@pytest.fixture
+def generic_trees(monkeypatch):
+    """How many Tree maps each load decoded the generic way (tree_decode),
+    not as mpk writes them (_helpers.tree_exact)."""
+    from mpk import _helpers
+    calls = []
+    orig = _helpers.HELPERS["Tree"]
+    monkeypatch.setitem(_helpers.HELPERS, "Tree", (orig[0], lambda mi: calls.append(mi.path) or orig[1](mi)))
+    return calls
+
+
+def _dtc_archive():
+    return archive(DecisionTreeClassifier(max_depth=5, random_state=0).fit(X, Y))
+
+
+def _tagged(t, col):
+    t["types"][col] = ["ndarray", "<f8"]
+
+
+@pytest.mark.parametrize("change", [
+    None,
+    lambda t: t.setdefault("dtypes", {}).update(threshold="<f8"),       # a dtypes map: the generic way
+    lambda t: t["types"].update(threshold="int64"),                     # another tag: refused there
+    lambda t: _tagged(t, "threshold"),                                  # a tag with a dtype
+    lambda t: t["types"].pop("threshold"),                              # untagged array: refused
+    lambda t: t["types"].update(max_depth="int64"),                     # a tag on an int
+    lambda t: t["params"].update(extra=1),                              # an unknown parameter
+    lambda t: t["params"].update(n_features=True),                      # a bool, not an int
+    lambda t: t["params"].update(n_outputs=2),                          # n_classes then has the wrong shape
+    lambda t: t["xtra"].update(max_depth=2**31),                        # past tree_decode's range
+    lambda t: t["xtra"].update(node_count=0),
+    lambda t: t["xtra"].update(node_count=1.0),
+    lambda t: t["weights"].update(value=t["weights"]["threshold"]),     # a 1-d value
+    lambda t: t["weights"]["feature"].update({b"type": "<i2"}),          # a dtype the C part does not take
+    lambda t: t["weights"]["feature"].update({b"kind": b"x"}),
+])
+def test_a_tree_as_mpk_writes_it_is_built_without_per_value_decoding(change, generic_trees):
+    """A single tree's Tree map as mpk writes it is built by tree_exact
+    (no ModelIn, no per-value decoding); anything else goes the generic way,
+    and either way the outcome is the numpy way's (same_both_ways)."""
+    m = _dtc_archive()
+    if change is not None:
+        change(m["weights"]["tree_"])
+    kind, got, _ = same_both_ways(m)
+    if change is None:
+        assert kind == "loaded" and got == pack(m)
+    # tree_decode ran for the load with the batch off, and for the batched
+    # one only when the map is not as mpk writes it (or mpk's C part, which
+    # lays out the table, is not in use)
+    fast = change is None and _unpack.tree_columns is not None
+    assert len(generic_trees) == (1 if fast else 2)
+    assert generic_trees[0] == "weights/tree_"
 
 
 def test_integer_node_columns_are_int32_and_int64_archives_still_load(batches):
