@@ -1,18 +1,20 @@
 /* mpk._cmpk's decoder, in lockstep: the trees of an ensemble.
  *
- * A list under a key in lock_keys (mpk passes {b"estimators_"}) of at least
- * LOCK_MIN items whose first item is a map is offered to lock_hook, which
- * answers None or (pattern, hole[, each], make): the first item with the parts
- * that may differ from item to item replaced by hole (for a decision tree,
- * its parameters' values, its node count and depth, its arrays' shapes
- * and data). Every later item is then decoded in lockstep with pattern:
- * the same containers with the same sizes, the same keys in the same
- * order, scalars identical (as mpk_same_bits compares them), and where
- * pattern has hole, whatever value is there, decoded as usual into a tuple
- * of those values, which goes to each(tuple) when the hook gave one (mpk
- * builds the tree from it there, while its arrays are in the cache, and
- * they are freed before the next tree is read). The list of the first item
- * and what each made of the others goes to make(list, offsets), offsets
+ * A list under a key in lock_keys (mpk passes {b"estimators_",
+ * b"_predictors"}) of at least LOCK_MIN items whose first item is a map or
+ * a list is offered to lock_hook, which answers None or (pattern, hole[,
+ * each], make): the first item with the parts that may differ from item to
+ * item replaced by hole (for a decision tree, its parameters' values, its
+ * node count and depth, its arrays' shapes and data; for a row of
+ * HistGradientBoosting's predictors, each one's arrays' shapes and data).
+ * Every later item is then decoded in lockstep with pattern: the same
+ * containers with the same sizes, the same keys in the same order, scalars
+ * identical (as mpk_same_bits compares them), and where pattern has hole,
+ * whatever value is there, decoded as usual into a tuple of those values,
+ * which goes to each(tuple) when the hook gave one (mpk builds the tree from
+ * it there, while its arrays are in the cache, and they are freed before the
+ * next tree is read). The list of the first item and what each made of the
+ * others goes to make(list, offsets), offsets
  * the n + 1 input offsets where the items begin and the last one ends (to
  * read an item again), and make's result stands for the list. No map is
  * built for the parts that are the first item's, and none for a tree's
@@ -255,8 +257,9 @@ PyObject *lock_take_list(struct dec *d)
 	if (!first)
 		goto out;
 	PyList_SET_ITEM(list, 0, first);
-	spec = PyDict_CheckExact(first) ? PyObject_CallOneArg(d->lock_hook, first)
-					: Py_NewRef(Py_None);
+	spec = PyDict_CheckExact(first) || PyList_CheckExact(first)
+		       ? PyObject_CallOneArg(d->lock_hook, first)
+		       : Py_NewRef(Py_None);
 	if (!spec)
 		goto out;
 	if (spec != Py_None) {

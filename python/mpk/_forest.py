@@ -65,8 +65,9 @@ _IMMUTABLE = (type(None), bool, int, float, str, np.generic)
 HOLE = object()         # in a pattern: a value each tree has its own of
 _F8 = np.dtype("<f8")
 TAIL_MAX = 2**20        # value's trailing sizes the C part lays out (_cmpk.h)
-# the keys whose lists the C decoder offers to the lockstep hook
-LOCK_KEYS = frozenset((b"estimators_",))
+# the keys whose lists the C decoder offers to the lockstep hook: a
+# forest's trees, HistGradientBoosting's rows of predictors (_predictors.py)
+LOCK_KEYS = frozenset((b"estimators_", b"_predictors"))
 
 
 def is_tree_map(v):
@@ -232,8 +233,13 @@ def lockstep_hook(reread):
     compact map of a node-table dtype), else None.  pattern is first with
     HOLE at each parameter's value, at the Tree's node_count and max_depth,
     and at each node-table array's shape and data; each builds a tree from
-    its hole values (tree_maker); make(items, offsets) gives the Batch."""
+    its hole values (tree_maker); make(items, offsets) gives the Batch.  A
+    list whose first item is a list (HistGradientBoosting's rows of
+    predictors) gets _predictors.lock_spec's answer."""
     def hook(first):
+        if type(first) is list:         # a row of HistGradientBoosting's predictors
+            from . import _predictors
+            return _predictors.lock_spec(first, reread)
         spec = _spec(first)
         if spec is None:
             return None
@@ -337,11 +343,13 @@ def build_list(vals, paths, one):
                     out[i] = e
     for i in range(1, n):
         if out[i] is None:
-            out[i] = one(_item(vals, i, paths[i]), paths[i])
+            out[i] = one(item_at(vals, i, paths[i]), paths[i])
     return out
 
 
-def _item(vals, i, path):
+def item_at(vals, i, path):
+    """Item i of vals (a list, or a Batch), a FormatError naming path when
+    its bytes no longer decode (changed under the load)."""
     if type(vals) is not Batch:
         return vals[i]
     try:

@@ -366,6 +366,12 @@ def _dec_plain(d, val, path, depth):
         return val
     if isinstance(val, (bytes, bytearray)):
         return as_text(val, path)
+    if type(val) is F.Batch and type(val.items[0]) is list:    # rows of predictors (_predictors.py)
+        got = P.build_rows(val, lambda x, i, j: _dec_plain(d, x, join(join(path, i), j), depth + 2)) \
+            if depth < MAX_VALUE_DEPTH else None
+        if got is not None:
+            return got
+        val = [F.item_at(val, i, join(path, i)) for i in range(len(val))]     # then as any list
     if type(val) is F.Batch:        # a forest's trees, decoded in lockstep (_forest.py)
         return F.build_list(val, [join(path, i) for i in range(len(val))],
                             lambda x, p: _dec_plain(d, x, p, depth + 1))

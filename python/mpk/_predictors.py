@@ -24,10 +24,19 @@ microseconds of per-value Python work; a 100-iteration, 3-class model has
 * a predictor that differs from the template, and every predictor when a
   bulk check fails, is built the generic way, which names the problem.
 
+With mpk's C part the rows after the first are decoded in lockstep with it
+(lock_spec, as _forest.py's trees are): each later row comes as the tuple
+of its predictors' arrays' shapes and data, its maps never built, and
+build_rows checks those as above (the rest of a later row is, value for
+value, its first-row predictor's, which matched the template).
+
 So a predictor accepted here is one the generic way accepts, built the same
 (tests/python/test_mpk_predictors.py compares the two on valid and mutated
 models).  _forest._ENABLED switches this batch off too.
 """
+
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -88,6 +97,87 @@ def build_lists(vals, one):
     return res
 
 
+def _is_exact(m):
+    """Is m a predictor's map as mpk writes it: the five keys, no parameters
+    and no xtra, every weight a compact map of five keys (nd true, kind
+    empty, a dtype, a shape list, data)?"""
+    if type(m) is not dict or m.keys() != _MODEL_KEYS or m[b"class_name"] != b"TreePredictor" \
+            or m[b"params"] != {} or m[b"xtra"] != {} or type(m[b"weights"]) is not dict:
+        return False
+    return all(type(a) is dict and len(a) == 5 and a.get(b"nd") is True and type(a.get(b"kind")) is bytes
+               and a[b"kind"] == b"" and type(a.get(b"type")) is bytes and b"shape" in a and b"data" in a
+               for a in m[b"weights"].values())
+
+
+def lock_spec(first, reread):
+    """The lockstep hook's answer (_forest.lockstep_hook) for a list whose
+    first item is the list first: (pattern, HOLE, make) when first is a
+    row of predictor maps as mpk writes them (_is_exact), else None.
+    pattern is first with HOLE at each array's shape and data; make(items,
+    offsets) gives a _forest.Batch whose later items are each row's tuple
+    of those, in the order the decoder meets them (_Rows)."""
+    if not first or not all(map(_is_exact, first)):
+        return None
+    pattern, slots = [], []
+    for j, m in enumerate(first):
+        w = {}
+        for key, a in m[b"weights"].items():
+            w[key] = h = dict(a)
+            for ak in h:
+                if ak in (b"shape", b"data"):
+                    h[ak] = F.HOLE
+                    slots.append((j, key, ak))
+        pattern.append({**m, b"weights": w})
+    rows = _Rows(len(first), slots)
+    return pattern, F.HOLE, lambda items, offsets: F.Batch(items, pattern, rows, offsets, reread)
+
+
+class _Rows:
+    """Where a row's hole values are in its tuple: at[j, key] the places of
+    predictor j's array key's shape and data."""
+
+    def __init__(self, k, slots):
+        self.k = k
+        place = {s: i for i, s in enumerate(slots)}
+        self.at = {(j, key): (place[j, key, b"shape"], place[j, key, b"data"]) for j, key, _ in slots}
+
+
+def build_rows(vals, one):
+    """build_lists of a Batch of rows decoded in lockstep (lock_spec): the
+    first predictor the generic way, the rest checked and built together
+    from the first row's maps and the later rows' hole values; None when
+    the template does not take them all (then the caller builds the rows,
+    read again, as any list)."""
+    rows, layout = vals.items, vals.layout
+    first_row = rows[0]
+    if not F._ENABLED[0] or not all(type(r) is tuple for r in rows[1:]):
+        return None
+    first = one(first_row[0], 0, 0)
+    tpl = _Template.make(first_row[0], first)
+    if tpl is None or not all(map(tpl.matches, first_row[1:])):
+        return None
+    # each predictor's (shape, data) of its arrays, in the template's key
+    # order: the first row's from its maps (the later rows' compact maps are
+    # theirs in all but shape and data: lockstep)
+    flat = [tuple(x for key in tpl.keys for x in (m[b"weights"][key][b"shape"], m[b"weights"][key][b"data"]))
+            for m in first_row[1:]]
+    getters = [itemgetter(*[i for key in tpl.keys for i in layout.at[j, key]]) for j in range(layout.k)]
+    flat += [g(r) for r in rows[1:] for g in getters]
+    cols = list(zip(*flat))
+    columns = []
+    for c, (key, (_, dt)) in enumerate(zip(tpl.keys, tpl.dtypes)):
+        got = _bulk_rows(cols[2 * c], cols[2 * c + 1], dt.itemsize, key in BITSETS)
+        if got is None:
+            return None
+        columns.append(got)
+    built = tpl.build_columns(columns)
+    if built is None:
+        return None
+    built.insert(0, first)
+    k = layout.k
+    return [built[i:i + k] for i in range(0, len(built), k)]
+
+
 def _fixed(m):
     """The parts of a predictor's map every predictor of the batch shares
     with the template: keys, class name and type tags only (bytes in the
@@ -135,8 +225,11 @@ class _Template:
     def build(self, items):
         """Predictors for items (each matches()), or None when any check fails."""
         columns = self._columns([m[b"weights"] for m in items])
-        if columns is None:
-            return None
+        return None if columns is None else self.build_columns(columns)
+
+    def build_columns(self, columns):
+        """Predictors from their arrays' (counts, datas), one pair per key of
+        the template (checked: _bulk_rows), or None when any check fails."""
         cols = {}
         ns = None
         for key, (_, dt), (counts, datas) in zip(self.keys, self.dtypes, columns):
@@ -218,9 +311,17 @@ def _bulk_compact(maps, t, itemsize, bitset):
     table, [k, 8] (n, k >= 0), and data of exactly that many bytes.
     Returns (the counts n or k, the datas), or None."""
     fields = F.compact_fields(maps, t)
-    if fields is None:
+    return None if fields is None else _bulk_rows(*fields, itemsize, bitset)
+
+
+def _bulk_rows(shapes, datas, itemsize, bitset):
+    """One array of every predictor from its shape and data: each shape
+    [n] or, for a bitset table, [k, 8] (ints, n, k >= 0), each data bytes
+    (or a bytearray) of exactly that many items.  Returns (the counts n or
+    k, the datas), or None."""
+    if set(map(type, shapes)) != {list} or set(map(type, chain.from_iterable(shapes))) != {int} \
+            or not set(map(type, datas)) <= {bytes, bytearray}:
         return None
-    shapes, datas = fields
     if set(map(len, shapes)) != {2 if bitset else 1} or (bitset and {s[1] for s in shapes} != {8}):
         return None
     counts = [s[0] for s in shapes]

@@ -72,17 +72,17 @@ def same_both_ways(m):
     return a
 
 
-def count_batches(monkeypatch, template_cls):
-    """A list that gets, per load, how many items template_cls.build built
+def count_batches(monkeypatch, template_cls, method="build"):
+    """A list that gets, per load, how many items template_cls.method built
     (0 when it refused the batch)."""
     built = []
-    orig = template_cls.build
+    orig = getattr(template_cls, method)
 
     def build(self, *args):
         r = orig(self, *args)
         built.append(0 if r is None else len(r))
         return r
-    monkeypatch.setattr(template_cls, "build", build)
+    monkeypatch.setattr(template_cls, method, build)
     return built
 
 

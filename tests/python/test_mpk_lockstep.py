@@ -50,7 +50,8 @@ def expand(v):
 def batches(v):
     """How many Batches v holds."""
     if type(v) is F.Batch:
-        return 1 + sum(batches(x) for x in v.items[0].values())
+        first = v.items[0]      # a tree's map, or a row of predictors
+        return 1 + sum(map(batches, first if type(first) is list else first.values()))
     if type(v) is list:
         return sum(map(batches, v))
     if type(v) is dict:
@@ -155,6 +156,66 @@ def test_mutated_forests_decode_in_lockstep_as_without(tmp_path):
         if n % 15 == 0:
             assert agree(decode_file(d, tmp_path / "m.mpk"), plain), n
     assert kinds["error"] > 300 and kinds["batched"] > 100 and kinds["ok"] > kinds["batched"], kinds
+
+
+def _hgb():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    x = X.copy()
+    x[:, 4] = np.arange(80) % 4         # a categorical feature: bitset tables
+    return HistGradientBoostingClassifier(max_iter=6, random_state=0, early_stopping=False,
+                                          categorical_features=[4]).fit(x, Y)
+
+
+def test_hgb_predictor_rows_in_lockstep_are_their_plain_decoding(tmp_path):
+    """HistGradientBoosting's _predictors, a list of rows of predictor
+    maps: the rows after the first decoded in lockstep with it (each one's
+    arrays' shapes and data as holes, in one tuple a row), their Batch read
+    back, is the plain decoding, from a buffer and from a file."""
+    data = mpk.dumps(_hgb())
+    plain = decode(data, False)
+    got = decode(data, True)
+    assert plain[0] == "ok" and agree(got, plain) and got[4] == 1
+    batch = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, lock(data))[0][b"weights"][b"_predictors"]
+    rows = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)[0][b"weights"][b"_predictors"]
+    assert type(batch) is F.Batch and len(batch) == len(rows) == 6
+    assert all(type(r) is tuple and len(r) == 3 * 15 * 2 for r in batch.items[1:])  # 3 classes, 15 arrays
+    o = batch.offsets
+    assert all(same(msgpack.unpackb(data[a:b], raw=True, strict_map_key=False), r)
+               for a, b, r in zip(o, o[1:], rows))
+    assert agree(decode_file(data, tmp_path / "h.mpk"), plain)
+    # a later row unlike the first (a predictor with a key more): the plain decoding
+    m = archive(_hgb())
+    m["weights"]["_predictors"][3][1]["xtra"]["extra"] = 1
+    data = pack(m)
+    plain = decode(data, False)
+    assert agree(decode(data, True), plain) and decode(data, True)[4] == 0
+    assert agree(decode_file(data, tmp_path / "x.mpk"), plain)
+
+
+def test_mutated_hgb_models_decode_in_lockstep_as_without(tmp_path):
+    """Random byte changes in the predictors of a HistGradientBoosting
+    archive: in lockstep and without, the same objects or the same error,
+    from a buffer and from a file; and loading gives the generic way's
+    model or error (the batch switched off: mpk_testutil.same_both_ways)."""
+    from mpk_testutil import same_both_ways
+    rnd = random.Random(12)
+    base = mpk.dumps(_hgb())
+    start = base.index(b"_predictors")
+    kinds = {"ok": 0, "error": 0, "batched": 0}
+    for n in range(600):
+        d = bytearray(base)
+        for _ in range(rnd.randint(1, 3)):
+            mutate_at(rnd, d, rnd.randrange(min(start, len(d)), len(d) + 1), 0.7, 0.8, 4)
+        d = bytes(d)
+        plain, got = decode(d, False), decode(d, True)
+        assert agree(got, plain), (n, plain[:1] + plain[-1:], got[:1] + got[-1:])
+        kinds[got[0]] += 1
+        kinds["batched"] += got[0] == "ok" and got[4] > 0
+        if n % 15 == 0:
+            assert agree(decode_file(d, tmp_path / "m.mpk"), plain), n
+        if n % 5 == 0 and got[0] == "ok":
+            same_both_ways(d)
+    assert kinds["error"] > 100 and kinds["batched"] > 15 and kinds["ok"] > kinds["batched"], kinds
 
 
 def test_every_prefix_of_a_forest_is_the_same_error():

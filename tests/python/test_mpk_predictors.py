@@ -38,7 +38,7 @@ def _multi():
 @pytest.fixture
 def batches(monkeypatch):
     """How many predictors the batch built, per load."""
-    return count_batches(monkeypatch, P._Template)
+    return count_batches(monkeypatch, P._Template, "build_columns")
 
 
 @pytest.mark.parametrize("make,x", [
