@@ -392,9 +392,14 @@ class _Template:
         self.names = names
         self.raw_params = list(m[b"params"].values())
         self.params = [getattr(est, n) for n in names]
-        # shared by every tree of the batch: only immutable values (a boosting
-        # ensemble's trees hold a RandomState: built the generic way, each its own)
-        if not all(isinstance(v, _IMMUTABLE) for v in self.params):
+        # shared by every tree of the batch: immutable values, and a RandomState
+        # (a boosting ensemble's trees hold the one the ensemble fitted them
+        # with: one object in the fitted model and in pickle's load, 300
+        # copies of one state in the archive).  build() gives a tree the
+        # template's value only where its own is identical to the template's
+        # in the archive; building a RandomState costs 100-150 us, so that
+        # each tree's own made a 300-tree GradientBoosting load 30x pickle's.
+        if not all(isinstance(v, _IMMUTABLE) or type(v) is np.random.RandomState for v in self.params):
             return None
         # fitted attributes other than tree_: shared when immutable, else copied
         state = vars(est)

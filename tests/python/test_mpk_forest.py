@@ -64,11 +64,36 @@ def test_batched_ensembles_load_as_the_generic_way(make, batches):
         assert t.tree_.max_depth == u.tree_.max_depth and t.get_params() == u.get_params()
 
 
-def test_boosting_trees_with_a_random_state_are_built_the_generic_way(batches):
+def test_boosting_trees_share_their_random_state_as_fitted(batches):
+    """A boosting ensemble's trees hold the RandomState the ensemble fitted
+    them with: one object in the fitted model (and in pickle's load), one
+    state written once a tree in the archive.  Batched, the trees share
+    the first tree's, as fitted; each of them the generic way would have
+    its own (same_both_ways: the same model either way)."""
     est = GradientBoostingRegressor(n_estimators=5, max_depth=2, random_state=0).fit(X, X[:, 0])
+    trees = est.estimators_.ravel()
+    assert all(t.random_state is est._rng for t in trees)
     data = mpk.dumps(est)
     assert same_both_ways(data)[:2] == ("loaded", data)
-    assert batches == []        # each tree holds a RandomState (mutable): no template
+    assert batches == [len(trees) - 1]
+    back = mpk.loads(data).estimators_.ravel()
+    assert all(t.random_state is back[0].random_state for t in back)
+    assert type(back[0].random_state) is np.random.RandomState
+    assert (back[0].random_state.get_state()[1] == est._rng.get_state()[1]).all()
+
+
+def test_boosting_trees_with_another_random_state_are_built_the_generic_way(batches):
+    """A tree whose RandomState's state is not the first tree's: not the
+    template's to share, so every tree the generic way, each its own."""
+    est = GradientBoostingRegressor(n_estimators=5, max_depth=2, random_state=0).fit(X, X[:, 0])
+    m = archive(est)
+    rs = m["weights"]["estimators_"][3][0]["params"]["random_state"]
+    rs["xtra"]["pos"] = (rs["xtra"]["pos"] + 1) % 624
+    assert same_both_ways(m)[0] == "loaded"
+    assert batches == [0]           # refused by the template: the generic way
+    back = mpk.loads(pack(m)).estimators_.ravel()
+    assert len({id(t.random_state) for t in back}) == len(back)
+    assert back[3].random_state.get_state()[2] == (est._rng.get_state()[2] + 1) % 624
 
 
 def _tree(m, i):
