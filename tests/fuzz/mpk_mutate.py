@@ -28,6 +28,7 @@ editing a saved model, as the hostile tests there do).
 import os
 import random
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -94,10 +95,11 @@ def main():
     print(f"mpk C part: {'in use' if _unpack.ACCELERATED else 'not built (python3-msgpack)'}")
     bases = [mpk.dumps(m, arrays=a) for m in models() for a in ("compact", "nested")]
     rnd = random.Random(seed)
-    path = f"mpk-mutate-{seed}.tmp"
+    scratch = tempfile.TemporaryDirectory(prefix="mpk-mutate-")     # never in the checkout
+    path = os.path.join(scratch.name, "input.mpk")
     loads = loaded = refused = failed = 0
     end = time.monotonic() + seconds
-    try:
+    with scratch:
         while time.monotonic() < end:
             data = mutate(rnd, bytearray(rnd.choice(bases)))
             with open(path, "wb") as f:
@@ -116,9 +118,6 @@ def main():
                         f.write(data)
                     print(f"not a FormatError, from {how}; input kept as {keep}", file=sys.stderr)
                     traceback.print_exc()
-    finally:
-        if os.path.exists(path):
-            os.unlink(path)
     print(f"seed {seed}: {loads} loads, {loaded} loaded, {refused} FormatError, {failed} other")
     return 1 if failed else 0
 
