@@ -8,6 +8,7 @@
  *   _cmpk_maker.c   TreeMaker: a later tree of an ensemble built as it is
  *                   decoded
  *   here            identical: would two decoded values pack the same?
+ *                   holes: a decoded value's values at a pattern's holes
  *
  * mpk works without it (python/mpk/_unpack.py says how). */
 
@@ -17,13 +18,17 @@
 
 /* Would a and b pack to the same MsgPack bytes? Lists and tuples alike;
  * otherwise the same type (1, 1.0 and True differ), floats bit for bit
- * (-0.0 is not 0.0; a NaN equals itself), maps in the same key order. */
-int mpk_same_bits(PyObject *a, PyObject *b, int depth)
+ * (-0.0 is not 0.0; a NaN equals itself), maps in the same key order.
+ * With hole set, b is a pattern: where it holds hole, a may hold anything,
+ * which is appended to caps (in b's order). 1 same, 0 not, -1 an error. */
+static int same(PyObject *a, PyObject *b, PyObject *hole, PyObject *caps, int depth)
 {
 	if (depth > MAX_DEPTH) {
 		PyErr_SetString(PyExc_ValueError, "nested too deeply");
 		return -1;
 	}
+	if (hole && b == hole)
+		return PyList_Append(caps, a) < 0 ? -1 : 1;
 	PyTypeObject *ta = Py_TYPE(a), *tb = Py_TYPE(b);
 	if ((ta == &PyList_Type || ta == &PyTuple_Type) &&
 	    (tb == &PyList_Type || tb == &PyTuple_Type)) {
@@ -31,8 +36,8 @@ int mpk_same_bits(PyObject *a, PyObject *b, int depth)
 		if (n != PySequence_Fast_GET_SIZE(b))
 			return 0;
 		for (Py_ssize_t i = 0; i < n; i++) {
-			int r = mpk_same_bits(PySequence_Fast_GET_ITEM(a, i),
-					      PySequence_Fast_GET_ITEM(b, i), depth + 1);
+			int r = same(PySequence_Fast_GET_ITEM(a, i), PySequence_Fast_GET_ITEM(b, i),
+				     hole, caps, depth + 1);
 			if (r != 1)
 				return r;
 		}
@@ -40,7 +45,7 @@ int mpk_same_bits(PyObject *a, PyObject *b, int depth)
 	}
 	if (ta != tb)
 		return 0;
-	if (a == b)
+	if (a == b && !hole) /* (a pattern's own containers hold holes) */
 		return 1;
 	if (ta == &PyFloat_Type) {
 		double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
@@ -52,15 +57,20 @@ int mpk_same_bits(PyObject *a, PyObject *b, int depth)
 		if (PyDict_GET_SIZE(a) != PyDict_GET_SIZE(b))
 			return 0;
 		while (PyDict_Next(a, &pa, &ka, &va) && PyDict_Next(b, &pb, &kb, &vb)) {
-			int r = mpk_same_bits(ka, kb, depth + 1);
+			int r = same(ka, kb, NULL, NULL, depth + 1); /* keys are never holes */
 			if (r == 1)
-				r = mpk_same_bits(va, vb, depth + 1);
+				r = same(va, vb, hole, caps, depth + 1);
 			if (r != 1)
 				return r;
 		}
 		return 1;
 	}
 	return PyObject_RichCompareBool(a, b, Py_EQ);
+}
+
+int mpk_same_bits(PyObject *a, PyObject *b, int depth)
+{
+	return same(a, b, NULL, NULL, depth);
 }
 
 static PyObject *identical(PyObject *self, PyObject *args)
@@ -73,6 +83,27 @@ static PyObject *identical(PyObject *self, PyObject *args)
 	return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
+/* holes(value, pattern, hole): the values value holds where pattern holds
+ * hole, in pattern's order, when value is pattern with those filled in
+ * (as identical compares); else None. */
+static PyObject *holes(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *a, *pat, *hole;
+	if (!PyArg_ParseTuple(args, "OOO:holes", &a, &pat, &hole))
+		return NULL;
+	PyObject *caps = PyList_New(0), *r = NULL;
+	if (!caps)
+		return NULL;
+	int same_ = same(a, pat, hole, caps, 0);
+	if (same_ == 1)
+		r = PyList_AsTuple(caps);
+	else if (same_ == 0)
+		r = Py_NewRef(Py_None);
+	Py_DECREF(caps);
+	return r;
+}
+
 static PyMethodDef methods[] = {
 	{"unpack", mpk_unpack, METH_VARARGS,
 	 "unpack(data, text_maps, ext_hook[, lockstep]) -> (object, bytes used, vocabularies, "
@@ -82,6 +113,8 @@ static PyMethodDef methods[] = {
 	 "more): see _cmpk_unpack.c"},
 	{"identical", identical, METH_VARARGS,
 	 "identical(a, b): would a and b pack to the same MsgPack bytes?"},
+	{"holes", holes, METH_VARARGS,
+	 "holes(value, pattern, hole): value's values at pattern's holes, or None"},
 	{"tree_columns", mpk_tree_columns, METH_VARARGS,
 	 "decision trees' node-table columns, checked: see _cmpk_tree.c"},
 	{"compact_columns", mpk_compact_columns, METH_VARARGS,

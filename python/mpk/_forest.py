@@ -301,6 +301,8 @@ def caps_of(m, pattern, layout):
     identical to m (_unpack.identical) -- else None."""
     if type(m) is not dict:
         return None
+    if _unpack.holes is not None:       # mpk's C part: one walk, no filled copy
+        return _unpack.holes(m, pattern, HOLE)
     try:
         t = m[b"weights"][b"tree_"]
         caps = []

@@ -390,6 +390,74 @@ def test_identical_on_decoded_archives_and_theirnode_array_mutations():
         assert C.identical(a, b) is (msgpack.packb(a, use_bin_type=True) == msgpack.packb(b, use_bin_type=True))
 
 
+def _caps_of_python(m, pattern, layout, monkeypatch):
+    with monkeypatch.context() as mp:
+        mp.setattr(_unpack, "holes", None)
+        return F.caps_of(m, pattern, layout)
+
+
+def test_holes_are_what_filling_the_pattern_back_in_finds(monkeypatch):
+    """C.holes(value, pattern, hole) (a later tree's hole values, decoded
+    without lockstep: GradientBoosting's trees, a load without the C
+    decoder's lockstep) against the Python way, the pattern filled with
+    the values and compared (_unpack.identical): on every tree of a forest
+    and a boosting ensemble, and on 600 random changes to one (a value of
+    another type or bits, a key more or less, keys in another order, a
+    list for a map, -0.0, NaN, a hole's value anything)."""
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestClassifier
+    x = np.random.RandomState(0).rand(60, 4)
+    forest = RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(x, np.arange(60) % 3)
+    boost = GradientBoostingRegressor(n_estimators=5, max_depth=2, random_state=0).fit(x, x[:, 0])
+    rnd = random.Random(10)
+    checked = {"holes": 0, "none": 0}
+    for est in (forest, boost):
+        raw = msgpack.unpackb(mpk.dumps(est), raw=True, strict_map_key=False)[b"weights"][b"estimators_"]
+        trees = [t for row in raw for t in row] if type(raw[0]) is list else raw
+        pattern, layout = F._spec(trees[0])
+        for t in trees:
+            got = C.holes(t, pattern, F.HOLE)
+            assert got is not None and got == _caps_of_python(t, pattern, layout, monkeypatch)
+        for _ in range(300):
+            t = msgpack.unpackb(msgpack.packb(rnd.choice(trees), use_bin_type=True), raw=True, strict_map_key=False)
+            where = t
+            for _ in range(rnd.randrange(4)):       # down to a map inside
+                inner = [k for k, v in where.items() if type(v) is dict and v]
+                if not inner:
+                    break
+                where = where[rnd.choice(inner)]
+            key = rnd.choice(list(where))
+            what = rnd.randrange(4)
+            if what == 0:
+                where[key] = rnd.choice([1, 1.0, True, None, b"x", -0.0, float("nan"), [where[key]], (), {}])
+            elif what == 1:
+                del where[key]
+            elif what == 2:
+                where[b"extra"] = 1
+            else:
+                v = where.pop(key)
+                where[key] = v          # the key moved to the end
+            got = C.holes(t, pattern, F.HOLE)
+            want = _caps_of_python(t, pattern, layout, monkeypatch)
+            assert type(got) is type(want) and (got is None or C.identical(got, want)), (key, what)
+            checked["none" if got is None else "holes"] += 1
+    assert checked["none"] > 150 and checked["holes"] > 60, checked
+
+
+def test_holes_refuse_what_they_cannot_walk():
+    assert C.holes([1, 2], [1, F.HOLE], F.HOLE) == (2,)
+    assert C.holes((1, 2), [1, F.HOLE], F.HOLE) == (2,)            # a tuple packs as a list
+    assert C.holes({b"a": 1}, {b"a": F.HOLE}, F.HOLE) == (1,)
+    assert C.holes({b"b": 1}, {b"a": F.HOLE}, F.HOLE) is None       # keys are never holes
+    assert C.holes([1], [F.HOLE, F.HOLE], F.HOLE) is None
+    deep = F.HOLE
+    for _ in range(2000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        C.holes(deep, deep, object())
+    with pytest.raises(TypeError):
+        C.holes(1, 2)
+
+
 @pytest.mark.parametrize("d,want", [
     ({}, True), ({"a": 0}, True), ({"a": 2, "b": 0, "c": 1}, True), ({"a": 1}, False), ({"a": 0, "b": 0}, False),
     ({"a": -1, "b": 0}, False), ({"a": 0, "b": 2}, False), ({"a": 2**63, "b": 0}, False), ({"a": True}, False),
