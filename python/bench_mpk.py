@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 """Benchmark mpk against pickle and joblib (not a test).
 
-    nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--fresh ROUNDS] [--only mlp,tfidf,forest,hgb]
+    nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--fresh ROUNDS] [--only mlp,tfidf,forest,hgb,gb]
     nice /usr/bin/python3 python/bench_mpk.py --scaling BATCHES
 
-Four models: an MLPClassifier with hidden layers (256, 128) on 500 features
+Five models: an MLPClassifier with hidden layers (256, 128) on 500 features
 (trained briefly on random data; convergence does not matter), a
 TfidfVectorizer with about 100k terms (synthetic documents), a 50-tree
-RandomForestClassifier (5,000 samples, 20 features, full-depth trees) and a
+RandomForestClassifier (5,000 samples, 20 features, full-depth trees), a
 HistGradientBoostingClassifier (100 iterations, 3 classes, so 300 tree
-predictors).  For each it writes the model with
+predictors) and a GradientBoostingClassifier (100 iterations, 3 classes: 300
+decision trees, 2,000 samples).  For each it writes the model with
 
   mpk compact   mpk.save(m, arrays="compact"), loaded with mpk's C part
                 (python/mpk/_cmpk.c) where it is built (build/python)
@@ -110,6 +111,13 @@ def make_forest(n_trees=50):
     from sklearn.ensemble import RandomForestClassifier
     X, y = make_classification(5000, 20, n_informative=10, random_state=0)
     return RandomForestClassifier(n_trees, random_state=0).fit(X, y), X[:200]
+
+
+def make_gb():
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import GradientBoostingClassifier
+    X, y = make_classification(2000, 20, n_informative=10, n_classes=3, random_state=0)
+    return GradientBoostingClassifier(n_estimators=100, random_state=0).fit(X, y), X[:200]
 
 
 def make_hgb():
@@ -241,7 +249,7 @@ def _load_only(label, path, repeat):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", help="comma-separated subset: mlp,tfidf,forest,hgb")
+    ap.add_argument("--only", help="comma-separated subset: mlp,tfidf,forest,hgb,gb")
     ap.add_argument("--repeat", type=int, default=15, help="load repetitions (median is reported)")
     ap.add_argument("--fresh", type=int, metavar="ROUNDS", default=0,
                     help="time each format in processes of its own, ROUNDS per format, not all in this one")
@@ -262,7 +270,7 @@ def main():
           "all formats in this one process, each round in a shuffled order")
     results = []
     with tempfile.TemporaryDirectory() as d:
-        only = set(args.only.split(",")) if args.only else {"mlp", "tfidf", "forest", "hgb"}
+        only = set(args.only.split(",")) if args.only else {"mlp", "tfidf", "forest", "hgb", "gb"}
         if "mlp" in only:
             mlp, xs = make_mlp()
             results.append(("MLP 500-256-128-10", bench("mlp", mlp, xs, d, args.repeat, args.fresh)))
@@ -276,6 +284,9 @@ def main():
         if "hgb" in only:
             hgb, xs = make_hgb()
             results.append(("HistGB 100 it, 3 cl", bench("hgb", hgb, xs, d, args.repeat, args.fresh)))
+        if "gb" in only:
+            gb, xs = make_gb()
+            results.append(("GradBoost 100 it, 3 cl", bench("gb", gb, xs, d, args.repeat, args.fresh)))
     print()
     again = " again ms" if args.fresh else ""
     line = "-" * (94 + len(again))
