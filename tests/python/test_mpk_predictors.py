@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 import mpk
 from mpk import _predictors as P
-from mpk_testutil import archive, count_batches, pack, same_both_ways
+from mpk_testutil import archive, count_batches, pack, run_capped, same_both_ways
 
 RNG = np.random.RandomState(0)
 X = RNG.rand(150, 4)
@@ -199,6 +199,35 @@ def test_random_mutations_agree_with_the_generic_way():
             assert _col(m, i, j, "left").size != n
         outcomes[same_both_ways(m)[0]] += 1
     assert outcomes["loaded"] > 30 and outcomes["refused"] > 150, outcomes
+
+
+def test_hostile_sizes_in_later_rows_are_refused_not_allocated(tmp_path):
+    """A predictor in a later row (decoded in lockstep: its shapes and data
+    only) whose node columns claim 2**40 entries, or whose bitset table
+    claims 2**40 rows, in a few bytes: refused, naming it, as the generic
+    way does, in a process whose address space is capped at 1 GiB."""
+    m = archive(_multi())
+    for col in cols_of(m):
+        w = _w(m, 4, 1)[col]
+        w[b"shape"] = [2**40, 8] if col in ("binned_left_cat_bitsets", "raw_left_cat_bitsets") else [2**40]
+    (tmp_path / "0.mpk").write_bytes(pack(m))
+    m = archive(_multi())
+    _w(m, 2, 2)["raw_left_cat_bitsets"][b"shape"] = [2**40, 8]
+    (tmp_path / "1.mpk").write_bytes(pack(m))
+    r = run_capped("import mpk\n"
+                   "for k in range(2):\n"
+                   "    try:\n"
+                   "        mpk.load(f'{k}.mpk')\n"
+                   "    except mpk.FormatError as e:\n"
+                   "        print('FormatError', e)\n", tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("FormatError weights/_predictors/4/1/weights/") \
+        and lines[1].startswith("FormatError weights/_predictors/2/2/weights/raw_left_cat_bitsets"), r.stdout
+
+
+def cols_of(m):
+    return list(_w(m, 0, 0))
 
 
 def test_predictor_lists_are_recognised_only_as_such():
