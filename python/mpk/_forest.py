@@ -237,9 +237,9 @@ def lockstep_hook(reread):
     list whose first item is a list (HistGradientBoosting's rows of
     predictors) gets _predictors.lock_spec's answer."""
     def hook(first):
-        if type(first) is list:         # a row of HistGradientBoosting's predictors
+        if type(first) is list:         # a row of HistGradientBoosting's predictors, or of trees
             from . import _predictors
-            return _predictors.lock_spec(first, reread)
+            return _predictors.lock_spec(first, reread) or _row_spec(first, reread)
         spec = _spec(first)
         if spec is None:
             return None
@@ -250,6 +250,52 @@ def lockstep_hook(reread):
         kept = layout.kept()
         return pattern, HOLE, each, lambda items, offsets: Batch(items, pattern, layout, offsets, reread, kept)
     return hook
+
+
+class TreeRows:
+    """The layout of a Batch of rows of trees (a boosting ensemble's 2-d
+    object array of trees, decoded in lockstep with its first row: every
+    later item the tuple of its trees' hole values, one tree after
+    another): each tree of the first row's (pattern, _Layout)."""
+
+    def __init__(self, specs):
+        self.specs = specs
+
+
+def _row_spec(first, reread):
+    """The lockstep hook's answer for a first row of trees as mpk writes
+    them (each one _spec takes), else None."""
+    specs = [_spec(t) for t in first]
+    if not specs or None in specs:
+        return None
+    pattern = [p for p, _ in specs]
+    rows = TreeRows(specs)
+    return pattern, HOLE, lambda items, offsets: Batch(items, pattern, rows, offsets, reread)
+
+
+def row_trees(rows, width):
+    """A Batch of rows of trees (TreeRows) as one Batch of their trees, row
+    after row, for build_list: the first tree's map, then every other
+    tree's hole values in the first tree's pattern -- the first row's
+    other trees' found by holes(), the later rows' split from their tuples
+    (each tree is its first-row tree with its holes changed, and that tree
+    the first one's). None when the rows are not width trees each or a
+    first-row tree is not the first tree with its holes changed (then the
+    rows are read again and decoded as any list)."""
+    first_row, layouts = rows.items[0], rows.layout.specs
+    if len(first_row) != width or _unpack.holes is None or not all(type(r) is tuple for r in rows.items[1:]):
+        return None
+    pattern, layout = layouts[0]
+    caps = [_unpack.holes(t, pattern, HOLE) for t in first_row[1:]]
+    if None in caps:
+        return None
+    sizes = [len(lay.labels) for _, lay in layouts]
+    if set(sizes) != {len(layout.labels)}:
+        return None
+    n = sizes[0]
+    for r in rows.items[1:]:
+        caps += [r[j * n:(j + 1) * n] for j in range(width)]
+    return Batch([first_row[0]] + caps, pattern, layout, None)
 
 
 def _spec(first):

@@ -427,10 +427,17 @@ def _dec_sparse(val, t, dentry, path, dpath):
 
 
 def _dec_objarray(d, val, shape, tags, path, depth):
-    val = F.plain(val)
     if not isinstance(shape, list) or len(shape) > A.MAX_DIMS or not all(
             _is_int(n) and n >= 0 for n in shape):
         raise FormatError(join(path, "(shape)"), "expected a list of non-negative ints")
+    if type(val) is F.Batch and type(val.layout) is F.TreeRows and tags is None and len(shape) == 2 \
+            and shape[0] == len(val):       # a boosting ensemble's trees, in lockstep row by row
+        trees = F.row_trees(val, shape[1])
+        if trees is not None:
+            items = F.build_list(trees, [join(join(path, i), j) for i in range(shape[0]) for j in range(shape[1])],
+                                 lambda x, p: dec(d, x, None, None, p, depth + 1))
+            return _objarray_of(items, shape, path)
+    val = F.plain(val)
     flat = []
 
     def walk(v, dims, p):
@@ -459,6 +466,10 @@ def _dec_objarray(d, val, shape, tags, path, depth):
                              lambda x, p: dec(d, x, None, None, p, depth + 1))
     else:
         items = [dec(d, v, None if tags is None else tags[i], None, p, depth + 1) for i, (v, p) in enumerate(flat)]
+    return _objarray_of(items, shape, path)
+
+
+def _objarray_of(items, shape, path):
     try:
         a = np.empty(tuple(shape), dtype=object)
     except (ValueError, MemoryError, OverflowError) as e:

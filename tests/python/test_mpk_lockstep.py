@@ -218,6 +218,69 @@ def test_mutated_hgb_models_decode_in_lockstep_as_without(tmp_path):
     assert kinds["error"] > 100 and kinds["batched"] > 15 and kinds["ok"] > kinds["batched"], kinds
 
 
+def _gb():
+    from sklearn.ensemble import GradientBoostingClassifier
+    return GradientBoostingClassifier(n_estimators=6, max_depth=2, random_state=0).fit(X, Y)
+
+
+def test_gb_tree_rows_in_lockstep_are_their_plain_decoding(tmp_path, monkeypatch):
+    """GradientBoosting's estimators_, a 2-d object array of trees (a list
+    of rows of trees): the rows after the first decoded in lockstep with
+    it, read back, are the plain decoding, from a buffer and from a file;
+    the load takes the trees from the rows' hole values (_forest.row_trees)
+    and gives the generic way's model; a first row whose second tree is
+    not the first one with its holes changed is read again and decoded as
+    any list, as is a later row unlike the first."""
+    from mpk_testutil import same_both_ways
+    data = mpk.dumps(_gb())
+    plain = decode(data, False)
+    got = decode(data, True)
+    assert plain[0] == "ok" and agree(got, plain) and got[4] == 1
+    batch = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, lock(data))[0][b"weights"][b"estimators_"]
+    assert type(batch) is F.Batch and type(batch.layout) is F.TreeRows and len(batch) == 6
+    assert all(type(r) is tuple for r in batch.items[1:])
+    assert agree(decode_file(data, tmp_path / "g.mpk"), plain)
+    made = []
+    monkeypatch.setattr(F, "row_trees", lambda *a, f=F.row_trees: made.append(f(*a)) or made[-1])
+    assert same_both_ways(data)[:2] == ("loaded", data)
+    assert made and made[0] is not None and len(made[0]) == 18
+    m = archive(_gb())
+    for row in m["weights"]["estimators_"]:         # every row's second tree: parameters in another order
+        row[1]["params"] = dict(reversed(list(row[1]["params"].items())))
+    made.clear()
+    assert same_both_ways(m)[0] == "loaded" and made == [None]
+    m = archive(_gb())
+    m["weights"]["estimators_"][4][2]["xtra"]["extra"] = 1          # a later row unlike the first
+    data = pack(m)
+    plain = decode(data, False)
+    assert agree(decode(data, True), plain) and decode(data, True)[4] == 0
+
+
+def test_mutated_gb_models_decode_in_lockstep_as_without(tmp_path):
+    """Random byte changes in a GradientBoosting archive's trees: in
+    lockstep and without, the same objects or the same error, from a
+    buffer and from a file, and loading gives the generic way's outcome."""
+    from mpk_testutil import same_both_ways
+    rnd = random.Random(13)
+    base = mpk.dumps(_gb())
+    start = base.index(b"estimators_")
+    kinds = {"ok": 0, "error": 0, "batched": 0}
+    for n in range(600):
+        d = bytearray(base)
+        for _ in range(rnd.randint(1, 3)):
+            mutate_at(rnd, d, rnd.randrange(min(start, len(d)), len(d) + 1), 0.7, 0.8, 4)
+        d = bytes(d)
+        plain, got = decode(d, False), decode(d, True)
+        assert agree(got, plain), (n, plain[:1] + plain[-1:], got[:1] + got[-1:])
+        kinds[got[0]] += 1
+        kinds["batched"] += got[0] == "ok" and got[4] > 0
+        if n % 15 == 0:
+            assert agree(decode_file(d, tmp_path / "m.mpk"), plain), n
+        if n % 5 == 0 and got[0] == "ok":
+            same_both_ways(d)
+    assert kinds["error"] > 100 and kinds["batched"] > 15 and kinds["ok"] > kinds["batched"], kinds
+
+
 def test_every_prefix_of_a_forest_is_the_same_error():
     data = mpk.dumps(RandomForestClassifier(n_estimators=4, max_depth=2, random_state=0).fit(X, Y))
     for cut in range(data.index(b"estimators_"), len(data)):
