@@ -21,7 +21,7 @@ import pytest
 import mpk
 from mpk import _forest as F
 from mpk import _unpack
-from mpk_testutil import (AT, GOOD, KEYS, caps_of, compact, dtypes_of, node_array_mutations,
+from mpk_testutil import (AT, CAPPED, GOOD, KEYS, caps_of, compact, dtypes_of, node_array_mutations,
                           run_capped, tree_weights)
 
 C = _unpack._cmpk
@@ -266,8 +266,7 @@ def test_a_long_list_claim_costs_memory_as_it_is_decoded():
     assert ours(data) == ("ok", [1] * n, len(data))
 
 
-@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="AddressSanitizer reserves more address space than the limit")
+@CAPPED
 def test_hostile_lengths_fail_before_allocating_under_a_memory_limit(tmp_path):
     """Each claimed length is refused from the bytes left -- in a buffer,
     and in a file by its size -- in a child process whose address space is

@@ -9,7 +9,6 @@ the switch also turns off the generic way's C node table
 (_helpers._fast_table), so mutations of the first tree compare that with
 numpy's."""
 
-import os
 import random
 
 import msgpack
@@ -23,7 +22,7 @@ from sklearn.tree import DecisionTreeClassifier
 import mpk
 from mpk import _forest as F
 from mpk import _unpack
-from mpk_testutil import archive, count_batches, pack, run_capped, same_both_ways
+from mpk_testutil import CAPPED, archive, count_batches, pack, run_capped, same_both_ways
 
 X = np.random.RandomState(0).rand(80, 5)
 Y = np.arange(80) % 3
@@ -168,8 +167,7 @@ def test_child_index_that_wraps_in_32_bits_is_refused():
         assert kind == "refused" and msg.startswith("weights/estimators_/3/weights/tree_/weights"), msg
 
 
-@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
-                    reason="AddressSanitizer reserves more address space than the limit")
+@CAPPED
 def test_hostile_node_count_is_refused_not_allocated(tmp_path):
     """A later tree claiming 2**39 or 2**40 nodes in a few bytes is refused,
     naming it, as the generic way does, in a process whose address space is

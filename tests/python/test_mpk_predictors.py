@@ -16,7 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 import mpk
 from mpk import _predictors as P
-from mpk_testutil import archive, count_batches, pack, run_capped, same_both_ways
+from mpk_testutil import CAPPED, archive, count_batches, pack, run_capped, same_both_ways
 
 RNG = np.random.RandomState(0)
 X = RNG.rand(150, 4)
@@ -201,6 +201,7 @@ def test_random_mutations_agree_with_the_generic_way():
     assert outcomes["loaded"] > 30 and outcomes["refused"] > 150, outcomes
 
 
+@CAPPED
 def test_hostile_sizes_in_later_rows_are_refused_not_allocated(tmp_path):
     """A predictor in a later row (decoded in lockstep: its shapes and data
     only) whose node columns claim 2**40 entries, or whose bitset table
