@@ -367,7 +367,7 @@ def decode_nested(value, path, dtype_spec=None, dtype_path=""):
             raise FormatError(path, f"dtypes says {want.str} but the values are not strings")
         if want.kind not in "US" and a.dtype.kind == "U":
             raise FormatError(path, f"dtypes says {want.str} but the values are strings")
-        if want.kind == "S":
+        if want.kind == "S" and a.dtype.kind == "U":     # (an empty list is float64: cast below)
             a = np.char.encode(a, "utf-8")
         if want.kind in "biu" and a.dtype.kind in "fc" and a.size:
             raise FormatError(path, f"dtypes says {want.str} but the values are not integers")

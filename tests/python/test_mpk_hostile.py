@@ -370,6 +370,23 @@ def test_bad_dtypes_entry():
     refuse(m, "xtra/classes_: ", "do not fit")
 
 
+def test_an_empty_array_with_a_bytes_dtype_loads_empty():
+    """An empty nested array whose dtypes entry names a bytes dtype
+    (numpy makes [] float64): the empty array of that dtype, or the class's
+    own error -- not the TypeError np.char.encode raised on it (found by
+    tests/fuzz/mpk_mutate.py, seed 11, in a HistGradientBoosting bitset)."""
+    for value, dt in (([], "|S3"), ([[]], "|S1")):
+        a = mpk._arrays.decode_nested(value, "p", dt, "dp")
+        assert a.dtype == np.dtype(dt) and a.size == 0 and a.shape == np.array(value).shape
+    m = archive(LogisticRegression().fit(X, Y), "nested")
+    m["dtypes"]["classes_"] = "|S2"
+    m["xtra"]["classes_"] = []
+    try:
+        mpk.loads(msgpack.packb(m, use_bin_type=True))
+    except mpk.FormatError:
+        pass            # refused by the class's own checks: what matters is that it is a FormatError
+
+
 def test_ext_and_odd_values():
     m = archive(_mlp())
     m["params"]["alpha"] = msgpack.ExtType(5, b"xx")
