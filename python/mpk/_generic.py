@@ -366,7 +366,7 @@ def _dec_plain(d, val, path, depth):
         return val
     if isinstance(val, (bytes, bytearray)):
         return as_text(val, path)
-    if type(val) is F.Batch and type(val.items[0]) is list:    # rows of predictors (_predictors.py)
+    if type(val) is F.Batch and type(val.items[0]) is list:    # rows of predictors (_predictors.py), or of trees
         got = P.build_rows(val, lambda x, i, j: _dec_plain(d, x, join(join(path, i), j), depth + 2)) \
             if depth < MAX_VALUE_DEPTH else None
         if got is not None:

@@ -150,8 +150,8 @@ def build_rows(vals, one):
     read again, as any list)."""
     rows, layout = vals.items, vals.layout
     first_row = rows[0]
-    if not F._ENABLED[0] or not all(type(r) is tuple for r in rows[1:]):
-        return None
+    if type(layout) is not _Rows or not F._ENABLED[0] or not all(type(r) is tuple for r in rows[1:]):
+        return None         # (rows of trees under a key mpk does not write them under: as any list)
     first = one(first_row[0], 0, 0)
     tpl = _Template.make(first_row[0], first)
     if tpl is None or not all(map(tpl.matches, first_row[1:])):

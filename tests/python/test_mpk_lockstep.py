@@ -250,6 +250,10 @@ def test_gb_tree_rows_in_lockstep_are_their_plain_decoding(tmp_path, monkeypatch
     made.clear()
     assert same_both_ways(m)[0] == "loaded" and made == [None]
     m = archive(_gb())
+    del m["types"]["estimators_"]           # rows of trees, untagged: refused as without lockstep
+    kind, msg, _ = same_both_ways(m)
+    assert kind == "refused" and msg.startswith("weights/estimators_: expected object array"), msg
+    m = archive(_gb())
     m["weights"]["estimators_"][4][2]["xtra"]["extra"] = 1          # a later row unlike the first
     data = pack(m)
     plain = decode(data, False)
