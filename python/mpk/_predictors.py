@@ -164,9 +164,17 @@ def build_rows(vals, one):
     getters = [itemgetter(*[i for key in tpl.keys for i in layout.at[j, key]]) for j in range(layout.k)]
     flat += [g(r) for r in rows[1:] for g in getters]
     cols = list(zip(*flat))
-    columns = []
+    columns, ref, lens = [], None, {}
     for c, (key, (_, dt)) in enumerate(zip(tpl.keys, tpl.dtypes)):
-        got = _bulk_rows(cols[2 * c], cols[2 * c + 1], dt.itemsize, key in BITSETS)
+        shapes, datas = cols[2 * c], cols[2 * c + 1]
+        if key in BITSETS or ref is None:
+            got = _bulk_rows(shapes, datas, dt.itemsize, key in BITSETS)
+            if got is not None and key not in BITSETS:
+                ref, counts = shapes, got[0]
+        else:       # a node column after the first: its shapes exactly the first's (1 and True differ)
+            want = lens.get(dt.itemsize) or lens.setdefault(dt.itemsize, [n * dt.itemsize for n in counts])
+            got = (counts, datas) if _unpack.identical(shapes, ref) and set(map(type, datas)) <= _DATA \
+                and list(map(len, datas)) == want else None
         if got is None:
             return None
         columns.append(got)
@@ -295,6 +303,9 @@ class _Template:
         # a fifth of this)
         return [new(nodes[a:b], binned[c:d], raw[e:f]) for (a, b), (c, d), (e, f) in
                 zip(_spans(nl), _spans(kb), _spans(kr))]
+
+
+_DATA = {bytes, bytearray}      # a bin payload, as the decoders give it
 
 
 def _table(datas):
