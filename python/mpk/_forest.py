@@ -234,8 +234,9 @@ def lockstep_hook(reread):
     HOLE at each parameter's value, at the Tree's node_count and max_depth,
     and at each node-table array's shape and data; each builds a tree from
     its hole values (tree_maker); make(items, offsets) gives the Batch.  A
-    list whose first item is a list (HistGradientBoosting's rows of
-    predictors) gets _predictors.lock_spec's answer."""
+    list whose first item is a list gets _predictors.lock_spec's answer
+    for a row of HistGradientBoosting's predictors, or _row_spec's for a
+    row of trees (a GradientBoosting ensemble's 2-d object array)."""
     def hook(first):
         if type(first) is list:         # a row of HistGradientBoosting's predictors, or of trees
             from . import _predictors
