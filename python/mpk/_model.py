@@ -254,7 +254,9 @@ def _param_names(cls):
 
 
 # (class, name, type, value) of the parameter values scikit-learn's own
-# validation (est._validate_params()) has accepted in this process.
+# validation (est._validate_params()) has accepted in this process (a NaN
+# as _NAN: each decoded NaN is another object, equal to none, so that a
+# model with missing_values=nan was validated afresh at every load).
 # validate_parameter_constraints checks each parameter on its own against the
 # class's fixed _parameter_constraints, so an immutable value (None, bool,
 # int, float, str, a flat tuple of those, a numpy scalar type such as
@@ -267,12 +269,15 @@ _SCALARS = (type(None), bool, int, float, str)
 _SCALAR_TYPES = frozenset(SCALAR_TYPE_NAMES.values())    # dtype=np.float64 and the like
 
 
+_NAN = object()         # a NaN in a key: NaNs are equal to nothing, but all validate alike
+
+
 def _param_key(cls, name, v):
     t = type(v)
     if t in _SCALARS:
-        return (cls, name, t, v)
+        return (cls, name, t, _NAN if v != v else v)
     if t is tuple and all(type(x) in _SCALARS for x in v):
-        return (cls, name, t, tuple(map(type, v)), v)
+        return (cls, name, t, tuple(map(type, v)), tuple(_NAN if x != x else x for x in v))
     if t is type and v in _SCALAR_TYPES:
         return (cls, name, t, v)
     return None

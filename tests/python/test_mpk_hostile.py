@@ -177,6 +177,28 @@ def test_parameter_value_outside_its_constraints_refused(name, value):
     mpk.loads(msgpack.packb(m, use_bin_type=True))
 
 
+def test_a_nan_parameter_is_validated_once_and_a_refused_nan_every_time(monkeypatch):
+    """scikit-learn's parameter validation runs once per accepted value
+    (_model._VALID_PARAMS): a NaN is equal to no other NaN, so that a model
+    with missing_values=nan (SimpleImputer, 0.13 of its 0.19 ms) was
+    validated afresh at every load; it now is once, and a NaN where the
+    constraints refuse one is refused at every load."""
+    from sklearn.impute import SimpleImputer
+    calls = []
+    orig = SimpleImputer._validate_params
+    monkeypatch.setattr(SimpleImputer, "_validate_params", lambda self: calls.append(1) or orig(self))
+    data = mpk.dumps(SimpleImputer().fit(X))
+    assert np.isnan(mpk.loads(data).missing_values)
+    calls.clear()
+    for _ in range(3):
+        assert np.isnan(mpk.loads(data).missing_values)
+    assert calls == []
+    m = archive(LogisticRegression().fit(X, Y))
+    m["params"]["C"] = float("nan")                 # outside (0, inf]
+    for _ in range(2):
+        refuse(m, "params: ", "'C' parameter", "Got nan")
+
+
 def test_unknown_top_level_key_refused():
     m = archive(_mlp())
     m["__reduce__"] = "os.system"
