@@ -2,6 +2,7 @@
 
 import contextlib
 import functools
+import types as _pytypes
 import warnings
 
 import msgpack
@@ -259,8 +260,10 @@ def _param_names(cls):
 # model with missing_values=nan was validated afresh at every load).
 # validate_parameter_constraints checks each parameter on its own against the
 # class's fixed _parameter_constraints, so an immutable value (None, bool,
-# int, float, str, a flat tuple of those, a numpy scalar type such as
-# np.float64; its type is part of the key, so 1, 1.0 and True stay apart)
+# int, float, str, a flat tuple of those, a numpy scalar such as Lars's
+# eps=np.float64(2.2e-16), a numpy scalar type such as np.float64, a function
+# or a ufunc -- only the allow-listed ones load, one object each: SelectKBest's
+# score_func; its type is part of the key, so 1, 1.0 and True stay apart)
 # that passed once passes again: a model whose every parameter is in here
 # skips the call.  Anything else is validated.
 _VALID_PARAMS = set()
@@ -278,9 +281,14 @@ def _param_key(cls, name, v):
         return (cls, name, t, _NAN if v != v else v)
     if t is tuple and all(type(x) in _SCALARS for x in v):
         return (cls, name, t, tuple(map(type, v)), tuple(_NAN if x != x else x for x in v))
-    if t is type and v in _SCALAR_TYPES:
+    if t in _SCALAR_TYPES:      # a numpy scalar
+        return (cls, name, t, _NAN if v != v else v)
+    if (t is type and v in _SCALAR_TYPES) or t in _FUNCTIONS:
         return (cls, name, t, v)
     return None
+
+
+_FUNCTIONS = (_pytypes.FunctionType, _pytypes.BuiltinFunctionType, np.ufunc)
 
 
 def _validate_params(est, cls, params, path, complete):

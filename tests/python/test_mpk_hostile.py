@@ -199,6 +199,29 @@ def test_a_nan_parameter_is_validated_once_and_a_refused_nan_every_time(monkeypa
         refuse(m, "params: ", "'C' parameter", "Got nan")
 
 
+@pytest.mark.parametrize("which", ["Lars", "SelectKBest", "TransformedTargetRegressor"])
+def test_numpy_scalar_and_function_parameters_are_validated_once(which, monkeypatch):
+    """A numpy scalar (Lars's eps), an allow-listed function (SelectKBest's
+    score_func) or ufunc (np.log1p) as a parameter value is one key of the
+    validation memo: scikit-learn validates it at the first load of a
+    process, not at every one."""
+    from sklearn.base import BaseEstimator
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.feature_selection import SelectKBest
+    from sklearn.linear_model import Lars
+    make = {"Lars": lambda: Lars().fit(X, X[:, 0]), "SelectKBest": lambda: SelectKBest(k=2).fit(X, Y),
+            "TransformedTargetRegressor": lambda: TransformedTargetRegressor(
+                func=np.log1p, inverse_func=np.expm1).fit(X, X[:, 0])}[which]
+    calls = []
+    orig = BaseEstimator._validate_params
+    monkeypatch.setattr(BaseEstimator, "_validate_params", lambda self: calls.append(type(self)) or orig(self))
+    data = mpk.dumps(make())
+    mpk.loads(data)
+    calls.clear()
+    mpk.loads(data)
+    assert calls == []
+
+
 def test_unknown_top_level_key_refused():
     m = archive(_mlp())
     m["__reduce__"] = "os.system"
