@@ -260,7 +260,8 @@ def _param_names(cls):
 # model with missing_values=nan was validated afresh at every load).
 # validate_parameter_constraints checks each parameter on its own against the
 # class's fixed _parameter_constraints, so an immutable value (None, bool,
-# int, float, str, a flat tuple of those, a numpy scalar such as Lars's
+# int, float, str, a flat tuple or list of those -- HistGradientBoosting's
+# categorical_features=[3]: a key holds its items, not the list --, a numpy scalar such as Lars's
 # eps=np.float64(2.2e-16), a numpy scalar type such as np.float64, a function
 # or a ufunc -- only the allow-listed ones load, one object each: SelectKBest's
 # score_func; its type is part of the key, so 1, 1.0 and True stay apart)
@@ -279,7 +280,7 @@ def _param_key(cls, name, v):
     t = type(v)
     if t in _SCALARS:
         return (cls, name, t, _NAN if v != v else v)
-    if t is tuple and all(type(x) in _SCALARS for x in v):
+    if (t is tuple or t is list) and all(type(x) in _SCALARS for x in v):     # (a list's items as they are now)
         return (cls, name, t, tuple(map(type, v)), tuple(_NAN if x != x else x for x in v))
     if t in _SCALAR_TYPES:      # a numpy scalar
         return (cls, name, t, _NAN if v != v else v)

@@ -199,19 +199,23 @@ def test_a_nan_parameter_is_validated_once_and_a_refused_nan_every_time(monkeypa
         refuse(m, "params: ", "'C' parameter", "Got nan")
 
 
-@pytest.mark.parametrize("which", ["Lars", "SelectKBest", "TransformedTargetRegressor"])
+@pytest.mark.parametrize("which", ["Lars", "SelectKBest", "TransformedTargetRegressor", "HGB"])
 def test_numpy_scalar_and_function_parameters_are_validated_once(which, monkeypatch):
     """A numpy scalar (Lars's eps), an allow-listed function (SelectKBest's
-    score_func) or ufunc (np.log1p) as a parameter value is one key of the
-    validation memo: scikit-learn validates it at the first load of a
-    process, not at every one."""
+    score_func) or ufunc (np.log1p), a list of scalars (HistGradientBoosting's
+    categorical_features) as a parameter value is one key of the validation
+    memo: scikit-learn validates it at the first load of a process, not at
+    every one."""
     from sklearn.base import BaseEstimator
     from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.feature_selection import SelectKBest
     from sklearn.linear_model import Lars
     make = {"Lars": lambda: Lars().fit(X, X[:, 0]), "SelectKBest": lambda: SelectKBest(k=2).fit(X, Y),
             "TransformedTargetRegressor": lambda: TransformedTargetRegressor(
-                func=np.log1p, inverse_func=np.expm1).fit(X, X[:, 0])}[which]
+                func=np.log1p, inverse_func=np.expm1).fit(X, X[:, 0]),
+            "HGB": lambda: HistGradientBoostingClassifier(max_iter=3, categorical_features=[0]).fit(
+                np.c_[np.arange(len(X)) % 4, X], Y)}[which]
     calls = []
     orig = BaseEstimator._validate_params
     monkeypatch.setattr(BaseEstimator, "_validate_params", lambda self: calls.append(type(self)) or orig(self))
