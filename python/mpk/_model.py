@@ -304,6 +304,13 @@ def _validate_params(est, cls, params, path, complete):
             keys = None
         elif _VALID_PARAMS.issuperset(keys):
             return
+        # a parameter holding an estimator, a RandomState, an array: each
+        # checked on its own, as scikit-learn does, with the class's
+        # constraint objects made once (scikit-learn's own call makes them
+        # all again and inspects the class's signature: 0.1-0.3 ms a
+        # meta-estimator); only a refusal goes to it, for its message
+        if check_param_values(cls, {n: (v,) for n, v in params.items()}):
+            return
     try:
         est._validate_params()
     except (TypeError, ValueError) as e:

@@ -226,6 +226,27 @@ def test_numpy_scalar_and_function_parameters_are_validated_once(which, monkeypa
     assert calls == []
 
 
+def test_estimator_parameters_are_checked_with_the_constraints_made_once(monkeypatch):
+    """A meta-estimator's parameter that holds an estimator (no memo key)
+    is checked on its own against its constraint objects, made once per
+    class: scikit-learn's own validation, which makes them all again, runs
+    only for a refusal, whose message it gives, at every load."""
+    from sklearn.base import BaseEstimator
+    from sklearn.multiclass import OneVsRestClassifier
+    calls = []
+    orig = BaseEstimator._validate_params
+    monkeypatch.setattr(BaseEstimator, "_validate_params", lambda self: calls.append(type(self)) or orig(self))
+    data = mpk.dumps(OneVsRestClassifier(LogisticRegression()).fit(X, Y))
+    mpk.loads(data)
+    calls.clear()
+    back = mpk.loads(data)
+    assert calls == [] and type(back.estimator) is LogisticRegression
+    m = archive(OneVsRestClassifier(LogisticRegression()).fit(X, Y))
+    m["params"]["estimator"] = "not an estimator"
+    for _ in range(2):
+        refuse(m, "params: ", "'estimator' parameter of OneVsRestClassifier", "fit")
+
+
 def test_unknown_top_level_key_refused():
     m = archive(_mlp())
     m["__reduce__"] = "os.system"
