@@ -209,13 +209,13 @@ class _Layout:
         return k
 
 
-def exact_compact(a, accepted):
+def exact_compact(a, accepted=None):
     """Is a exactly a compact map as mpk writes one, of a dtype in
-    accepted: the five keys, nd True, kind b"", type one of accepted?
-    (Its shape and data are checked with the node count.)"""
+    accepted (or of any, as bytes): the five keys, nd True, kind b"", type
+    one of accepted?  (Its shape and data are checked with the node count.)"""
     return type(a) is dict and len(a) == 5 and a.get(b"nd") is True and type(a.get(b"kind")) is bytes \
-        and a[b"kind"] == b"" and type(a.get(b"type")) is bytes and a[b"type"] in accepted \
-        and b"shape" in a and b"data" in a
+        and a[b"kind"] == b"" and type(a.get(b"type")) is bytes \
+        and (accepted is None or a[b"type"] in accepted) and b"shape" in a and b"data" in a
 
 
 def _holes(m, kind, labels):
@@ -290,10 +290,7 @@ def row_trees(rows, width):
     caps = [_unpack.holes(t, pattern, HOLE) for t in first_row[1:]]
     if None in caps:
         return None
-    sizes = [len(lay.labels) for _, lay in layouts]
-    if set(sizes) != {len(layout.labels)}:
-        return None
-    n = sizes[0]
+    n = len(layout.labels)      # every tree's holes: the first row's trees are all the first one's shape
     for r in rows.items[1:]:
         caps += [r[j * n:(j + 1) * n] for j in range(width)]
     return Batch([first_row[0]] + caps, pattern, layout, None)

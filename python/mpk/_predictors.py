@@ -104,9 +104,7 @@ def _is_exact(m):
     if type(m) is not dict or m.keys() != _MODEL_KEYS or m[b"class_name"] != b"TreePredictor" \
             or m[b"params"] != {} or m[b"xtra"] != {} or type(m[b"weights"]) is not dict:
         return False
-    return all(type(a) is dict and len(a) == 5 and a.get(b"nd") is True and type(a.get(b"kind")) is bytes
-               and a[b"kind"] == b"" and type(a.get(b"type")) is bytes and b"shape" in a and b"data" in a
-               for a in m[b"weights"].values())
+    return all(map(F.exact_compact, m[b"weights"].values()))
 
 
 def lock_spec(first, reread):

@@ -34,6 +34,18 @@ def run_capped(prog, cwd, timeout=60):
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)), cwd=cwd)
 
 
+def load_capped(cwd, count, timeout=120):
+    """mpk.load of 0.mpk .. {count-1}.mpk in folder cwd, in a child process
+    capped at 1 GiB (run_capped), printing 'FormatError <message>' for each
+    refused; the finished process."""
+    return run_capped("import mpk\n"
+                      f"for k in range({count}):\n"
+                      "    try:\n"
+                      "        mpk.load(f'{k}.mpk')\n"
+                      "    except mpk.FormatError as e:\n"
+                      "        print('FormatError', e)\n", cwd, timeout=timeout)
+
+
 # ------------------------------------------------ batched loaders (test_mpk_forest.py, test_mpk_predictors.py)
 
 def archive(est):

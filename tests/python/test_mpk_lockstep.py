@@ -139,14 +139,27 @@ def test_mutated_forests_decode_in_lockstep_as_without(tmp_path):
     """Random byte changes anywhere in a forest archive (lengths, keys,
     type bytes, truncation): in lockstep and without, the same objects or
     the same error (message and offset), from a buffer and from a file."""
-    rnd = random.Random(11)
     base = mpk.dumps(RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, Y))
-    start = base.index(b"estimators_")
+    kinds = _mutations_agree(base, b"estimators_", 11, 1500, tmp_path, near=0.9)
+    assert kinds["error"] > 300 and kinds["batched"] > 100 and kinds["ok"] > kinds["batched"], kinds
+
+
+def _mutations_agree(base, key, seed, rounds, tmp_path, near=None, load_every=None):
+    """rounds random byte changes (one to three each) of base after key --
+    each with the chance near, else anywhere in it --, each decoded in lockstep
+    and without, from a buffer (and every 15th from a file): the same
+    objects or the same error; every load_every-th that decodes is loaded
+    as the generic way loads it (mpk_testutil.same_both_ways).  Returns how
+    many decoded ("ok"), failed ("error") and made a Batch ("batched")."""
+    from mpk_testutil import same_both_ways
+    rnd = random.Random(seed)
+    start = base.index(key)
     kinds = {"ok": 0, "error": 0, "batched": 0}
-    for n in range(1500):
+    for n in range(rounds):
         d = bytearray(base)
         for _ in range(rnd.randint(1, 3)):
-            i = rnd.randrange(min(start, len(d)), len(d) + 1) if rnd.random() < 0.9 else rnd.randrange(len(d) + 1)
+            after = near is None or rnd.random() < near
+            i = rnd.randrange(min(start, len(d)), len(d) + 1) if after else rnd.randrange(len(d) + 1)
             mutate_at(rnd, d, i, 0.7, 0.8, 4)
         d = bytes(d)
         plain, got = decode(d, False), decode(d, True)
@@ -155,7 +168,9 @@ def test_mutated_forests_decode_in_lockstep_as_without(tmp_path):
         kinds["batched"] += got[0] == "ok" and got[4] > 0
         if n % 15 == 0:
             assert agree(decode_file(d, tmp_path / "m.mpk"), plain), n
-    assert kinds["error"] > 300 and kinds["batched"] > 100 and kinds["ok"] > kinds["batched"], kinds
+        if load_every and n % load_every == 0 and got[0] == "ok":
+            same_both_ways(d)
+    return kinds
 
 
 def _hgb():
@@ -197,24 +212,7 @@ def test_mutated_hgb_models_decode_in_lockstep_as_without(tmp_path):
     archive: in lockstep and without, the same objects or the same error,
     from a buffer and from a file; and loading gives the generic way's
     model or error (the batch switched off: mpk_testutil.same_both_ways)."""
-    from mpk_testutil import same_both_ways
-    rnd = random.Random(12)
-    base = mpk.dumps(_hgb())
-    start = base.index(b"_predictors")
-    kinds = {"ok": 0, "error": 0, "batched": 0}
-    for n in range(600):
-        d = bytearray(base)
-        for _ in range(rnd.randint(1, 3)):
-            mutate_at(rnd, d, rnd.randrange(min(start, len(d)), len(d) + 1), 0.7, 0.8, 4)
-        d = bytes(d)
-        plain, got = decode(d, False), decode(d, True)
-        assert agree(got, plain), (n, plain[:1] + plain[-1:], got[:1] + got[-1:])
-        kinds[got[0]] += 1
-        kinds["batched"] += got[0] == "ok" and got[4] > 0
-        if n % 15 == 0:
-            assert agree(decode_file(d, tmp_path / "m.mpk"), plain), n
-        if n % 5 == 0 and got[0] == "ok":
-            same_both_ways(d)
+    kinds = _mutations_agree(mpk.dumps(_hgb()), b"_predictors", 12, 600, tmp_path, load_every=5)
     assert kinds["error"] > 100 and kinds["batched"] > 15 and kinds["ok"] > kinds["batched"], kinds
 
 
@@ -264,24 +262,7 @@ def test_mutated_gb_models_decode_in_lockstep_as_without(tmp_path):
     """Random byte changes in a GradientBoosting archive's trees: in
     lockstep and without, the same objects or the same error, from a
     buffer and from a file, and loading gives the generic way's outcome."""
-    from mpk_testutil import same_both_ways
-    rnd = random.Random(13)
-    base = mpk.dumps(_gb())
-    start = base.index(b"estimators_")
-    kinds = {"ok": 0, "error": 0, "batched": 0}
-    for n in range(600):
-        d = bytearray(base)
-        for _ in range(rnd.randint(1, 3)):
-            mutate_at(rnd, d, rnd.randrange(min(start, len(d)), len(d) + 1), 0.7, 0.8, 4)
-        d = bytes(d)
-        plain, got = decode(d, False), decode(d, True)
-        assert agree(got, plain), (n, plain[:1] + plain[-1:], got[:1] + got[-1:])
-        kinds[got[0]] += 1
-        kinds["batched"] += got[0] == "ok" and got[4] > 0
-        if n % 15 == 0:
-            assert agree(decode_file(d, tmp_path / "m.mpk"), plain), n
-        if n % 5 == 0 and got[0] == "ok":
-            same_both_ways(d)
+    kinds = _mutations_agree(mpk.dumps(_gb()), b"estimators_", 13, 600, tmp_path, load_every=5)
     assert kinds["error"] > 100 and kinds["batched"] > 15 and kinds["ok"] > kinds["batched"], kinds
 
 
