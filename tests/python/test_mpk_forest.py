@@ -184,6 +184,24 @@ def test_hostile_node_count_is_refused_not_allocated(tmp_path):
                                    and "(node_count)" in x for x in lines), r.stdout
 
 
+@CAPPED
+def test_a_single_tree_claiming_a_hostile_node_count_is_refused_not_allocated(tmp_path):
+    """A single tree's Tree map as mpk writes it (tree_exact's way) whose
+    node_count claims 2**40 nodes, or whose arrays' shapes do: refused,
+    naming it, under a 1 GiB address-space cap."""
+    m = _dtc_archive()
+    m["weights"]["tree_"]["xtra"]["node_count"] = 2**40
+    (tmp_path / "0.mpk").write_bytes(pack(m))
+    m = _dtc_archive()
+    for c in m["weights"]["tree_"]["weights"].values():
+        c[b"shape"] = [2**40] + c[b"shape"][1:]
+    (tmp_path / "1.mpk").write_bytes(pack(m))
+    r = load_capped(tmp_path, 2)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and all(x.startswith("FormatError weights/tree_/") for x in lines), r.stdout
+
+
 @pytest.mark.parametrize("where", ["single", 0, 3])
 def test_class_count_past_the_fast_paths_bound_is_a_format_error(where, tmp_path):
     """A tree whose n_classes is 2**20 + 1 (past what the C node-table
