@@ -236,22 +236,23 @@ class _Template:
     def build_columns(self, columns):
         """Predictors from their arrays' (counts, datas), one pair per key of
         the template (checked: _bulk_rows), or None when any check fails."""
-        cols = {}
-        ns = None
-        for key, (_, dt), (counts, datas) in zip(self.keys, self.dtypes, columns):
-            if key in BITSETS:
-                cols[key] = counts, datas
-                continue
-            if ns is None:
-                ns = counts
-                if min(ns) < 1:
-                    return None
-            elif counts != ns:           # every node column as long as the others
-                return None
-            cols[key] = np.frombuffer(b"".join(datas), dtype=dt)
-        if ns is None:
+        node_cols = [(key.decode(), dt, c) for key, (_, dt), c in zip(self.keys, self.dtypes, columns)
+                     if key not in BITSETS]
+        if not node_cols:
             return None
-        return self._assemble(cols, ns)
+        ns = node_cols[0][2][0]
+        if min(ns) < 1 or any(counts != ns for _, _, (counts, _) in node_cols):
+            return None         # every node column as long as the others
+        # the table is made only now that every column holds its nodes (its
+        # size is then the data's), and filled one column at a time: all
+        # columns joined at once were a second copy of the nodes held with
+        # the decoded ones (a 3,000-predictor model's load peaked at four
+        # times the memory of the model it made)
+        nodes = np.empty(sum(ns), dtype=self.D)      # every byte written here (make: no padding)
+        for name, dt, (_, datas) in node_cols:
+            nodes[name] = np.frombuffer(b"".join(datas), dtype=dt)
+        bits = [c for key, c in zip(self.keys, columns) if key in BITSETS]
+        return self._assemble(nodes, bits, ns)
 
     def _columns(self, weights):
         """(counts, datas) of each array, for every predictor (weights: their
@@ -270,29 +271,28 @@ class _Template:
             out.append(d)
         return out
 
-    def _assemble(self, cols, nl):
-        D = self.D
-        for name in (b"is_leaf", b"is_categorical", b"missing_go_to_left"):
-            if cols[name].max() > 1:
+    def _assemble(self, nodes, bits, nl):
+        """The predictors of node counts nl over nodes (every predictor's
+        table, one after another) and bits ((counts, datas) of the two
+        bitset tables, in the template's order), or None when a check fails."""
+        for name in ("is_leaf", "is_categorical", "missing_go_to_left"):
+            if nodes[name].max() > 1:
                 return None
         ns = np.asarray(nl, dtype=np.int64)
         offs = np.zeros(len(nl), dtype=np.int64)
         np.cumsum(ns[:-1], out=offs[1:])
-        leaf = cols[b"is_leaf"].astype(bool)
-        left = np.where(leaf, -1, cols[b"left"].astype(np.int64))
-        right = np.where(leaf, -1, cols[b"right"].astype(np.int64))
+        leaf = nodes["is_leaf"].astype(bool)
+        left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+        right = np.where(leaf, -1, nodes["right"].astype(np.int64))
         inner = F._check_links(left, right, ns, offs)
         if inner is None:
             return None
-        (kb, binned), (kr, raw) = cols[BITSETS[0]], cols[BITSETS[1]]
+        (kb, binned), (kr, raw) = bits
         binned, raw = _table(binned), _table(raw)
-        cat = inner & cols[b"is_categorical"].astype(bool)
+        cat = inner & nodes["is_categorical"].astype(bool)
         k = np.repeat(np.minimum(kb, kr), ns)
-        if np.any(cols[b"bitset_idx"][cat] >= k[cat]):
+        if np.any(nodes["bitset_idx"][cat] >= k[cat]):
             return None
-        nodes = np.empty(int(ns.sum()), dtype=D)      # every byte written here (make: no padding)
-        for name in D.names:
-            nodes[name] = cols[name.encode()]
         new = self.cls
         # each predictor's node table a slice of the one table (writable, and
         # sharing no node with another's: the slices are disjoint), as
@@ -308,8 +308,9 @@ _DATA = {bytes, bytearray}      # a bin payload, as the decoders give it
 
 def _table(datas):
     """The bitset tables' rows (datas: each predictor's, checked), one
-    writable (k, 8) array of its own."""
-    return np.frombuffer(b"".join(datas), dtype="<u4").reshape(-1, 8).copy()
+    writable (k, 8) array of its own (over a bytearray joined from them:
+    one copy)."""
+    return np.frombuffer(bytearray().join(datas), dtype="<u4").reshape(-1, 8)
 
 
 def _spans(counts):

@@ -231,3 +231,49 @@ def test_predictor_lists_are_recognised_only_as_such():
     assert P.is_predictor_lists(raw)
     assert not P.is_predictor_lists([]) and not P.is_predictor_lists([[]] + raw)
     assert not P.is_predictor_lists(raw + [raw[0][0]])          # an item that is not a list
+
+
+def test_the_node_check_reads_the_batch_table_in_place_and_joins_the_rest_in_pieces():
+    """_checks._node_tables: predictors whose nodes are slices of one table
+    (as the batch builds them) give that table itself, no copy; the others
+    (the generic way's first predictor, a user's) are joined in pieces of
+    about the size asked, every node of every predictor once."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE as D
+
+    from mpk import _checks
+    est = mpk.loads(mpk.dumps(_multi()))
+    items = [pr for it in est._predictors for pr in it]
+    batch = [pr for pr in items if pr.nodes.base is not None and pr.nodes.base.dtype == D]
+    assert len(batch) == len(items) - 1           # all but the first, built the generic way
+    table = batch[0].nodes.base
+    own = [est._predictors[0][0]] + [type(items[0])(pr.nodes.copy(), pr.binned_left_cat_bitsets,
+                                                     pr.raw_left_cat_bitsets) for pr in items[:5]]
+    piece = 2 * own[1].nodes.nbytes
+    got = list(_checks._node_tables(batch + own, D, piece))
+    assert got[-1] is table and np.shares_memory(got[-1], batch[0].nodes)
+    assert len(table) == sum(len(pr.nodes) for pr in batch)
+    joined = got[:-1]
+    assert len(joined) > 1 and all(j.nbytes < piece + max(pr.nodes.nbytes for pr in own) for j in joined)
+    assert np.concatenate(joined).tobytes() == b"".join(pr.nodes.tobytes() for pr in own)
+
+
+@pytest.mark.parametrize("where", ["batch", "own"])
+def test_a_bad_feature_index_is_found_in_any_piece(where):
+    """A predictor with a feature index past n_features_in_, among the
+    batch's or among predictors joined in pieces: refused, and named."""
+    from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE as D
+
+    from mpk import _checks
+    est = mpk.loads(mpk.dumps(_multi()))
+    items = [pr for it in est._predictors for pr in it]
+    pr = items[-1] if where == "batch" else items[0]
+    inner = np.flatnonzero(pr.nodes["is_leaf"] == 0)
+    pr.nodes["feature_idx"][inner[0]] = X.shape[1]
+    nf, iscat = X.shape[1], est._bin_mapper.is_categorical
+    assert not _checks._hgb_nodes_ok(est._predictors, est.n_trees_per_iteration_, iscat, nf)
+    k = items.index(pr)
+    i, j = divmod(k, est.n_trees_per_iteration_)
+    with pytest.raises(mpk.FormatError, match=f"{i}/{j}/weights/feature_idx"):
+        _checks._check_predictors(est._predictors, "weights/_predictors", est.n_trees_per_iteration_, iscat, nf)
+    got = list(_checks._node_tables(items, D, 1))     # pieces of one predictor each: the first, then the table
+    assert len(got) == 2 and sum(map(len, got)) == sum(len(p.nodes) for p in items)
