@@ -3,6 +3,7 @@
 
     nice /usr/bin/python3 python/bench_mpk.py [--repeat N] [--fresh ROUNDS] [--only mlp,tfidf,forest,hgb,gb]
     nice /usr/bin/python3 python/bench_mpk.py --scaling BATCHES
+    nice /usr/bin/python3 python/bench_mpk.py --big ROUNDS
 
 Five models: an MLPClassifier with hidden layers (256, 128) on 500 features
 (trained briefly on random data; convergence does not matter), a
@@ -50,6 +51,16 @@ load varies by tens of percent from one process to the next.
 
 --scaling BATCHES splits the forest's load time into a cost per tree and
 a fixed cost, for mpk and pickle (see scaling()): where a gap comes from.
+
+--big ROUNDS times large models, where a load's time and memory are felt:
+a RandomForestRegressor of 100 full-depth trees on 30,000 samples (about
+3.8M nodes), an MLPClassifier (2048, 2048) on 2,000 features and a
+HistGradientBoostingClassifier of 300 iterations and 10 classes (3,000
+predictors).  Each format (mpk compact, pickle) is loaded in a fresh
+process, ROUNDS each, in turn, and the table gives the median wall time,
+the minimum CPU time and the median peak memory a load added (the
+process's maximum resident set size after the load less before it): what
+a program that loads such a model pays (see big()).
 """
 
 import argparse
@@ -125,6 +136,30 @@ def make_hgb():
     from sklearn.ensemble import HistGradientBoostingClassifier
     X, y = make_classification(5000, 20, n_informative=10, n_classes=3, random_state=0)
     return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0).fit(X, y), X[:200]
+
+
+def make_big_forest():
+    from sklearn.ensemble import RandomForestRegressor
+    rng = np.random.RandomState(0)
+    X = rng.rand(30_000, 20)
+    rf = RandomForestRegressor(100, random_state=0, n_jobs=2).fit(X, X[:, 0] + rng.rand(30_000))
+    return rf.set_params(n_jobs=None), X[:200]     # (threads sum the trees in any order: not bit-exact)
+
+
+def make_big_mlp():
+    from sklearn.neural_network import MLPClassifier
+    rng = np.random.RandomState(0)
+    X = rng.rand(500, 2000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MLPClassifier((2048, 2048), max_iter=1, random_state=0).fit(X, rng.randint(0, 10, 500)), X[:50]
+
+
+def make_big_hgb():
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    X, y = make_classification(20_000, 30, n_informative=15, n_classes=10, random_state=0)
+    return HistGradientBoostingClassifier(max_iter=300, early_stopping=False, random_state=0).fit(X, y), X[:200]
 
 
 def plain_content(obj):
@@ -236,15 +271,38 @@ def _load_only(label, path, repeat):
     pays what a program's does beyond those: its memory, page-faulted in,
     and the loader's own first-time work."""
     import sklearn.ensemble, sklearn.feature_extraction.text, sklearn.neural_network, sklearn.tree  # noqa: E401,F401
+    rss = _reset_peak_rss()
     f, c, t = _faults(), time.process_time(), time.perf_counter()
     LOADERS[label](path)
     first, first_cpu, first_faults = time.perf_counter() - t, time.process_time() - c, _faults() - f
+    peak = _status("VmHWM") - rss
     walls = []
     for _ in range(repeat):
         t = time.perf_counter()
         LOADERS[label](path)
         walls.append(time.perf_counter() - t)
-    print(first, first_cpu, first_faults, statistics.median(walls))
+    print(first, first_cpu, first_faults, statistics.median(walls) if walls else 0.0, peak)
+
+
+def _status(field):
+    """A size in this process's /proc/self/status, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(field)
+
+
+def _reset_peak_rss():
+    """This process's resident set size, its peak (VmHWM) reset to it.
+    (getrusage's ru_maxrss is no good here: it carries over fork and exec,
+    so a child of a big parent starts at its parent's size.)"""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass            # (a kernel without it: the peak may then be the imports')
+    return _status("VmRSS")
 
 
 def main():
@@ -255,12 +313,16 @@ def main():
                     help="time each format in processes of its own, ROUNDS per format, not all in this one")
     ap.add_argument("--scaling", type=int, metavar="BATCHES", default=0,
                     help="the forest only: split its load time into a cost per tree and a fixed cost")
+    ap.add_argument("--big", type=int, metavar="ROUNDS", default=0,
+                    help="large models, each load in a fresh process: time and peak memory")
     ap.add_argument("--load", nargs=2, metavar=("FORMAT", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.load:
         return _load_only(args.load[0], args.load[1], args.repeat)
     if args.scaling:
         return scaling(args.scaling)
+    if args.big:
+        return big(args.big)
     import sklearn
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, sklearn {sklearn.__version__}, "
           f"msgpack {'.'.join(map(str, msgpack.version))}, joblib {joblib.__version__}")
@@ -353,6 +415,46 @@ def scaling(batches, sizes=(5, 20, 50), per_batch=10):
         print(f"  {fmt:<7}" + "".join(f" {k:>3} trees {best[fmt, k] * 1e3:6.3f}" for k in sizes) +
               f"   per tree {per * 1e6:5.1f} us, fixed {(best[fmt, lo] - lo * per) * 1e3:6.3f} ms")
     print(f"mpk.load / pickle.load at {hi} trees: {best['mpk', hi] / best['pickle', hi]:.2f}x")
+
+
+def big(rounds):
+    """--big: each large model saved by mpk (compact) and pickle, each file
+    loaded in rounds fresh processes (_load_only), the two in turn; the same
+    predictions checked first."""
+    models = (("RandomForest 100 deep", make_big_forest), ("MLP 2000-2048-2048", make_big_mlp),
+              ("HistGB 300 it, 10 cl", make_big_hgb))
+    print(f"each format in {rounds} fresh processes of its own per model: the load's wall time (median),"
+          f" CPU time (minimum) and the peak memory it added (median)\n")
+    print(f"{'model':<22} {'format':<12} {'size MB':>9} {'load s':>8} {'cpu s':>7} {'peak MB':>8}")
+    ratios = []
+    with tempfile.TemporaryDirectory() as d:
+        for model, make in models:
+            est, sample = make()
+            paths = {"mpk compact": os.path.join(d, "big.mpk"), "pickle": os.path.join(d, "big.pkl")}
+            mpk.save(est, paths["mpk compact"])
+            with open(paths["pickle"], "wb") as f:
+                pickle.dump(est, f, protocol=5)
+            ref = est.predict(sample)
+            del est
+            for label, p in paths.items():
+                assert (LOADERS[label](p).predict(sample) == ref).all(), label
+            runs = {label: [] for label in paths}
+            for r in range(rounds):
+                for label in (list(paths) if r % 2 == 0 else list(paths)[::-1]):
+                    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", label, paths[label],
+                                          "--repeat", "0"], capture_output=True, text=True, check=True)
+                    runs[label].append(tuple(map(float, out.stdout.split())))
+            row = {}
+            for label, p in paths.items():
+                r = runs[label]
+                row[label] = (os.path.getsize(p), statistics.median(x[0] for x in r), min(x[1] for x in r),
+                              statistics.median(x[4] for x in r))
+                size, t, c, peak = row[label]
+                print(f"{model:<22} {label:<12} {size / 1e6:>9.1f} {t:>8.3f} {c:>7.3f} {peak / 1e6:>8.1f}")
+            ratios.append((model, row["mpk compact"], row["pickle"]))
+    print("\nmpk.load / pickle.load (protocol 5): first load in a fresh process; peak memory; file size")
+    for model, (ms, mt, mc, mp), (ps, pt, pc, pp) in ratios:
+        print(f"  {model:<22} load {mt / pt:5.2f}x (cpu {mc / pc:5.2f}x)   peak {mp / pp:5.2f}x   size {ms / ps:5.2f}x")
 
 
 def _quartile_ratios(a, b):
