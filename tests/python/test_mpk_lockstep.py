@@ -9,6 +9,7 @@ file, and not at all in lockstep from a pipe."""
 
 import os
 import random
+import sys
 
 import msgpack
 import numpy as np
@@ -378,3 +379,46 @@ def test_a_tree_that_changed_before_it_was_read_again_is_named(monkeypatch):
     monkeypatch.setattr(_unpack, "rereader", lambda source: reread)
     with pytest.raises(mpk.FormatError, match=r"weights/estimators_/1: changed while it was read"):
         mpk.loads(data)
+
+
+def _forest_bytes():
+    return mpk.dumps(RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, Y))
+
+
+def test_a_hole_nested_to_the_limit_is_refused_as_without_lockstep():
+    """A later tree's parameter (a hole, decoded between two runs of the
+    first tree's bytes) holding lists nested around the decoder's limit
+    (1,024 containers, counting the forest's maps and lists around it):
+    accepted and refused exactly where the decoding without lockstep is."""
+    marker = b"@" * 40
+    m = msgpack.unpackb(_forest_bytes(), raw=True, strict_map_key=False)
+    m[b"weights"][b"estimators_"][2][b"params"][b"max_depth"] = marker
+    packed = msgpack.packb(m, use_bin_type=True)
+    at = packed.index(marker) - 2          # its bin 8 header
+    outcomes = set()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)           # (this file's own walks of what decoded)
+    try:
+        for depth in range(1012, 1024):
+            d = packed[:at] + b"\x91" * depth + b"\xc0" + packed[at + 2 + len(marker):]
+            got, plain = decode(d, True), decode(d, False)
+            assert agree(got, plain), (depth, got[:2], plain[:2])
+            outcomes.add(plain[0])
+    finally:
+        sys.setrecursionlimit(limit)
+    assert outcomes == {"ok", "error"}     # the limit falls inside the range
+
+
+def test_a_later_tree_in_another_encoding_is_decoded_again_without_lockstep():
+    """The runs of a later tree are compared as bytes: the same values in
+    another encoding (a class name as str 8, not fixstr) are not in
+    lockstep, and the list is decoded again without it -- the same objects."""
+    data = _forest_bytes()
+    name = b"\xb6DecisionTreeClassifier"
+    at = data.index(name, data.index(b"estimators_"))
+    at = data.index(name, at + 1)              # the second tree's
+    other = data[:at] + b"\xd9\x16" + name[1:] + data[at + len(name):]
+    for d in (data, other):
+        got, plain = decode(d, True), decode(d, False)
+        assert got[0] == "ok" and agree(got, plain)
+    assert decode(data, True)[4] > 0 and decode(other, True)[4] == 0
