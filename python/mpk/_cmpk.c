@@ -121,6 +121,8 @@ static PyMethodDef methods[] = {
 	 "many maps' compact arrays, checked: see _cmpk_tree.c"},
 	{"tree_fill", mpk_tree_fill, METH_VARARGS,
 	 "one decision tree's node table, laid out: see _cmpk_tree.c"},
+	{"predictor_links", mpk_predictor_links, METH_VARARGS,
+	 "HistGradientBoosting predictors' node links, checked: see _cmpk_tree.c"},
 	{NULL, NULL, 0, NULL},
 };
 

@@ -16,6 +16,7 @@ PyObject *mpk_unpack_fd(PyObject *self, PyObject *args);       /* _cmpk_unpack.c
 PyObject *mpk_tree_columns(PyObject *self, PyObject *args);    /* _cmpk_tree.c */
 PyObject *mpk_tree_fill(PyObject *self, PyObject *args);       /* _cmpk_tree.c */
 PyObject *mpk_compact_columns(PyObject *self, PyObject *args); /* _cmpk_tree.c */
+PyObject *mpk_predictor_links(PyObject *self, PyObject *args); /* _cmpk_tree.c */
 
 /* _cmpk_tree.c: one decision tree's node table, for _cmpk_maker.c (see
  * there): its 8 arrays (NODE_DTYPE's 7 fields, then value) */

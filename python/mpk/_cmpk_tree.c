@@ -533,3 +533,85 @@ out:
 	Py_XDECREF(datas);
 	return out;
 }
+
+/* predictor_links(table, itemsize, (left, right, is_leaf), counts): the
+ * node tables of HistGradientBoosting predictors one after another in
+ * table (a C-contiguous buffer of itemsize-byte records; left and right
+ * the offsets of little-endian uint32 fields, is_leaf of a uint8 one),
+ * counts (a list of ints) each one's node count. Bytes of a flag a node,
+ * 1 for an inner one, when every is_leaf is 0 or 1 and every predictor's
+ * links are a tree's: an inner node's children after it and inside its
+ * table, no node a child twice, n - 1 children in a table of n; else None.
+ * (predictor_decode's rules: _forest._check_links checks them with numpy
+ * where this is not built.) */
+PyObject *mpk_predictor_links(PyObject *self, PyObject *args)
+{
+	(void)self;
+	PyObject *table, *counts, *out = NULL;
+	Py_ssize_t itemsize, ol, orr, oleaf;
+	if (!PyArg_ParseTuple(args, "On(nnn)O!:predictor_links", &table, &itemsize, &ol, &orr,
+			      &oleaf, &PyList_Type, &counts))
+		return NULL;
+	Py_buffer b;
+	if (PyObject_GetBuffer(table, &b, PyBUF_C_CONTIGUOUS) < 0)
+		return NULL;
+	if (itemsize < 1 || ol < 0 || orr < 0 || oleaf < 0 || ol > itemsize - 4 ||
+	    orr > itemsize - 4 || oleaf > itemsize - 1 || b.len % itemsize) {
+		PyErr_SetString(PyExc_ValueError, "predictor_links: a layout that does not fit");
+		goto done;
+	}
+	Py_ssize_t total = b.len / itemsize, k = PyList_GET_SIZE(counts), sum = 0, most = 0;
+	for (Py_ssize_t i = 0; i < k; i++) {
+		Py_ssize_t n = PyLong_AsSsize_t(PyList_GET_ITEM(counts, i));
+		if (n == -1 && PyErr_Occurred())
+			goto done;
+		if (n < 1 || n > total - sum) {
+			out = Py_NewRef(Py_None);
+			goto done;
+		}
+		sum += n;
+		most = n > most ? n : most;
+	}
+	if (sum != total) {
+		out = Py_NewRef(Py_None);
+		goto done;
+	}
+	/* counts are within the table: marks is at most its node count */
+	unsigned char *marks = PyMem_Malloc(most ? (size_t)most : 1);
+	if (!marks || !(out = PyBytes_FromStringAndSize(NULL, total))) {
+		PyMem_Free(marks);
+		if (!PyErr_Occurred())
+			PyErr_NoMemory();
+		goto done;
+	}
+	const unsigned char *rec = b.buf;
+	char *inner = PyBytes_AS_STRING(out);
+	for (Py_ssize_t i = 0, at = 0; i < k; i++) {
+		Py_ssize_t n = PyLong_AsSsize_t(PyList_GET_ITEM(counts, i)), m = 0;
+		memset(marks, 0, (size_t)n);
+		for (Py_ssize_t j = 0; j < n; j++, at++, rec += itemsize) {
+			uint32_t l, r;
+			if (rec[oleaf] > 1)
+				goto bad;
+			inner[at] = !rec[oleaf];
+			if (rec[oleaf])
+				continue;
+			memcpy(&l, rec + ol, 4);
+			memcpy(&r, rec + orr, 4);
+			if (l <= j || l >= n || r <= j || r >= n || l == r || marks[l] || marks[r])
+				goto bad;
+			marks[l] = marks[r] = 1;
+			m++;
+		}
+		if (2 * m != n - 1)
+			goto bad;
+	}
+	PyMem_Free(marks);
+	goto done;
+bad:
+	PyMem_Free(marks);
+	Py_SETREF(out, Py_NewRef(Py_None));
+done:
+	PyBuffer_Release(&b);
+	return out;
+}

@@ -278,19 +278,13 @@ class _Template:
         for name in ("is_leaf", "is_categorical", "missing_go_to_left"):
             if nodes[name].max() > 1:
                 return None
-        ns = np.asarray(nl, dtype=np.int64)
-        offs = np.zeros(len(nl), dtype=np.int64)
-        np.cumsum(ns[:-1], out=offs[1:])
-        leaf = nodes["is_leaf"].astype(bool)
-        left = np.where(leaf, -1, nodes["left"].astype(np.int64))
-        right = np.where(leaf, -1, nodes["right"].astype(np.int64))
-        inner = F._check_links(left, right, ns, offs)
+        inner = _inner_nodes(nodes, nl)
         if inner is None:
             return None
         (kb, binned), (kr, raw) = bits
         binned, raw = _table(binned), _table(raw)
         cat = inner & nodes["is_categorical"].astype(bool)
-        k = np.repeat(np.minimum(kb, kr), ns)
+        k = np.repeat(np.minimum(kb, kr), nl)
         if np.any(nodes["bitset_idx"][cat] >= k[cat]):
             return None
         new = self.cls
@@ -303,6 +297,26 @@ class _Template:
                 zip(_spans(nl), _spans(kb), _spans(kr))]
 
 
+def _inner_nodes(nodes, nl):
+    """The inner-node mask of nodes (every predictor's table, one after
+    another, of nl nodes each) when every predictor's links are a tree's,
+    else None: in one pass of mpk's C part over the records
+    (predictor_links), or with numpy (_forest._check_links)."""
+    D = nodes.dtype
+    if _unpack.predictor_links is not None and all(D.fields[f][0] == _LINK_TYPES[f] for f in _LINK_TYPES):
+        flags = _unpack.predictor_links(nodes, D.itemsize, tuple(D.fields[f][1] for f in _LINK_TYPES), list(nl))
+        return None if flags is None else np.frombuffer(flags, dtype=bool)
+    ns = np.asarray(nl, dtype=np.int64)
+    offs = np.zeros(len(nl), dtype=np.int64)
+    np.cumsum(ns[:-1], out=offs[1:])
+    leaf = nodes["is_leaf"].astype(bool)
+    left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+    right = np.where(leaf, -1, nodes["right"].astype(np.int64))
+    return F._check_links(left, right, ns, offs)
+
+
+# the record fields predictor_links reads, in its order, and their types
+_LINK_TYPES = {"left": np.dtype("<u4"), "right": np.dtype("<u4"), "is_leaf": np.dtype("u1")}
 _DATA = {bytes, bytearray}      # a bin payload, as the decoders give it
 
 

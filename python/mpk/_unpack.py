@@ -43,6 +43,7 @@ tree_fill = _cmpk.tree_fill if _cmpk is not None else None
 TreeMaker = _cmpk.TreeMaker if _cmpk is not None else None
 # Many maps' compact arrays checked at once (_predictors.py), or None.
 compact_columns = _cmpk.compact_columns if _cmpk is not None else None
+predictor_links = _cmpk.predictor_links if _cmpk is not None else None
 # A decoded value's values at a pattern's holes, in the pattern's order
 # (_forest.caps_of), or None.
 holes = _cmpk.holes if _cmpk is not None else None

@@ -16,6 +16,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 import mpk
 from mpk import _predictors as P
+from mpk import _unpack
 from mpk_testutil import CAPPED, archive, count_batches, load_capped, pack, same_both_ways
 
 RNG = np.random.RandomState(0)
@@ -277,3 +278,59 @@ def test_a_bad_feature_index_is_found_in_any_piece(where):
         _checks._check_predictors(est._predictors, "weights/_predictors", est.n_trees_per_iteration_, iscat, nf)
     got = list(_checks._node_tables(items, D, 1))     # pieces of one predictor each: the first, then the table
     assert len(got) == 2 and sum(map(len, got)) == sum(len(p.nodes) for p in items)
+
+
+@pytest.mark.skipif(_unpack.predictor_links is None, reason="mpk's C part is not built")
+def test_the_c_link_check_is_the_numpy_one():
+    """_inner_nodes: mpk's C part (predictor_links) and numpy
+    (_forest._check_links) give the same mask, or both None, for every
+    predictor table of a model joined, changed at random in is_leaf, left
+    and right (out of range, backwards, twice a child, a leaf made inner
+    and the reverse, values past 1)."""
+    est = _multi()
+    items = [pr for it in est._predictors for pr in it]
+    base = np.concatenate([pr.nodes for pr in items])
+    nl = [len(pr.nodes) for pr in items]
+    rng = np.random.RandomState(3)
+    outcomes = {"tree": 0, "refused": 0}
+    for k in range(400):
+        nodes = base.copy()
+        for _ in range(rng.randint(1 if k else 0, 4)):
+            i = rng.randint(len(nodes))
+            f = rng.choice(["is_leaf", "left", "right"])
+            nodes[f][i] = rng.choice([0, 1, 2, 255]) if f == "is_leaf" else \
+                rng.choice([0, 1, i % 40, (i + 1) % 40, nodes["left"][i], nodes["right"][i], 2**32 - 1])
+        got = P._inner_nodes(nodes, nl)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_unpack, "predictor_links", None)
+            want = P._inner_nodes(nodes, nl)
+        if want is None or not (nodes["is_leaf"] <= 1).all():
+            assert got is None, k
+            outcomes["refused"] += 1
+        else:
+            assert got is not None and np.array_equal(got, want), k
+            outcomes["tree"] += 1
+    assert min(outcomes.values()) > 50, outcomes
+
+
+@pytest.mark.skipif(_unpack.predictor_links is None, reason="mpk's C part is not built")
+def test_predictor_links_refuses_what_does_not_fit():
+    """Node counts that do not add up to the table (none, one too many, a
+    claim of 2**40 nodes), a field past the record: None or a ValueError,
+    nothing allocated for a count the table does not hold."""
+    est = _multi()
+    nodes = np.concatenate([pr.nodes for it in est._predictors for pr in it])
+    D, n = nodes.dtype, len(nodes)
+    offs = tuple(D.fields[f][1] for f in ("left", "right", "is_leaf"))
+    links = _unpack.predictor_links
+    assert links(nodes, D.itemsize, offs, [n - 1]) is None
+    assert links(nodes, D.itemsize, offs, [n, 1]) is None
+    assert links(nodes, D.itemsize, offs, [0, n]) is None
+    assert links(nodes, D.itemsize, offs, [2**40]) is None
+    assert links(nodes[:0], D.itemsize, offs, []) == b""
+    with pytest.raises(ValueError):
+        links(nodes, D.itemsize, (D.itemsize - 3, offs[1], offs[2]), [n])
+    with pytest.raises(ValueError):
+        links(nodes, D.itemsize + 1, offs, [n])          # the table is not of such records
+    with pytest.raises(TypeError):
+        links(nodes, D.itemsize, offs, [float(n)])
