@@ -326,6 +326,11 @@ static unsigned char *first_bytes(const struct dec *d, Py_ssize_t start, Py_ssiz
 	return NULL;
 }
 
+/* The largest first item compiled: beyond, the bytes it would copy and
+ * decode again (its node arrays) cost more than comparing its hundred-odd
+ * values one by one saves. */
+#define PROG_MAX ((Py_ssize_t)1 << 20)
+
 /* pat compiled against the first item, input[start, end): 1; 0 when it
  * cannot be (then items are matched value by value), with no exception;
  * -1 with one that is not an Exception (KeyboardInterrupt, in the ext
@@ -333,6 +338,8 @@ static unsigned char *first_bytes(const struct dec *d, Py_ssize_t start, Py_ssiz
 static int prog_make(struct dec *d, PyObject *pat, PyObject *hole, Py_ssize_t start, Py_ssize_t end,
 		     struct prog *g)
 {
+	if (end - start > PROG_MAX)
+		return 0;
 	struct dec *t = PyMem_Calloc(1, sizeof *t);
 	int r = 0;
 	if (!t || !(g->first = first_bytes(d, start, end)) ||

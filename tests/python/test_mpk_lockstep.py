@@ -422,3 +422,23 @@ def test_a_later_tree_in_another_encoding_is_decoded_again_without_lockstep():
         got, plain = decode(d, True), decode(d, False)
         assert got[0] == "ok" and agree(got, plain)
     assert decode(data, True)[4] > 0 and decode(other, True)[4] == 0
+
+
+def test_a_first_tree_past_the_read_window_is_compiled_from_the_file(tmp_path):
+    """A first tree of about 490 KB: decoding it moves the file's 256 KiB
+    window past its start, so its bytes are read again (pread) to compile
+    the runs. Then too a later tree in another encoding is decoded again
+    without lockstep (runs compared as bytes, not values), and the forest
+    as it is goes in lockstep; from a file both decode as from bytes."""
+    rng = np.random.RandomState(0)
+    x = rng.rand(20000, 5)
+    data = mpk.dumps(RandomForestClassifier(n_estimators=4, random_state=0).fit(x, rng.randint(0, 2, 20000)))
+    first = data.index(b"estimators_")
+    name = b"\xb6DecisionTreeClassifier"
+    second = data.index(name, data.index(name, first) + 1)
+    assert second - first > 300_000
+    other = data[:second] + b"\xd9\x16" + name[1:] + data[second + len(name):]
+    for d, batched in ((data, True), (other, False)):
+        got, plain = decode_file(d, tmp_path / "m.mpk"), decode(d, False)
+        assert got[0] == "ok" and agree(got, plain)
+        assert (got[4] > 0) == batched
