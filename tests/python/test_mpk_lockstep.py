@@ -442,3 +442,28 @@ def test_a_first_tree_past_the_read_window_is_compiled_from_the_file(tmp_path):
         got, plain = decode_file(d, tmp_path / "m.mpk"), decode(d, False)
         assert got[0] == "ok" and agree(got, plain)
         assert (got[4] > 0) == batched
+
+
+@pytest.mark.parametrize("change", ["value", "size", "key"])
+def test_a_pattern_unlike_its_first_item_still_decodes_as_without_lockstep(change):
+    """The runs are compiled from the first item's bytes with the hook's
+    pattern; a pattern that is not the first item with holes (a fixed value,
+    a map's size or a key of its own) compiles to nothing, the items are
+    matched value by value, and the result is still the plain decoding."""
+    hole = F.HOLE
+
+    def hook(first):
+        pattern = dict(first)
+        pattern[b"n"] = hole
+        if change == "value":
+            pattern[b"kind"] = b"other"
+        elif change == "size":
+            pattern[b"extra"] = 1
+        else:
+            pattern = {(b"kinD" if k == b"kind" else k): v for k, v in pattern.items()}
+        return pattern, hole, lambda items, offsets: F.Batch(items, pattern, None, offsets)
+
+    items = [{"kind": "t", "n": i, "x": [1.5, None]} for i in range(5)]
+    data = msgpack.packb({"estimators_": items}, use_bin_type=True)
+    got = C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext, (F.LOCK_KEYS, hook))[0]
+    assert same(expand(got), C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)[0])
