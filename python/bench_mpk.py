@@ -223,9 +223,7 @@ def bench(name, est, sample, d, repeat, fresh):
         runs = {label: [] for label in labels}
         for r in range(fresh):
             for label in labels[r % len(labels):] + labels[:r % len(labels)]:
-                out = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", label, paths[label],
-                                      "--repeat", str(repeat)], capture_output=True, text=True, check=True)
-                runs[label].append(tuple(map(float, out.stdout.split())))
+                runs[label].append(_fresh_load(label, paths[label], repeat))
         return [(label, size[label], statistics.median(r[0] for r in runs[label]), min(r[1] for r in runs[label]),
                  statistics.median(r[2] for r in runs[label]), statistics.median(r[3] for r in runs[label]),
                  [r[0] for r in runs[label]])
@@ -254,6 +252,13 @@ def bench(name, est, sample, d, repeat, fresh):
             faults[label].append(_faults() - f)
     return [(label, size[label], statistics.median(times[label]), min(cpu[label]),
              statistics.median(faults[label]), None, None) for label in labels]
+
+
+def _fresh_load(label, path, repeat):
+    """_load_only's numbers for path, loaded as label in a process of its own."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", label, path, "--repeat", str(repeat)],
+                         capture_output=True, text=True, check=True)
+    return tuple(map(float, out.stdout.split()))
 
 
 def _faults():
@@ -441,9 +446,7 @@ def big(rounds):
             runs = {label: [] for label in paths}
             for r in range(rounds):
                 for label in (list(paths) if r % 2 == 0 else list(paths)[::-1]):
-                    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--load", label, paths[label],
-                                          "--repeat", "0"], capture_output=True, text=True, check=True)
-                    runs[label].append(tuple(map(float, out.stdout.split())))
+                    runs[label].append(_fresh_load(label, paths[label], 0))
             row = {}
             for label, p in paths.items():
                 r = runs[label]

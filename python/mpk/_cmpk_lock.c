@@ -225,8 +225,8 @@ static void prog_free(struct prog *g)
 	memset(g, 0, sizeof *g);
 }
 
-/* Ends the current run at offset at, a hole at depth after it, and starts
- * the next: 0, or -1 with an exception. */
+/* Ends the current run at offset at, a hole at depth after it (the caller
+ * sets where the next begins): 0, or -1 with an exception. */
 static int prog_cut(struct prog *g, Py_ssize_t at, int depth)
 {
 	if (g->n + 1 >= g->room) {
@@ -240,7 +240,6 @@ static int prog_cut(struct prog *g, Py_ssize_t at, int depth)
 	}
 	struct run *r = &g->runs[g->n++];
 	r->len = at - r->at, r->depth = depth;
-	g->runs[g->n].at = at;
 	return 0;
 }
 

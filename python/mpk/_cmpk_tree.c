@@ -167,6 +167,16 @@ static int compact_keys(PyObject **fields)
 	return 0;
 }
 
+/* Inner node j of a tree of n nodes, children l and r: are they after it,
+ * inside the table and no node's child yet (marks, n bytes)? Then marked. */
+static inline int child_pair(int64_t l, int64_t r, Py_ssize_t j, Py_ssize_t n, unsigned char *marks)
+{
+	if (l <= j || l >= n || r <= j || r >= n || marks[l] || marks[r] || l == r)
+		return 0;
+	marks[l] = marks[r] = 1;
+	return 1;
+}
+
 /* Tree links of n nodes, from its left, right and feature columns of the
  * given widths; marks has n bytes. Inlined for each common set of widths,
  * so that the loop reads each column at a width known when compiled. */
@@ -181,10 +191,8 @@ links_at(const unsigned char *lc, const unsigned char *rc, const unsigned char *
 		if (l == -1 && r == -1)
 			continue;
 		int64_t f = get_int(fc, j, wf);
-		if (l <= j || l >= n || r <= j || r >= n || marks[l] || marks[r] || l == r ||
-		    f < 0 || f >= n_features)
+		if (f < 0 || f >= n_features || !child_pair(l, r, j, n, marks))
 			return 0;
-		marks[l] = marks[r] = 1;
 		inner++;
 	}
 	return 2 * inner == n - 1;
@@ -598,9 +606,8 @@ PyObject *mpk_predictor_links(PyObject *self, PyObject *args)
 				continue;
 			memcpy(&l, rec + ol, 4);
 			memcpy(&r, rec + orr, 4);
-			if (l <= j || l >= n || r <= j || r >= n || l == r || marks[l] || marks[r])
+			if (!child_pair(l, r, j, n, marks))
 				goto bad;
-			marks[l] = marks[r] = 1;
 			m++;
 		}
 		if (2 * m != n - 1)
