@@ -63,6 +63,18 @@ def test_batched_ensembles_load_as_the_generic_way(make, batches):
         assert t.tree_.max_depth == u.tree_.max_depth and t.get_params() == u.get_params()
 
 
+def test_n_classes_knows_its_largest_count_and_reduces_as_an_array():
+    """Tree's constructor takes np.max of n_classes: an NClasses gives its
+    largest count at once, and any other reduction as a plain array."""
+    from sklearn.tree._tree import Tree
+    a = F.n_classes(np.array([2, 7, 3]), 7)
+    assert np.max(a) == 7 and a.max() == 7
+    assert np.max(a, axis=0) == 7 and a.max(keepdims=True).tolist() == [7] and a.min() == 2
+    assert a.max(initial=9) == 9 and a.dtype == np.intp
+    t = Tree(4, a, 3)
+    assert t.max_n_classes == 7 and t.n_classes.tolist() == [2, 7, 3] and t.value.shape == (0, 3, 7)
+
+
 def test_boosting_trees_share_their_random_state_as_fitted(batches):
     """A boosting ensemble's trees hold the RandomState the ensemble fitted
     them with: one object in the fitted model (and in pickle's load), one
