@@ -83,13 +83,15 @@ class Batch:
     hole values (in the order of layout.labels): a Prebuilt, or the tuple
     itself; offsets, where each item begins in the input and the last one
     ends; reread(start, end), the input's item there decoded again (without
-    lockstep), or None."""
+    lockstep), or None; first_tree, the first tree's Tree when each() made
+    it too (first_tree()), or None."""
 
-    __slots__ = ("items", "pattern", "layout", "offsets", "reread", "kept")
+    __slots__ = ("items", "pattern", "layout", "offsets", "reread", "kept", "first_tree")
 
-    def __init__(self, items, pattern, layout, offsets, reread=None, kept=None):
+    def __init__(self, items, pattern, layout, offsets, reread=None, kept=None, first_tree=None):
         self.items, self.pattern, self.layout = items, pattern, layout
         self.offsets, self.reread, self.kept = offsets, reread, kept
+        self.first_tree = first_tree
 
     def __len__(self):
         return len(self.items)
@@ -102,6 +104,17 @@ class Batch:
         if self.reread is not None:
             return self.reread(self.offsets[i], self.offsets[i + 1])
         return fill(self.pattern, iter(self.items[i]))
+
+
+class Ready:
+    """A value built already, in place of its map: the generic way takes
+    it as it is (_generic._dec_plain).  The decoder never gives one: it is
+    only ever put in a map by build_list, for the first tree's Tree."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
 
 
 class Prebuilt(tuple):
@@ -209,14 +222,18 @@ class _Layout:
     first tree's dtypes of those arrays."""
 
     def __init__(self, labels, dtypes):
-        self.labels = labels
-        place = {lab: i for i, lab in enumerate(labels)}
-        self.params = [k for kind, k in labels if kind == "p"]
-        self.pidx = [place["p", k] for k in self.params]
-        self.xkeys = [k for kind, k in labels if kind == "x"]
-        self.xidx = [place["x", k] for k in self.xkeys]
-        self.at = tuple(place[kind, k] for k in _COLS for kind in ("s", "d"))
-        self.dtypes = dtypes
+        self.labels, self.dtypes = labels, dtypes
+        self.params, self.pidx, self.xkeys, self.xidx, at = [], [], [], [], {}
+        for i, (kind, k) in enumerate(labels):
+            if kind == "p":
+                self.params.append(k)
+                self.pidx.append(i)
+            elif kind == "x":
+                self.xkeys.append(k)
+                self.xidx.append(i)
+            else:
+                at[kind, k] = i
+        self.at = tuple(at[kind, k] for k in _COLS for kind in ("s", "d"))
 
     def kept(self):
         """The layout of a Prebuilt's holes: the parameters', then the
@@ -269,9 +286,37 @@ def lockstep_hook(reread):
         each = tree_maker(first, layout)
         if each is None:
             return pattern, HOLE, lambda items, offsets: Batch(items, pattern, layout, offsets, reread)
-        kept = layout.kept()
-        return pattern, HOLE, each, lambda items, offsets: Batch(items, pattern, layout, offsets, reread, kept)
+        kept, tree = layout.kept(), first_tree(first, pattern, each)
+        return pattern, HOLE, each, lambda items, offsets: Batch(items, pattern, layout, offsets, reread, kept, tree)
     return hook
+
+
+# a Tree map's types as mpk writes them: the arrays tagged, nothing else
+TREE_TYPES = dict.fromkeys([b"n_classes", *_COLS], b"ndarray")
+
+
+def first_tree(first, pattern, each):
+    """The first tree's Tree, made by each() (the TreeMaker, as for the
+    later trees: 12 us, where the generic way's tree_exact took 35) when
+    its Tree map is exactly as tree_exact takes it -- _spec has checked its
+    keys and arrays, tree_maker its params' values (tree_head), each() its
+    node table, node_count and max_depth: what is left is its class name,
+    its types and no other param; else None, and the generic way builds
+    it."""
+    t = first[b"weights"][b"tree_"]
+    if t[b"class_name"] != b"Tree" or t[b"types"] != TREE_TYPES or len(t[b"params"]) != 3:
+        return None
+    caps = _unpack.holes(first, pattern, HOLE)
+    made = each(caps) if caps is not None else None
+    return made.tree if type(made) is Prebuilt else None
+
+
+def with_tree(first, tree):
+    """first (a tree's model map) with its Tree map replaced by tree, built."""
+    m, w = dict(first), dict(first[b"weights"])
+    w[b"tree_"] = Ready(tree)
+    m[b"weights"] = w
+    return m
 
 
 class TreeRows:
@@ -326,38 +371,51 @@ def _spec(first):
 
 
 def _first_spec(first):
-    if not is_tree_map(first) or set(first) != _MODEL_KEYS or type(first[b"params"]) is not dict \
-            or type(first[b"weights"]) is not dict:
+    if type(first) is not dict or first.keys() != _MODEL_KEYS or first[b"class_name"] not in TREE_CLASSES \
+            or type(first[b"params"]) is not dict or type(first[b"weights"]) is not dict:
         return None
     t = first[b"weights"].get(b"tree_")
-    if type(t) is not dict or set(t) != _MODEL_KEYS or type(t[b"xtra"]) is not dict \
-            or set(t[b"xtra"]) != {b"max_depth", b"node_count"} or type(t[b"weights"]) is not dict \
-            or set(t[b"weights"]) != set(_COLS):
+    if type(t) is not dict or t.keys() != _MODEL_KEYS or type(t[b"xtra"]) is not dict \
+            or t[b"xtra"].keys() != _TREE_XTRA or type(t[b"weights"]) is not dict \
+            or t[b"weights"].keys() != _COLS.keys():
         return None
-    if not all(exact_compact(t[b"weights"][k], accepted) for k, (_, accepted) in _COLS.items()):
+    cols = t[b"weights"]
+    if not all(exact_compact(cols[k], accepted) for k, (_, accepted) in _COLS.items()):
         return None
     # the holes, labelled in the order the decoder meets them (maps' key
     # order); the maps on the way to a hole copied, the rest first's own
     # (the decoder only reads a pattern)
     pattern, labels = dict(first), []
-    for k in pattern:
+    for k, v in first.items():
         if k == b"params":
-            pattern[k] = _holes(pattern[k], "p", labels)
+            pattern[k] = _holes(v, "p", labels)
         elif k == b"weights":
-            w = pattern[k] = dict(pattern[k])
-            tree = w[b"tree_"] = dict(w[b"tree_"])
-            for tk in tree:
-                if tk == b"xtra":
-                    tree[tk] = _holes(tree[tk], "x", labels)
-                elif tk == b"weights":
-                    cols = tree[tk] = dict(tree[tk])
-                    for col in cols:
-                        a = cols[col] = dict(cols[col])
-                        for ak in a:
-                            if ak in (b"shape", b"data"):
-                                a[ak] = HOLE
-                                labels.append(("s" if ak == b"shape" else "d", col))
-    return pattern, _Layout(labels, [t[b"weights"][k][b"type"] for k in _COLS])
+            pattern[k] = w = dict(v)
+            w[b"tree_"] = _tree_holes(t, labels)
+    return pattern, _Layout(labels, [cols[k][b"type"] for k in _COLS])
+
+
+_TREE_XTRA = frozenset((b"max_depth", b"node_count"))
+_ARRAY_HOLES = {b"shape": "s", b"data": "d"}
+
+
+def _tree_holes(t, labels):
+    """A copy of the Tree map t with its holes (xtra's values, each array's
+    shape and data), labelled in labels."""
+    out = dict(t)
+    for k, v in t.items():
+        if k == b"xtra":
+            out[k] = _holes(v, "x", labels)
+        elif k == b"weights":
+            out[k] = cols = {}
+            for col, a in v.items():
+                cols[col] = a = dict(a)
+                for ak in a:
+                    kind = _ARRAY_HOLES.get(ak)
+                    if kind is not None:
+                        a[ak] = HOLE
+                        labels.append((kind, col))
+    return out
 
 
 def caps_of(m, pattern, layout):
@@ -391,7 +449,8 @@ def build_list(vals, paths, one):
     n = len(vals)
     first = vals.items[0] if type(vals) is Batch else vals[0]
     out = [None] * n
-    out[0] = one(first, paths[0])
+    tree = vals.first_tree if type(vals) is Batch else None
+    out[0] = one(first if tree is None else with_tree(first, tree), paths[0])
     tpl = _Template.make(first, out[0]) if _ENABLED[0] and n >= MIN_BATCH else None
     if tpl is not None:
         trees = None
@@ -486,8 +545,9 @@ class _Template:
             return None
         self.n_features = tree.n_features
         self.n_outputs = tree.n_outputs
-        self.n_classes = np.asarray(tree.n_classes, dtype=np.intp)
         self.max_classes = int(tree.max_n_classes)
+        self.counts = tree.n_classes.tolist()
+        self.n_classes = n_classes(self.counts, self.max_classes)
         return self
 
     def build(self, caps, layout, trees=None):
@@ -522,7 +582,7 @@ class _Template:
         if trees is not None:
             t = trees[0]
             if t.n_features != self.n_features or t.n_outputs != self.n_outputs \
-                    or not np.array_equal(t.n_classes, self.n_classes):
+                    or t.n_classes.tolist() != self.counts:      # (ints: a list's == is exact)
                 return None
             tables = iter(trees)
         else:

@@ -395,6 +395,8 @@ def _dec_plain(d, val, path, depth):
         if "class_name" in val or b"class_name" in val:
             return d(val, path, depth + 1)
         return _dec_dict(d, val, {}, path, depth)
+    if type(val) is F.Ready:        # built already (the first tree's Tree: _forest.build_list)
+        return val.value
     raise FormatError(path, f"unsupported value of type {type_name(val)}")
 
 

@@ -171,7 +171,6 @@ _FAST_COLS = [(key.decode(), accepted) for key, (_, accepted) in F._COLS.items()
 _NDARRAY = ("ndarray", b"ndarray")
 # a Tree map as mpk writes it (tree_exact): its keys, and its types map
 _TREE_FIELDS = frozenset(("class_name", "types", "params", "xtra", "weights"))
-_TREE_TYPES = dict.fromkeys([b"n_classes", *F._COLS], b"ndarray")
 
 
 def _fast_enabled(dtypes):
@@ -211,7 +210,7 @@ def tree_exact(fields):
     and _fast_tree builds its table.  Returns the Tree, or None: then
     tree_decode decodes the map and names any problem (what this accepts,
     it accepts and builds the same)."""
-    if fields.keys() != _TREE_FIELDS or fields["types"] != _TREE_TYPES or not _fast_enabled(None):
+    if fields.keys() != _TREE_FIELDS or fields["types"] != F.TREE_TYPES or not _fast_enabled(None):
         return None
     p, x, w = fields["params"], fields["xtra"], fields["weights"]
     if type(p) is not dict or len(p) != 3 or type(x) is not dict or len(x) != 2 \

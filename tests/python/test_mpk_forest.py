@@ -4,10 +4,11 @@ Every test loads the same archive twice -- batched, and with the batch
 switched off (each tree the generic way) -- and wants the same outcome: the
 same FormatError text, or estimators that re-encode to the same bytes (and
 predict the same).  Mutations go mostly to trees after the first, since the
-first tree is always built the generic way (it is the batch's template);
-the switch also turns off the generic way's C node table
-(_helpers._fast_table), so mutations of the first tree compare that with
-numpy's."""
+first tree is built the generic way (it is the batch's template) but for
+its Tree, which the TreeMaker makes when its map is exactly as mpk writes
+it (_forest.first_tree); the switch also turns off the generic way's C
+node table (_helpers._fast_table), so mutations of the first tree compare
+that with numpy's."""
 
 import random
 
@@ -160,6 +161,57 @@ def test_bad_links_in_a_later_tree_are_refused_naming_it(left, right, what, batc
     m = archive(_rf())
     _set_table(m, 3, *GOOD)
     assert same_both_ways(m)[0] == "loaded"
+
+
+@pytest.fixture
+def first_trees(monkeypatch):
+    """The first tree's Tree each batched load made with the TreeMaker
+    (None: the generic way builds it)."""
+    made = []
+    orig = F.first_tree      # (only the C decoder's lockstep asks it: none without it)
+
+    def spy(*args):
+        made.append(orig(*args))
+        return made[-1]
+    monkeypatch.setattr(F, "first_tree", spy)
+    return made
+
+
+@pytest.mark.skipif(not _unpack.ACCELERATED, reason="the TreeMaker is mpk's C part's")
+def test_the_first_trees_tree_is_made_as_the_later_trees_are(first_trees, batches):
+    est = _rf()
+    data = mpk.dumps(est)
+    kind, got, _ = same_both_ways(data)
+    assert kind == "loaded" and got == data
+    back = mpk.loads(data)
+    assert type(first_trees[-1]).__name__ == "Tree" and back.estimators_[0].tree_ is first_trees[-1]
+    assert batches[-1] == len(est.estimators_) - 1
+    assert (back.predict_proba(X) == est.predict_proba(X)).all()
+
+
+@pytest.mark.parametrize("change", [
+    lambda t: t.update(class_name="DecisionTreeClassifier"),    # not a Tree
+    lambda t: t["types"].update(max_depth="int64"),             # a tag the writer never gives
+    lambda t: t["types"].pop("value"),                          # an array untagged
+    lambda t: t["params"].update(n_leaves=3),                   # a param the Tree has not
+    lambda t: t["xtra"].update(node_count=2**41),               # more nodes than its arrays
+])
+def test_a_first_tree_not_as_mpk_writes_it_is_built_the_generic_way(change, first_trees):
+    m = archive(_rf())
+    for i in range(len(m["weights"]["estimators_"])):     # every tree: still in lockstep
+        change(_tree(m, i))
+    same_both_ways(m)
+    assert first_trees == ([None] if _unpack.ACCELERATED else [])
+
+
+@pytest.mark.parametrize("left,right", [([1, 3, -1, -1, -1], [2, 1, -1, -1, -1]),
+                                        ([1, 2, -1, -1, -1], [2, 4, -1, -1, -1])])
+def test_bad_links_in_the_first_tree_are_refused_naming_it(left, right, first_trees):
+    m = archive(_rf())
+    _set_table(m, 0, left, right)
+    kind, msg, _ = same_both_ways(m)
+    assert kind == "refused" and msg.startswith("weights/estimators_/0/weights/tree_/weights"), msg
+    assert first_trees == ([None] if _unpack.ACCELERATED else [])
 
 
 def test_child_index_that_wraps_in_32_bits_is_refused():
