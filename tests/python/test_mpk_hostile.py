@@ -199,6 +199,36 @@ def test_a_nan_parameter_is_validated_once_and_a_refused_nan_every_time(monkeypa
         refuse(m, "params: ", "'C' parameter", "Got nan")
 
 
+def test_a_parameter_set_that_passed_is_one_key_and_another_type_is_validated_again(monkeypatch):
+    """A class's whole parameter set that passed is one key of the memo
+    (_model._VALID_SETS: names, types and values): a later load with the
+    same set is not validated again; one whose value has another type
+    (3.0 for 3) or that holds a NaN is not that key."""
+    from sklearn.base import BaseEstimator
+
+    from mpk import _model
+    calls = []
+    orig = BaseEstimator._validate_params
+    monkeypatch.setattr(BaseEstimator, "_validate_params", lambda self: calls.append(type(self)) or orig(self))
+    m = archive(LogisticRegression(max_iter=77).fit(X, Y))
+    mpk.loads(msgpack.packb(m, use_bin_type=True))
+    key = _model._params_key(LogisticRegression, LogisticRegression(max_iter=77).get_params())
+    assert key in _model._VALID_SETS
+    calls.clear()
+    mpk.loads(msgpack.packb(m, use_bin_type=True))
+    assert calls == []
+    m["params"]["max_iter"] = 77.0                  # an int parameter: a float is refused
+    for _ in range(2):
+        refuse(m, "params: ", "'max_iter' parameter")
+    m["params"]["max_iter"] = 77
+    m["params"]["tol"] = float("nan")               # a NaN where one is refused: at every load
+    for _ in range(2):
+        refuse(m, "params: ", "'tol' parameter")
+    from sklearn.impute import SimpleImputer        # a NaN that passes: never a whole set's key
+    mpk.loads(mpk.dumps(SimpleImputer().fit(X)))
+    assert not any(v != v for k in _model._VALID_SETS for v in k[-1])
+
+
 @pytest.mark.parametrize("which", ["Lars", "SelectKBest", "TransformedTargetRegressor", "HGB"])
 def test_numpy_scalar_and_function_parameters_are_validated_once(which, monkeypatch):
     """A numpy scalar (Lars's eps), an allow-listed function (SelectKBest's
