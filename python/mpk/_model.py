@@ -476,8 +476,14 @@ def _build(m, path, depth):
     spec = BY_NAME.get(cname)
     if spec is None:
         if cname in HELPERS or cname in _schema.SCHEMA or (LEARN is not None and cname in R.CLASS_MODULES):
-            fields["class_name"] = cname
-            return _build_generic(cname, fields, path, depth)
+            twins = getattr(G.OPTIONS, "twins", None)
+            est = _twin(twins, m) if twins else None
+            if est is None:
+                fields["class_name"] = cname
+                est = _build_generic(cname, fields, path, depth)
+                if twins is not None:
+                    _remember(twins, m, fields, est)
+            return est
         raise FormatError(_join(path, "class_name"), f"class {cname!r} is not on the allow-list")
     for k in fields:
         if k not in MODEL_KEYS and k not in spec.extra_keys:
@@ -552,6 +558,43 @@ def _build(m, path, depth):
             continue
         setattr(est, name, v)
     return est
+
+
+# Unfitted estimators built so far in this load, (map, estimator): a
+# forest's estimator and _estimator are one object in the fitted model,
+# two identical maps in the archive, and every ensemble's are.  A later map
+# identical to one of them (_unpack.identical: the same MsgPack) is built
+# as a copy of its estimator, which holds nothing but its parameters, all
+# immutable: what building it again would give (15 us a tree class).
+_TWINS_MAX = 8
+
+
+def _twin(twins, m):
+    for prev, est in twins:
+        if len(prev) == len(m) and _unpack.identical(prev, m):
+            new = type(est).__new__(type(est))
+            new.__dict__.update(est.__dict__)
+            return new
+    return None
+
+
+def _remember(twins, m, fields, est):
+    """Keep est, built from the map m (fields: its top keys as text), for
+    _twin when it is an unfitted estimator whose map names every
+    parameter and no other (so building it gave no warning) and whose
+    state is plain scalars."""
+    if len(twins) >= _TWINS_MAX or fields.keys() - _UNFITTED_KEYS or fields.get("xtra") \
+            or fields.get("weights") or not hasattr(est, "get_params"):
+        return
+    if not all(type(v) in _SCALARS for v in vars(est).values()):
+        return
+    names = fields.get("params")
+    if type(names) is dict and len(names) == len(_param_names(type(est))) \
+            and set(key_text(k, "") for k in names) == _param_names(type(est)):
+        twins.append((m, est))
+
+
+_UNFITTED_KEYS = frozenset(("class_name", "types", "params", "xtra", "weights"))
 
 
 @functools.lru_cache(maxsize=None)
@@ -730,14 +773,15 @@ def _from(decode, source, where):
     if not isinstance(obj, dict):
         raise FormatError("", f"{where}expected a model map at the top level, got {type_name(obj)}")
     opts = G.OPTIONS
-    saved = getattr(opts, "vocabularies", ())
+    saved = getattr(opts, "vocabularies", ()), getattr(opts, "twins", None)
     opts.vocabularies = vocabularies        # alive in obj while it is built: identity is safe
+    opts.twins = [] if F._ENABLED[0] else None     # (off where the tests compare with the generic way)
     try:
         return _build(obj, "", 0)
     except RecursionError:
         raise FormatError("", f"{where}nested too deeply") from None
     finally:
-        opts.vocabularies = saved
+        opts.vocabularies, opts.twins = saved
 
 
 def load(path, unknown_params="error", skip_pickled=False):

@@ -76,6 +76,38 @@ def test_n_classes_knows_its_largest_count_and_reduces_as_an_array():
     assert t.max_n_classes == 7 and t.n_classes.tolist() == [2, 7, 3] and t.value.shape == (0, 3, 7)
 
 
+def test_an_unfitted_estimator_identical_to_one_built_is_a_copy_of_it(monkeypatch):
+    """A forest's estimator and _estimator (one object in the fitted model)
+    are two identical maps: the second is a copy of the first, as building
+    it gives, unless its map differs or building it warns."""
+    import warnings
+
+    from mpk import _model
+    built = []
+    orig = _model._build_generic
+    monkeypatch.setattr(_model, "_build_generic", lambda c, f, p, d: built.append(p) or orig(c, f, p, d))
+    est = _rf()
+    data = mpk.dumps(est)
+    back = mpk.loads(data)
+    assert "weights/estimator" in built and "weights/_estimator" not in built
+    assert back._estimator is not back.estimator and type(back._estimator) is type(back.estimator)
+    assert vars(back._estimator) == vars(back.estimator) == vars(est._estimator)
+    assert same_both_ways(data)[1] == data
+    m = archive(est)
+    m["weights"]["_estimator"]["params"]["max_depth"] = 3      # another value: built
+    built.clear()
+    assert mpk.loads(pack(m))._estimator.max_depth == 3 and "weights/_estimator" in built
+    m = archive(est)
+    for k in ("estimator", "_estimator"):
+        del m["weights"][k]["params"]["ccp_alpha"]              # a default used: each one warns
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        back = mpk.loads(pack(m))
+    said = [str(x.message).split(":")[0] for x in w if issubclass(x.category, mpk.ParamDefaultWarning)]
+    assert said == ["weights/estimator/params/ccp_alpha", "weights/_estimator/params/ccp_alpha"]
+    assert back._estimator.ccp_alpha == 0.0
+
+
 def test_boosting_trees_share_their_random_state_as_fitted(batches):
     """A boosting ensemble's trees hold the RandomState the ensemble fitted
     them with: one object in the fitted model (and in pickle's load), one
