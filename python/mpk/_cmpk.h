@@ -25,6 +25,7 @@ enum { TREE_FIELDS = 7, TREE_COLS = 8 };
 int mpk_tree_widths(PyObject *dtypes, const Py_ssize_t *tail, int *width, Py_ssize_t *per);
 int mpk_tree_data(PyObject *t, const Py_ssize_t *at, Py_ssize_t n, const Py_ssize_t *per,
 		  const Py_ssize_t *tail, PyObject **data);
+/* marks: n + 1 bytes */
 int mpk_tree_links(PyObject *const *col, const int *width, Py_ssize_t n, int64_t n_features,
 		   unsigned char *marks);
 void mpk_tree_lay(unsigned char *table, Py_ssize_t itemsize, const Py_ssize_t *off,

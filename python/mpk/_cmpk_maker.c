@@ -44,7 +44,7 @@ typedef struct {
 	PyObject *n_classes, *n_outputs, *n_features_o, *node_dtype, *tree_type, *ndarray, *f8,
 		*prebuilt;
 	PyObject *buf;	      /* the reused node buffer: a bytearray */
-	unsigned char *marks; /* a byte per node of the largest tree checked */
+	unsigned char *marks; /* a byte per node of the largest tree checked, and one */
 	Py_ssize_t room;      /* marks' size */
 	PyObject *names[5];   /* max_depth, node_count, nodes, values, __setstate__ */
 } Maker;
@@ -246,7 +246,7 @@ static PyObject *maker_call(Maker *m, PyObject *args, PyObject *kw)
 		return Py_NewRef(caps);
 	/* marks grown only for a tree whose arrays hold its node count */
 	if (n > m->room) {
-		unsigned char *more = PyMem_Realloc(m->marks, (size_t)n);
+		unsigned char *more = PyMem_Realloc(m->marks, (size_t)n + 1);
 		if (!more)
 			return PyErr_NoMemory();
 		m->marks = more, m->room = n;

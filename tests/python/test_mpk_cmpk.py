@@ -534,15 +534,82 @@ def test_tree_tables_lay_out_what_numpy_does():
     (([-2, -1, -1], [1, -1, -1]),),
     (([1, -1, -1, -1, -1], [2, -1, -1, -1, -1]),),                     # unreachable nodes
     (([1, 2**33 + 3, -1, -1, -1], [2, 4, -1, -1, -1]),),               # wraps in 32 bits
+    (([1, 3, 3, -1, -1], [2, 4, 4, -1, -1]),),                         # a third parent: 3 and 4 twice
+    (([1, 3, -1, -1, -1], [2, 5, -1, -1, -1]),),                       # a child one past the table
+    (([2, -1, 3, -1, -1], [3, -1, 4, -1, -1]),),                       # node 1 no one's child, 3 twice
+    # a wild right child where the left one is fine and the count of
+    # children right: among the last nodes (not four at a time), and among
+    # the first (run under ASan in CI: a child index never reaches the
+    # marks unchecked)
+    (([1, 3, -1, -1, 5, -1, -1], [2, 4, -1, -1, 99, -1, -1]),),
+    (([1, 3, -1, -1, 5, -1, -1], [2, 4, -1, -1, -7, -1, -1]),),
+    (([1, 3, 5, -1, -1, 7, -1, -1, -1], [2, 4, 99, -1, -1, 8, -1, -1, -1]),),
+    (([1, 3, 5, -1, -1, 7, -1, -1, -1], [2, 4, 2**30, -1, -1, 8, -1, -1, -1]),),
 ])
-def test_tree_columns_refuse_what_check_links_refuses(pairs):
-    nodes, inner = tables(*pairs)
+@pytest.mark.parametrize("widths", [(8, 8, 8), (4, 4, 4)])
+def test_tree_columns_refuse_what_check_links_refuses(pairs, widths):
+    if widths[0] == 4 and max(max(abs(v) for v in p[0] + p[1]) for p in pairs) >= 2**31:
+        pytest.skip("not an int32")
+    nodes, inner = tables(*pairs, widths=widths)
     assert nodes is None and inner is None
 
 
-def test_tree_columns_refuse_features_out_of_range():
-    assert tables(GOOD, n_features=1)[0] is None          # feature 1 on node 1 (inner), only 1 feature
-    assert tables(GOOD, n_features=2)[0] is not None
+@pytest.mark.parametrize("widths", [(8, 8, 8), (4, 4, 4), (4, 8, 4)])
+def test_tree_columns_refuse_features_out_of_range(widths):
+    assert tables(GOOD, n_features=1, widths=widths)[0] is None   # feature 1 on node 1 (inner), only 1 feature
+    assert tables(GOOD, n_features=2, widths=widths)[0] is not None
+    assert tables(GOOD, n_features=2**40, widths=widths)[0] is not None
+    for nf in (0, -1, -2**40):
+        assert tables(GOOD, n_features=nf, widths=widths)[0] is None
+        assert tables(([-1], [-1]), n_features=nf, widths=widths)[0] is not None     # a leaf has none
+
+
+def _random_tree(rng, inner):
+    """(left, right) of a random tree of inner split nodes, depth first."""
+    left, right = [], []
+
+    def grow(k):
+        i = len(left)
+        left.append(-1)
+        right.append(-1)
+        if k:
+            a = rng.randint(0, k - 1)
+            left[i] = len(left)
+            grow(a)
+            right[i] = len(left)
+            grow(k - 1 - a)
+    grow(inner)
+    return left, right
+
+
+@pytest.mark.parametrize("widths", [(8, 8, 8), (4, 4, 4)])
+def test_tree_columns_agree_with_check_links_on_random_trees(widths):
+    """The C link check (for int32 columns, four nodes at a time, then the
+    children marked: _cmpk_tree.c's links_i32) against numpy's
+    (_forest._check_links) on random trees of 1 to 61 nodes, and on each
+    with one child index changed, two swapped, an inner node made a leaf or
+    a node given two children after it: both accept or both refuse."""
+    rng = random.Random(7)
+    seen = {True: 0, False: 0}
+    for _ in range(600):
+        left, right = _random_tree(rng, rng.randint(0, 30))
+        n = len(left)
+        kind = rng.randrange(5)
+        side = rng.choice((left, right))
+        j = rng.randrange(n)
+        if kind == 1:
+            side[j] = rng.randint(-3, n + 2)
+        elif kind == 2 and n > 1:
+            k = rng.randrange(n)
+            side[j], side[k] = side[k], side[j]
+        elif kind == 3:
+            left[j] = right[j] = -1
+        elif kind == 4 and j < n - 1:                   # (a leaf, mostly) made a node's parent
+            left[j], right[j] = rng.randint(j + 1, n - 1), rng.randint(j + 1, n - 1)
+        nodes, inner = tables((left, right), widths=widths, n_features=10**6)
+        assert (nodes is None) == (inner is None), (left, right)
+        seen[nodes is None] += 1
+    assert min(seen.values()) > 100         # both outcomes, often
 
 
 @pytest.mark.parametrize("what, mutate", list(node_array_mutations()), ids=[w for w, _ in node_array_mutations()])
