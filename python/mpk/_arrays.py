@@ -165,8 +165,10 @@ PICKLED_ELSEWHERE = PICKLED + "; load(..., skip_pickled=True) drops one that pre
 def text_map(value, path, sub=None):
     """A map with str (or bin) keys -> dict with str keys, key order kept.
     It is at path, or at path/sub (joined only for an error)."""
-    if type(value) is not dict or is_compact(value):
+    if type(value) is not dict or (value and is_compact(value)):
         raise FormatError(_sub(path, sub), f"expected map, got {type_name(value)}")
+    if not value:
+        return {}
     get = _KEY_CACHE.get
     names = list(map(get, value))          # every key seen before: no per-key work
     if None not in names:

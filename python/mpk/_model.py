@@ -583,8 +583,8 @@ def _remember(twins, m, fields, est):
     _twin when it is an unfitted estimator whose map names every
     parameter and no other (so building it gave no warning) and whose
     state is plain scalars."""
-    if len(twins) >= _TWINS_MAX or fields.keys() - _UNFITTED_KEYS or fields.get("xtra") \
-            or fields.get("weights") or not hasattr(est, "get_params"):
+    if fields.get("xtra") or fields.get("weights") or len(twins) >= _TWINS_MAX \
+            or fields.keys() - _UNFITTED_KEYS or not hasattr(est, "get_params"):
         return
     if not all(type(v) in _SCALARS for v in vars(est).values()):
         return
