@@ -469,6 +469,103 @@ def test_vocabularies_are_checked_while_decoding(d, want):
     assert len(vocabs) == want and (not want or vocabs[0] is obj[b"xtra"][b"vocabulary_"])
 
 
+def _vocab_bytes(entries):
+    """A model map whose vocabulary_ holds entries ((key bytes, value
+    bytes): each already packed, so that every encoding can be chosen)."""
+    n = len(entries)
+    head = bytes([0x80 | n]) if n < 16 else b"\xde" + n.to_bytes(2, "big")
+    return b"\x81\xabvocabulary_" + head + b"".join(k + v for k, v in entries)
+
+
+def _key(s, how):
+    b = s if isinstance(s, bytes) else s.encode()
+    return {"fix": bytes([0xa0 | len(b)]) + b, "str8": b"\xd9" + bytes([len(b)]) + b,
+            "str16": b"\xda" + len(b).to_bytes(2, "big") + b, "bin8": b"\xc4" + bytes([len(b)]) + b}[how]
+
+
+def _int(i, how):
+    return {"fix": lambda: bytes([i]), "u8": lambda: b"\xcc" + i.to_bytes(1, "big"),
+            "u16": lambda: b"\xcd" + i.to_bytes(2, "big"), "u32": lambda: b"\xce" + i.to_bytes(4, "big"),
+            "u64": lambda: b"\xcf" + i.to_bytes(8, "big"), "i8": lambda: b"\xd0" + i.to_bytes(1, "big", signed=True),
+            "i32": lambda: b"\xd2" + i.to_bytes(4, "big", signed=True)}[how]()
+
+
+@pytest.mark.parametrize("entries,vocab", [
+    ([(_key("a", "fix"), _int(0, "fix"))], True),
+    ([(_key("a", "str8"), _int(1, "u8")), (_key("b", "bin8"), _int(0, "u16"))], True),
+    ([(_key("x" * 31, "fix"), _int(1, "u32")), (_key("y" * 255, "str8"), _int(0, "fix"))], True),
+    ([(_key("", "fix"), _int(0, "u8")), (_key("z", "str16"), _int(1, "u64"))], True),
+    ([(_key("a", "fix"), _int(0, "i8")), (_key("b", "fix"), _int(1, "i32"))], True),    # signed encodings
+    ([(_key("é", "fix"), _int(0, "fix")), (_key(b"\xff", "bin8"), _int(1, "fix"))], False),  # not ASCII
+    ([(_key("a", "fix"), _int(1, "u32")), (_key("b", "fix"), _int(1, "u8"))], False),      # 1 twice
+    ([(_key("a", "fix"), _int(2**32 - 1, "u32")), (_key("b", "fix"), _int(0, "fix"))], False),
+    ([(_key("a", "fix"), _int(0, "fix")), (_key("a", "str8"), _int(1, "fix"))], False),   # a key twice
+    ([(_key("a", "fix"), b"\xcb" + bytes(8)), (_key("b", "fix"), _int(0, "fix"))], False),   # a float
+    ([(_key("a", "fix"), _int(0, "fix")), (b"\x07", _int(1, "fix"))], False),               # an int key
+    ([(_key("a", "fix"), _int(0, "fix")), (_key("b", "fix"), b"\x91\x01")], False),         # a list
+])
+def test_vocabulary_entries_decode_as_msgpack_does_in_any_encoding(entries, vocab, tmp_path):
+    """A vocabulary's entries (a short ASCII key and a small non-negative
+    int: _cmpk_unpack.c's vocabulary entry at hand) and those next to
+    them in any other encoding decode as msgpack does, keys as str, from
+    bytes and from a file, and the map is a vocabulary or not as its
+    values say."""
+    data = _vocab_bytes(entries)
+    want = msgpack.unpackb(data, raw=True, strict_map_key=False)[b"vocabulary_"]
+    want = {_text_or_bytes(k): v for k, v in want.items()}
+    for obj, vocabs in ((lambda r: (r[0], r[2]))(C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)),
+                        (lambda r: (r[0], r[2]))(_unpack_path(data, tmp_path))):
+        got = obj[b"vocabulary_"]
+        assert got == want and [type(k) for k in got] == [type(k) for k in want]
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+        assert (vocabs == [got]) == vocab and len(vocabs) <= 1
+
+
+def _text_or_bytes(k):
+    """A text map's key as mpk's decoder gives it: str when valid UTF-8."""
+    try:
+        return k.decode() if isinstance(k, bytes) else k
+    except UnicodeDecodeError:
+        return k
+
+
+def _unpack_path(data, tmp_path):
+    path = tmp_path / "v.mpk"
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        return C.unpack_fd(f.fileno(), _unpack.TEXT_MAPS, _unpack._ext)
+
+
+@pytest.mark.parametrize("value", ["fix", "u8", "u16", "u32"])
+def test_a_vocabulary_cut_anywhere_in_its_last_entry_is_incomplete(value, tmp_path):
+    """An input that ends inside a vocabulary's last entry (its key's
+    header, its key, its value's type byte or bytes) is incomplete input,
+    from bytes and from a file: never read past its end."""
+    data = _vocab_bytes([(_key("a", "fix"), _int(0, "fix")), (_key("bc", "str8"), _int(1, value))])
+    assert C.unpack(data, _unpack.TEXT_MAPS, _unpack._ext)[2] != []
+    for cut in range(1, 1 + 2 + 2 + len(_int(1, value))):
+        # (a numpy array's buffer ends where its bytes do: under ASan in
+        # CI, a byte read past it is an error, where bytes have a NUL)
+        exact = memoryview(np.frombuffer(data[:-cut], dtype=np.uint8).copy())
+        with pytest.raises(ValueError):
+            C.unpack(exact, _unpack.TEXT_MAPS, _unpack._ext)
+        with pytest.raises(ValueError):
+            _unpack_path(data[:-cut], tmp_path)
+
+
+def test_a_vocabulary_across_the_file_window_decodes_whole(tmp_path):
+    """A 60k-term vocabulary (1.2 MB) read through the 256 KiB window: the
+    entries cut by its end are decoded the other way, the rest at hand."""
+    rng = random.Random(3)
+    terms = [("t%06d" % i) * rng.randint(1, 3) for i in range(60_000)]
+    voc = {t: i for i, t in enumerate(terms)}
+    rng.shuffle(terms)
+    data = msgpack.packb({"vocabulary_": {t: voc[t] for t in terms}}, use_bin_type=True)
+    obj, _, vocabs, _ = _unpack_path(data, tmp_path)
+    assert obj[b"vocabulary_"] == voc and vocabs == [obj[b"vocabulary_"]]
+    assert list(obj[b"vocabulary_"]) == terms
+
+
 def test_a_key_given_twice_is_not_a_vocabulary():
     # {"a": 0, "a": 1}: two distinct indices, one entry left
     data = b"\x81\xabvocabulary_\x82\xa1a\x00\xa1a\x01"
