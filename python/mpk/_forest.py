@@ -537,6 +537,8 @@ class _Template:
             v = state.get(n)
             if isinstance(v, np.ndarray) and v.dtype.kind in "biuf":
                 self.attrs.append((n, v))
+            elif type(v) is list and v and all(type(a) is np.ndarray and a.dtype.kind in "biuf" for a in v):
+                self.attrs.append((n, v))       # a multi-output classifier's classes_
             elif isinstance(v, _IMMUTABLE) and n in state:
                 self.attrs.append((n, v))
             else:
@@ -597,6 +599,7 @@ class _Template:
         base = dict(zip(self.names, self.params))
         base.update(self.attrs)
         arrays = [n for n, v in self.attrs if isinstance(v, np.ndarray)]
+        lists = [n for n, v in self.attrs if type(v) is list]
         new = cls.__new__
         for i, count, d, table in zip(range(k), nl, depth, tables):
             if trees is None:
@@ -610,6 +613,8 @@ class _Template:
             state["tree_"] = tree
             for n in arrays:
                 state[n] = state[n].copy()
+            for n in lists:
+                state[n] = [a.copy() for a in state[n]]
             est = new(cls)
             est.__dict__.update(state)
             out.append(est)

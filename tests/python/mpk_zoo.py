@@ -124,21 +124,22 @@ def _sparse_coder(X):
 def _extra_cases():
     """Common real-world shapes that _construct_instance does not build."""
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
-    from sklearn.ensemble import (GradientBoostingClassifier, HistGradientBoostingClassifier,
+    from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier, HistGradientBoostingClassifier,
                                   HistGradientBoostingRegressor, RandomForestClassifier, StackingClassifier,
                                   VotingClassifier)
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.decomposition import PCA
     from sklearn.feature_selection import SelectKBest
     from sklearn.linear_model import LogisticRegression
-    from sklearn.neighbors import KNeighborsClassifier, KernelDensity
+    from sklearn.neighbors import KernelDensity, KNeighborsClassifier, RadiusNeighborsClassifier
     from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
     from sklearn.svm import SVC
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.tree import DecisionTreeClassifier, ExtraTreeClassifier
     Xc, yc, Xr, yr = _data()
     Xtr, Xte, ytr = Xc[:N_TRAIN], Xc[N_TRAIN:], yc[:N_TRAIN]
     ystr = np.array(["ham", "spam", "eggs"])[ytr]
+    ymo = np.c_[ytr, (ytr + np.arange(len(ytr))) % 2]
     cat = np.c_[Xc[:, :3], (np.abs(Xc[:, 3]) * 3).astype(int) % 4].astype(float)
     cat_te = cat[N_TRAIN:]
 
@@ -185,6 +186,15 @@ def _extra_cases():
         "x:SparseCoder": Case(lambda: _sparse_coder(Xtr), Xte),
         "x:Pipeline-tfidf-tree": Case(lambda: Pipeline([("v", TfidfVectorizer()), ("t", DecisionTreeClassifier(random_state=0))])
                                       .fit(_docs(N_TRAIN, 0), ytr), _docs(N_TEST, 1)),
+        # two outputs of 3 and 2 classes: classes_ a list of arrays
+        "x:DecisionTree-multioutput": Case(lambda: DecisionTreeClassifier(random_state=0).fit(Xtr, ymo), Xte),
+        "x:ExtraTree-multioutput": Case(lambda: ExtraTreeClassifier(random_state=0).fit(Xtr, ymo), Xte),
+        "x:RandomForest-multioutput": Case(lambda: RandomForestClassifier(n_estimators=5, random_state=0)
+                                           .fit(Xtr, ymo), Xte),
+        "x:ExtraTrees-multioutput": Case(lambda: ExtraTreesClassifier(n_estimators=5, random_state=0)
+                                         .fit(Xtr, ymo), Xte),
+        "x:KNeighbors-multioutput": Case(lambda: KNeighborsClassifier().fit(Xtr, ymo), Xte),
+        "x:RadiusNeighbors-multioutput": Case(lambda: RadiusNeighborsClassifier(radius=10.0).fit(Xtr, ymo), Xte),
     }
 
 

@@ -48,6 +48,8 @@ def batches(monkeypatch):
     lambda: AdaBoostClassifier(n_estimators=5, random_state=5).fit(X, Y),
     lambda: RandomTreesEmbedding(n_estimators=5, random_state=6).fit(X),
     lambda: RandomForestClassifier(n_estimators=5, random_state=0).fit(X, np.array(["a", "b", "c", "d"])[Y]),
+    # two outputs of 2 and 3 classes: each tree's classes_ a list of arrays, copied per tree
+    lambda: RandomForestClassifier(n_estimators=5, random_state=7).fit(X, np.c_[Y % 2, Y]),
 ])
 def test_batched_ensembles_load_as_the_generic_way(make, batches):
     est = make()
@@ -62,6 +64,10 @@ def test_batched_ensembles_load_as_the_generic_way(make, batches):
     for t, u in zip(est.estimators_, back.estimators_):
         assert (t.tree_.apply(X.astype(np.float32)) == u.tree_.apply(X.astype(np.float32))).all()
         assert t.tree_.max_depth == u.tree_.max_depth and t.get_params() == u.get_params()
+    # each tree's arrays its own, as fitted (a list of them too)
+    arrays = [a for u in back.estimators_ for v in vars(u).values()
+              for a in (v if type(v) is list else [v]) if isinstance(a, np.ndarray)]
+    assert len({id(a) for a in arrays}) == len(arrays)
 
 
 def test_n_classes_knows_its_largest_count_and_reduces_as_an_array():
