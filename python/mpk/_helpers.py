@@ -11,6 +11,7 @@ indices, feature indices, shapes) before the object is built.
 import numpy as np
 
 from . import _forest as F
+from . import _nodes as N
 from . import _registry as R
 from . import _unpack
 from ._generic import ModelOut, join, kind_of
@@ -167,14 +168,14 @@ def tree_decode(mi):
 
 
 _IN_ORDER = tuple(range(16))     # tree_columns' places: (shape, data) of each array in turn
-_FAST_COLS = [(key.decode(), accepted) for key, (_, accepted) in F._COLS.items()]
+_FAST_COLS = [(key.decode(), accepted) for key, (_, accepted) in N._COLS.items()]
 _NDARRAY = ("ndarray", b"ndarray")
 # a Tree map as mpk writes it (tree_exact): its keys, and its types map
 _TREE_FIELDS = frozenset(("class_name", "types", "params", "xtra", "weights"))
 
 
 def _fast_enabled(dtypes):
-    return _unpack.tree_columns is not None and F._ENABLED[0] and not dtypes and F.node_layout() is not None
+    return _unpack.tree_columns is not None and F._ENABLED[0] and not dtypes and N.node_layout() is not None
 
 
 def _fast_tree(w, cols, n, max_depth, nf, ncls, nout, most):
@@ -189,11 +190,11 @@ def _fast_tree(w, cols, n, max_depth, nf, ncls, nout, most):
     caps, dts = [], []
     for name, accepted in cols:
         a = w.get(name)
-        if not F.exact_compact(a, accepted):
+        if not N.exact_compact(a, accepted):
             return None
         caps += (a[b"shape"], a[b"data"])
         dts.append(a[b"type"])
-    table = F.one_table(tuple(caps), _IN_ORDER, n, tuple(dts), (nout, most), nf)
+    table = N.one_table(tuple(caps), _IN_ORDER, n, tuple(dts), (nout, most), nf)
     if table is None:
         return None
     t = Tree(nf, ncls, nout)
@@ -214,9 +215,9 @@ def tree_exact(fields):
         return None
     p, x, w = fields["params"], fields["xtra"], fields["weights"]
     if type(p) is not dict or len(p) != 3 or type(x) is not dict or len(x) != 2 \
-            or type(w) is not dict or len(w) != len(F._COLS):
+            or type(w) is not dict or len(w) != len(N._COLS):
         return None
-    head = F.tree_head(p)
+    head = N.tree_head(p)
     n, depth = x.get(b"node_count"), x.get(b"max_depth")
     if head is None or type(n) is not int or type(depth) is not int or n < 1 or not 0 <= depth < 2**31:
         return None
@@ -224,7 +225,7 @@ def tree_exact(fields):
     return _fast_tree(w, _EXACT_COLS, n, depth, nf, ncls, nout, tail[1])
 
 
-_EXACT_COLS = [(key, accepted) for key, (_, accepted) in F._COLS.items()]
+_EXACT_COLS = [(key, accepted) for key, (_, accepted) in N._COLS.items()]
 
 
 # ----------------------------------------------------------------- HGB predictor

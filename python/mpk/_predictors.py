@@ -19,7 +19,7 @@ microseconds of per-value Python work; a 100-iteration, 3-class model has
   _bulk_compact); then
   all node tables at once by predictor_decode's rules (is_leaf,
   is_categorical, missing_go_to_left 0 or 1; an inner node's children as
-  check_tree_links wants them, see _forest._check_links; a categorical
+  check_tree_links wants them, see _nodes.check_links; a categorical
   split's bitset_idx below both bitset tables' row counts);
 * a predictor that differs from the template, and every predictor when a
   bulk check fails, is built the generic way, which names the problem.
@@ -41,6 +41,7 @@ from operator import itemgetter
 import numpy as np
 
 from . import _forest as F
+from . import _nodes as N
 from . import _unpack
 
 BITSETS = (b"binned_left_cat_bitsets", b"raw_left_cat_bitsets")
@@ -104,7 +105,7 @@ def _is_exact(m):
     if type(m) is not dict or m.keys() != _MODEL_KEYS or m[b"class_name"] != b"TreePredictor" \
             or m[b"params"] != {} or m[b"xtra"] != {} or type(m[b"weights"]) is not dict:
         return False
-    return all(map(F.exact_compact, m[b"weights"].values()))
+    return all(map(N.exact_compact, m[b"weights"].values()))
 
 
 def lock_spec(first, reread):
@@ -301,7 +302,7 @@ def _inner_nodes(nodes, nl):
     """The inner-node mask of nodes (every predictor's table, one after
     another, of nl nodes each) when every predictor's links are a tree's,
     else None: in one pass of mpk's C part over the records
-    (predictor_links), or with numpy (_forest._check_links)."""
+    (predictor_links), or with numpy (_nodes.check_links)."""
     D = nodes.dtype
     if _unpack.predictor_links is not None and all(D.fields[f][0] == _LINK_TYPES[f] for f in _LINK_TYPES):
         flags = _unpack.predictor_links(nodes, D.itemsize, tuple(D.fields[f][1] for f in _LINK_TYPES), list(nl))
@@ -312,7 +313,7 @@ def _inner_nodes(nodes, nl):
     leaf = nodes["is_leaf"].astype(bool)
     left = np.where(leaf, -1, nodes["left"].astype(np.int64))
     right = np.where(leaf, -1, nodes["right"].astype(np.int64))
-    return F._check_links(left, right, ns, offs)
+    return N.check_links(left, right, ns, offs)
 
 
 # the record fields predictor_links reads, in its order, and their types
@@ -338,7 +339,7 @@ def _bulk_compact(maps, t, itemsize, bitset):
     five keys, nd true, kind empty, type t, shape [n] or, for a bitset
     table, [k, 8] (n, k >= 0), and data of exactly that many bytes.
     Returns (the counts n or k, the datas), or None."""
-    fields = F.compact_fields(maps, t)
+    fields = N.compact_fields(maps, t)
     return None if fields is None else _bulk_rows(*fields, itemsize, bitset)
 
 

@@ -69,7 +69,9 @@ def models():
             OneHotEncoder().fit([["a", 1], ["b", 2], ["a", 3]]),
             KNeighborsClassifier(3, algorithm="kd_tree").fit(X, y),
             GaussianProcessRegressor().fit(X[:20], X[:20, 0]),
-            SVC(probability=True, random_state=0).fit(X, y)]
+            SVC(probability=True, random_state=0).fit(X, y),
+            # two outputs: classes_ a list of arrays, batched with the trees
+            RandomForestClassifier(5, max_depth=3, random_state=1).fit(X, np.c_[y, np.arange(len(y)) % 2])]
 
 
 def mutate(rnd, d):

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from mpk._forest import _COLS
+from mpk._nodes import _COLS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

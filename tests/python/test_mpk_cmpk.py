@@ -4,7 +4,7 @@ unpack must return what msgpack.unpackb(raw=True, strict_map_key=False)
 returns -- for every fixture, every prefix of one, thousands of mutated
 archives and hostile lengths -- but for the keys of maps stored under
 vocabulary_, which are str.  tree_columns must accept exactly the node tables
-that _forest._check_links (numpy) accepts and lay them out as numpy does.
+that _nodes.check_links (numpy) accepts and lay them out as numpy does.
 A load with the C part and one without give the same model."""
 
 import glob
@@ -20,6 +20,7 @@ import pytest
 
 import mpk
 from mpk import _forest as F
+from mpk import _nodes as N
 from mpk import _unpack
 from mpk_testutil import (AT, CAPPED, GOOD, KEYS, caps_of, compact, dtypes_of, node_array_mutations,
                           run_capped, tree_weights)
@@ -579,7 +580,7 @@ def columns(weights, nl, dt, tail=(1, 2), n_features=5):
     its dtype (_forest.exact_compact), then the C checks of shapes, data
     and links."""
     if not all(type(w) is dict and set(w) == set(KEYS) and all(
-            F.exact_compact(w[k], (d,)) for k, d in zip(KEYS, dt)) for w in weights):
+            N.exact_compact(w[k], (d,)) for k, d in zip(KEYS, dt)) for w in weights):
         return None
     return C.tree_columns([caps_of(w) for w in weights], AT, nl, dt, tail, n_features)
 
@@ -594,7 +595,7 @@ def tables(*pairs, widths=(8, 8, 8), n_features=5):
     cols = columns(weights, nl, dtypes_of(weights[0]), (1, 2), n_features)
     nodes = None
     if cols is not None:
-        offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
+        offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in N._COLS.values() if f)
         parts = []
         for i, n in enumerate(nl):
             buf = bytearray(b"\xff" * (n * NODE_DTYPE.itemsize + 7))
@@ -605,7 +606,7 @@ def tables(*pairs, widths=(8, 8, 8), n_features=5):
     left = np.concatenate([np.asarray(p[0]) for p in pairs])
     right = np.concatenate([np.asarray(p[1]) for p in pairs])
     ns = np.array(nl)
-    inner = F._check_links(left, right, ns, np.r_[0, np.cumsum(ns)[:-1]])
+    inner = N.check_links(left, right, ns, np.r_[0, np.cumsum(ns)[:-1]])
     return nodes, inner
 
 
@@ -683,7 +684,7 @@ def _random_tree(rng, inner):
 def test_tree_columns_agree_with_check_links_on_random_trees(widths):
     """The C link check (for int32 columns, four nodes at a time, then the
     children marked: _cmpk_tree.c's links_i32) against numpy's
-    (_forest._check_links) on random trees of 1 to 61 nodes, and on each
+    (_nodes.check_links) on random trees of 1 to 61 nodes, and on each
     with one child index changed, two swapped, an inner node made a leaf or
     a node given two children after it: both accept or both refuse."""
     rng = random.Random(7)
@@ -726,7 +727,7 @@ def test_tree_columns_take_bytearrays_as_the_decoder_gives_long_bins():
         m[b"data"] = bytearray(m[b"data"])
     got = columns(weights, [5, 5], dtypes_of(weights[0]))
     assert got == want and type(got[3][1]) is bytearray
-    offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
+    offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in N._COLS.values() if f)
     a, b = bytearray(5 * NODE_DTYPE.itemsize), bytearray(5 * NODE_DTYPE.itemsize)
     C.tree_fill(a, want, 1, offsets, NODE_DTYPE.itemsize)
     C.tree_fill(b, got, 1, offsets, NODE_DTYPE.itemsize)
@@ -822,7 +823,7 @@ def test_tree_fill_checks_what_it_is_given():
     from sklearn.tree._tree import NODE_DTYPE
     weights = [tree_weights(0, *GOOD, widths=(4, 8, 4))]
     cols = columns(weights, [5], dtypes_of(weights[0]))
-    offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in F._COLS.values() if f)
+    offsets = tuple(NODE_DTYPE.fields[f][1] for f, _ in N._COLS.values() if f)
     size = NODE_DTYPE.itemsize
     buf = bytearray(5 * size)
     assert C.tree_fill(buf, cols, 0, offsets, size) == 5

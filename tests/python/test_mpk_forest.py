@@ -22,6 +22,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import mpk
 from mpk import _forest as F
+from mpk import _nodes as N
 from mpk import _unpack
 from mpk_testutil import CAPPED, archive, count_batches, load_capped, pack, same_both_ways
 
@@ -74,7 +75,7 @@ def test_n_classes_knows_its_largest_count_and_reduces_as_an_array():
     """Tree's constructor takes np.max of n_classes: an NClasses gives its
     largest count at once, and any other reduction as a plain array."""
     from sklearn.tree._tree import Tree
-    a = F.n_classes(np.array([2, 7, 3]), 7)
+    a = N.n_classes(np.array([2, 7, 3]), 7)
     assert np.max(a) == 7 and a.max() == 7
     assert np.max(a, axis=0) == 7 and a.max(keepdims=True).tolist() == [7] and a.min() == 2
     assert a.max(initial=9) == 9 and a.dtype == np.intp
@@ -370,7 +371,7 @@ def test_check_links_on_concatenated_tables():
         right = np.concatenate([t[1] for t in tables])
         ns = np.array([len(t[0]) for t in tables])
         offs = np.r_[0, np.cumsum(ns)[:-1]]
-        return F._check_links(left, right, ns, offs)
+        return N.check_links(left, right, ns, offs)
 
     inner = run(good, single, good)
     assert inner is not None and inner.tolist() == [True, True, False, False, False, False,

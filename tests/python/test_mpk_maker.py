@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mpk import _forest as F
+from mpk import _nodes as N
 from mpk import _unpack
 from mpk_testutil import AT, GOOD, caps_of, dtypes_of, node_array_mutations, tree_weights
 
@@ -28,7 +29,7 @@ def maker(weights, tail=(1, 2), **over):
     from sklearn.tree._tree import Tree
     args = dict(at=AT, count=COUNT, depth=DEPTH, keep=KEEP, dtypes=dtypes_of(weights), tail=tail,
                 n_features=N_FEATURES, n_classes=np.full(tail[0], tail[-1], dtype=np.intp),
-                layout=F.node_layout(), tree_type=Tree, ndarray=np.ndarray, f8=np.dtype("<f8"),
+                layout=N.node_layout(), tree_type=Tree, ndarray=np.ndarray, f8=np.dtype("<f8"),
                 prebuilt=F.Prebuilt)
     args.update(over)
     return C.TreeMaker(*args.values())
@@ -48,7 +49,7 @@ def table_of(weights, n):
     cols = C.tree_columns([caps_of(weights)], AT, [n], dtypes_of(weights), (1, 2), N_FEATURES)
     if cols is None:
         return None
-    dtype, offsets, size = F.node_layout()
+    dtype, offsets, size = N.node_layout()
     buf = bytearray(n * size)
     C.tree_fill(buf, cols, 0, offsets, size)
     return np.frombuffer(bytes(buf), dtype=NODE_DTYPE)
@@ -191,7 +192,7 @@ def test_a_failure_while_building_is_an_exception_not_a_crash():
         def __init__(self, *args):
             pass
 
-    bad_nodes = ("no such dtype",) + F.node_layout()[1:]
+    bad_nodes = ("no such dtype",) + N.node_layout()[1:]
     for over, exc in ((dict(f8="no such dtype"), TypeError), (dict(layout=bad_nodes), TypeError),
                       (dict(ndarray=None), TypeError), (dict(tree_type=tree_type), Refused),
                       (dict(tree_type=NoSetstate), AttributeError), (dict(prebuilt=None), TypeError)):

@@ -283,7 +283,7 @@ def test_a_bad_feature_index_is_found_in_any_piece(where):
 @pytest.mark.skipif(_unpack.predictor_links is None, reason="mpk's C part is not built")
 def test_the_c_link_check_is_the_numpy_one():
     """_inner_nodes: mpk's C part (predictor_links) and numpy
-    (_forest._check_links) give the same mask, or both None, for every
+    (_nodes.check_links) give the same mask, or both None, for every
     predictor table of a model joined, changed at random in is_leaf, left
     and right (out of range, backwards, twice a child, a leaf made inner
     and the reverse, values past 1)."""
