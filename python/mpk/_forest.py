@@ -484,7 +484,6 @@ class _Template:
         self.n_outputs = tree.n_outputs
         self.max_classes = int(tree.max_n_classes)
         self.counts = tree.n_classes.tolist()
-        self.n_classes = n_classes(self.counts, self.max_classes)
         return self
 
     def build(self, caps, layout, trees=None):
@@ -527,7 +526,8 @@ class _Template:
             if tables is None:
                 return None
         out = []
-        cls, nf, ncls, nout = self.cls, self.n_features, self.n_classes, self.n_outputs
+        cls, nf, nout = self.cls, self.n_features, self.n_outputs
+        ncls = n_classes(self.counts, self.max_classes) if trees is None else None
         # an estimator's state: its parameters (a tree class's __init__ only
         # stores them: cls(**params) is cls.__new__ plus these, as pickle
         # builds it) and the template's fitted attributes, tree_ its own
@@ -551,7 +551,7 @@ class _Template:
             for n in lists:
                 state[n] = [a.copy() for a in state[n]]
             est = new(cls)
-            est.__dict__.update(state)
+            est.__dict__ = state
             out.append(est)
         return out
 
