@@ -67,6 +67,12 @@ def check(cname, est, attrs, path):
     elif isinstance(ests, list):
         feats = attrs.get("estimators_features_")
         at = _at(path, "weights", "estimators_")
+        if not isinstance(feats, list) and nf is not None:     # a forest: every tree's features the model's
+            for i, e in enumerate(ests):
+                t = getattr(e, "tree_", None)
+                if t is not None and t.n_features != nf:
+                    _tree_of(e, at, i, nf, "estimator")     # (raises, naming it)
+            ests = ()
         for i, e in enumerate(ests):
             if getattr(e, "tree_", None) is None:
                 continue

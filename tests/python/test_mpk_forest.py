@@ -253,6 +253,18 @@ def test_bad_links_in_the_first_tree_are_refused_naming_it(left, right, first_tr
     assert first_trees == ([None] if _unpack.ACCELERATED else [])
 
 
+@pytest.mark.parametrize("i", [0, 3])
+def test_a_tree_of_other_features_than_its_forest_is_refused_naming_it(i):
+    """A tree consistent in itself (its estimator's n_features_in_ and its
+    Tree's n_features both 6) in a forest of 5 features: refused, naming
+    the tree, batched or not."""
+    m = archive(_rf())
+    m["weights"]["estimators_"][i]["xtra"]["n_features_in_"] = 6
+    _tree(m, i)["params"]["n_features"] = 6
+    kind, msg, _ = same_both_ways(m)
+    assert kind == "refused" and msg.startswith(f"weights/estimators_/{i}: tree has 6 features, expected 5"), msg
+
+
 def test_child_index_that_wraps_in_32_bits_is_refused():
     """An int64 child index that is a small number modulo 2**32 (so it would
     pass if the check cast the column to int32 first) is refused."""
