@@ -67,23 +67,19 @@ def check(cname, est, attrs, path):
     elif isinstance(ests, list):
         feats = attrs.get("estimators_features_")
         at = _at(path, "weights", "estimators_")
-        if not isinstance(feats, list) and nf is not None:     # a forest: every tree's features the model's
-            for i, e in enumerate(ests):
-                t = getattr(e, "tree_", None)
-                if t is not None and t.n_features != nf:
-                    _tree_of(e, at, i, nf, "estimator")     # (raises, naming it)
-            ests = ()
         for i, e in enumerate(ests):
-            if getattr(e, "tree_", None) is None:
+            t = getattr(e, "tree_", None)
+            if t is None:
                 continue
-            want = nf
-            if isinstance(feats, list) and i < len(feats):
-                f = feats[i]
-                if not isinstance(f, np.ndarray) or f.dtype.kind not in "iu" or (nf is not None and f.size and (
-                        f.min() < 0 or f.max() >= nf)):
-                    raise FormatError(_at(path, "xtra", f"estimators_features_/{i}"), "bad feature indices")
-                want = f.shape[0]
-            _tree_of(e, at, i, want, "estimator")
+            if not isinstance(feats, list) or i >= len(feats):     # the model's features (a forest)
+                if nf is not None and t.n_features != nf:
+                    _tree_of(e, at, i, nf, "estimator")     # (raises, naming it)
+                continue
+            f = feats[i]
+            if not isinstance(f, np.ndarray) or f.dtype.kind not in "iu" or (nf is not None and f.size and (
+                    f.min() < 0 or f.max() >= nf)):
+                raise FormatError(_at(path, "xtra", f"estimators_features_/{i}"), "bad feature indices")
+            _tree_of(e, at, i, f.shape[0], "estimator")
     if cname.startswith("HistGradientBoosting") and "_predictors" in attrs:
         _check_hgb(attrs, path, nf)
     if cname in _SVM and "support_vectors_" in attrs:

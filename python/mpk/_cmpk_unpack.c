@@ -246,6 +246,15 @@ static int is_ascii(const unsigned char *p, Py_ssize_t n)
 	return any < 0x80;
 }
 
+/* The str of n ASCII bytes at p (no decoding to do). */
+static PyObject *ascii_str(const unsigned char *p, Py_ssize_t n)
+{
+	PyObject *s = PyUnicode_New(n, 127);
+	if (s)
+		memcpy(PyUnicode_DATA(s), p, (size_t)n);
+	return s;
+}
+
 /* A key of a text map: str or bin as str when valid UTF-8, else as usual. */
 static PyObject *take_text_key(struct dec *d)
 {
@@ -270,13 +279,10 @@ static PyObject *take_text_key(struct dec *d)
 		return NULL;
 	/* dec_need() may have moved the window: d->p is read only now */
 	const unsigned char *p = raw ? (const unsigned char *)PyBytes_AS_STRING(raw) : d->p;
-	if (is_ascii(p, n)) { /* most terms: no decoding to do */
-		s = PyUnicode_New(n, 127);
-		if (s)
-			memcpy(PyUnicode_DATA(s), p, (size_t)n);
-	} else {
+	if (is_ascii(p, n)) /* most terms */
+		s = ascii_str(p, n);
+	else
 		s = PyUnicode_DecodeUTF8((const char *)p, n, NULL);
-	}
 	if (s || !PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
 		if (!raw)
 			d->p += n;
@@ -305,6 +311,16 @@ PyObject *dec_text_map(struct dec *d)
 	return n < 0 ? NULL : dec_container(d, n, TEXT_MAP);
 }
 
+/* Is i an index of a vocabulary of n entries not seen before (seen: n
+ * bits)? Then seen. */
+static int vocab_index(uint64_t i, Py_ssize_t n, unsigned char *seen)
+{
+	if (i >= (uint64_t)n || seen[i / 8] & 1 << i % 8)
+		return 0;
+	seen[i / 8] |= (unsigned char)(1 << i % 8);
+	return 1;
+}
+
 /* Does entry (k, v) of a text map of n entries keep it a vocabulary: a str
  * key, an int value in [0, n) not seen before (seen: n bits)? */
 static int vocab_entry(PyObject *k, PyObject *v, Py_ssize_t n, unsigned char *seen)
@@ -316,10 +332,7 @@ static int vocab_entry(PyObject *k, PyObject *v, Py_ssize_t n, unsigned char *se
 		PyErr_Clear(); /* beyond 64 bits: not an index */
 		return 0;
 	}
-	if (i < 0 || i >= n || seen[i / 8] & 1 << i % 8)
-		return 0;
-	seen[i / 8] |= (unsigned char)(1 << i % 8);
-	return 1;
+	return i >= 0 && vocab_index((uint64_t)i, n, seen);
 }
 
 /* The next entry of a text map when it is a vocabulary's, at hand: a key
@@ -351,19 +364,14 @@ static int vocab_entry_at_hand(struct dec *d, PyObject *map, Py_ssize_t n, unsig
 	uint64_t i = vw ? be(vp + 1, vw) : vp[0];
 	if (i > LONG_MAX)
 		return 0; /* (a 32-bit long) */
-	PyObject *k = PyUnicode_New(kn, 127), *v = k ? PyLong_FromLong((long)i) : NULL;
-	if (k)
-		memcpy(PyUnicode_DATA(k), kp, (size_t)kn);
+	PyObject *k = ascii_str(kp, kn), *v = k ? PyLong_FromLong((long)i) : NULL;
 	int r = v ? PyDict_SetItem(map, k, v) : -1;
 	Py_XDECREF(k);
 	Py_XDECREF(v);
 	if (r < 0)
 		return -1;
 	d->p = vp + 1 + vw;
-	if (*vocab && (i >= (uint64_t)n || seen[i / 8] & 1 << i % 8))
-		*vocab = 0;
-	else if (*vocab)
-		seen[i / 8] |= (unsigned char)(1 << i % 8);
+	*vocab = *vocab && vocab_index(i, n, seen);
 	return 1;
 }
 

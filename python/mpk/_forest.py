@@ -226,10 +226,6 @@ def lockstep_hook(reread):
     return hook
 
 
-# a Tree map's types as mpk writes them: the arrays tagged, nothing else
-TREE_TYPES = dict.fromkeys([b"n_classes", *_COLS], b"ndarray")
-
-
 def first_tree(first, pattern, each):
     """The first tree's Tree, made by each() (the TreeMaker, as for the
     later trees: 12 us, where the generic way's tree_exact took 35) when
@@ -239,7 +235,7 @@ def first_tree(first, pattern, each):
     its types and no other param; else None, and the generic way builds
     it."""
     t = first[b"weights"][b"tree_"]
-    if t[b"class_name"] != b"Tree" or t[b"types"] != TREE_TYPES or len(t[b"params"]) != 3:
+    if t[b"class_name"] != b"Tree" or t[b"types"] != N.TREE_TYPES or len(t[b"params"]) != 3:
         return None
     caps = _unpack.holes(first, pattern, HOLE)
     made = each(caps) if caps is not None else None

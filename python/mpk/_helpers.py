@@ -211,7 +211,7 @@ def tree_exact(fields):
     and _fast_tree builds its table.  Returns the Tree, or None: then
     tree_decode decodes the map and names any problem (what this accepts,
     it accepts and builds the same)."""
-    if fields.keys() != _TREE_FIELDS or fields["types"] != F.TREE_TYPES or not _fast_enabled(None):
+    if fields.keys() != _TREE_FIELDS or fields["types"] != N.TREE_TYPES or not _fast_enabled(None):
         return None
     p, x, w = fields["params"], fields["xtra"], fields["weights"]
     if type(p) is not dict or len(p) != 3 or type(x) is not dict or len(x) != 2 \

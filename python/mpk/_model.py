@@ -588,9 +588,8 @@ def _remember(twins, m, fields, est):
         return
     if not all(type(v) in _SCALARS for v in vars(est).values()):
         return
-    names = fields.get("params")
-    if type(names) is dict and len(names) == len(_param_names(type(est))) \
-            and set(key_text(k, "") for k in names) == _param_names(type(est)):
+    given, names = fields.get("params"), _param_names(type(est))
+    if type(given) is dict and len(given) == len(names) and set(key_text(k, "") for k in given) == names:
         twins.append((m, est))
 
 

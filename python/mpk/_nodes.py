@@ -22,6 +22,8 @@ _COLS = {b"children_left": ("left_child", _INT), b"children_right": ("right_chil
          b"feature": ("feature", _INT), b"threshold": ("threshold", _FLOAT),
          b"impurity": ("impurity", _FLOAT), b"n_node_samples": ("n_node_samples", _INT),
          b"weighted_n_node_samples": ("weighted_n_node_samples", _FLOAT), b"value": (None, _FLOAT)}
+# a Tree map's types as mpk writes them: the arrays tagged, nothing else
+TREE_TYPES = dict.fromkeys([b"n_classes", *_COLS], b"ndarray")
 _COMPACT = itemgetter(b"nd", b"kind", b"type", b"shape", b"data")
 _F8 = np.dtype("<f8")
 TAIL_MAX = 2**20        # value's trailing sizes the C part lays out (_cmpk.h)
