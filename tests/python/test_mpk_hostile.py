@@ -829,3 +829,23 @@ def test_bool_array_with_bytes_other_than_0_and_1_refused():
     refuse(m, path + "/data: ", "a bool holds a byte other than 0 or 1")
     a[b"data"] = bytes([1]) + a[b"data"][1:]      # 0 and 1 are bools
     mpk.loads(msgpack.packb(m, use_bin_type=True))
+
+
+@pytest.mark.parametrize("make", ["forest", "knn"])
+def test_multi_output_classes_that_do_not_match_the_model_never_crash(make):
+    """A multi-output classifier whose first output's class array is cut
+    to one class (its trees or its neighbours' labels still index two or
+    three): loading it is as mpk's checks say, and predicting raises a
+    Python error, never reads outside the array."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    Xm = np.random.RandomState(0).rand(60, 4)
+    Ym = np.c_[np.arange(60) % 3, np.arange(60) % 2]
+    est = (RandomForestClassifier(5, max_depth=3, random_state=0) if make == "forest"
+           else KNeighborsClassifier()).fit(Xm, Ym)
+    m = archive(est)
+    c = m["weights"]["classes_"][0]
+    c[b"shape"], c[b"data"] = [1], c[b"data"][:8]
+    back = mpk.loads(msgpack.packb(m, use_bin_type=True))
+    with pytest.raises(IndexError):
+        back.predict(Xm[:5])
